@@ -1,0 +1,544 @@
+//! Per-guild attribution: observations in, decisions out. No clock, no I/O: the caller passes
+//! `now`, so tests replay any history exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::matching::{self, Group};
+use crate::model::{
+    Decision, InviteInfo, Millis, Observation, SnapshotFailure, Target, UnknownReason, UserId,
+    Verdict, VanityInfo,
+};
+
+/// Timing assumptions. They bound how long a join waits for evidence and how wide the window of
+/// each unit of evidence is; too small ones risk wrong credit, too large ones lose recall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Difference allowed between Discord's `joined_at` and the moment its invite counter moves,
+    /// plus the clock difference between Discord and ingest.
+    pub clock_skew_ms: Millis,
+    /// Longest time between a join and ingest observing its GUILD_MEMBER_ADD.
+    pub gateway_lag_ms: Millis,
+    /// A join still undecided after this long is given up as unknown.
+    pub max_pending_ms: Millis,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_ms: 250,
+            gateway_lag_ms: 2_000,
+            max_pending_ms: 120_000,
+        }
+    }
+}
+
+/// How long a vanished code is remembered so a late INVITE_CREATE cannot bring it back.
+const GONE_MEMORY_MS: Millis = 3_600_000;
+
+/// The attribution state of one guild. Serializable so a worker can persist it beside the
+/// decisions it produced and pick it up again after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildAttribution {
+    invites: BTreeMap<String, TrackedInvite>,
+    vanity: Option<TrackedVanity>,
+    /// `received_at` of the first complete snapshot: joins before it have no baseline.
+    baseline_at: Option<Millis>,
+    last_requested_at: Option<Millis>,
+    missing_permissions: bool,
+    /// Joins up to this time were decided without their evidence; evidence whose window reaches
+    /// back to them must not be spent on other joins.
+    tainted_until: Option<Millis>,
+    pending: Vec<PendingJoin>,
+    units: Vec<Unit>,
+    gone: BTreeMap<String, Millis>,
+    now: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TrackedInvite {
+    info: InviteInfo,
+    /// `requested_at` of the snapshot that last showed it; `None` when known only from
+    /// INVITE_CREATE (its uses were 0 at `info.created_at`).
+    read_at: Option<Millis>,
+}
+
+impl TrackedInvite {
+    /// Uses not yet seen happened after this time.
+    fn evidence_from(&self) -> Millis {
+        self.read_at.unwrap_or(self.info.created_at)
+    }
+
+    fn target(&self) -> Target {
+        Target::Invite {
+            code: self.info.code.clone(),
+            inviter_id: self.info.inviter_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TrackedVanity {
+    code: Option<String>,
+    uses: u64,
+    read_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingJoin {
+    user_id: UserId,
+    joined_at: Millis,
+}
+
+/// One certain use of a counter, made by some join between `from` and `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Unit {
+    target: Target,
+    from: Millis,
+    to: Millis,
+}
+
+impl GuildAttribution {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Joins still waiting for evidence.
+    #[must_use]
+    pub fn pending_joins(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether `tick` may still produce decisions.
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.units.is_empty()
+    }
+
+    /// The last time the guild's invites were read, if ever.
+    #[must_use]
+    pub fn last_snapshot_at(&self) -> Option<Millis> {
+        self.last_requested_at
+    }
+
+    /// Whether the last snapshot failed for lack of MANAGE_GUILD.
+    #[must_use]
+    pub fn missing_permissions(&self) -> bool {
+        self.missing_permissions
+    }
+
+    /// Applies one observation and returns the joins it allowed to decide.
+    pub fn observe(&mut self, config: &EngineConfig, observation: Observation, now: Millis) -> Vec<Decision> {
+        self.now = self.now.max(now);
+        let mut decisions = Vec::new();
+        match observation {
+            Observation::MemberJoined { user_id, joined_at } => {
+                if !self.pending.iter().any(|p| p.user_id == user_id) {
+                    self.pending.push(PendingJoin { user_id, joined_at });
+                }
+            }
+            Observation::InviteCreated { invite } => self.invite_created(invite),
+            Observation::InviteDeleted { code } => self.invite_deleted(config, &code),
+            Observation::Snapshot {
+                requested_at,
+                received_at,
+                invites,
+                vanity,
+            } => self.snapshot(config, requested_at, received_at, invites, vanity, &mut decisions),
+            Observation::SnapshotFailed {
+                requested_at,
+                failure,
+            } => self.snapshot_failed(config, requested_at, failure, &mut decisions),
+        }
+        self.resolve(config, &mut decisions);
+        decisions
+    }
+
+    /// Lets time pass: decides joins whose evidence can no longer change.
+    pub fn tick(&mut self, config: &EngineConfig, now: Millis) -> Vec<Decision> {
+        self.now = self.now.max(now);
+        let mut decisions = Vec::new();
+        self.resolve(config, &mut decisions);
+        decisions
+    }
+
+    fn invite_created(&mut self, invite: InviteInfo) {
+        // A late INVITE_CREATE must not reset what a snapshot already showed, nor revive a code
+        // a snapshot showed gone.
+        if self.invites.contains_key(&invite.code) || self.gone.contains_key(&invite.code) {
+            return;
+        }
+        let info = InviteInfo { uses: 0, ..invite };
+        self.invites.insert(info.code.clone(), TrackedInvite { info, read_at: None });
+    }
+
+    fn invite_deleted(&mut self, config: &EngineConfig, code: &str) {
+        let Some(invite) = self.invites.remove(code) else {
+            return;
+        };
+        self.gone.insert(code.to_owned(), self.now);
+        if consumed_last_use(&invite, self.now + config.clock_skew_ms) {
+            self.add_unit(invite.target(), invite.evidence_from(), self.now);
+        }
+    }
+
+    fn snapshot(
+        &mut self,
+        config: &EngineConfig,
+        requested_at: Millis,
+        received_at: Millis,
+        invites: Vec<InviteInfo>,
+        vanity: Option<VanityInfo>,
+        decisions: &mut Vec<Decision>,
+    ) {
+        self.missing_permissions = false;
+        let previous_request = self.last_requested_at;
+        self.last_requested_at = Some(previous_request.map_or(requested_at, |p| p.max(requested_at)));
+        self.gone.retain(|_, at| *at + GONE_MEMORY_MS > received_at);
+
+        let Some(previous_request) = previous_request.filter(|_| self.baseline_at.is_some()) else {
+            // First complete view of the guild: everything is baseline.
+            self.baseline_at = Some(received_at);
+            self.invites = invites
+                .into_iter()
+                .map(|info| (info.code.clone(), TrackedInvite { info, read_at: Some(requested_at) }))
+                .collect();
+            self.vanity = vanity.map(|v| TrackedVanity { code: v.code, uses: v.uses, read_at: requested_at });
+            self.decide_before_baseline(config, decisions);
+            return;
+        };
+
+        let mut seen = BTreeSet::new();
+        for info in invites {
+            seen.insert(info.code.clone());
+            match self.invites.get_mut(&info.code) {
+                Some(tracked) => {
+                    let from = tracked.evidence_from();
+                    let gained = info.uses.saturating_sub(tracked.info.uses);
+                    tracked.info = info;
+                    tracked.read_at = Some(requested_at);
+                    let target = tracked.target();
+                    for _ in 0..gained {
+                        self.add_unit(target.clone(), from, received_at);
+                    }
+                }
+                None => {
+                    // Created after the previous snapshot was requested: it started at 0 uses.
+                    let fresh = !self.gone.contains_key(&info.code)
+                        && info.created_at >= previous_request - config.clock_skew_ms;
+                    let tracked = TrackedInvite { info, read_at: Some(requested_at) };
+                    if fresh {
+                        let target = tracked.target();
+                        for _ in 0..tracked.info.uses {
+                            self.add_unit(target.clone(), tracked.info.created_at, received_at);
+                        }
+                    }
+                    self.invites.insert(tracked.info.code.clone(), tracked);
+                }
+            }
+        }
+
+        let vanished: Vec<String> = self
+            .invites
+            .iter()
+            .filter(|(code, t)| {
+                !seen.contains(*code)
+                    // Known only from INVITE_CREATE and perhaps created after this answer was
+                    // produced: its absence proves nothing yet.
+                    && !(t.read_at.is_none() && t.info.created_at > requested_at - config.clock_skew_ms)
+            })
+            .map(|(code, _)| code.clone())
+            .collect();
+        for code in vanished {
+            if let Some(invite) = self.invites.remove(&code) {
+                self.gone.insert(code, received_at);
+                if consumed_last_use(&invite, received_at + config.clock_skew_ms) {
+                    self.add_unit(invite.target(), invite.evidence_from(), received_at);
+                }
+            }
+        }
+
+        if let Some(v) = vanity {
+            if let Some(previous) = &self.vanity {
+                if let (Some(code), true) = (&v.code, previous.code == v.code) {
+                    let target = Target::Vanity { code: code.clone() };
+                    let from = previous.read_at;
+                    for _ in 0..v.uses.saturating_sub(previous.uses) {
+                        self.add_unit(target.clone(), from, received_at);
+                    }
+                }
+            }
+            self.vanity = Some(TrackedVanity { code: v.code, uses: v.uses, read_at: requested_at });
+        }
+    }
+
+    fn snapshot_failed(
+        &mut self,
+        config: &EngineConfig,
+        requested_at: Millis,
+        failure: SnapshotFailure,
+        decisions: &mut Vec<Decision>,
+    ) {
+        if failure != SnapshotFailure::MissingPermissions {
+            // Transient: the next snapshot will show the same counters.
+            return;
+        }
+        self.missing_permissions = true;
+        // Joins this request should have covered cannot be explained until permissions return,
+        // which may take days: decide them now.
+        let (hopeless, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|j| j.joined_at + config.clock_skew_ms <= requested_at);
+        self.pending = keep;
+        self.give_up(config, hopeless, UnknownReason::MissingPermissions, decisions);
+    }
+
+    fn decide_before_baseline(&mut self, config: &EngineConfig, decisions: &mut Vec<Decision>) {
+        let Some(baseline_at) = self.baseline_at else {
+            return;
+        };
+        let (hopeless, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|j| j.joined_at <= baseline_at + config.clock_skew_ms);
+        self.pending = keep;
+        self.give_up(config, hopeless, UnknownReason::NoSnapshot, decisions);
+    }
+
+    /// Decides joins as unknown without their evidence, and makes sure that evidence (already
+    /// seen or still to come) is never spent on another join.
+    fn give_up(
+        &mut self,
+        config: &EngineConfig,
+        joins: Vec<PendingJoin>,
+        reason: UnknownReason,
+        decisions: &mut Vec<Decision>,
+    ) {
+        for join in joins {
+            let reach = join.joined_at + config.clock_skew_ms;
+            self.tainted_until = Some(self.tainted_until.map_or(reach, |t| t.max(reach)));
+            self.units.retain(|u| !unit_admits(config, u, join.joined_at));
+            decisions.push(Decision {
+                user_id: join.user_id,
+                joined_at: join.joined_at,
+                verdict: Verdict::Unknown { reason },
+            });
+        }
+    }
+
+    fn add_unit(&mut self, target: Target, from: Millis, to: Millis) {
+        if self.tainted_until.is_some_and(|t| from <= t) {
+            return;
+        }
+        self.units.push(Unit { target, from, to });
+    }
+
+    /// The earliest `from` any unit found in the future can have.
+    fn future_evidence_floor(&self, config: &EngineConfig) -> Millis {
+        let mut floor = self.last_requested_at.unwrap_or(Millis::MIN) - config.clock_skew_ms;
+        for invite in self.invites.values() {
+            floor = floor.min(invite.evidence_from());
+        }
+        if let Some(v) = &self.vanity {
+            floor = floor.min(v.read_at);
+        }
+        floor
+    }
+
+    fn resolve(&mut self, config: &EngineConfig, decisions: &mut Vec<Decision>) {
+        if self.pending.is_empty() && self.units.is_empty() {
+            return;
+        }
+        let now = self.now;
+        if self.baseline_at.is_none() {
+            let expired: Vec<PendingJoin> = self
+                .pending
+                .iter()
+                .filter(|j| j.joined_at + config.max_pending_ms <= now)
+                .cloned()
+                .collect();
+            self.pending.retain(|j| j.joined_at + config.max_pending_ms > now);
+            let reason = if self.missing_permissions {
+                UnknownReason::MissingPermissions
+            } else {
+                UnknownReason::NoSnapshot
+            };
+            self.give_up(config, expired, reason, decisions);
+            return;
+        }
+
+        let floor = self.future_evidence_floor(config);
+        let components = self.components(config);
+        let mut decided_joins = BTreeSet::new();
+        let mut spent_units = BTreeSet::new();
+        let mut expired = Vec::new();
+        for (joins, units) in components {
+            let joins_settled = joins
+                .iter()
+                .all(|&j| self.pending[j].joined_at + config.clock_skew_ms < floor);
+            let units_closed = units
+                .iter()
+                .all(|&u| self.units[u].to + config.clock_skew_ms + config.gateway_lag_ms < now);
+            if joins_settled && units_closed {
+                decisions.extend(self.decide_component(config, &joins, &units));
+                decided_joins.extend(joins);
+                spent_units.extend(units);
+            } else {
+                expired.extend(
+                    joins
+                        .into_iter()
+                        .filter(|&j| self.pending[j].joined_at + config.max_pending_ms <= now),
+                );
+            }
+        }
+        let mut index = 0;
+        self.units.retain(|_| {
+            index += 1;
+            !spent_units.contains(&(index - 1))
+        });
+        let expired_joins: Vec<PendingJoin> = expired.iter().map(|&j| self.pending[j].clone()).collect();
+        let mut index = 0;
+        self.pending.retain(|_| {
+            index += 1;
+            let i = index - 1;
+            !decided_joins.contains(&i) && !expired.contains(&i)
+        });
+        self.give_up(config, expired_joins, UnknownReason::NoSnapshot, decisions);
+        decisions.sort_by_key(|d| (d.joined_at, d.user_id));
+    }
+
+    /// Groups joins and units that could explain each other, directly or through others.
+    fn components(&self, config: &EngineConfig) -> Vec<(Vec<usize>, Vec<usize>)> {
+        let joins = self.pending.len();
+        let mut parent: Vec<usize> = (0..joins + self.units.len()).collect();
+        fn find(parent: &mut [usize], mut x: usize) -> usize {
+            while parent[x] != x {
+                parent[x] = parent[parent[x]];
+                x = parent[x];
+            }
+            x
+        }
+        for (u, unit) in self.units.iter().enumerate() {
+            for (j, join) in self.pending.iter().enumerate() {
+                if unit_admits(config, unit, join.joined_at) {
+                    let (a, b) = (find(&mut parent, j), find(&mut parent, joins + u));
+                    parent[a] = b;
+                }
+            }
+        }
+        let mut groups: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        for node in 0..parent.len() {
+            let root = find(&mut parent, node);
+            let entry = groups.entry(root).or_default();
+            if node < joins {
+                entry.0.push(node);
+            } else {
+                entry.1.push(node - joins);
+            }
+        }
+        groups.into_values().collect()
+    }
+
+    fn decide_component(&self, config: &EngineConfig, joins: &[usize], units: &[usize]) -> Vec<Decision> {
+        let mut targets: Vec<Target> = Vec::new();
+        let mut unit_targets = Vec::with_capacity(units.len());
+        for &u in units {
+            let target = &self.units[u].target;
+            let index = targets.iter().position(|t| t == target).unwrap_or_else(|| {
+                targets.push(target.clone());
+                targets.len() - 1
+            });
+            unit_targets.push(index);
+        }
+        let unit_joins: Vec<Vec<usize>> = units
+            .iter()
+            .map(|&u| {
+                joins
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, j)| unit_admits(config, &self.units[u], self.pending[**j].joined_at))
+                    .map(|(local, _)| local)
+                    .collect()
+            })
+            .collect();
+        let group = Group {
+            joins: joins.len(),
+            unit_targets,
+            unit_joins,
+        };
+        let evidence = matching::analyse(&group);
+        joins
+            .iter()
+            .enumerate()
+            .map(|(local, &j)| {
+                let join = &self.pending[j];
+                let verdict = match &evidence {
+                    Some(evidence) => verdict_from(&evidence[local], &targets),
+                    // No explanation fits every unit: some join was never seen. Credit nobody.
+                    None => {
+                        let candidates: BTreeSet<String> = group
+                            .unit_joins
+                            .iter()
+                            .zip(&group.unit_targets)
+                            .filter(|(js, _)| js.contains(&local))
+                            .map(|(_, t)| targets[*t].code().to_owned())
+                            .collect();
+                        if candidates.is_empty() {
+                            Verdict::Unknown { reason: UnknownReason::Untracked }
+                        } else {
+                            Verdict::Ambiguous {
+                                candidates: candidates.into_iter().collect(),
+                                inviter_id: None,
+                            }
+                        }
+                    }
+                };
+                Decision {
+                    user_id: join.user_id,
+                    joined_at: join.joined_at,
+                    verdict,
+                }
+            })
+            .collect()
+    }
+}
+
+fn verdict_from(evidence: &matching::JoinEvidence, targets: &[Target]) -> Verdict {
+    let possible: Vec<&Target> = evidence.possible_targets.iter().map(|&t| &targets[t]).collect();
+    match possible.as_slice() {
+        [] => Verdict::Unknown { reason: UnknownReason::Untracked },
+        [only] if !evidence.may_be_untracked => match only {
+            Target::Invite { code, inviter_id } => Verdict::Invite {
+                code: code.clone(),
+                inviter_id: *inviter_id,
+            },
+            Target::Vanity { code } => Verdict::Vanity { code: code.clone() },
+        },
+        several => {
+            let first_inviter = several[0].inviter_id();
+            let one_inviter = !evidence.may_be_untracked
+                && first_inviter.is_some()
+                && several.iter().all(|t| t.inviter_id() == first_inviter);
+            let mut candidates: Vec<String> = several.iter().map(|t| t.code().to_owned()).collect();
+            candidates.sort();
+            candidates.dedup();
+            Verdict::Ambiguous {
+                candidates,
+                inviter_id: if one_inviter { first_inviter } else { None },
+            }
+        }
+    }
+}
+
+/// Could a join at `joined_at` have made this use?
+fn unit_admits(config: &EngineConfig, unit: &Unit, joined_at: Millis) -> bool {
+    unit.from - config.clock_skew_ms <= joined_at && joined_at <= unit.to + config.clock_skew_ms
+}
+
+/// An invite that disappeared when exactly one use was left, and had not expired, used it up.
+fn consumed_last_use(invite: &TrackedInvite, latest: Millis) -> bool {
+    let info = &invite.info;
+    let expired = info.expires_at.is_some_and(|e| e <= latest);
+    info.max_uses > 0 && info.uses + 1 == info.max_uses && !expired
+}

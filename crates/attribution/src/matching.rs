@@ -1,0 +1,232 @@
+//! What every consistent explanation of a group of joins agrees on.
+//!
+//! A group is a set of joins and a set of *units*: each unit is one use that a counter certainly
+//! gained (an invite's `uses` went up by one, an invite vanished at its last use, the vanity
+//! counter moved). A unit can be explained by a join whose time falls inside the unit's window.
+//! A consistent explanation assigns every unit to a distinct join; joins left over came through
+//! no counter we can see. The engine may credit a join only with what *every* consistent
+//! explanation gives it.
+//!
+//! With one maximum matching in hand, each question below is answered by one augmenting-path
+//! search, so a raid of hundreds of joins stays cheap.
+
+use std::collections::BTreeSet;
+
+/// Joins `0..joins`, units `0..unit_targets.len()`, edges unit -> joins that may explain it.
+pub(crate) struct Group {
+    pub joins: usize,
+    pub unit_targets: Vec<usize>,
+    pub unit_joins: Vec<Vec<usize>>,
+}
+
+/// What all consistent explanations say about one join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JoinEvidence {
+    /// Some consistent explanation leaves this join unexplained.
+    pub may_be_untracked: bool,
+    /// The targets some consistent explanation gives this join.
+    pub possible_targets: BTreeSet<usize>,
+}
+
+/// Returns `None` when no consistent explanation exists (more uses than joins could explain:
+/// joins we never saw, or a clock assumption broken); the caller must then credit nobody.
+pub(crate) fn analyse(group: &Group) -> Option<Vec<JoinEvidence>> {
+    let base = Matching::maximum(group)?;
+    let mut join_units: Vec<Vec<usize>> = vec![Vec::new(); group.joins];
+    for (unit, joins) in group.unit_joins.iter().enumerate() {
+        for &join in joins {
+            join_units[join].push(unit);
+        }
+    }
+    let evidence = (0..group.joins)
+        .map(|join| {
+            let may_be_untracked = match base.unit_of_join[join] {
+                None => true,
+                Some(unit) => {
+                    let mut m = base.clone();
+                    m.unassign(unit);
+                    m.augment_without(group, unit, join)
+                }
+            };
+            let mut possible_targets = BTreeSet::new();
+            for &unit in &join_units[join] {
+                let target = group.unit_targets[unit];
+                if possible_targets.contains(&target) {
+                    continue;
+                }
+                if base.can_force(group, join, unit) {
+                    possible_targets.insert(target);
+                }
+            }
+            JoinEvidence {
+                may_be_untracked,
+                possible_targets,
+            }
+        })
+        .collect();
+    Some(evidence)
+}
+
+#[derive(Clone)]
+struct Matching {
+    join_of_unit: Vec<Option<usize>>,
+    unit_of_join: Vec<Option<usize>>,
+}
+
+impl Matching {
+    /// A matching that explains every unit, if one exists.
+    fn maximum(group: &Group) -> Option<Self> {
+        let mut m = Self {
+            join_of_unit: vec![None; group.unit_targets.len()],
+            unit_of_join: vec![None; group.joins],
+        };
+        for unit in 0..group.unit_targets.len() {
+            if !m.augment(group, unit, None) {
+                return None;
+            }
+        }
+        Some(m)
+    }
+
+    fn unassign(&mut self, unit: usize) {
+        if let Some(join) = self.join_of_unit[unit].take() {
+            self.unit_of_join[join] = None;
+        }
+    }
+
+    fn assign(&mut self, unit: usize, join: usize) {
+        self.join_of_unit[unit] = Some(join);
+        self.unit_of_join[join] = Some(unit);
+    }
+
+    /// Re-explains `unit` without ever using `banned` join.
+    fn augment_without(&mut self, group: &Group, unit: usize, banned: usize) -> bool {
+        self.augment(group, unit, Some(banned))
+    }
+
+    /// Is there a consistent explanation in which `join` explains `unit`?
+    fn can_force(&self, group: &Group, join: usize, unit: usize) -> bool {
+        if self.join_of_unit[unit] == Some(join) {
+            return true;
+        }
+        let mut m = self.clone();
+        let previous_unit = m.unit_of_join[join];
+        if let Some(previous) = previous_unit {
+            m.unassign(previous);
+        }
+        m.unassign(unit);
+        m.assign(unit, join);
+        match previous_unit {
+            None => true,
+            Some(previous) => m.augment_without(group, previous, join),
+        }
+    }
+
+    /// Kuhn's augmenting path from `unit`, iterative so that large raids cannot overflow the
+    /// stack.
+    fn augment(&mut self, group: &Group, unit: usize, banned: Option<usize>) -> bool {
+        let mut visited = vec![false; group.joins];
+        if let Some(b) = banned {
+            visited[b] = true;
+        }
+        // Stack of (unit, index of next edge to try); parent join links rebuild the path.
+        let mut stack: Vec<(usize, usize)> = vec![(unit, 0)];
+        let mut via_join: Vec<usize> = Vec::new();
+        while let Some(top) = stack.last_mut() {
+            let edges = &group.unit_joins[top.0];
+            if top.1 >= edges.len() {
+                stack.pop();
+                via_join.pop();
+                continue;
+            }
+            let join = edges[top.1];
+            top.1 += 1;
+            if visited[join] {
+                continue;
+            }
+            visited[join] = true;
+            match self.unit_of_join[join] {
+                None => {
+                    // Flip the path: every unit on the stack takes the join that led onward.
+                    via_join.push(join);
+                    for (depth, &(u, _)) in stack.iter().enumerate() {
+                        let j = via_join[depth];
+                        self.assign(u, j);
+                    }
+                    return true;
+                }
+                Some(owner) => {
+                    via_join.push(join);
+                    stack.push((owner, 0));
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(joins: usize, units: &[(usize, &[usize])]) -> Group {
+        Group {
+            joins,
+            unit_targets: units.iter().map(|(t, _)| *t).collect(),
+            unit_joins: units.iter().map(|(_, j)| j.to_vec()).collect(),
+        }
+    }
+
+    #[test]
+    fn one_join_one_unit_is_forced() {
+        let e = analyse(&group(1, &[(7, &[0])])).expect("consistent");
+        assert!(!e[0].may_be_untracked);
+        assert_eq!(e[0].possible_targets, BTreeSet::from([7]));
+    }
+
+    #[test]
+    fn two_joins_one_unit_neither_forced() {
+        let e = analyse(&group(2, &[(7, &[0, 1])])).expect("consistent");
+        for j in &e {
+            assert!(j.may_be_untracked);
+            assert_eq!(j.possible_targets, BTreeSet::from([7]));
+        }
+    }
+
+    #[test]
+    fn two_joins_two_units_swap() {
+        let e = analyse(&group(2, &[(1, &[0, 1]), (2, &[0, 1])])).expect("consistent");
+        for j in &e {
+            assert!(!j.may_be_untracked);
+            assert_eq!(j.possible_targets, BTreeSet::from([1, 2]));
+        }
+    }
+
+    #[test]
+    fn window_pins_one_join() {
+        // Unit of target 1 can only be join 0; unit of target 2 either join.
+        let e = analyse(&group(2, &[(1, &[0]), (2, &[0, 1])])).expect("consistent");
+        assert_eq!(e[0].possible_targets, BTreeSet::from([1]));
+        assert!(!e[0].may_be_untracked);
+        assert_eq!(e[1].possible_targets, BTreeSet::from([2]));
+        assert!(!e[1].may_be_untracked);
+    }
+
+    #[test]
+    fn more_units_than_joins_is_inconsistent() {
+        assert!(analyse(&group(1, &[(1, &[0]), (2, &[0])])).is_none());
+    }
+
+    #[test]
+    fn large_raid_is_fast_enough_and_symmetric() {
+        let joins = 300;
+        let all: Vec<usize> = (0..joins).collect();
+        let g = Group {
+            joins,
+            unit_targets: (0..joins).map(|i| i % 3).collect(),
+            unit_joins: (0..joins).map(|_| all.clone()).collect(),
+        };
+        let e = analyse(&g).expect("consistent");
+        assert!(e.iter().all(|j| !j.may_be_untracked && j.possible_targets.len() == 3));
+    }
+}

@@ -1,0 +1,10 @@
+//! Generates the bus messages from `proto/` with protox, so no `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto");
+    let file = format!("{proto_root}/invitrack/bus/v1/events.proto");
+    println!("cargo:rerun-if-changed={proto_root}");
+    let descriptors = protox::compile([file], [proto_root])?;
+    prost_build::Config::new().compile_fds(descriptors)?;
+    Ok(())
+}

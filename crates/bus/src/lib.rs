@@ -1,0 +1,288 @@
+#![doc = include_str!("../README.md")]
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, stream};
+use bytes::Bytes;
+use prost::Message;
+
+/// The generated bus messages.
+#[allow(clippy::all, clippy::pedantic)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/invitrack.bus.v1.rs"));
+}
+
+pub use proto::{GuildEvent, guild_event::Kind as EventKind};
+
+/// Default number of partitions guilds are spread over. Changing it re-maps guilds, so it is
+/// fixed per deployment (see the worker's README).
+pub const DEFAULT_PARTITIONS: u32 = 16;
+
+/// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
+
+/// Errors of the bus layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    #[error("invalid bus prefix {0:?}: use letters, digits, '-' and '_' only")]
+    InvalidPrefix(String),
+    #[error("partition count must be at least 1")]
+    NoPartitions,
+    #[error("could not create or update stream {stream}")]
+    Stream {
+        stream: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("could not publish to {subject}")]
+    Publish {
+        subject: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("malformed bus message: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("bus message has no event kind")]
+    EmptyEvent,
+    #[error("subject {0:?} is not a guild event subject")]
+    UnexpectedSubject(String),
+}
+
+/// Where invitrack's messages live on NATS, derived from one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusLayout {
+    prefix: String,
+    partitions: u32,
+}
+
+impl BusLayout {
+    /// # Errors
+    /// When the prefix cannot be used inside subject and stream names, or `partitions` is 0.
+    pub fn new(prefix: &str, partitions: u32) -> Result<Self, BusError> {
+        let valid = !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(BusError::InvalidPrefix(prefix.to_owned()));
+        }
+        if partitions == 0 {
+            return Err(BusError::NoPartitions);
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            partitions,
+        })
+    }
+
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    #[must_use]
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The JetStream stream holding every guild event.
+    #[must_use]
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.prefix.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// The JetStream stream holding dead letters.
+    #[must_use]
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}_DEAD", self.prefix.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// The partition a guild's events belong to: a stable mix of both ids.
+    #[must_use]
+    pub fn partition_of(&self, bot_id: u64, guild_id: u64) -> u32 {
+        // splitmix64 finaliser: snowflakes share their low bits, so mix before the modulo.
+        let mut z = guild_id ^ bot_id.rotate_left(32);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        u32::try_from(z % u64::from(self.partitions)).unwrap_or(0)
+    }
+
+    /// The subject of one guild's events.
+    #[must_use]
+    pub fn guild_subject(&self, bot_id: u64, guild_id: u64) -> String {
+        let partition = self.partition_of(bot_id, guild_id);
+        format!("{}.guild.{partition}.{bot_id}.{guild_id}", self.prefix)
+    }
+
+    /// The filter matching every guild subject.
+    #[must_use]
+    pub fn all_guilds_filter(&self) -> String {
+        format!("{}.guild.>", self.prefix)
+    }
+
+    /// The filter matching every guild of one partition.
+    #[must_use]
+    pub fn partition_filter(&self, partition: u32) -> String {
+        format!("{}.guild.{partition}.>", self.prefix)
+    }
+
+    /// Where a message that could not be applied is parked.
+    #[must_use]
+    pub fn dead_letter_subject(&self, partition: u32) -> String {
+        format!("{}.dead.{partition}", self.prefix)
+    }
+
+    /// Reads `(partition, bot_id, guild_id)` back from a guild subject.
+    ///
+    /// # Errors
+    /// When the subject is not one of this layout's guild subjects.
+    pub fn parse_guild_subject(&self, subject: &str) -> Result<(u32, u64, u64), BusError> {
+        let bad = || BusError::UnexpectedSubject(subject.to_owned());
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|s| s.strip_prefix(".guild."))
+            .ok_or_else(bad)?;
+        let mut parts = rest.split('.');
+        let (Some(p), Some(b), Some(g), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok((
+            p.parse().map_err(|_| bad())?,
+            b.parse().map_err(|_| bad())?,
+            g.parse().map_err(|_| bad())?,
+        ))
+    }
+}
+
+/// Creates the event and dead-letter streams, or updates them to this configuration.
+///
+/// Events are kept (limits retention) rather than removed on acknowledgement: each worker
+/// partition replays from the sequence it last committed in PostgreSQL, so the stream must still
+/// hold what a worker has not committed yet.
+///
+/// # Errors
+/// When JetStream refuses the stream configuration.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    layout: &BusLayout,
+    max_age: Duration,
+) -> Result<stream::Stream, BusError> {
+    let events = stream::Config {
+        name: layout.events_stream(),
+        subjects: vec![layout.all_guilds_filter()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age,
+        duplicate_window: DEDUP_WINDOW,
+        ..Default::default()
+    };
+    let dead = stream::Config {
+        name: layout.dead_letter_stream(),
+        subjects: vec![format!("{}.dead.>", layout.prefix())],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age,
+        ..Default::default()
+    };
+    create_or_update(js, dead).await?;
+    create_or_update(js, events).await
+}
+
+async fn create_or_update(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, BusError> {
+    let name = config.name.clone();
+    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| BusError::Stream {
+        stream: name.clone(),
+        source: e,
+    };
+    match js.get_stream(&config.name).await {
+        Ok(_) => {
+            js.update_stream(&config).await.map_err(|e| wrap(e.into()))?;
+            js.get_stream(&config.name).await.map_err(|e| wrap(e.into()))
+        }
+        Err(_) => js.create_stream(config.clone()).await.map_err(|e| wrap(e.into())),
+    }
+}
+
+/// Publishes one guild event with a `Nats-Msg-Id`, so a retried publish is stored once.
+/// Returns the pending acknowledgement: awaiting it confirms the event is stored.
+///
+/// # Errors
+/// When the message cannot be sent to the server.
+pub async fn publish_event(
+    js: &jetstream::Context,
+    layout: &BusLayout,
+    event: &GuildEvent,
+    message_id: &str,
+) -> Result<PublishAckFuture, BusError> {
+    let subject = layout.guild_subject(event.bot_id, event.guild_id);
+    let payload = Bytes::from(event.encode_to_vec());
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload)
+        .message_id(message_id);
+    js.send_publish(subject.clone(), message)
+        .await
+        .map_err(|e| BusError::Publish {
+            subject,
+            source: e.into(),
+        })
+}
+
+/// Decodes a guild event and checks it names a kind.
+///
+/// # Errors
+/// When the bytes are not a `GuildEvent` or carry no event kind.
+pub fn decode_event(payload: &[u8]) -> Result<GuildEvent, BusError> {
+    let event = GuildEvent::decode(payload)?;
+    if event.kind.is_none() {
+        return Err(BusError::EmptyEvent);
+    }
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip_and_stay_in_range() {
+        let layout = BusLayout::new("it-test_1", 7).expect("valid layout");
+        for guild in [0_u64, 1, 81_384_788_765_712_384, u64::MAX] {
+            let subject = layout.guild_subject(42, guild);
+            let (p, b, g) = layout.parse_guild_subject(&subject).expect("parses");
+            assert!(p < 7);
+            assert_eq!((b, g), (42, guild));
+            assert_eq!(p, layout.partition_of(42, guild));
+        }
+        assert_eq!(layout.events_stream(), "IT_TEST_1_EVENTS");
+    }
+
+    #[test]
+    fn partitions_spread_snowflakes() {
+        let layout = BusLayout::new("x", 16).expect("valid layout");
+        let mut seen = [0_u32; 16];
+        for i in 0..1600_u64 {
+            // Snowflakes created in the same millisecond range differ only in low bits.
+            let guild = (1_700_000_000_000_u64 << 22) + i;
+            seen[layout.partition_of(1, guild) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "uneven spread: {seen:?}");
+    }
+
+    #[test]
+    fn rejects_bad_prefixes_and_subjects() {
+        assert!(BusLayout::new("a.b", 1).is_err());
+        assert!(BusLayout::new("", 1).is_err());
+        assert!(BusLayout::new("ok", 0).is_err());
+        let layout = BusLayout::new("ok", 4).expect("valid layout");
+        assert!(layout.parse_guild_subject("ok.guild.1.2").is_err());
+        assert!(layout.parse_guild_subject("other.guild.1.2.3").is_err());
+        assert!(decode_event(&[0xff, 0xff]).is_err());
+        assert!(matches!(decode_event(&[]), Err(BusError::EmptyEvent)));
+    }
+}
