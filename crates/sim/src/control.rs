@@ -1,0 +1,426 @@
+//! The control API under `/control`: how tests and the demo drive the world.
+//!
+//! Ids are strings (numbers are accepted too). Bodies are JSON; unknown fields and malformed
+//! input answer 400 `{"error": "..."}` saying what is wrong; unknown guilds, codes and members
+//! 404; conflicts (code taken, already a member) 409. The contract is in the crate README.
+
+use crate::{
+    error::WorldError,
+    ratelimit::{Route, RouteLimit},
+    state::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
+};
+use actix_web::{HttpResponse, http::StatusCode, web};
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
+use std::time::Duration;
+use twilight_model::id::{Id, marker::UserMarker};
+
+/// Mounts the control routes on a `/control` scope.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/guilds", web::post().to(create_guild))
+        .route("/guilds/{guild_id}/invites", web::post().to(create_invite))
+        .route("/guilds/{guild_id}/invites", web::get().to(list_invites))
+        .route("/guilds/{guild_id}/joins", web::post().to(join))
+        .route("/guilds/{guild_id}/joins/bulk", web::post().to(join_bulk))
+        .route("/guilds/{guild_id}/leaves", web::post().to(leave))
+        .route("/guilds/{guild_id}/members", web::get().to(members))
+        .route("/guilds/{guild_id}/vanity", web::get().to(vanity))
+        .route(
+            "/guilds/{guild_id}/permissions",
+            web::put().to(set_permissions),
+        )
+        .route("/invites/{code}", web::delete().to(delete_invite))
+        .route("/truth", web::get().to(truth))
+        .route("/messages", web::get().to(messages))
+        .route("/clock", web::post().to(advance_clock))
+        .route("/gateway", web::get().to(gateway_status))
+        .route("/gateway/reconnect", web::post().to(gateway_reconnect))
+        .route("/gateway/invalidate", web::post().to(gateway_invalidate))
+        .route("/ratelimits", web::get().to(get_rate_limits))
+        .route("/ratelimits/{route}", web::put().to(set_rate_limit))
+        .default_service(web::to(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such control endpoint (see the sim README)",
+            )
+        }));
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
+}
+
+fn world_error(e: &WorldError) -> HttpResponse {
+    let status = match e {
+        WorldError::UnknownGuild(_)
+        | WorldError::UnknownChannel(_)
+        | WorldError::UnknownInvite(_)
+        | WorldError::NoVanity(_)
+        | WorldError::NotMember { .. } => StatusCode::NOT_FOUND,
+        WorldError::AlreadyMember { .. } | WorldError::CodeTaken(_) => StatusCode::CONFLICT,
+        WorldError::MissingPermissions => StatusCode::FORBIDDEN,
+        WorldError::Invalid(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, e)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
+}
+
+fn snowflake<T>(raw: &str) -> Result<Id<T>, HttpResponse> {
+    raw.parse::<u64>()
+        .ok()
+        .and_then(Id::new_checked)
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("{raw:?} is not a snowflake id"),
+            )
+        })
+}
+
+/// An id given as a string (or a number).
+fn de_id<'de, D: Deserializer<'de>, T>(d: D) -> Result<Id<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        N(u64),
+    }
+    let n = match Raw::deserialize(d)? {
+        Raw::S(s) => s.parse::<u64>().map_err(serde::de::Error::custom)?,
+        Raw::N(n) => n,
+    };
+    Id::new_checked(n).ok_or_else(|| serde::de::Error::custom("id must not be 0"))
+}
+
+fn de_opt_id<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<Id<T>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap<T>(#[serde(deserialize_with = "de_id")] Id<T>);
+    Ok(Option::<Wrap<T>>::deserialize(d)?.map(|w| w.0))
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateGuildBody {
+    #[serde(default = "default_guild_name")]
+    name: String,
+    #[serde(default)]
+    vanity_code: Option<String>,
+    #[serde(default = "yes")]
+    manage_guild: bool,
+}
+
+fn default_guild_name() -> String {
+    "guild".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn create_guild(body: web::Bytes, world: web::Data<World>) -> HttpResponse {
+    let body: CreateGuildBody = tri!(parse(&body));
+    let spec = GuildSpec {
+        name: body.name,
+        vanity_code: body.vanity_code,
+        manage_guild: body.manage_guild,
+    };
+    match world.create_guild(spec) {
+        Ok(created) => HttpResponse::Created().json(created),
+        Err(e) => world_error(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateInviteBody {
+    #[serde(deserialize_with = "de_id")]
+    inviter_id: Id<UserMarker>,
+    #[serde(default)]
+    max_uses: u32,
+    #[serde(default)]
+    max_age: u32,
+    #[serde(default)]
+    temporary: bool,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+async fn create_invite(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    let body: CreateInviteBody = tri!(parse(&body));
+    let spec = InviteSpec {
+        inviter_id: body.inviter_id,
+        max_uses: body.max_uses,
+        max_age_secs: body.max_age,
+        temporary: body.temporary,
+        code: body.code,
+    };
+    let mut state = world.lock();
+    match state
+        .create_invite(guild_id, spec)
+        .and_then(|info| state.invite_json(&info.code))
+    {
+        Ok(json) => HttpResponse::Created().json(json),
+        Err(e) => world_error(&e),
+    }
+}
+
+async fn list_invites(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    match world.invites(guild_id) {
+        Ok(list) => HttpResponse::Ok().json(list),
+        Err(e) => world_error(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    vanity: bool,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    user_id: Option<Id<UserMarker>>,
+    #[serde(default = "yes")]
+    avatar: bool,
+    #[serde(default)]
+    account_age_days: Option<f64>,
+    /// Only for `/joins/bulk`.
+    #[serde(default)]
+    count: Option<u32>,
+}
+
+impl JoinBody {
+    fn via(&self) -> Result<JoinVia, HttpResponse> {
+        match (&self.code, self.vanity) {
+            (Some(_), true) => Err(error(
+                StatusCode::BAD_REQUEST,
+                "give either \"code\" or \"vanity\": true, not both",
+            )),
+            (Some(code), false) => Ok(JoinVia::Invite(code.clone())),
+            (None, true) => Ok(JoinVia::Vanity),
+            (None, false) => Ok(JoinVia::Untracked),
+        }
+    }
+
+    fn spec(&self) -> Result<JoinSpec, HttpResponse> {
+        let days = self.account_age_days.unwrap_or(365.0);
+        if !days.is_finite() || !(0.0..=3650.0).contains(&days) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "account_age_days must be between 0 and 3650",
+            ));
+        }
+        Ok(JoinSpec {
+            user_id: self.user_id,
+            avatar: self.avatar,
+            account_age: Duration::from_secs_f64(days * 86_400.0),
+        })
+    }
+}
+
+async fn join(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    let body: JoinBody = tri!(parse(&body));
+    if body.count.is_some() {
+        return error(StatusCode::BAD_REQUEST, "\"count\" is only for /joins/bulk");
+    }
+    let via = tri!(body.via());
+    let spec = tri!(body.spec());
+    match world.join(guild_id, via, spec) {
+        Ok(truth) => HttpResponse::Created().json(truth),
+        Err(e) => world_error(&e),
+    }
+}
+
+/// `count` new accounts join the same way, in one lock (for load tests).
+async fn join_bulk(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    let body: JoinBody = tri!(parse(&body));
+    if body.user_id.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "\"user_id\" cannot be used with /joins/bulk",
+        );
+    }
+    let count = body.count.unwrap_or(1).min(100_000);
+    let via = tri!(body.via());
+    let spec = tri!(body.spec());
+    let mut state = world.lock();
+    let mut joins = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        match state.join(guild_id, via.clone(), spec.clone()) {
+            Ok(truth) => joins.push(truth),
+            Err(e) if joins.is_empty() => return world_error(&e),
+            Err(_) => break,
+        }
+    }
+    drop(state);
+    HttpResponse::Created().json(joins)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaveBody {
+    #[serde(deserialize_with = "de_id")]
+    user_id: Id<UserMarker>,
+}
+
+async fn leave(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    let body: LeaveBody = tri!(parse(&body));
+    match world.leave(guild_id, body.user_id) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => world_error(&e),
+    }
+}
+
+async fn members(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    match world.members(guild_id) {
+        Ok(ids) => HttpResponse::Ok().json(ids),
+        Err(e) => world_error(&e),
+    }
+}
+
+async fn vanity(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    match world.vanity(guild_id) {
+        Ok(Some((code, uses))) => {
+            HttpResponse::Ok().json(serde_json::json!({"code": code, "uses": uses}))
+        }
+        Ok(None) => HttpResponse::Ok().json(serde_json::json!({"code": null, "uses": 0})),
+        Err(e) => world_error(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionsBody {
+    manage_guild: bool,
+}
+
+async fn set_permissions(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let guild_id = tri!(snowflake(&path));
+    let body: PermissionsBody = tri!(parse(&body));
+    match world.set_manage_guild(guild_id, body.manage_guild) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => world_error(&e),
+    }
+}
+
+async fn delete_invite(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
+    match world.delete_invite(&path) {
+        Ok(_) => HttpResponse::NoContent().finish(),
+        Err(e) => world_error(&e),
+    }
+}
+
+async fn truth(world: web::Data<World>) -> HttpResponse {
+    HttpResponse::Ok().json(world.ground_truth())
+}
+
+async fn messages(world: web::Data<World>) -> HttpResponse {
+    HttpResponse::Ok().json(world.messages())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    advance_secs: f64,
+}
+
+async fn advance_clock(body: web::Bytes, world: web::Data<World>) -> HttpResponse {
+    let body: ClockBody = tri!(parse(&body));
+    if !body.advance_secs.is_finite() || body.advance_secs < 0.0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "advance_secs must be a non-negative number",
+        );
+    }
+    world.advance_clock(Duration::from_secs_f64(body.advance_secs));
+    HttpResponse::NoContent().finish()
+}
+
+async fn gateway_status(world: web::Data<World>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "connected_sessions": world.connected_sessions() }))
+}
+
+async fn gateway_reconnect(world: web::Data<World>) -> HttpResponse {
+    world.request_reconnect();
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvalidateBody {
+    #[serde(default)]
+    resumable: bool,
+}
+
+async fn gateway_invalidate(body: web::Bytes, world: web::Data<World>) -> HttpResponse {
+    let body: InvalidateBody = tri!(parse(&body));
+    world.invalidate_sessions(body.resumable);
+    HttpResponse::NoContent().finish()
+}
+
+async fn get_rate_limits(world: web::Data<World>) -> HttpResponse {
+    let map: serde_json::Map<String, serde_json::Value> = Route::ALL
+        .iter()
+        .filter_map(|r| {
+            let name = serde_json::to_value(r).ok()?.as_str()?.to_owned();
+            Some((name, serde_json::to_value(world.rate_limit(*r)).ok()?))
+        })
+        .collect();
+    HttpResponse::Ok().json(map)
+}
+
+async fn set_rate_limit(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let route: Route = tri!(
+        serde_json::from_value(serde_json::Value::String(path.into_inner()))
+            .map_err(|e| error(StatusCode::NOT_FOUND, format!("unknown route: {e}")))
+    );
+    let limit: RouteLimit = tri!(parse(&body));
+    if limit.limit == 0 || limit.window_ms == 0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "limit and window_ms must be positive",
+        );
+    }
+    world.set_rate_limit(route, limit);
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,64 @@
+//! Errors of the simulator: starting it ([`SimError`]) and driving its world ([`WorldError`]).
+
+use twilight_model::id::{
+    Id,
+    marker::{ChannelMarker, GuildMarker, UserMarker},
+};
+
+/// Starting the simulator failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The listening socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A world operation (control API or [`crate::World`] method) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorldError {
+    /// No such guild.
+    #[error("unknown guild {0}")]
+    UnknownGuild(Id<GuildMarker>),
+    /// No such channel.
+    #[error("unknown channel {0}")]
+    UnknownChannel(Id<ChannelMarker>),
+    /// No such invite (never existed, deleted, used up or expired).
+    #[error("unknown invite {0:?}")]
+    UnknownInvite(String),
+    /// The guild has no vanity URL.
+    #[error("guild {0} has no vanity url")]
+    NoVanity(Id<GuildMarker>),
+    /// The user is not a member of the guild.
+    #[error("user {user_id} is not a member of guild {guild_id}")]
+    NotMember {
+        /// Guild.
+        guild_id: Id<GuildMarker>,
+        /// User.
+        user_id: Id<UserMarker>,
+    },
+    /// The user is already a member of the guild.
+    #[error("user {user_id} is already a member of guild {guild_id}")]
+    AlreadyMember {
+        /// Guild.
+        guild_id: Id<GuildMarker>,
+        /// User.
+        user_id: Id<UserMarker>,
+    },
+    /// An invite or vanity code is taken.
+    #[error("code {0:?} is already in use")]
+    CodeTaken(String),
+    /// The bot lacks a permission (MANAGE_GUILD) for this.
+    #[error("missing permissions")]
+    MissingPermissions,
+    /// Input that cannot be right (bad code, ...).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,181 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Map of the crate
+//!
+//! - [`Simulator`] / [`RunningSim`] / [`SimConfig`] (this file): start and stop the server.
+//! - `state.rs`: the world ([`World`]): guilds, members, invites, ground truth; every change
+//!   emits the dispatches Discord would send.
+//! - `sessions.rs`: gateway sessions (shard routing, intents, sequence numbers, RESUME).
+//! - `gateway.rs`: the websocket protocol (HELLO, IDENTIFY, RESUME, heartbeats, close codes).
+//! - `rest.rs`: Discord REST `/api/v10`; `ratelimit.rs`: its buckets and headers.
+//! - `control.rs`: the `/control` API; `wire.rs`: Discord's JSON shapes;
+//!   [`snowflake`]: ids and timestamps.
+
+mod control;
+mod error;
+mod gateway;
+pub mod ratelimit;
+mod rest;
+mod sessions;
+pub mod snowflake;
+mod state;
+mod wire;
+
+pub use error::{SimError, WorldError};
+pub use ratelimit::{Route, RouteLimit};
+pub use sessions::intents;
+pub use state::{
+    BotInfo, CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec,
+    JoinTruth, JoinVia, MemberInfo, PostedMessage, World,
+};
+
+use actix_web::{App, HttpServer, dev::ServerHandle, web};
+use rand::Rng;
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// How to run the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Where to listen (port 0 picks a free port). Default `127.0.0.1:9001`.
+    pub bind: SocketAddr,
+    /// The bot token clients must present. Default `sim-token`.
+    pub bot_token: String,
+    /// The bot's user id (also its application id).
+    pub bot_user_id: u64,
+    /// Shard count recommended by `GET /gateway/bot`. Default 1.
+    pub shards: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 9001)),
+            bot_token: "sim-token".to_owned(),
+            bot_user_id: DEFAULT_BOT_USER_ID,
+            shards: 1,
+        }
+    }
+}
+
+/// Default bot user id (a snowflake from 2021).
+pub const DEFAULT_BOT_USER_ID: u64 = 859_000_000_000_000_001;
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `config.bind` and serves gateway, REST and control on it, on the current tokio
+    /// runtime (the HTTP workers run on their own threads).
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Config`] for an empty token, a zero bot id or zero shards;
+    /// [`SimError::Bind`] when the address cannot be bound.
+    pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
+        if config.bot_token.is_empty() || config.bot_token.contains(char::is_whitespace) {
+            return Err(SimError::Config(
+                "bot_token must be non-empty, without spaces".into(),
+            ));
+        }
+        if config.bot_user_id == 0 {
+            return Err(SimError::Config("bot_user_id must not be 0".into()));
+        }
+        if config.shards == 0 {
+            return Err(SimError::Config("shards must be at least 1".into()));
+        }
+        let bind_error = |source| SimError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let listener = std::net::TcpListener::bind(config.bind).map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        let addr = if local.ip().is_unspecified() {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, local.port()))
+        } else {
+            local
+        };
+        let world = World::new(BotInfo {
+            token: config.bot_token.clone(),
+            user_id: twilight_model::id::Id::new(config.bot_user_id),
+            username: "invitrack-sim".to_owned(),
+            shards: config.shards,
+            gateway_url: format!("ws://{addr}"),
+            verify_key: format!(
+                "{:032x}{:032x}",
+                rand::rng().random::<u128>(),
+                rand::rng().random::<u128>()
+            ),
+        });
+        let data = web::Data::new(world.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .service(web::scope("/api/v10").configure(rest::configure))
+                .service(web::scope("/control").configure(control::configure))
+                .route("/", web::get().to(gateway::handle))
+        })
+        .workers(2)
+        .shutdown_timeout(1)
+        .disable_signals()
+        .listen(listener)
+        .map_err(bind_error)?
+        .run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        tracing::info!(%addr, shards = config.shards, "simulator listening");
+        Ok(RunningSim {
+            addr,
+            world,
+            handle,
+            task,
+        })
+    }
+}
+
+/// A simulator that is serving.
+#[derive(Debug)]
+pub struct RunningSim {
+    addr: SocketAddr,
+    world: World,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSim {
+    /// The address it listens on (`127.0.0.1:PORT` when bound to an unspecified address).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT`, for twilight-gateway's `proxy_url`.
+    pub fn gateway_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, for twilight-http's `.proxy(.., true)`.
+    pub fn api_proxy(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT/control`.
+    pub fn control_url(&self) -> String {
+        format!("http://{}/control", self.addr)
+    }
+
+    /// A handle to the simulated world.
+    pub fn world(&self) -> World {
+        self.world.clone()
+    }
+
+    /// Closes every gateway session and stops the server.
+    pub async fn stop(self) {
+        self.world.disconnect_all();
+        self.handle.stop(true).await;
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "simulator server ended with an error"),
+            Err(error) => tracing::warn!(%error, "simulator server task failed"),
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Discord REST v10 under `/api/v10`: the routes an invite tracker uses.
+//!
+//! Every request needs `Authorization: Bot <token>` (401 otherwise); every answer carries
+//! `X-RateLimit-*` headers from [`crate::ratelimit`]. Errors are Discord's JSON
+//! (`{"message":"Unknown Guild","code":10004}`).
+
+use crate::{
+    error::WorldError,
+    ratelimit::{RateHeaders, Route, Verdict},
+    state::{State, World},
+    wire,
+};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use serde::Deserialize;
+use std::time::Instant;
+use twilight_model::id::Id;
+
+/// Mounts the REST routes on a `/api/v10` scope.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/gateway", web::get().to(get_gateway))
+        .route("/gateway/bot", web::get().to(get_gateway_bot))
+        .route("/users/@me", web::get().to(get_current_user))
+        .route("/applications/@me", web::get().to(get_current_application))
+        .route(
+            "/guilds/{guild_id}/invites",
+            web::get().to(get_guild_invites),
+        )
+        .route(
+            "/guilds/{guild_id}/vanity-url",
+            web::get().to(get_vanity_url),
+        )
+        .route("/invites/{code}", web::get().to(get_invite))
+        .route("/invites/{code}", web::delete().to(delete_invite))
+        .route(
+            "/channels/{channel_id}/invites",
+            web::get().to(get_channel_invites),
+        )
+        .route(
+            "/channels/{channel_id}/invites",
+            web::post().to(create_channel_invite),
+        )
+        .route(
+            "/channels/{channel_id}/messages",
+            web::post().to(create_message),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// A Discord error answer.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    code: u32,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>, code: u32) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            code,
+        }
+    }
+
+    fn response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(wire::ApiError {
+            message: &self.message,
+            code: self.code,
+        })
+    }
+}
+
+impl From<WorldError> for ApiError {
+    fn from(e: WorldError) -> Self {
+        match e {
+            WorldError::UnknownGuild(_) => Self::new(StatusCode::NOT_FOUND, "Unknown Guild", 10004),
+            WorldError::UnknownChannel(_) => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown Channel", 10003)
+            }
+            WorldError::UnknownInvite(_) | WorldError::NoVanity(_) => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown Invite", 10006)
+            }
+            WorldError::NotMember { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown Member", 10007)
+            }
+            WorldError::MissingPermissions => {
+                Self::new(StatusCode::FORBIDDEN, "Missing Permissions", 50013)
+            }
+            WorldError::AlreadyMember { .. }
+            | WorldError::CodeTaken(_)
+            | WorldError::Invalid(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid Form Body: {e}"),
+                50035,
+            ),
+        }
+    }
+}
+
+fn not_snowflake(raw: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("Invalid Form Body: value {raw:?} is not snowflake"),
+        50035,
+    )
+}
+
+fn snowflake<T>(raw: &str) -> Result<Id<T>, ApiError> {
+    raw.parse::<u64>()
+        .ok()
+        .and_then(Id::new_checked)
+        .ok_or_else(|| not_snowflake(raw))
+}
+
+fn authorized(req: &HttpRequest, world: &World) -> Result<(), ApiError> {
+    let token = world.lock().bot().token.clone();
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bot "))
+        .is_some_and(|t| t == token);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "401: Unauthorized",
+            0,
+        ))
+    }
+}
+
+fn with_headers(mut res: HttpResponse, headers: &RateHeaders) -> HttpResponse {
+    for (name, value) in headers.pairs() {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            res.headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
+    res
+}
+
+/// Runs one REST request: auth, rate limit, then `f` under the state lock. `f` answers a
+/// JSON body (or nothing for 204).
+fn answer(
+    req: &HttpRequest,
+    world: &World,
+    route: Route,
+    major: u64,
+    f: impl FnOnce(&mut State) -> Result<(StatusCode, Option<String>), WorldError>,
+) -> HttpResponse {
+    if let Err(e) = authorized(req, world) {
+        return e.response();
+    }
+    let verdict = world.limiter().check(route, major, Instant::now());
+    let headers = match verdict {
+        Verdict::Allowed(headers) => headers,
+        Verdict::Limited {
+            headers,
+            retry_after,
+        } => {
+            tracing::info!(?route, major, retry_after, "rate limited");
+            let mut res = HttpResponse::TooManyRequests().json(wire::RateLimited {
+                message: "You are being rate limited.",
+                retry_after,
+                global: false,
+            });
+            let secs = retry_after.ceil().max(1.0).to_string();
+            if let Ok(v) = header::HeaderValue::from_str(&secs) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return with_headers(res, &headers);
+        }
+    };
+    let result = f(&mut world.lock());
+    let res = match result {
+        Ok((status, Some(body))) => HttpResponse::build(status)
+            .content_type("application/json")
+            .body(body),
+        Ok((status, None)) => HttpResponse::build(status).finish(),
+        Err(e) => ApiError::from(e).response(),
+    };
+    with_headers(res, &headers)
+}
+
+fn ok(body: String) -> Result<(StatusCode, Option<String>), WorldError> {
+    Ok((StatusCode::OK, Some(body)))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<(StatusCode, Option<String>), WorldError> {
+    serde_json::to_string(v)
+        .map(|b| (StatusCode::OK, Some(b)))
+        .map_err(|e| WorldError::Invalid(e.to_string()))
+}
+
+async fn get_gateway(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
+    let url = gateway_url(&req, &world);
+    HttpResponse::Ok().json(wire::Gateway { url: &url })
+}
+
+fn gateway_url(req: &HttpRequest, world: &World) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| world.bot().gateway_url, |host| format!("ws://{host}"))
+}
+
+async fn get_gateway_bot(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
+    let url = gateway_url(&req, &world);
+    answer(&req, &world, Route::GatewayBot, 0, |s| {
+        json(&wire::GatewayBot {
+            url: &url,
+            shards: s.bot().shards,
+            session_start_limit: wire::SessionStartLimit {
+                total: 1000,
+                remaining: 1000,
+                reset_after: 86_400_000,
+                max_concurrency: 1,
+            },
+        })
+    })
+}
+
+async fn get_current_user(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
+    answer(&req, &world, Route::CurrentUser, 0, |s| {
+        json(&s.bot().current_user())
+    })
+}
+
+async fn get_current_application(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
+    answer(&req, &world, Route::CurrentApplication, 0, |s| {
+        let bot = s.bot();
+        json(&wire::Application {
+            id: bot.application_id(),
+            name: &bot.username,
+            icon: None,
+            description: "",
+            summary: "",
+            kind: None,
+            bot_public: true,
+            bot_require_code_grant: false,
+            verify_key: &bot.verify_key,
+            flags: 0,
+            team: None,
+            bot: bot.user(),
+            owner: bot.user(),
+            approximate_guild_count: s.guild_count() as u64,
+            redirect_uris: [],
+            interactions_endpoint_url: None,
+            hook: true,
+        })
+    })
+}
+
+async fn get_guild_invites(
+    req: HttpRequest,
+    path: web::Path<String>,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let guild_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return e.response(),
+    };
+    answer(&req, &world, Route::GuildInvites, guild_id.get(), |s| {
+        ok(s.rest_guild_invites(guild_id)?)
+    })
+}
+
+async fn get_vanity_url(
+    req: HttpRequest,
+    path: web::Path<String>,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let guild_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return e.response(),
+    };
+    answer(&req, &world, Route::GuildVanityUrl, guild_id.get(), |s| {
+        ok(s.rest_vanity(guild_id)?)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct InviteQuery {
+    with_counts: Option<bool>,
+}
+
+async fn get_invite(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<InviteQuery>,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let with_counts = query.with_counts.unwrap_or(false);
+    answer(&req, &world, Route::Invite, 0, |s| {
+        ok(s.rest_invite(&path, with_counts)?)
+    })
+}
+
+async fn delete_invite(
+    req: HttpRequest,
+    path: web::Path<String>,
+    world: web::Data<World>,
+) -> HttpResponse {
+    answer(&req, &world, Route::Invite, 0, |s| {
+        ok(s.rest_delete_invite(&path)?)
+    })
+}
+
+async fn get_channel_invites(
+    req: HttpRequest,
+    path: web::Path<String>,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let channel_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return e.response(),
+    };
+    answer(&req, &world, Route::ChannelInvites, channel_id.get(), |s| {
+        ok(s.rest_channel_invites(channel_id)?)
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CreateInviteBody {
+    max_age: Option<u32>,
+    max_uses: Option<u32>,
+    temporary: Option<bool>,
+}
+
+fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid Form Body: {e}"),
+            50035,
+        )
+    })
+}
+
+async fn create_channel_invite(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let channel_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return e.response(),
+    };
+    let body: CreateInviteBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.response(),
+    };
+    answer(
+        &req,
+        &world,
+        Route::CreateChannelInvite,
+        channel_id.get(),
+        |s| {
+            // Discord's defaults: 24 hours, unlimited uses.
+            let body = s.rest_create_invite(
+                channel_id,
+                body.max_age.unwrap_or(86_400),
+                body.max_uses.unwrap_or(0),
+                body.temporary.unwrap_or(false),
+            )?;
+            ok(body)
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CreateMessageBody {
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    embeds: Vec<serde_json::Value>,
+}
+
+async fn create_message(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let channel_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return e.response(),
+    };
+    let body: CreateMessageBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.response(),
+    };
+    answer(&req, &world, Route::CreateMessage, channel_id.get(), |s| {
+        ok(s.rest_post_message(channel_id, body.content, body.embeds)?)
+    })
+}
+
+async fn not_found() -> HttpResponse {
+    ApiError::new(StatusCode::NOT_FOUND, "404: Not Found", 0).response()
+}
