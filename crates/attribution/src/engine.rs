@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::matching::{self, Group};
 use crate::model::{
     Decision, InviteInfo, Millis, Observation, SnapshotFailure, Target, UnknownReason, UserId,
-    Verdict, VanityInfo,
+    VanityInfo, Verdict,
 };
 
 /// Timing assumptions. They bound how long a join waits for evidence and how wide the window of
@@ -130,13 +130,27 @@ impl GuildAttribution {
     }
 
     /// Applies one observation and returns the joins it allowed to decide.
-    pub fn observe(&mut self, config: &EngineConfig, observation: Observation, now: Millis) -> Vec<Decision> {
+    pub fn observe(
+        &mut self,
+        config: &EngineConfig,
+        observation: Observation,
+        now: Millis,
+    ) -> Vec<Decision> {
         self.now = self.now.max(now);
         let mut decisions = Vec::new();
         match observation {
             Observation::MemberJoined { user_id, joined_at } => {
-                if !self.pending.iter().any(|p| p.user_id == user_id) {
-                    self.pending.push(PendingJoin { user_id, joined_at });
+                let join = PendingJoin { user_id, joined_at };
+                if self.missing_permissions {
+                    // No snapshot will be taken until permissions change.
+                    self.give_up(
+                        config,
+                        vec![join],
+                        UnknownReason::MissingPermissions,
+                        &mut decisions,
+                    );
+                } else if !self.pending.iter().any(|p| p.user_id == user_id) {
+                    self.pending.push(join);
                 }
             }
             Observation::InviteCreated { invite } => self.invite_created(invite),
@@ -146,7 +160,14 @@ impl GuildAttribution {
                 received_at,
                 invites,
                 vanity,
-            } => self.snapshot(config, requested_at, received_at, invites, vanity, &mut decisions),
+            } => self.snapshot(
+                config,
+                requested_at,
+                received_at,
+                invites,
+                vanity,
+                &mut decisions,
+            ),
             Observation::SnapshotFailed {
                 requested_at,
                 failure,
@@ -171,7 +192,13 @@ impl GuildAttribution {
             return;
         }
         let info = InviteInfo { uses: 0, ..invite };
-        self.invites.insert(info.code.clone(), TrackedInvite { info, read_at: None });
+        self.invites.insert(
+            info.code.clone(),
+            TrackedInvite {
+                info,
+                read_at: None,
+            },
+        );
     }
 
     fn invite_deleted(&mut self, config: &EngineConfig, code: &str) {
@@ -195,7 +222,8 @@ impl GuildAttribution {
     ) {
         self.missing_permissions = false;
         let previous_request = self.last_requested_at;
-        self.last_requested_at = Some(previous_request.map_or(requested_at, |p| p.max(requested_at)));
+        self.last_requested_at =
+            Some(previous_request.map_or(requested_at, |p| p.max(requested_at)));
         self.gone.retain(|_, at| *at + GONE_MEMORY_MS > received_at);
 
         let Some(previous_request) = previous_request.filter(|_| self.baseline_at.is_some()) else {
@@ -203,9 +231,21 @@ impl GuildAttribution {
             self.baseline_at = Some(received_at);
             self.invites = invites
                 .into_iter()
-                .map(|info| (info.code.clone(), TrackedInvite { info, read_at: Some(requested_at) }))
+                .map(|info| {
+                    (
+                        info.code.clone(),
+                        TrackedInvite {
+                            info,
+                            read_at: Some(requested_at),
+                        },
+                    )
+                })
                 .collect();
-            self.vanity = vanity.map(|v| TrackedVanity { code: v.code, uses: v.uses, read_at: requested_at });
+            self.vanity = vanity.map(|v| TrackedVanity {
+                code: v.code,
+                uses: v.uses,
+                read_at: requested_at,
+            });
             self.decide_before_baseline(config, decisions);
             return;
         };
@@ -228,7 +268,10 @@ impl GuildAttribution {
                     // Created after the previous snapshot was requested: it started at 0 uses.
                     let fresh = !self.gone.contains_key(&info.code)
                         && info.created_at >= previous_request - config.clock_skew_ms;
-                    let tracked = TrackedInvite { info, read_at: Some(requested_at) };
+                    let tracked = TrackedInvite {
+                        info,
+                        read_at: Some(requested_at),
+                    };
                     if fresh {
                         let target = tracked.target();
                         for _ in 0..tracked.info.uses {
@@ -270,7 +313,11 @@ impl GuildAttribution {
                     }
                 }
             }
-            self.vanity = Some(TrackedVanity { code: v.code, uses: v.uses, read_at: requested_at });
+            self.vanity = Some(TrackedVanity {
+                code: v.code,
+                uses: v.uses,
+                read_at: requested_at,
+            });
         }
     }
 
@@ -292,7 +339,12 @@ impl GuildAttribution {
             .into_iter()
             .partition(|j| j.joined_at + config.clock_skew_ms <= requested_at);
         self.pending = keep;
-        self.give_up(config, hopeless, UnknownReason::MissingPermissions, decisions);
+        self.give_up(
+            config,
+            hopeless,
+            UnknownReason::MissingPermissions,
+            decisions,
+        );
     }
 
     fn decide_before_baseline(&mut self, config: &EngineConfig, decisions: &mut Vec<Decision>) {
@@ -318,7 +370,8 @@ impl GuildAttribution {
         for join in joins {
             let reach = join.joined_at + config.clock_skew_ms;
             self.tainted_until = Some(self.tainted_until.map_or(reach, |t| t.max(reach)));
-            self.units.retain(|u| !unit_admits(config, u, join.joined_at));
+            self.units
+                .retain(|u| !unit_admits(config, u, join.joined_at));
             decisions.push(Decision {
                 user_id: join.user_id,
                 joined_at: join.joined_at,
@@ -358,7 +411,8 @@ impl GuildAttribution {
                 .filter(|j| j.joined_at + config.max_pending_ms <= now)
                 .cloned()
                 .collect();
-            self.pending.retain(|j| j.joined_at + config.max_pending_ms > now);
+            self.pending
+                .retain(|j| j.joined_at + config.max_pending_ms > now);
             let reason = if self.missing_permissions {
                 UnknownReason::MissingPermissions
             } else {
@@ -397,7 +451,8 @@ impl GuildAttribution {
             index += 1;
             !spent_units.contains(&(index - 1))
         });
-        let expired_joins: Vec<PendingJoin> = expired.iter().map(|&j| self.pending[j].clone()).collect();
+        let expired_joins: Vec<PendingJoin> =
+            expired.iter().map(|&j| self.pending[j].clone()).collect();
         let mut index = 0;
         self.pending.retain(|_| {
             index += 1;
@@ -440,7 +495,12 @@ impl GuildAttribution {
         groups.into_values().collect()
     }
 
-    fn decide_component(&self, config: &EngineConfig, joins: &[usize], units: &[usize]) -> Vec<Decision> {
+    fn decide_component(
+        &self,
+        config: &EngineConfig,
+        joins: &[usize],
+        units: &[usize],
+    ) -> Vec<Decision> {
         let mut targets: Vec<Target> = Vec::new();
         let mut unit_targets = Vec::with_capacity(units.len());
         for &u in units {
@@ -457,7 +517,9 @@ impl GuildAttribution {
                 joins
                     .iter()
                     .enumerate()
-                    .filter(|(_, j)| unit_admits(config, &self.units[u], self.pending[**j].joined_at))
+                    .filter(|(_, j)| {
+                        unit_admits(config, &self.units[u], self.pending[**j].joined_at)
+                    })
                     .map(|(local, _)| local)
                     .collect()
             })
@@ -485,7 +547,9 @@ impl GuildAttribution {
                             .map(|(_, t)| targets[*t].code().to_owned())
                             .collect();
                         if candidates.is_empty() {
-                            Verdict::Unknown { reason: UnknownReason::Untracked }
+                            Verdict::Unknown {
+                                reason: UnknownReason::Untracked,
+                            }
                         } else {
                             Verdict::Ambiguous {
                                 candidates: candidates.into_iter().collect(),
@@ -505,9 +569,15 @@ impl GuildAttribution {
 }
 
 fn verdict_from(evidence: &matching::JoinEvidence, targets: &[Target]) -> Verdict {
-    let possible: Vec<&Target> = evidence.possible_targets.iter().map(|&t| &targets[t]).collect();
+    let possible: Vec<&Target> = evidence
+        .possible_targets
+        .iter()
+        .map(|&t| &targets[t])
+        .collect();
     match possible.as_slice() {
-        [] => Verdict::Unknown { reason: UnknownReason::Untracked },
+        [] => Verdict::Unknown {
+            reason: UnknownReason::Untracked,
+        },
         [only] if !evidence.may_be_untracked => match only {
             Target::Invite { code, inviter_id } => Verdict::Invite {
                 code: code.clone(),

@@ -45,7 +45,9 @@ pub struct FakeSettings {
 impl Default for FakeSettings {
     fn default() -> Self {
         Self {
-            enabled: FakeReasons(FakeReasons::YOUNG.0 | FakeReasons::SELF.0 | FakeReasons::ALREADY_JOINED.0),
+            enabled: FakeReasons(
+                FakeReasons::YOUNG.0 | FakeReasons::SELF.0 | FakeReasons::ALREADY_JOINED.0,
+            ),
             young_account_days: 7,
         }
     }
@@ -113,7 +115,10 @@ mod tests {
         };
         assert_eq!(settings.reasons(&old, None), FakeReasons::NONE);
         assert_eq!(settings.reasons(&old, Some(old.user_id)), FakeReasons::SELF);
-        let rejoin = MemberFacts { joined_before: true, ..old };
+        let rejoin = MemberFacts {
+            joined_before: true,
+            ..old
+        };
         assert_eq!(settings.reasons(&rejoin, None), FakeReasons::ALREADY_JOINED);
         let strict = FakeSettings {
             enabled: FakeReasons(15),

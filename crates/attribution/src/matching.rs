@@ -227,6 +227,9 @@ mod tests {
             unit_joins: (0..joins).map(|_| all.clone()).collect(),
         };
         let e = analyse(&g).expect("consistent");
-        assert!(e.iter().all(|j| !j.may_be_untracked && j.possible_targets.len() == 3));
+        assert!(
+            e.iter()
+                .all(|j| !j.may_be_untracked && j.possible_targets.len() == 3)
+        );
     }
 }

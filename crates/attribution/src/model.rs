@@ -48,9 +48,16 @@ pub enum SnapshotFailure {
 /// One thing the bot observed about a guild, in the order the guild's events were produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
-    MemberJoined { user_id: UserId, joined_at: Millis },
-    InviteCreated { invite: InviteInfo },
-    InviteDeleted { code: String },
+    MemberJoined {
+        user_id: UserId,
+        joined_at: Millis,
+    },
+    InviteCreated {
+        invite: InviteInfo,
+    },
+    InviteDeleted {
+        code: String,
+    },
     /// A complete invite list, read somewhere between `requested_at` and `received_at`.
     Snapshot {
         requested_at: Millis,
@@ -68,8 +75,13 @@ pub enum Observation {
 /// What a join can be explained by.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Target {
-    Invite { code: String, inviter_id: Option<UserId> },
-    Vanity { code: String },
+    Invite {
+        code: String,
+        inviter_id: Option<UserId>,
+    },
+    Vanity {
+        code: String,
+    },
 }
 
 impl Target {
@@ -116,16 +128,23 @@ impl UnknownReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     /// The evidence forces this invite code.
-    Invite { code: String, inviter_id: Option<UserId> },
+    Invite {
+        code: String,
+        inviter_id: Option<UserId>,
+    },
     /// The evidence forces the vanity URL.
-    Vanity { code: String },
+    Vanity {
+        code: String,
+    },
     /// Several explanations fit. `inviter_id` is set when the join certainly came through an
     /// invite and every candidate belongs to that inviter.
     Ambiguous {
         candidates: Vec<String>,
         inviter_id: Option<UserId>,
     },
-    Unknown { reason: UnknownReason },
+    Unknown {
+        reason: UnknownReason,
+    },
 }
 
 /// A decided join.
@@ -150,7 +169,9 @@ impl Decision {
     #[must_use]
     pub fn inviter_id(&self) -> Option<UserId> {
         match &self.verdict {
-            Verdict::Invite { inviter_id, .. } | Verdict::Ambiguous { inviter_id, .. } => *inviter_id,
+            Verdict::Invite { inviter_id, .. } | Verdict::Ambiguous { inviter_id, .. } => {
+                *inviter_id
+            }
             Verdict::Vanity { .. } | Verdict::Unknown { .. } => None,
         }
     }

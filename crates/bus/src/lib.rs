@@ -27,6 +27,12 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 pub enum BusError {
     #[error("invalid bus prefix {0:?}: use letters, digits, '-' and '_' only")]
     InvalidPrefix(String),
+    #[error("could not connect to NATS at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
     #[error("partition count must be at least 1")]
     NoPartitions,
     #[error("could not create or update stream {stream}")]
@@ -89,13 +95,19 @@ impl BusLayout {
     /// The JetStream stream holding every guild event.
     #[must_use]
     pub fn events_stream(&self) -> String {
-        format!("{}_EVENTS", self.prefix.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "{}_EVENTS",
+            self.prefix.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
     /// The JetStream stream holding dead letters.
     #[must_use]
     pub fn dead_letter_stream(&self) -> String {
-        format!("{}_DEAD", self.prefix.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "{}_DEAD",
+            self.prefix.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
     /// The partition a guild's events belong to: a stable mix of both ids.
@@ -145,7 +157,8 @@ impl BusLayout {
             .and_then(|s| s.strip_prefix(".guild."))
             .ok_or_else(bad)?;
         let mut parts = rest.split('.');
-        let (Some(p), Some(b), Some(g), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(p), Some(b), Some(g), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad());
         };
@@ -202,10 +215,17 @@ async fn create_or_update(
     };
     match js.get_stream(&config.name).await {
         Ok(_) => {
-            js.update_stream(&config).await.map_err(|e| wrap(e.into()))?;
-            js.get_stream(&config.name).await.map_err(|e| wrap(e.into()))
+            js.update_stream(&config)
+                .await
+                .map_err(|e| wrap(e.into()))?;
+            js.get_stream(&config.name)
+                .await
+                .map_err(|e| wrap(e.into()))
         }
-        Err(_) => js.create_stream(config.clone()).await.map_err(|e| wrap(e.into())),
+        Err(_) => js
+            .create_stream(config.clone())
+            .await
+            .map_err(|e| wrap(e.into())),
     }
 }
 
@@ -243,6 +263,67 @@ pub fn decode_event(payload: &[u8]) -> Result<GuildEvent, BusError> {
         return Err(BusError::EmptyEvent);
     }
     Ok(event)
+}
+
+/// Where the bus is, shared by ingest and the worker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusConfig {
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Prefix of every stream and subject: deployments, tests and demos sharing one NATS server
+    /// use different prefixes.
+    #[arg(long, env = "BUS_PREFIX", default_value = "invitrack")]
+    pub bus_prefix: String,
+    /// Number of partitions guilds are spread over. Fixed for a deployment.
+    #[arg(long, env = "BUS_PARTITIONS", default_value_t = DEFAULT_PARTITIONS)]
+    pub bus_partitions: u32,
+    /// How long the event stream keeps messages, in hours.
+    #[arg(long, env = "BUS_MAX_AGE_HOURS", default_value_t = 72)]
+    pub bus_max_age_hours: u64,
+}
+
+impl BusConfig {
+    #[must_use]
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.bus_max_age_hours * 3600)
+    }
+
+    /// # Errors
+    /// When the prefix or partition count is invalid.
+    pub fn layout(&self) -> Result<BusLayout, BusError> {
+        BusLayout::new(&self.bus_prefix, self.bus_partitions)
+    }
+
+    /// Connects to NATS and makes sure the streams exist.
+    ///
+    /// # Errors
+    /// When NATS cannot be reached or refuses the streams.
+    pub async fn connect(&self) -> Result<Bus, BusError> {
+        let layout = self.layout()?;
+        let client = async_nats::connect(&self.nats_url)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: self.nats_url.clone(),
+                source: e,
+            })?;
+        let jetstream = jetstream::new(client.clone());
+        let events = ensure_streams(&jetstream, &layout, self.max_age()).await?;
+        Ok(Bus {
+            client,
+            jetstream,
+            layout,
+            events,
+        })
+    }
+}
+
+/// A connected bus: the client, its JetStream context, the layout and the event stream.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub layout: BusLayout,
+    pub events: stream::Stream,
 }
 
 #[cfg(test)]

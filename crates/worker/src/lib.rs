@@ -1,1 +1,78 @@
+#![doc = include_str!("../README.md")]
 
+mod apply;
+mod config;
+mod convert;
+mod partition;
+
+use std::sync::Arc;
+
+use invitrack_bus::BusError;
+use invitrack_storage::StorageError;
+use tokio_util::sync::CancellationToken;
+
+pub use apply::{DeadLetter, Outcome, Partition, StreamMessage};
+pub use config::WorkerConfig;
+pub use partition::WorkerStats;
+
+/// Why the worker (or one step of it) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    #[error("partition {partition} was claimed by another worker")]
+    Fenced { partition: u32 },
+    /// A message that can never be applied; it goes to the dead-letter subject.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl From<diesel::result::Error> for WorkerError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Storage(StorageError::Query(e))
+    }
+}
+
+/// Runs the worker until `shutdown` fires: migrates the database, then claims partitions and
+/// applies their events.
+///
+/// # Errors
+/// When the database or NATS cannot be set up at start.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    run_with_stats(config, shutdown, Arc::default()).await
+}
+
+/// [`run`], reporting progress into `stats` (for the demo, tests and benchmarks).
+///
+/// # Errors
+/// When the database or NATS cannot be set up at start.
+pub async fn run_with_stats(
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+    stats: Arc<WorkerStats>,
+) -> Result<(), WorkerError> {
+    invitrack_storage::run_migrations(&config.database_url).await?;
+    let bus = config.bus.connect().await?;
+    let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
+    tracing::info!(
+        stream = %bus.layout.events_stream(),
+        partitions = bus.layout.partitions(),
+        "worker started"
+    );
+    partition::own_partitions(
+        Arc::new(partition::Context {
+            config,
+            bus,
+            pool,
+            stats,
+        }),
+        shutdown,
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! twilight models to bus messages.
+
+use invitrack_bus::proto;
+use twilight_model::gateway::payload::incoming::{
+    InviteCreate, InviteDelete, MemberAdd, MemberRemove,
+};
+use twilight_model::guild::invite::Invite;
+use twilight_model::util::Timestamp;
+
+pub(crate) fn millis(ts: Timestamp) -> i64 {
+    ts.as_micros() / 1000
+}
+
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn member_add(add: &MemberAdd, observed_at: i64) -> proto::MemberAdd {
+    let user = &add.member.user;
+    proto::MemberAdd {
+        user_id: user.id.get(),
+        // Discord always sends joined_at on GUILD_MEMBER_ADD; fall back to when we saw it.
+        joined_at_ms: add.member.joined_at.map_or(observed_at, millis),
+        has_avatar: user.avatar.is_some() || add.member.avatar.is_some(),
+        bot: user.bot,
+        flags: u32::try_from(add.member.flags.bits()).unwrap_or(u32::MAX),
+    }
+}
+
+pub(crate) fn member_remove(remove: &MemberRemove) -> proto::MemberRemove {
+    proto::MemberRemove {
+        user_id: remove.user.id.get(),
+    }
+}
+
+pub(crate) fn invite_create(create: &InviteCreate) -> proto::InviteCreate {
+    let created_at_ms = millis(create.created_at);
+    let max_age_secs = u32::try_from(create.max_age).unwrap_or(u32::MAX);
+    let expires_at_ms = if max_age_secs == 0 {
+        0
+    } else {
+        created_at_ms + i64::from(max_age_secs) * 1000
+    };
+    proto::InviteCreate {
+        invite: Some(proto::Invite {
+            code: create.code.clone(),
+            inviter_id: create.inviter.as_ref().map_or(0, |u| u.id.get()),
+            uses: u64::from(create.uses),
+            max_uses: create.max_uses,
+            max_age_secs,
+            temporary: create.temporary,
+            created_at_ms,
+            expires_at_ms,
+            channel_id: create.channel_id.get(),
+        }),
+    }
+}
+
+pub(crate) fn invite_delete(delete: &InviteDelete) -> proto::InviteDelete {
+    proto::InviteDelete {
+        code: delete.code.clone(),
+        channel_id: delete.channel_id.get(),
+    }
+}
+
+pub(crate) fn invite(invite: &Invite) -> proto::Invite {
+    proto::Invite {
+        code: invite.code.clone(),
+        inviter_id: invite.inviter.as_ref().map_or(0, |u| u.id.get()),
+        uses: invite.uses.unwrap_or(0),
+        max_uses: invite.max_uses.unwrap_or(0),
+        max_age_secs: invite
+            .max_age
+            .map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX)),
+        temporary: invite.temporary.unwrap_or(false),
+        created_at_ms: invite.created_at.map_or(0, millis),
+        expires_at_ms: invite.expires_at.map_or(0, millis),
+        channel_id: invite.channel.as_ref().map_or(0, |c| c.id.get()),
+    }
+}

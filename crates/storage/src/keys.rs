@@ -1,0 +1,161 @@
+//! API keys: bearer tokens bound to a bot and optionally one guild. Only a SHA-256 of each token
+//! is stored, so a leaked database does not leak working keys.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::schema::api_keys;
+use crate::{StorageError, db_id, from_db_id};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    Read,
+    Admin,
+}
+
+impl KeyScope {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Admin => "admin",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(Self::Read),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A stored key, without its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub bot_id: u64,
+    pub guild_id: Option<u64>,
+    pub scope: KeyScope,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ApiKey {
+    /// Whether this key may read data of this bot and guild.
+    #[must_use]
+    pub fn allows(&self, bot_id: u64, guild_id: u64) -> bool {
+        self.bot_id == bot_id && self.guild_id.is_none_or(|g| g == guild_id)
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+struct KeyRow {
+    id: i64,
+    bot_id: i64,
+    guild_id: Option<i64>,
+    scope: String,
+    label: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<KeyRow> for ApiKey {
+    fn from(row: KeyRow) -> Self {
+        Self {
+            id: row.id,
+            bot_id: from_db_id(row.bot_id),
+            guild_id: row.guild_id.map(from_db_id),
+            // The column has a CHECK constraint; anything else is treated as the lesser scope.
+            scope: KeyScope::parse(&row.scope).unwrap_or(KeyScope::Read),
+            label: row.label,
+            created_at: row.created_at,
+        }
+    }
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a key and returns its token, which is shown once and never stored.
+///
+/// # Errors
+/// On database errors.
+pub async fn create_key(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: Option<u64>,
+    scope: KeyScope,
+    label: &str,
+) -> Result<(String, ApiKey), StorageError> {
+    let mut secret = [0_u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let token = format!("itk_{}", hex::encode(secret));
+    let row: KeyRow = diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::token_hash.eq(hash_token(&token)),
+            api_keys::bot_id.eq(db_id(bot_id)),
+            api_keys::guild_id.eq(guild_id.map(db_id)),
+            api_keys::scope.eq(scope.as_str()),
+            api_keys::label.eq(label),
+        ))
+        .returning(KeyRow::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok((token, row.into()))
+}
+
+/// The live key a token belongs to, if any.
+///
+/// # Errors
+/// On database errors.
+pub async fn find_key(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+) -> Result<Option<ApiKey>, StorageError> {
+    let row: Option<KeyRow> = api_keys::table
+        .filter(api_keys::token_hash.eq(hash_token(token)))
+        .filter(api_keys::revoked_at.is_null())
+        .select(KeyRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
+}
+
+/// Every key that is not revoked, newest first.
+///
+/// # Errors
+/// On database errors.
+pub async fn list_keys(conn: &mut AsyncPgConnection) -> Result<Vec<ApiKey>, StorageError> {
+    let rows: Vec<KeyRow> = api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .order(api_keys::id.desc())
+        .select(KeyRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Revokes a key. Returns `false` when no live key has this id.
+///
+/// # Errors
+/// On database errors.
+pub async fn revoke_key(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, StorageError> {
+    let n = diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(Some(Utc::now())))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}

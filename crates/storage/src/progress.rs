@@ -1,0 +1,209 @@
+//! What a worker commits with its effects: the last applied stream sequence of a partition, the
+//! attribution state of each guild it touched, and the guild's fake settings it reads.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::schema::{guild_settings, guild_states, partition_progress};
+use crate::{StorageError, db_id};
+
+/// A worker's claim on a partition: where to resume, and the epoch that fences its commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionClaim {
+    pub epoch: i64,
+    /// The last stream sequence applied for the partition, 0 when none.
+    pub last_sequence: u64,
+}
+
+/// Claims a partition: bumps its epoch, so commits of any earlier owner are refused from now
+/// on, and returns where to resume.
+///
+/// # Errors
+/// On database errors.
+pub async fn claim_partition(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    partition: u32,
+) -> Result<PartitionClaim, StorageError> {
+    use partition_progress::dsl as p;
+    let (epoch, last): (i64, i64) = diesel::insert_into(p::partition_progress)
+        .values((
+            p::stream.eq(stream),
+            p::partition.eq(partition.cast_signed()),
+            p::last_sequence.eq(0_i64),
+            p::epoch.eq(1_i64),
+            p::updated_at.eq(Utc::now()),
+        ))
+        .on_conflict((p::stream, p::partition))
+        .do_update()
+        .set((p::epoch.eq(p::epoch + 1), p::updated_at.eq(Utc::now())))
+        .returning((p::epoch, p::last_sequence))
+        .get_result(conn)
+        .await?;
+    Ok(PartitionClaim {
+        epoch,
+        last_sequence: last.cast_unsigned(),
+    })
+}
+
+/// Records that a partition applied everything up to `sequence`, if the partition is still
+/// claimed with `epoch`. Call it inside the transaction that writes the effects: when it
+/// returns `false` the caller was fenced off and must roll back.
+///
+/// # Errors
+/// On database errors.
+pub async fn advance_sequence(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    partition: u32,
+    epoch: i64,
+    sequence: u64,
+) -> Result<bool, StorageError> {
+    use partition_progress::dsl as p;
+    let updated = diesel::update(
+        p::partition_progress
+            .find((stream, partition.cast_signed()))
+            .filter(p::epoch.eq(epoch)),
+    )
+    .set((
+        p::last_sequence.eq(sequence.cast_signed()),
+        p::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// A guild's engine state, as the worker saves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuildStateRow {
+    pub state: serde_json::Value,
+    pub pending_joins: i32,
+    pub missing_permissions: bool,
+    pub last_snapshot_at: Option<DateTime<Utc>>,
+}
+
+/// The stored engine state of a guild, if any.
+///
+/// # Errors
+/// On database errors.
+pub async fn load_guild_state(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+) -> Result<Option<serde_json::Value>, StorageError> {
+    Ok(guild_states::table
+        .find((db_id(bot_id), db_id(guild_id)))
+        .select(guild_states::state)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Saves a guild's engine state.
+///
+/// # Errors
+/// On database errors.
+pub async fn save_guild_state(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    row: &GuildStateRow,
+) -> Result<(), StorageError> {
+    use guild_states::dsl as g;
+    diesel::insert_into(g::guild_states)
+        .values((
+            g::bot_id.eq(db_id(bot_id)),
+            g::guild_id.eq(db_id(guild_id)),
+            g::state.eq(&row.state),
+            g::pending_joins.eq(row.pending_joins),
+            g::missing_permissions.eq(row.missing_permissions),
+            g::last_snapshot_at.eq(row.last_snapshot_at),
+            g::updated_at.eq(Utc::now()),
+        ))
+        .on_conflict((g::bot_id, g::guild_id))
+        .do_update()
+        .set((
+            g::state.eq(excluded(g::state)),
+            g::pending_joins.eq(excluded(g::pending_joins)),
+            g::missing_permissions.eq(excluded(g::missing_permissions)),
+            g::last_snapshot_at.eq(excluded(g::last_snapshot_at)),
+            g::updated_at.eq(excluded(g::updated_at)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A guild's fake settings: `(enabled reasons bitfield, young account days)`; the defaults of
+/// DOMAIN.md when the guild never changed them.
+///
+/// # Errors
+/// On database errors.
+pub async fn fake_settings(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+) -> Result<Option<(i32, i32)>, StorageError> {
+    Ok(guild_settings::table
+        .find((db_id(bot_id), db_id(guild_id)))
+        .select((
+            guild_settings::fake_reasons,
+            guild_settings::young_account_days,
+        ))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Takes the session-level advisory lock that says "this worker owns this partition". It is
+/// released when the session ends, so a worker that dies frees its partitions at once.
+///
+/// # Errors
+/// On database errors.
+pub async fn try_lock_partition(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    partition: u32,
+) -> Result<bool, StorageError> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let row: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1, $2) AS locked")
+        .bind::<diesel::sql_types::Integer, _>(stream_lock_key(stream))
+        .bind::<diesel::sql_types::Integer, _>(partition.cast_signed())
+        .get_result(conn)
+        .await?;
+    Ok(row.locked)
+}
+
+/// Releases a partition lock taken with [`try_lock_partition`].
+///
+/// # Errors
+/// On database errors.
+pub async fn unlock_partition(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    partition: u32,
+) -> Result<(), StorageError> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1, $2)")
+        .bind::<diesel::sql_types::Integer, _>(stream_lock_key(stream))
+        .bind::<diesel::sql_types::Integer, _>(partition.cast_signed())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// FNV-1a of the stream name: the first half of the two-int advisory lock key.
+fn stream_lock_key(stream: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in stream.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash.cast_signed()
+}

@@ -1,0 +1,102 @@
+// Mirrors migrations/; `tests/schema.rs` checks every column against a migrated database.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Int8,
+        token_hash -> Text,
+        bot_id -> Int8,
+        guild_id -> Nullable<Int8>,
+        scope -> Text,
+        label -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    guild_settings (bot_id, guild_id) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        fake_reasons -> Int4,
+        young_account_days -> Int4,
+    }
+}
+
+diesel::table! {
+    guild_states (bot_id, guild_id) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        state -> Jsonb,
+        pending_joins -> Int4,
+        missing_permissions -> Bool,
+        last_snapshot_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inviter_counts (bot_id, guild_id, inviter_id) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        inviter_id -> Int8,
+        joins -> Int8,
+        fake -> Int8,
+        leaves -> Int8,
+        bonus -> Int8,
+    }
+}
+
+diesel::table! {
+    joins (id) {
+        id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        member_id -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        source -> Text,
+        invite_code -> Nullable<Text>,
+        inviter_id -> Nullable<Int8>,
+        candidates -> Array<Text>,
+        unknown_reason -> Nullable<Text>,
+        fake -> Int4,
+        has_left -> Bool,
+        left_at -> Nullable<Timestamptz>,
+        cleared -> Bool,
+        decided_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    members (bot_id, guild_id, member_id) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        member_id -> Int8,
+        present -> Bool,
+        joined_at -> Timestamptz,
+        left_at -> Nullable<Timestamptz>,
+        has_avatar -> Bool,
+        rejoined -> Bool,
+        join_count -> Int4,
+    }
+}
+
+diesel::table! {
+    partition_progress (stream, partition) {
+        stream -> Text,
+        partition -> Int4,
+        last_sequence -> Int8,
+        epoch -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    guild_settings,
+    guild_states,
+    inviter_counts,
+    joins,
+    members,
+    partition_progress,
+);

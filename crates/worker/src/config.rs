@@ -1,0 +1,51 @@
+//! `invitrack-worker` configuration.
+
+use std::time::Duration;
+
+use invitrack_attribution::EngineConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerConfig {
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/invitrack"
+    )]
+    pub database_url: String,
+    #[command(flatten)]
+    pub bus: invitrack_bus::BusConfig,
+    /// PostgreSQL connections this worker uses for applying events.
+    #[arg(long, env = "WORKER_DB_CONNECTIONS", default_value_t = 4)]
+    pub db_connections: usize,
+    /// Most messages applied in one transaction.
+    #[arg(long, env = "WORKER_BATCH", default_value_t = 500)]
+    pub batch: usize,
+    /// How often guilds with undecided joins are looked at when no message arrives, in ms.
+    #[arg(long, env = "WORKER_TICK_MS", default_value_t = 500)]
+    pub tick_ms: u64,
+    /// Allowed difference between Discord's `joined_at` and the invite counter moving, in ms.
+    #[arg(long, env = "ATTRIBUTION_CLOCK_SKEW_MS", default_value_t = EngineConfig::default().clock_skew_ms)]
+    pub clock_skew_ms: i64,
+    /// Longest delay between a join and ingest seeing its GUILD_MEMBER_ADD, in ms.
+    #[arg(long, env = "ATTRIBUTION_GATEWAY_LAG_MS", default_value_t = EngineConfig::default().gateway_lag_ms)]
+    pub gateway_lag_ms: i64,
+    /// A join still undecided after this long is recorded as unknown, in ms.
+    #[arg(long, env = "ATTRIBUTION_MAX_PENDING_MS", default_value_t = EngineConfig::default().max_pending_ms)]
+    pub max_pending_ms: i64,
+}
+
+impl WorkerConfig {
+    #[must_use]
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            clock_skew_ms: self.clock_skew_ms,
+            gateway_lag_ms: self.gateway_lag_ms,
+            max_pending_ms: self.max_pending_ms,
+        }
+    }
+
+    #[must_use]
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(10))
+    }
+}

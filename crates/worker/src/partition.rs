@@ -1,0 +1,233 @@
+//! Partition ownership and consumption.
+//!
+//! Each partition is consumed by exactly one worker at a time. Ownership is a PostgreSQL
+//! session-level advisory lock held on one connection per worker: when a worker dies its
+//! session ends and the lock is free for the next worker that looks (every
+//! `CLAIM_INTERVAL`). Claiming bumps the partition's epoch, and every commit checks it, so a
+//! worker that lost a partition cannot commit for it even if it has not noticed yet.
+//!
+//! A claimed partition is read with a JetStream ordered consumer starting right after the last
+//! sequence committed in PostgreSQL: effects and progress are committed together, so each
+//! event takes effect exactly once whatever crashes or restarts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures_util::{FutureExt as _, StreamExt as _};
+use invitrack_bus::Bus;
+use invitrack_storage::{Pool, progress};
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{Partition, StreamMessage};
+use crate::{WorkerConfig, WorkerError};
+
+const CLAIM_INTERVAL: Duration = Duration::from_secs(2);
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Counters for metrics, tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub applied: AtomicU64,
+    pub decisions: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub owned_partitions: AtomicU64,
+}
+
+pub(crate) struct Context {
+    pub config: WorkerConfig,
+    pub bus: Bus,
+    pub pool: Pool,
+    pub stats: Arc<WorkerStats>,
+}
+
+/// Claims every free partition, and keeps looking for partitions freed by dead workers.
+pub(crate) async fn own_partitions(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let stream = ctx.bus.layout.events_stream();
+    let partitions = ctx.bus.layout.partitions();
+    let mut owned: HashMap<u32, CancellationToken> = HashMap::new();
+    let mut lock_conn = None;
+    loop {
+        if lock_conn.is_none() {
+            match invitrack_storage::connect(&ctx.config.database_url).await {
+                Ok(conn) => lock_conn = Some(conn),
+                Err(error) => tracing::warn!(%error, "cannot reach PostgreSQL for partition locks"),
+            }
+        }
+        if let Some(conn) = lock_conn.as_mut() {
+            owned.retain(|_, token| !token.is_cancelled());
+            for number in 0..partitions {
+                if owned.contains_key(&number) {
+                    continue;
+                }
+                match progress::try_lock_partition(conn, &stream, number).await {
+                    Ok(true) => {
+                        let token = shutdown.child_token();
+                        owned.insert(number, token.clone());
+                        tokio::spawn(consume_partition(Arc::clone(&ctx), number, token));
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        // The session (and with it every lock) is gone: stop every partition.
+                        tracing::warn!(%error, "lost the partition-lock session");
+                        for (_, token) in owned.drain() {
+                            token.cancel();
+                        }
+                        lock_conn = None;
+                        break;
+                    }
+                }
+            }
+            ctx.stats
+                .owned_partitions
+                .store(owned.len() as u64, Ordering::Relaxed);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(CLAIM_INTERVAL) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+    if let Some(conn) = lock_conn.as_mut() {
+        for number in owned.keys() {
+            let _ = progress::unlock_partition(conn, &stream, *number).await;
+        }
+    }
+}
+
+async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationToken) {
+    tracing::info!(partition = number, "partition claimed");
+    while !stop.is_cancelled() {
+        match consume(&ctx, number, &stop).await {
+            Ok(()) => break,
+            Err(error @ WorkerError::Fenced { .. }) => {
+                tracing::warn!(partition = number, %error, "giving the partition up");
+                stop.cancel();
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(partition = number, %error, "partition consumer failed; resuming from the last commit");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result<(), WorkerError> {
+    let layout = &ctx.bus.layout;
+    let stream = layout.events_stream();
+    let claim = {
+        let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+        progress::claim_partition(&mut conn, &stream, number).await?
+    };
+    let mut partition = Partition::new(stream, number, claim, layout.clone(), ctx.config.engine());
+    let consumer = ctx
+        .bus
+        .events
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: layout.partition_filter(number),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: claim.last_sequence + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+    let tick = ctx.config.tick();
+    let mut batch: Vec<StreamMessage> = Vec::with_capacity(ctx.config.batch);
+    loop {
+        batch.clear();
+        let first = tokio::select! {
+            next = tokio::time::timeout(tick, messages.next()) => next,
+            () = stop.cancelled() => return Ok(()),
+        };
+        match first {
+            Err(_elapsed) => {
+                let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+                let outcome = partition.tick(&mut conn, now_millis()).await?;
+                ctx.stats
+                    .decisions
+                    .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+                continue;
+            }
+            Ok(None) => return Err(WorkerError::JetStream("consumer stream ended".into())),
+            Ok(Some(message)) => batch.push(stream_message(message)?),
+        }
+        // Take what has already arrived, without waiting, up to the batch size.
+        while batch.len() < ctx.config.batch {
+            match messages.next().now_or_never() {
+                Some(Some(message)) => batch.push(stream_message(message)?),
+                _ => break,
+            }
+        }
+        let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+        let outcome = partition.apply(&mut conn, &batch).await?;
+        drop(conn);
+        ctx.stats
+            .applied
+            .fetch_add(outcome.applied as u64, Ordering::Relaxed);
+        ctx.stats
+            .decisions
+            .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+        for dead in outcome.dead_letters {
+            ctx.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(partition = number, sequence = dead.sequence, subject = %dead.subject, reason = %dead.reason, "dead letter");
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Invitrack-Reason", dead.reason.as_str());
+            headers.insert("Invitrack-Subject", dead.subject.as_str());
+            headers.insert("Invitrack-Sequence", dead.sequence.to_string().as_str());
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("dead:{}:{}", layout.events_stream(), dead.sequence).as_str(),
+            );
+            // Best effort: the original stays in the event stream until it ages out.
+            match ctx
+                .bus
+                .jetstream
+                .publish_with_headers(layout.dead_letter_subject(number), headers, dead.payload)
+                .await
+            {
+                Ok(ack) => {
+                    if let Err(error) = ack.await {
+                        tracing::error!(%error, "dead letter not stored");
+                    }
+                }
+                Err(error) => tracing::error!(%error, "dead letter not published"),
+            }
+        }
+    }
+}
+
+type JetStreamMessage =
+    Result<async_nats::jetstream::Message, async_nats::jetstream::consumer::pull::OrderedError>;
+
+fn stream_message(message: JetStreamMessage) -> Result<StreamMessage, WorkerError> {
+    let message = message.map_err(|e| WorkerError::JetStream(e.to_string()))?;
+    let sequence = message
+        .info()
+        .map_err(|e| WorkerError::JetStream(e.to_string()))?
+        .stream_sequence;
+    Ok(StreamMessage {
+        sequence,
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+    })
+}
+
+fn pool_error(e: impl std::fmt::Display) -> WorkerError {
+    WorkerError::Storage(invitrack_storage::StorageError::Pool(e.to_string()))
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
