@@ -9,7 +9,7 @@ use crate::{
     ratelimit::{Route, RouteLimit},
     state::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
 };
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use std::time::Duration;
 use twilight_model::id::{Id, marker::UserMarker};
@@ -37,33 +37,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/gateway/invalidate", web::post().to(gateway_invalidate))
         .route("/ratelimits", web::get().to(get_rate_limits))
         .route("/ratelimits/{route}", web::put().to(set_rate_limit))
-        .default_service(web::to(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "no such control endpoint (see the sim README)",
-            )
-        }));
+        .default_service(web::to(not_found));
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
+/// A control API error: `{"error": "..."}` with a status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct ControlError {
+    status: StatusCode,
+    message: String,
 }
 
-fn world_error(e: &WorldError) -> HttpResponse {
-    let status = match e {
-        WorldError::UnknownGuild(_)
-        | WorldError::UnknownChannel(_)
-        | WorldError::UnknownInvite(_)
-        | WorldError::NoVanity(_)
-        | WorldError::NotMember { .. } => StatusCode::NOT_FOUND,
-        WorldError::AlreadyMember { .. } | WorldError::CodeTaken(_) => StatusCode::CONFLICT,
-        WorldError::MissingPermissions => StatusCode::FORBIDDEN,
-        WorldError::Invalid(_) => StatusCode::BAD_REQUEST,
-    };
-    error(status, e)
+impl ResponseError for ControlError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+    }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+type Answer = Result<HttpResponse, ControlError>;
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> ControlError {
+    ControlError {
+        status,
+        message: message.to_string(),
+    }
+}
+
+impl From<WorldError> for ControlError {
+    fn from(e: WorldError) -> Self {
+        let status = match e {
+            WorldError::UnknownGuild(_)
+            | WorldError::UnknownChannel(_)
+            | WorldError::UnknownInvite(_)
+            | WorldError::NoVanity(_)
+            | WorldError::NotMember { .. } => StatusCode::NOT_FOUND,
+            WorldError::AlreadyMember { .. } | WorldError::CodeTaken(_) => StatusCode::CONFLICT,
+            WorldError::MissingPermissions => StatusCode::FORBIDDEN,
+            WorldError::Invalid(_) => StatusCode::BAD_REQUEST,
+        };
+        error(status, e)
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -73,7 +93,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
 }
 
-fn snowflake<T>(raw: &str) -> Result<Id<T>, HttpResponse> {
+fn snowflake<T>(raw: &str) -> Result<Id<T>, ControlError> {
     raw.parse::<u64>()
         .ok()
         .and_then(Id::new_checked)
@@ -106,15 +126,6 @@ fn de_opt_id<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<Id<T>>, D::Err
     Ok(Option::<Wrap<T>>::deserialize(d)?.map(|w| w.0))
 }
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(response) => return response,
-        }
-    };
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateGuildBody {
@@ -134,19 +145,6 @@ fn yes() -> bool {
     true
 }
 
-async fn create_guild(body: web::Bytes, world: web::Data<World>) -> HttpResponse {
-    let body: CreateGuildBody = tri!(parse(&body));
-    let spec = GuildSpec {
-        name: body.name,
-        vanity_code: body.vanity_code,
-        manage_guild: body.manage_guild,
-    };
-    match world.create_guild(spec) {
-        Ok(created) => HttpResponse::Created().json(created),
-        Err(e) => world_error(&e),
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateInviteBody {
@@ -160,38 +158,6 @@ struct CreateInviteBody {
     temporary: bool,
     #[serde(default)]
     code: Option<String>,
-}
-
-async fn create_invite(
-    path: web::Path<String>,
-    body: web::Bytes,
-    world: web::Data<World>,
-) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    let body: CreateInviteBody = tri!(parse(&body));
-    let spec = InviteSpec {
-        inviter_id: body.inviter_id,
-        max_uses: body.max_uses,
-        max_age_secs: body.max_age,
-        temporary: body.temporary,
-        code: body.code,
-    };
-    let mut state = world.lock();
-    match state
-        .create_invite(guild_id, spec)
-        .and_then(|info| state.invite_json(&info.code))
-    {
-        Ok(json) => HttpResponse::Created().json(json),
-        Err(e) => world_error(&e),
-    }
-}
-
-async fn list_invites(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    match world.invites(guild_id) {
-        Ok(list) => HttpResponse::Ok().json(list),
-        Err(e) => world_error(&e),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,8 +178,34 @@ struct JoinBody {
     count: Option<u32>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaveBody {
+    #[serde(deserialize_with = "de_id")]
+    user_id: Id<UserMarker>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionsBody {
+    manage_guild: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    advance_secs: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvalidateBody {
+    #[serde(default)]
+    resumable: bool,
+}
+
 impl JoinBody {
-    fn via(&self) -> Result<JoinVia, HttpResponse> {
+    fn via(&self) -> Result<JoinVia, ControlError> {
         match (&self.code, self.vanity) {
             (Some(_), true) => Err(error(
                 StatusCode::BAD_REQUEST,
@@ -225,7 +217,7 @@ impl JoinBody {
         }
     }
 
-    fn spec(&self) -> Result<JoinSpec, HttpResponse> {
+    fn spec(&self) -> Result<JoinSpec, ControlError> {
         let days = self.account_age_days.unwrap_or(365.0);
         if !days.is_finite() || !(0.0..=3650.0).contains(&days) {
             return Err(error(
@@ -241,109 +233,124 @@ impl JoinBody {
     }
 }
 
-async fn join(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    let body: JoinBody = tri!(parse(&body));
-    if body.count.is_some() {
-        return error(StatusCode::BAD_REQUEST, "\"count\" is only for /joins/bulk");
-    }
-    let via = tri!(body.via());
-    let spec = tri!(body.spec());
-    match world.join(guild_id, via, spec) {
-        Ok(truth) => HttpResponse::Created().json(truth),
-        Err(e) => world_error(&e),
-    }
+async fn create_guild(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: CreateGuildBody = parse(&body)?;
+    let spec = GuildSpec {
+        name: body.name,
+        vanity_code: body.vanity_code,
+        manage_guild: body.manage_guild,
+    };
+    Ok(HttpResponse::Created().json(world.create_guild(spec)?))
 }
 
-/// `count` new accounts join the same way, in one lock (for load tests).
-async fn join_bulk(
+async fn create_invite(
     path: web::Path<String>,
     body: web::Bytes,
     world: web::Data<World>,
-) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    let body: JoinBody = tri!(parse(&body));
+) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let body: CreateInviteBody = parse(&body)?;
+    let spec = InviteSpec {
+        inviter_id: body.inviter_id,
+        max_uses: body.max_uses,
+        max_age_secs: body.max_age,
+        temporary: body.temporary,
+        code: body.code,
+    };
+    let mut state = world.lock();
+    let info = state.create_invite(guild_id, spec)?;
+    let json = state.invite_json(&info.code)?;
+    drop(state);
+    Ok(HttpResponse::Created().json(json))
+}
+
+async fn list_invites(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    Ok(HttpResponse::Ok().json(world.invites(guild_id)?))
+}
+
+async fn join(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let body: JoinBody = parse(&body)?;
+    if body.count.is_some() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "\"count\" is only for /joins/bulk",
+        ));
+    }
+    let truth = world.join(guild_id, body.via()?, body.spec()?)?;
+    Ok(HttpResponse::Created().json(truth))
+}
+
+/// `count` new accounts join the same way, under one lock (for load tests).
+async fn join_bulk(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let body: JoinBody = parse(&body)?;
     if body.user_id.is_some() {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "\"user_id\" cannot be used with /joins/bulk",
-        );
+        ));
     }
     let count = body.count.unwrap_or(1).min(100_000);
-    let via = tri!(body.via());
-    let spec = tri!(body.spec());
-    let mut state = world.lock();
+    let (via, spec) = (body.via()?, body.spec()?);
     let mut joins = Vec::with_capacity(count as usize);
+    let mut state = world.lock();
     for _ in 0..count {
         match state.join(guild_id, via.clone(), spec.clone()) {
             Ok(truth) => joins.push(truth),
-            Err(e) if joins.is_empty() => return world_error(&e),
+            Err(e) if joins.is_empty() => return Err(e.into()),
+            // e.g. the invite reached max_uses: report the joins that happened.
             Err(_) => break,
         }
     }
     drop(state);
-    HttpResponse::Created().json(joins)
+    Ok(HttpResponse::Created().json(joins))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LeaveBody {
-    #[serde(deserialize_with = "de_id")]
-    user_id: Id<UserMarker>,
+async fn leave(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let body: LeaveBody = parse(&body)?;
+    world.leave(guild_id, body.user_id)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn leave(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    let body: LeaveBody = tri!(parse(&body));
-    match world.leave(guild_id, body.user_id) {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => world_error(&e),
-    }
+async fn members(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    Ok(HttpResponse::Ok().json(world.members(guild_id)?))
 }
 
-async fn members(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    match world.members(guild_id) {
-        Ok(ids) => HttpResponse::Ok().json(ids),
-        Err(e) => world_error(&e),
-    }
-}
-
-async fn vanity(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    match world.vanity(guild_id) {
-        Ok(Some((code, uses))) => {
-            HttpResponse::Ok().json(serde_json::json!({"code": code, "uses": uses}))
-        }
-        Ok(None) => HttpResponse::Ok().json(serde_json::json!({"code": null, "uses": 0})),
-        Err(e) => world_error(&e),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PermissionsBody {
-    manage_guild: bool,
+async fn vanity(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let (code, uses) = match world.vanity(guild_id)? {
+        Some((code, uses)) => (Some(code), uses),
+        None => (None, 0),
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "code": code, "uses": uses })))
 }
 
 async fn set_permissions(
     path: web::Path<String>,
     body: web::Bytes,
     world: web::Data<World>,
-) -> HttpResponse {
-    let guild_id = tri!(snowflake(&path));
-    let body: PermissionsBody = tri!(parse(&body));
-    match world.set_manage_guild(guild_id, body.manage_guild) {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => world_error(&e),
-    }
+) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let body: PermissionsBody = parse(&body)?;
+    world.set_manage_guild(guild_id, body.manage_guild)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn delete_invite(path: web::Path<String>, world: web::Data<World>) -> HttpResponse {
-    match world.delete_invite(&path) {
-        Ok(_) => HttpResponse::NoContent().finish(),
-        Err(e) => world_error(&e),
-    }
+async fn delete_invite(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    world.delete_invite(&path)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn not_found() -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such control endpoint (see the sim README)",
+    )
+    .error_response()
 }
 
 async fn truth(world: web::Data<World>) -> HttpResponse {
@@ -354,22 +361,16 @@ async fn messages(world: web::Data<World>) -> HttpResponse {
     HttpResponse::Ok().json(world.messages())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClockBody {
-    advance_secs: f64,
-}
-
-async fn advance_clock(body: web::Bytes, world: web::Data<World>) -> HttpResponse {
-    let body: ClockBody = tri!(parse(&body));
+async fn advance_clock(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: ClockBody = parse(&body)?;
     if !body.advance_secs.is_finite() || body.advance_secs < 0.0 {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "advance_secs must be a non-negative number",
-        );
+        ));
     }
     world.advance_clock(Duration::from_secs_f64(body.advance_secs));
-    HttpResponse::NoContent().finish()
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn gateway_status(world: web::Data<World>) -> HttpResponse {
@@ -381,17 +382,10 @@ async fn gateway_reconnect(world: web::Data<World>) -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InvalidateBody {
-    #[serde(default)]
-    resumable: bool,
-}
-
-async fn gateway_invalidate(body: web::Bytes, world: web::Data<World>) -> HttpResponse {
-    let body: InvalidateBody = tri!(parse(&body));
+async fn gateway_invalidate(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: InvalidateBody = parse(&body)?;
     world.invalidate_sessions(body.resumable);
-    HttpResponse::NoContent().finish()
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn get_rate_limits(world: web::Data<World>) -> HttpResponse {
@@ -409,18 +403,16 @@ async fn set_rate_limit(
     path: web::Path<String>,
     body: web::Bytes,
     world: web::Data<World>,
-) -> HttpResponse {
-    let route: Route = tri!(
-        serde_json::from_value(serde_json::Value::String(path.into_inner()))
-            .map_err(|e| error(StatusCode::NOT_FOUND, format!("unknown route: {e}")))
-    );
-    let limit: RouteLimit = tri!(parse(&body));
+) -> Answer {
+    let route: Route = serde_json::from_value(serde_json::Value::String(path.into_inner()))
+        .map_err(|e| error(StatusCode::NOT_FOUND, format!("unknown route: {e}")))?;
+    let limit: RouteLimit = parse(&body)?;
     if limit.limit == 0 || limit.window_ms == 0 {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "limit and window_ms must be positive",
-        );
+        ));
     }
     world.set_rate_limit(route, limit);
-    HttpResponse::NoContent().finish()
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -280,15 +280,14 @@ impl Connection {
             let Some(tx) = self.tx.clone() else {
                 return Err((4005, "Already authenticated."));
             };
-            match world.resume(
-                &resume.session_id,
-                resume.seq.unwrap_or(0),
-                self.conn_id,
-                tx,
-            ) {
-                Ok(()) => None,
-                Err(why) => Some(why),
-            }
+            world
+                .resume(
+                    &resume.session_id,
+                    resume.seq.unwrap_or(0),
+                    self.conn_id,
+                    tx,
+                )
+                .err()
         };
         match refused {
             None => {
