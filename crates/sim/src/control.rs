@@ -295,16 +295,18 @@ async fn join_bulk(path: web::Path<String>, body: web::Bytes, world: web::Data<W
     let count = body.count.unwrap_or(1).min(100_000);
     let (via, spec) = (body.via()?, body.spec()?);
     let mut joins = Vec::with_capacity(count as usize);
-    let mut state = world.lock();
-    for _ in 0..count {
-        match state.join(guild_id, via.clone(), spec.clone()) {
-            Ok(truth) => joins.push(truth),
-            Err(e) if joins.is_empty() => return Err(e.into()),
-            // e.g. the invite reached max_uses: report the joins that happened.
-            Err(_) => break,
+    // In chunks, so other requests and the gateway get the lock in between.
+    'chunks: while joins.len() < count as usize {
+        let mut state = world.lock();
+        for _ in 0..(count as usize - joins.len()).min(500) {
+            match state.join(guild_id, via.clone(), spec.clone()) {
+                Ok(truth) => joins.push(truth),
+                Err(e) if joins.is_empty() => return Err(e.into()),
+                // e.g. the invite reached max_uses: report the joins that happened.
+                Err(_) => break 'chunks,
+            }
         }
     }
-    drop(state);
     Ok(HttpResponse::Created().json(joins))
 }
 

@@ -528,6 +528,12 @@ impl State {
         self.sessions = sessions;
     }
 
+    /// INVITE_CREATE/DELETE only reach a bot with MANAGE_CHANNELS on the invite's channel;
+    /// the simulated bot role has it exactly when it has MANAGE_GUILD.
+    fn sees_invite_events(&self, guild_id: Id<GuildMarker>) -> bool {
+        self.guilds.get(&guild_id).is_some_and(|g| g.manage_guild)
+    }
+
     fn user(&self, id: Id<UserMarker>) -> wire::User<'_> {
         if id == self.bot.user_id {
             return self.bot.user();
@@ -869,7 +875,9 @@ impl State {
                 kind: 0,
                 expires_at: invite.expires_at_ms().map(snowflake::format_ts),
             };
-            sessions.broadcast(guild_id, EventKind::INVITE_CREATE, &event);
+            if state.sees_invite_events(guild_id) {
+                sessions.broadcast(guild_id, EventKind::INVITE_CREATE, &event);
+            }
         });
         tracing::debug!(guild_id = %guild_id, code, "invite created");
         if let Some(guild) = self.guilds.get_mut(&guild_id) {
@@ -993,8 +1001,10 @@ impl State {
                 guild_id,
                 code: &code,
             };
-            self.sessions
-                .broadcast(guild_id, EventKind::INVITE_DELETE, &event);
+            if self.sees_invite_events(guild_id) {
+                self.sessions
+                    .broadcast(guild_id, EventKind::INVITE_DELETE, &event);
+            }
             tracing::debug!(guild_id = %guild_id, code, "invite reached max_uses");
         }
 
@@ -1055,8 +1065,10 @@ impl State {
             guild_id: invite.guild_id,
             code: &invite.code,
         };
-        self.sessions
-            .broadcast(invite.guild_id, EventKind::INVITE_DELETE, &event);
+        if self.sees_invite_events(invite.guild_id) {
+            self.sessions
+                .broadcast(invite.guild_id, EventKind::INVITE_DELETE, &event);
+        }
         tracing::debug!(guild_id = %invite.guild_id, code, "invite deleted");
         Ok(invite.info())
     }

@@ -343,6 +343,15 @@ async fn missing_manage_guild_is_403_50013() {
     let error = client.guild_vanity_url(Id::new(guild)).await.unwrap_err();
     assert_eq!(api_code(&error), (403, 50013));
 
+    // Without MANAGE_GUILD (so without MANAGE_CHANNELS) no invite events reach the bot.
+    let mut shard = shard(&sim, all_intents());
+    ready(&mut shard).await;
+    control.invite(guild, json!({"inviter_id": "9"})).await;
+    let (marker, _) = control.guild(json!({"name": "marker"})).await;
+    assert!(
+        matches!(next_dispatch(&mut shard).await, Event::GuildCreate(g) if g.id().get() == marker)
+    );
+
     let (status, _) = control
         .send(
             reqwest::Method::PUT,
@@ -351,7 +360,17 @@ async fn missing_manage_guild_is_403_50013() {
         )
         .await;
     assert_eq!(status, 204);
-    assert!(client.guild_invites(Id::new(guild)).await.is_ok());
+    assert!(
+        matches!(next_dispatch(&mut shard).await, Event::RoleUpdate(r) if r.guild_id.get() == guild)
+    );
+    let invites = client
+        .guild_invites(Id::new(guild))
+        .await
+        .unwrap()
+        .models()
+        .await
+        .unwrap();
+    assert_eq!(invites.len(), 1);
     let error = client.guild_invites(Id::new(12_345)).await.unwrap_err();
     assert_eq!(api_code(&error), (404, 10004));
     sim.stop().await;
@@ -828,5 +847,51 @@ async fn control_api_rejects_bad_input() {
         )
         .await;
     assert_eq!(status, 409);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_joins_reach_the_shard_quickly() {
+    use twilight_gateway::{EventTypeFlags, StreamExt as _};
+    const JOINS: usize = 5_000;
+    let sim = start(1).await;
+    let control = Control::new(&sim);
+    let (guild, _) = control
+        .guild(json!({"name": "busy", "vanity_code": "busy"}))
+        .await;
+    let mut shard = shard(&sim, all_intents());
+    ready(&mut shard).await;
+
+    let started = std::time::Instant::now();
+    let (status, joins) = control
+        .post(
+            &format!("/guilds/{guild}/joins/bulk"),
+            json!({"vanity": true, "count": JOINS}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(joins.as_array().unwrap().len(), JOINS);
+    let produced = started.elapsed();
+    let mut received = 0;
+    while received < JOINS {
+        let event = tokio::time::timeout(
+            Duration::from_secs(30),
+            shard.next_event(EventTypeFlags::MEMBER_ADD),
+        )
+        .await
+        .expect("events keep coming")
+        .expect("stream open")
+        .expect("parsed");
+        if matches!(event, Event::MemberAdd(_)) {
+            received += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let rate = JOINS as f64 / elapsed.as_secs_f64();
+    eprintln!("{JOINS} joins: produced in {produced:?}, received in {elapsed:?} ({rate:.0}/s)");
+    assert_eq!(
+        sim.world().vanity(Id::new(guild)).unwrap(),
+        Some(("busy".into(), JOINS as u64))
+    );
     sim.stop().await;
 }
