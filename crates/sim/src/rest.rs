@@ -145,6 +145,14 @@ fn with_headers(mut res: HttpResponse, headers: &RateHeaders) -> HttpResponse {
     res
 }
 
+/// An error answer that still carries (and counts against) the route's rate limit headers.
+fn reject(world: &World, route: Route, major: u64, e: ApiError) -> HttpResponse {
+    let headers = match world.limiter().check(route, major, Instant::now()) {
+        Verdict::Allowed(headers) | Verdict::Limited { headers, .. } => headers,
+    };
+    with_headers(e.response(), &headers)
+}
+
 /// Runs one REST request: auth, rate limit, then `f` under the state lock. `f` answers a
 /// JSON body (or nothing for 204).
 fn answer(
@@ -155,7 +163,7 @@ fn answer(
     f: impl FnOnce(&mut State) -> Result<(StatusCode, Option<String>), WorldError>,
 ) -> HttpResponse {
     if let Err(e) = authorized(req, world) {
-        return e.response();
+        return reject(world, route, major, e);
     }
     let verdict = world.limiter().check(route, major, Instant::now());
     let headers = match verdict {
@@ -264,7 +272,7 @@ async fn get_guild_invites(
 ) -> HttpResponse {
     let guild_id = match snowflake(&path) {
         Ok(id) => id,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::GuildInvites, 0, e),
     };
     answer(&req, &world, Route::GuildInvites, guild_id.get(), |s| {
         ok(s.rest_guild_invites(guild_id)?)
@@ -278,7 +286,7 @@ async fn get_vanity_url(
 ) -> HttpResponse {
     let guild_id = match snowflake(&path) {
         Ok(id) => id,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::GuildVanityUrl, 0, e),
     };
     answer(&req, &world, Route::GuildVanityUrl, guild_id.get(), |s| {
         ok(s.rest_vanity(guild_id)?)
@@ -319,7 +327,7 @@ async fn get_channel_invites(
 ) -> HttpResponse {
     let channel_id = match snowflake(&path) {
         Ok(id) => id,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::ChannelInvites, 0, e),
     };
     answer(&req, &world, Route::ChannelInvites, channel_id.get(), |s| {
         ok(s.rest_channel_invites(channel_id)?)
@@ -354,11 +362,11 @@ async fn create_channel_invite(
 ) -> HttpResponse {
     let channel_id = match snowflake(&path) {
         Ok(id) => id,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::CreateChannelInvite, 0, e),
     };
     let body: CreateInviteBody = match parse_body(&body) {
         Ok(b) => b,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::CreateChannelInvite, 0, e),
     };
     answer(
         &req,
@@ -394,11 +402,11 @@ async fn create_message(
 ) -> HttpResponse {
     let channel_id = match snowflake(&path) {
         Ok(id) => id,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::CreateMessage, 0, e),
     };
     let body: CreateMessageBody = match parse_body(&body) {
         Ok(b) => b,
-        Err(e) => return e.response(),
+        Err(e) => return reject(&world, Route::CreateMessage, 0, e),
     };
     answer(&req, &world, Route::CreateMessage, channel_id.get(), |s| {
         ok(s.rest_post_message(channel_id, body.content, body.embeds)?)

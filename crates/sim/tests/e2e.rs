@@ -895,3 +895,19 @@ async fn thousands_of_joins_reach_the_shard_quickly() {
     );
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn starts_in_a_current_thread_runtime() {
+    let sim = start(1).await;
+    let control = Control::new(&sim);
+    let (guild, _) = control.guild(json!({"name": "g"})).await;
+    let invites = http(&sim)
+        .guild_invites(Id::new(guild))
+        .await
+        .unwrap()
+        .models()
+        .await
+        .unwrap();
+    assert!(invites.is_empty());
+    sim.stop().await;
+}
