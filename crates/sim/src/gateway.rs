@@ -57,7 +57,10 @@ pub async fn handle(
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map_or_else(|| world.bot().gateway_url, |host| format!("ws://{host}"));
+        .map_or_else(
+            || world.bot().gateway_url.clone(),
+            |host| format!("ws://{host}"),
+        );
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let world = world.get_ref().clone();
     actix_web::rt::spawn(async move {

@@ -117,13 +117,13 @@ fn snowflake<T>(raw: &str) -> Result<Id<T>, ApiError> {
 }
 
 fn authorized(req: &HttpRequest, world: &World) -> Result<(), ApiError> {
-    let token = world.lock().bot().token.clone();
+    let token = &world.bot().token;
     let ok = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bot "))
-        .is_some_and(|t| t == token);
+        .is_some_and(|t| t == token.as_str());
     if ok {
         Ok(())
     } else {
@@ -215,7 +215,10 @@ fn gateway_url(req: &HttpRequest, world: &World) -> String {
     req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map_or_else(|| world.bot().gateway_url, |host| format!("ws://{host}"))
+        .map_or_else(
+            || world.bot().gateway_url.clone(),
+            |host| format!("ws://{host}"),
+        )
 }
 
 async fn get_gateway_bot(req: HttpRequest, world: web::Data<World>) -> HttpResponse {

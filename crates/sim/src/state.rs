@@ -1479,6 +1479,8 @@ pub struct World {
 
 #[derive(Debug)]
 struct Inner {
+    /// Immutable, so readable without the lock.
+    bot: BotInfo,
     state: Mutex<State>,
     limiter: Mutex<RateLimiter>,
 }
@@ -1488,6 +1490,7 @@ impl World {
     pub fn new(bot: BotInfo) -> Self {
         Self {
             inner: Arc::new(Inner {
+                bot: bot.clone(),
                 state: Mutex::new(State::new(bot)),
                 limiter: Mutex::new(RateLimiter::default()),
             }),
@@ -1527,8 +1530,8 @@ impl World {
     }
 
     /// Facts about the bot.
-    pub fn bot(&self) -> BotInfo {
-        self.lock().bot().clone()
+    pub fn bot(&self) -> &BotInfo {
+        &self.inner.bot
     }
 
     /// Makes a guild (GUILD_CREATE to a connected shard).
