@@ -16,7 +16,9 @@ use crate::model::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineConfig {
     /// Difference allowed between Discord's `joined_at` and the moment its invite counter moves,
-    /// plus the clock difference between Discord and ingest.
+    /// plus the clock difference between Discord and ingest. A join is settled by a snapshot
+    /// requested more than this after it, so ingest waits at least this long after `joined_at`
+    /// before reading the invites (`INGEST_SETTLE_MS`).
     pub clock_skew_ms: Millis,
     /// Longest time between a join and ingest observing its GUILD_MEMBER_ADD.
     pub gateway_lag_ms: Millis,
@@ -27,7 +29,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            clock_skew_ms: 250,
+            clock_skew_ms: 200,
             gateway_lag_ms: 2_000,
             max_pending_ms: 120_000,
         }
@@ -266,8 +268,9 @@ impl GuildAttribution {
                 }
                 None => {
                     // Created after the previous snapshot was requested: it started at 0 uses.
-                    let fresh = !self.gone.contains_key(&info.code)
-                        && info.created_at >= previous_request - config.clock_skew_ms;
+                    // Created earlier yet missing from that snapshot: its past is unknown.
+                    let fresh =
+                        !self.gone.contains_key(&info.code) && info.created_at >= previous_request;
                     let tracked = TrackedInvite {
                         info,
                         read_at: Some(requested_at),
@@ -387,9 +390,10 @@ impl GuildAttribution {
         self.units.push(Unit { target, from, to });
     }
 
-    /// The earliest `from` any unit found in the future can have.
-    fn future_evidence_floor(&self, config: &EngineConfig) -> Millis {
-        let mut floor = self.last_requested_at.unwrap_or(Millis::MIN) - config.clock_skew_ms;
+    /// The earliest `from` any unit found in the future can have: counters read by the last
+    /// snapshot only show later uses; invites never read yet count from their creation.
+    fn future_evidence_floor(&self) -> Millis {
+        let mut floor = self.last_requested_at.unwrap_or(Millis::MIN);
         for invite in self.invites.values() {
             floor = floor.min(invite.evidence_from());
         }
@@ -422,7 +426,7 @@ impl GuildAttribution {
             return;
         }
 
-        let floor = self.future_evidence_floor(config);
+        let floor = self.future_evidence_floor();
         let components = self.components(config);
         let mut decided_joins = BTreeSet::new();
         let mut spent_units = BTreeSet::new();

@@ -1,1 +1,58 @@
-fn main() {}
+//! `invitrack`: the command line for operators. Thin: each command calls a library.
+
+mod demo;
+mod keys;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "invitrack",
+    version,
+    about = "Self-hosted Discord invite tracker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if needed and apply pending migrations.
+    Migrate {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/invitrack"
+        )]
+        database_url: String,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// Run the simulator, ingest, worker and API together, with members joining and leaving,
+    /// until Ctrl-C. With DISCORD_TOKEN set, run against Discord instead of the simulator.
+    Demo(demo::DemoArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    invitrack_telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Migrate { database_url } => {
+            let applied = invitrack_storage::prepare_database(&database_url).await?;
+            if applied.is_empty() {
+                eprintln!("database is up to date");
+            }
+            for version in applied {
+                eprintln!("applied migration {version}");
+            }
+            Ok(())
+        }
+        Command::Keys { command } => keys::run(command).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}

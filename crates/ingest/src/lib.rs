@@ -118,6 +118,7 @@ pub async fn run(config: IngestConfig, shutdown: CancellationToken) -> Result<()
         let shard = Shard::with_config(ShardId::new(index, shard_total), gateway_config.clone());
         let reader = ShardReader {
             bot_id,
+            settle_ms: config.settle_ms,
             publisher: publisher.clone(),
             scheduler: scheduler.clone(),
         };
@@ -191,6 +192,7 @@ fn discord_error(
 /// Reads one shard and turns its events into bus messages.
 struct ShardReader {
     bot_id: u64,
+    settle_ms: i64,
     publisher: Publisher,
     scheduler: SnapshotScheduler,
 }
@@ -304,7 +306,10 @@ impl ShardReader {
             ),
             _ => return,
         };
-        let is_join = matches!(kind, Kind::MemberAdd(_));
+        let joined_at = match &kind {
+            Kind::MemberAdd(add) => Some(add.joined_at_ms),
+            _ => None,
+        };
         let event = proto::GuildEvent {
             bot_id: self.bot_id,
             guild_id,
@@ -319,9 +324,10 @@ impl ShardReader {
             )
         });
         self.publisher.send(event, message_id).await;
-        if is_join {
-            // After the join is queued, so the snapshot is published behind it.
-            self.scheduler.request(guild_id);
+        if let Some(joined_at) = joined_at {
+            // After the join is queued, so the snapshot is published behind it; and late
+            // enough that the join's use shows in it.
+            self.scheduler.request(guild_id, joined_at + self.settle_ms);
         }
     }
 }

@@ -61,6 +61,8 @@ struct GuildSlot {
     has_vanity: bool,
     fetching: bool,
     queued: bool,
+    /// The next fetch must not be sent before this (Unix ms): joins settle first.
+    not_before_ms: i64,
     forbidden_until: Option<Instant>,
 }
 
@@ -126,7 +128,7 @@ impl SnapshotScheduler {
             slot.has_vanity = has_vanity;
             slot.forbidden_until = None;
         }
-        self.request(guild_id);
+        self.request(guild_id, 0);
     }
 
     /// The guild's roles or settings changed: a 403 may be over.
@@ -146,7 +148,7 @@ impl SnapshotScheduler {
             slot.forbidden_until.take().is_some()
         };
         if was_forbidden {
-            self.request(guild_id);
+            self.request(guild_id, 0);
         }
     }
 
@@ -158,8 +160,9 @@ impl SnapshotScheduler {
             .remove(&guild_id);
     }
 
-    /// Something happened that the guild's counters may show (a join): read them soon.
-    pub fn request(&self, guild_id: u64) {
+    /// Something happened that the guild's counters may show (a join): read them once
+    /// `not_before_ms` (Unix ms) has passed.
+    pub fn request(&self, guild_id: u64, not_before_ms: i64) {
         {
             let mut guilds = self
                 .inner
@@ -169,6 +172,7 @@ impl SnapshotScheduler {
             let Some(slot) = guilds.get_mut(&guild_id) else {
                 return;
             };
+            slot.not_before_ms = slot.not_before_ms.max(not_before_ms);
             if slot
                 .forbidden_until
                 .is_some_and(|until| until > Instant::now())
@@ -193,13 +197,17 @@ impl Inner {
     async fn fetch_loop(self: Arc<Self>, guild_id: u64) {
         let mut failures = 0;
         loop {
-            let (shard_id, has_vanity) = {
+            let (shard_id, has_vanity, not_before_ms) = {
                 let guilds = self.guilds.lock().unwrap_or_else(PoisonError::into_inner);
                 match guilds.get(&guild_id) {
-                    Some(slot) => (slot.shard_id, slot.has_vanity),
+                    Some(slot) => (slot.shard_id, slot.has_vanity, slot.not_before_ms),
                     None => return,
                 }
             };
+            let wait_ms = not_before_ms - now_millis();
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms.cast_unsigned())).await;
+            }
             let requested_at = now_millis();
             let outcome = self.fetch(guild_id, has_vanity).await;
             let observed_at = now_millis();

@@ -50,6 +50,19 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, StorageEr
     .map_err(|e| StorageError::Migration(e.to_string()))?
 }
 
+/// Creates the database if it is missing (when allowed to), then applies pending migrations:
+/// what every service does on start.
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn prepare_database(database_url: &str) -> Result<Vec<String>, StorageError> {
+    if let Err(error) = ensure_database(database_url).await {
+        // Often a role without CREATEDB on a database that exists: migrating will tell.
+        tracing::debug!(%error, "could not make sure the database exists");
+    }
+    run_migrations(database_url).await
+}
+
 /// Creates the database named in `database_url` if it does not exist yet (connecting to the
 /// `postgres` database of the same server). Tests and the demo use it to get their own database.
 ///

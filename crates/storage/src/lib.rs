@@ -9,8 +9,8 @@ pub mod progress;
 pub mod schema;
 
 pub use db::{
-    Pool, PooledConnection, connect, ensure_database, millis_to_time, pool, run_migrations,
-    time_to_millis,
+    Pool, PooledConnection, connect, ensure_database, millis_to_time, pool, prepare_database,
+    run_migrations, time_to_millis,
 };
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 

@@ -56,7 +56,7 @@ pub async fn run_with_stats(
     shutdown: CancellationToken,
     stats: Arc<WorkerStats>,
 ) -> Result<(), WorkerError> {
-    invitrack_storage::run_migrations(&config.database_url).await?;
+    invitrack_storage::prepare_database(&config.database_url).await?;
     let bus = config.bus.connect().await?;
     let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
     tracing::info!(

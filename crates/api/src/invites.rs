@@ -1,0 +1,94 @@
+//! The InviteLogger-compatible endpoints (`seeds/000_2deffae17cb0fab2.txt`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use invitrack_storage::counts;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::auth::{authenticate, authorize};
+use crate::error::ApiError;
+use crate::params::Params;
+
+/// `{total, leaves, fake, bonus, real}` for one inviter.
+#[derive(Debug, Serialize)]
+pub struct UserInvites {
+    pub total: i64,
+    pub leaves: i64,
+    pub fake: i64,
+    pub bonus: i64,
+    pub real: i64,
+}
+
+/// One member invited through a code.
+#[derive(Debug, Serialize)]
+pub struct CodeMember {
+    pub created_at: String,
+    pub updated_at: String,
+    pub member_id: String,
+    pub fake: bool,
+    pub left: bool,
+    pub cleared: bool,
+}
+
+/// InviteLogger's timestamps: milliseconds and a `Z`, e.g. `2020-08-04T08:14:37.000Z`.
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[tracing::instrument(skip_all, fields(guild_id, inviter_id))]
+pub async fn user(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::from_request(&req, &body)?;
+    let key = authenticate(&req, &state).await?;
+    let bot_id = params.snowflake("bot_id")?;
+    let guild_id = params.snowflake("guild_id")?;
+    let inviter_id = params.snowflake("inviter_id")?;
+    tracing::Span::current()
+        .record("guild_id", guild_id)
+        .record("inviter_id", inviter_id);
+    authorize(&key, bot_id, guild_id)?;
+    let mut conn = state.connection().await?;
+    let c = counts::inviter_counts(&mut conn, bot_id, guild_id, inviter_id).await?;
+    Ok(HttpResponse::Ok().json(UserInvites {
+        total: c.total(),
+        leaves: c.leaves,
+        fake: c.fake,
+        bonus: c.bonus,
+        real: c.real(),
+    }))
+}
+
+#[tracing::instrument(skip_all, fields(guild_id, invite_code))]
+pub async fn code(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::from_request(&req, &body)?;
+    let key = authenticate(&req, &state).await?;
+    let bot_id = params.snowflake("bot_id")?;
+    let guild_id = params.snowflake("guild_id")?;
+    let invite_code = params.invite_code("invite_code")?;
+    tracing::Span::current()
+        .record("guild_id", guild_id)
+        .record("invite_code", invite_code.as_str());
+    authorize(&key, bot_id, guild_id)?;
+    let mut conn = state.connection().await?;
+    let rows = counts::joins_by_code(&mut conn, bot_id, guild_id, &invite_code).await?;
+    let members: Vec<CodeMember> = rows
+        .into_iter()
+        .map(|row| CodeMember {
+            created_at: timestamp(row.created_at),
+            updated_at: timestamp(row.updated_at),
+            member_id: invitrack_storage::from_db_id(row.member_id).to_string(),
+            fake: row.fake != 0,
+            left: row.has_left,
+            cleared: row.cleared,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(members))
+}
