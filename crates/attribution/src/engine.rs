@@ -290,10 +290,11 @@ impl GuildAttribution {
             .invites
             .iter()
             .filter(|(code, t)| {
-                !seen.contains(*code)
-                    // Known only from INVITE_CREATE and perhaps created after this answer was
-                    // produced: its absence proves nothing yet.
-                    && !(t.read_at.is_none() && t.info.created_at > requested_at - config.clock_skew_ms)
+                // Known only from INVITE_CREATE and perhaps created after this answer was
+                // produced: its absence proves nothing yet.
+                let maybe_too_new =
+                    t.read_at.is_none() && t.info.created_at > requested_at - config.clock_skew_ms;
+                !seen.contains(*code) && !maybe_too_new
             })
             .map(|(code, _)| code.clone())
             .collect();
@@ -307,13 +308,13 @@ impl GuildAttribution {
         }
 
         if let Some(v) = vanity {
-            if let Some(previous) = &self.vanity {
-                if let (Some(code), true) = (&v.code, previous.code == v.code) {
-                    let target = Target::Vanity { code: code.clone() };
-                    let from = previous.read_at;
-                    for _ in 0..v.uses.saturating_sub(previous.uses) {
-                        self.add_unit(target.clone(), from, received_at);
-                    }
+            if let Some(previous) = &self.vanity
+                && let (Some(code), true) = (&v.code, previous.code == v.code)
+            {
+                let target = Target::Vanity { code: code.clone() };
+                let from = previous.read_at;
+                for _ in 0..v.uses.saturating_sub(previous.uses) {
+                    self.add_unit(target.clone(), from, received_at);
                 }
             }
             self.vanity = Some(TrackedVanity {

@@ -363,14 +363,14 @@ async fn traffic(
             Ok(truth) => members.push((guild.guild_id, truth.user_id)),
             Err(error) => {
                 // A limited invite used up: re-create it, as a moderator would.
-                if let JoinVia::Invite(code) = via {
-                    if let Some(pos) = guild.codes.iter().position(|(c, _)| *c == code) {
-                        let (_, inviter) = guild.codes.remove(pos);
-                        let mut spec = InviteSpec::by(inviter);
-                        spec.max_uses = 3;
-                        if let Ok(invite) = world.create_invite(guild.guild_id, spec) {
-                            guild.codes.push((invite.code, inviter));
-                        }
+                if let JoinVia::Invite(code) = via
+                    && let Some(pos) = guild.codes.iter().position(|(c, _)| *c == code)
+                {
+                    let (_, inviter) = guild.codes.remove(pos);
+                    let mut spec = InviteSpec::by(inviter);
+                    spec.max_uses = 3;
+                    if let Ok(invite) = world.create_invite(guild.guild_id, spec) {
+                        guild.codes.push((invite.code, inviter));
                     }
                 }
                 tracing::debug!(%error, "demo join");

@@ -45,7 +45,9 @@ impl Stack {
         .expect("simulator starts");
         let shutdown = CancellationToken::new();
         let layout = bus.layout().expect("valid layout");
-        invitrack_storage::prepare_database(&database_url).await.expect("database");
+        invitrack_storage::prepare_database(&database_url)
+            .await
+            .expect("database");
         tokio::spawn(invitrack_worker::run(
             WorkerConfig {
                 database_url: database_url.clone(),
@@ -102,7 +104,11 @@ impl Stack {
             .send()
             .await
             .expect("control API answers");
-        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "control {path}: {}",
+            response.status()
+        );
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Value::Null;
         }
@@ -120,8 +126,15 @@ impl Stack {
             command.args(["--guild-id", guild]);
         }
         let output = command.output().expect("invitrack keys create runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
     }
 
     async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
@@ -142,13 +155,21 @@ impl Stack {
         tokio::time::sleep(Duration::from_millis(300)).await;
         if let Ok(nats) = async_nats::connect("nats://127.0.0.1:4222").await {
             let js = async_nats::jetstream::new(nats);
-            for stream in [self.layout.events_stream(), self.layout.dead_letter_stream()] {
+            for stream in [
+                self.layout.events_stream(),
+                self.layout.dead_letter_stream(),
+            ] {
                 let _ = js.delete_stream(&stream).await;
             }
         }
         if let Ok(mut conn) = invitrack_storage::connect(&format!("{PG}/postgres")).await {
             use diesel_async::RunQueryDsl as _;
-            let name = self.database_url.rsplit('/').next().unwrap_or_default().to_owned();
+            let name = self
+                .database_url
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .execute(&mut conn)
                 .await;
@@ -168,25 +189,37 @@ async fn joins_travel_from_gateway_to_api() {
     let bot = stack.bot_id;
 
     let guild = stack
-        .control("/guilds", json!({"name": "e2e", "vanity_code": "e2evanity", "manage_guild": true}))
+        .control(
+            "/guilds",
+            json!({"name": "e2e", "vanity_code": "e2evanity", "manage_guild": true}),
+        )
         .await;
     let guild_id = guild["guild_id"].as_str().expect("guild id").to_owned();
     let alice = "1100000000000000001";
     let bob = "1100000000000000002";
     let alice_code = stack
-        .control(&format!("/guilds/{guild_id}/invites"), json!({"inviter_id": alice}))
+        .control(
+            &format!("/guilds/{guild_id}/invites"),
+            json!({"inviter_id": alice}),
+        )
         .await["code"]
         .as_str()
         .expect("code")
         .to_owned();
     let alice_second = stack
-        .control(&format!("/guilds/{guild_id}/invites"), json!({"inviter_id": alice}))
+        .control(
+            &format!("/guilds/{guild_id}/invites"),
+            json!({"inviter_id": alice}),
+        )
         .await["code"]
         .as_str()
         .expect("code")
         .to_owned();
     let bob_code = stack
-        .control(&format!("/guilds/{guild_id}/invites"), json!({"inviter_id": bob, "max_uses": 1}))
+        .control(
+            &format!("/guilds/{guild_id}/invites"),
+            json!({"inviter_id": bob, "max_uses": 1}),
+        )
         .await["code"]
         .as_str()
         .expect("code")
@@ -205,17 +238,24 @@ async fn joins_travel_from_gateway_to_api() {
         json!({"vanity": true}),
         json!({}),
     ] {
-        let truth = stack.control(&format!("/guilds/{guild_id}/joins"), body).await;
+        let truth = stack
+            .control(&format!("/guilds/{guild_id}/joins"), body)
+            .await;
         joined.push(truth);
         tokio::time::sleep(Duration::from_millis(900)).await;
     }
     let first_member = joined[0]["user_id"].as_str().expect("user id").to_owned();
     stack
-        .control(&format!("/guilds/{guild_id}/leaves"), json!({"user_id": first_member}))
+        .control(
+            &format!("/guilds/{guild_id}/leaves"),
+            json!({"user_id": first_member}),
+        )
         .await;
 
     let key = stack.create_key(None);
-    let user = |inviter: &str| format!("/v1/invites/user?bot_id={bot}&guild_id={guild_id}&inviter_id={inviter}");
+    let user = |inviter: &str| {
+        format!("/v1/invites/user?bot_id={bot}&guild_id={guild_id}&inviter_id={inviter}")
+    };
 
     // Alice: three joins through two codes, one of them a one-day-old account (fake: YOUNG),
     // one member left. Bob: one join through a one-use invite that vanished at its last use.
@@ -228,18 +268,30 @@ async fn joins_travel_from_gateway_to_api() {
         if a == expected_alice && b == expected_bob {
             break;
         }
-        assert!(Instant::now() < deadline, "counts never converged: alice {a}, bob {b}");
+        assert!(
+            Instant::now() < deadline,
+            "counts never converged: alice {a}, bob {b}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     // The code endpoint lists exactly the members that really joined through the code.
     let (status, rows) = stack
-        .get(&format!("/v1/invites/code?bot_id={bot}&guild_id={guild_id}&invite_code={alice_code}"), Some(&key))
+        .get(
+            &format!("/v1/invites/code?bot_id={bot}&guild_id={guild_id}&invite_code={alice_code}"),
+            Some(&key),
+        )
         .await;
     assert_eq!(status, 200);
     let rows = rows.as_array().expect("array");
-    let members: Vec<&str> = rows.iter().map(|r| r["member_id"].as_str().expect("member")).collect();
-    let truth: Vec<&str> = joined[..2].iter().map(|j| j["user_id"].as_str().expect("user")).collect();
+    let members: Vec<&str> = rows
+        .iter()
+        .map(|r| r["member_id"].as_str().expect("member"))
+        .collect();
+    let truth: Vec<&str> = joined[..2]
+        .iter()
+        .map(|j| j["user_id"].as_str().expect("user"))
+        .collect();
     assert_eq!(members, truth);
     assert_eq!(rows[0]["left"], json!(true));
     assert_eq!(rows[0]["fake"], json!(false));
@@ -247,9 +299,22 @@ async fn joins_travel_from_gateway_to_api() {
     assert_eq!(rows[1]["fake"], json!(true));
     assert_eq!(rows[0]["cleared"], json!(false));
     let keys: Vec<&String> = rows[0].as_object().expect("object").keys().collect();
-    assert_eq!(keys, ["cleared", "created_at", "fake", "left", "member_id", "updated_at"]);
+    assert_eq!(
+        keys,
+        [
+            "cleared",
+            "created_at",
+            "fake",
+            "left",
+            "member_id",
+            "updated_at"
+        ]
+    );
     let created_at = rows[0]["created_at"].as_str().expect("timestamp");
-    assert!(created_at.ends_with('Z') && created_at.len() == 24, "InviteLogger timestamp shape: {created_at}");
+    assert!(
+        created_at.ends_with('Z') && created_at.len() == 24,
+        "InviteLogger timestamp shape: {created_at}"
+    );
 
     // Parameters as a GET body, as InviteLogger documents them.
     let response = stack
@@ -260,7 +325,10 @@ async fn joins_travel_from_gateway_to_api() {
         .send()
         .await
         .expect("API answers");
-    assert_eq!(response.json::<Value>().await.expect("json"), expected_alice);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        expected_alice
+    );
 
     // Every join is in the database, attributed as the ground truth says.
     let truth: Value = stack
@@ -273,31 +341,73 @@ async fn joins_travel_from_gateway_to_api() {
         .await
         .expect("json");
     assert_eq!(truth.as_array().expect("array").len(), 6);
-    let mut conn = invitrack_storage::connect(&stack.database_url).await.expect("db");
-    let inviter_total = invitrack_storage::counts::recount_from_joins(&mut conn, bot, guild_id.parse().expect("id"), alice.parse().expect("id"))
+    let mut conn = invitrack_storage::connect(&stack.database_url)
         .await
-        .expect("recount");
-    assert_eq!((inviter_total.joins, inviter_total.fake, inviter_total.leaves), (3, 1, 1));
+        .expect("db");
+    let inviter_total = invitrack_storage::counts::recount_from_joins(
+        &mut conn,
+        bot,
+        guild_id.parse().expect("id"),
+        alice.parse().expect("id"),
+    )
+    .await
+    .expect("recount");
+    assert_eq!(
+        (
+            inviter_total.joins,
+            inviter_total.fake,
+            inviter_total.leaves
+        ),
+        (3, 1, 1)
+    );
 
     // Errors: no key, another guild's key, malformed ids.
     let (status, body) = stack.get(&user(alice), None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (status, _) = stack.get(&user(alice), Some("itk_not_a_key")).await;
     assert_eq!(status, 401);
     let other_guild_key = stack.create_key(Some("42"));
     let (status, body) = stack.get(&user(alice), Some(&other_guild_key)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
     let (status, body) = stack
-        .get(&format!("/v1/invites/user?bot_id=1&guild_id={guild_id}&inviter_id={alice}"), Some(&key))
+        .get(
+            &format!("/v1/invites/user?bot_id=1&guild_id={guild_id}&inviter_id={alice}"),
+            Some(&key),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
     let (status, body) = stack
-        .get(&format!("/v1/invites/user?bot_id={bot}&guild_id=abc&inviter_id={alice}"), Some(&key))
+        .get(
+            &format!("/v1/invites/user?bot_id={bot}&guild_id=abc&inviter_id={alice}"),
+            Some(&key),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().expect("message").contains("guild_id"));
-    let (status, body) = stack.get(&format!("/v1/invites/code?bot_id={bot}&guild_id={guild_id}"), Some(&key)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_parameter")));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("guild_id")
+    );
+    let (status, body) = stack
+        .get(
+            &format!("/v1/invites/code?bot_id={bot}&guild_id={guild_id}"),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_parameter"))
+    );
 
     drop(conn);
     stack.clean_up().await;

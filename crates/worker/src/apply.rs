@@ -1,6 +1,7 @@
 //! The worker's step function: a batch of one partition's messages in, effects committed to
 //! PostgreSQL in one transaction together with the partition's progress.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
@@ -268,17 +269,17 @@ impl Partition {
         let Some(observation) = convert::observation(kind) else {
             return Ok(());
         };
-        if !self.guilds.contains_key(&key) {
-            let state = match progress::load_guild_state(c, bot_id, guild_id).await? {
-                Some(value) => {
-                    serde_json::from_value(value).map_err(invitrack_storage::StorageError::from)?
-                }
-                None => GuildAttribution::new(),
-            };
-            self.guilds.insert(key, state);
-        }
-        let Some(guild) = self.guilds.get_mut(&key) else {
-            return Ok(());
+        let guild = match self.guilds.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                // First event of this guild since the partition was claimed: resume its state.
+                let state = match progress::load_guild_state(c, bot_id, guild_id).await? {
+                    Some(value) => serde_json::from_value(value)
+                        .map_err(invitrack_storage::StorageError::from)?,
+                    None => GuildAttribution::new(),
+                };
+                entry.insert(state)
+            }
         };
         let decisions = guild.observe(&self.engine, observation, event.observed_at_ms);
         touched.insert(key);
