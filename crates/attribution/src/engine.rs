@@ -29,7 +29,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            clock_skew_ms: 200,
+            clock_skew_ms: 100,
             gateway_lag_ms: 2_000,
             max_pending_ms: 120_000,
         }
@@ -254,6 +254,11 @@ impl GuildAttribution {
 
         let mut seen = BTreeSet::new();
         for info in invites {
+            // A code already seen deleted may still show in an answer read before the delete;
+            // its last use was accounted for then.
+            if self.gone.contains_key(&info.code) {
+                continue;
+            }
             seen.insert(info.code.clone());
             match self.invites.get_mut(&info.code) {
                 Some(tracked) => {
@@ -269,8 +274,7 @@ impl GuildAttribution {
                 None => {
                     // Created after the previous snapshot was requested: it started at 0 uses.
                     // Created earlier yet missing from that snapshot: its past is unknown.
-                    let fresh =
-                        !self.gone.contains_key(&info.code) && info.created_at >= previous_request;
+                    let fresh = info.created_at >= previous_request;
                     let tracked = TrackedInvite {
                         info,
                         read_at: Some(requested_at),

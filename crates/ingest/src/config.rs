@@ -23,7 +23,7 @@ pub struct IngestConfig {
     pub requests_per_second: u32,
     /// Least time between a member's `joined_at` and the invite read that settles the join, in
     /// ms. Keep it above the worker's `ATTRIBUTION_CLOCK_SKEW_MS`.
-    #[arg(long, env = "INGEST_SETTLE_MS", default_value_t = 250)]
+    #[arg(long, env = "INGEST_SETTLE_MS", default_value_t = 150)]
     pub settle_ms: i64,
     /// How long a guild whose invites answered 403 is left alone before it is asked again
     /// (a GUILD_UPDATE or role change asks at once).

@@ -1,0 +1,429 @@
+//! A discrete-event model of one Discord guild and of what a bot running invitrack observes of
+//! it (ATTRIBUTION-NOTES.md): joins through invites, the vanity URL or no trackable path;
+//! limited invites that vanish at their last use and come back later with a new code; gateway
+//! events that arrive late; invite fetches that read the counters somewhere inside their
+//! request window, coalesced and spaced as ingest does. It yields the observations in the
+//! order the bot sees them, and the truth to score decisions against.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use invitrack_attribution::{
+    Decision, EngineConfig, GuildAttribution, InviteInfo, Observation, UserId, VanityInfo, Verdict,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub seed: u64,
+    pub joins: usize,
+    pub joins_per_second: f64,
+    pub invites: usize,
+    pub inviters: usize,
+    pub limited_invites: usize,
+    pub vanity_share: f64,
+    pub untracked_share: f64,
+    /// Gateway delivery delay range, ms.
+    pub gateway_delay: (i64, i64),
+    /// Invite fetch duration range, ms.
+    pub fetch_duration: (i64, i64),
+    /// The counter moves up to this long after `joined_at`, ms.
+    pub counter_delay_max: i64,
+    /// Ingest waits this long after `joined_at` before fetching.
+    pub settle_ms: i64,
+    /// The invite route's limit per guild: this many requests per window.
+    pub route_limit: (usize, i64),
+    /// A raid: (index of its first join, joins, codes used, duration ms).
+    pub raid: Option<(usize, usize, usize, i64)>,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            joins: 300,
+            joins_per_second: 0.5,
+            invites: 20,
+            inviters: 8,
+            limited_invites: 2,
+            vanity_share: 0.05,
+            untracked_share: 0.02,
+            gateway_delay: (50, 150),
+            fetch_duration: (100, 300),
+            counter_delay_max: 0,
+            settle_ms: 150,
+            route_limit: (5, 5_000),
+            raid: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TruthPath {
+    Invite { code: String, inviter: UserId },
+    Vanity,
+    Untracked,
+}
+
+#[derive(Debug, Clone)]
+pub struct TruthJoin {
+    pub user_id: UserId,
+    pub joined_at: i64,
+    pub path: TruthPath,
+}
+
+#[derive(Debug, Clone)]
+struct ModelInvite {
+    code: String,
+    inviter: UserId,
+    uses: u64,
+    max_uses: u64,
+    created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+enum CounterChange {
+    Use(String),
+    Vanity,
+    Deleted(String),
+    Created(ModelInvite),
+}
+
+/// What the bot sees, in order, with the time it sees it.
+pub struct History {
+    pub observations: Vec<(i64, Observation)>,
+    pub truth: Vec<TruthJoin>,
+    pub fetches: usize,
+}
+
+const START: i64 = 1_800_000_000_000;
+const VANITY: &str = "vanity";
+
+/// Runs the model.
+pub fn simulate(spec: &ModelSpec) -> History {
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let gateway = |rng: &mut StdRng| rng.random_range(spec.gateway_delay.0..=spec.gateway_delay.1);
+    let mut observations: Vec<(i64, Observation)> = Vec::new();
+    let mut changes: Vec<(i64, CounterChange)> = Vec::new();
+    let mut next_code = 0;
+    let mut code = || {
+        next_code += 1;
+        format!("c{next_code}")
+    };
+
+    let mut invites: Vec<ModelInvite> = (0..spec.invites)
+        .map(|i| {
+            // One inviter owns a third of the invites, as in the model.
+            let inviter = if i < spec.invites / 3 {
+                UserId(9_000)
+            } else {
+                UserId(9_000 + rng.random_range(0..spec.inviters.max(1)) as u64)
+            };
+            let max_uses = if i < spec.limited_invites {
+                rng.random_range(1..=5)
+            } else {
+                0
+            };
+            ModelInvite {
+                code: code(),
+                inviter,
+                uses: 0,
+                max_uses,
+                created_at: START - 60_000,
+            }
+        })
+        .collect();
+    for invite in &invites {
+        changes.push((START - 60_000, CounterChange::Created(invite.clone())));
+    }
+    // The baseline snapshot ingest takes on GUILD_CREATE.
+    observations.push((
+        START,
+        Observation::Snapshot {
+            requested_at: START - 200,
+            received_at: START,
+            invites: invites.iter().map(info).collect(),
+            vanity: Some(VanityInfo {
+                code: Some(VANITY.into()),
+                uses: 0,
+            }),
+        },
+    ));
+
+    let weights: Vec<f64> = (1..=spec.invites.max(1)).map(|r| 1.0 / r as f64).collect();
+    let mut alive = vec![true; invites.len()];
+    let mut recreate_at: Vec<Option<i64>> = vec![None; invites.len()];
+    let mut truth = Vec::new();
+    let mut t = START + 1_000;
+    for n in 0..spec.joins {
+        let raid = spec
+            .raid
+            .filter(|(start, count, _, _)| n >= *start && n < start + count);
+        t += match raid {
+            Some((_, count, _, duration)) => (duration / count.max(1) as i64).max(1),
+            None => {
+                let u: f64 = rng.random_range(f64::EPSILON..1.0);
+                (-u.ln() / spec.joins_per_second * 1000.0) as i64 + 1
+            }
+        };
+        // Used-up limited invites come back ~30 s later with a new code.
+        for i in 0..invites.len() {
+            if let Some(at) = recreate_at[i].filter(|at| *at <= t) {
+                invites[i] = ModelInvite {
+                    code: code(),
+                    inviter: invites[i].inviter,
+                    uses: 0,
+                    max_uses: rng.random_range(1..=5),
+                    created_at: at,
+                };
+                alive[i] = true;
+                recreate_at[i] = None;
+                changes.push((at, CounterChange::Created(invites[i].clone())));
+                observations.push((
+                    at + gateway(&mut rng),
+                    Observation::InviteCreated {
+                        invite: info(&invites[i]),
+                    },
+                ));
+            }
+        }
+        let user_id = UserId(100_000 + n as u64);
+        let roll: f64 = rng.random();
+        let chosen = if let Some((_, _, codes, _)) = raid {
+            let live: Vec<usize> = (0..invites.len())
+                .filter(|i| alive[*i])
+                .take(codes.max(1))
+                .collect();
+            if live.is_empty() {
+                None
+            } else {
+                Some(live[rng.random_range(0..live.len())])
+            }
+        } else if roll < spec.untracked_share {
+            None
+        } else if roll < spec.untracked_share + spec.vanity_share {
+            Some(usize::MAX)
+        } else {
+            let total: f64 = weights
+                .iter()
+                .zip(&alive)
+                .filter(|(_, a)| **a)
+                .map(|(w, _)| w)
+                .sum();
+            let mut pick = rng.random::<f64>() * total;
+            let mut found = None;
+            for (i, w) in weights.iter().enumerate() {
+                if alive[i] {
+                    if pick < *w {
+                        found = Some(i);
+                        break;
+                    }
+                    pick -= w;
+                }
+            }
+            Some(found.unwrap_or(usize::MAX))
+        };
+        let counter_at = t + rng.random_range(0..=spec.counter_delay_max);
+        let path = match chosen {
+            None => TruthPath::Untracked,
+            Some(usize::MAX) => {
+                changes.push((counter_at, CounterChange::Vanity));
+                TruthPath::Vanity
+            }
+            Some(i) => {
+                let invite = &mut invites[i];
+                invite.uses += 1;
+                changes.push((counter_at, CounterChange::Use(invite.code.clone())));
+                if invite.max_uses > 0 && invite.uses >= invite.max_uses {
+                    alive[i] = false;
+                    recreate_at[i] = Some(t + 30_000);
+                    changes.push((counter_at, CounterChange::Deleted(invite.code.clone())));
+                    observations.push((
+                        counter_at + gateway(&mut rng),
+                        Observation::InviteDeleted {
+                            code: invite.code.clone(),
+                        },
+                    ));
+                }
+                TruthPath::Invite {
+                    code: invite.code.clone(),
+                    inviter: invite.inviter,
+                }
+            }
+        };
+        observations.push((
+            t + gateway(&mut rng),
+            Observation::MemberJoined {
+                user_id,
+                joined_at: t,
+            },
+        ));
+        truth.push(TruthJoin {
+            user_id,
+            joined_at: t,
+            path,
+        });
+    }
+    changes.sort_by_key(|(at, _)| *at);
+
+    // Ingest's fetches: one in flight, the next covering every join seen meanwhile, spaced by
+    // the route limit, and not before the joins it covers have settled.
+    let mut seen_joins: Vec<(i64, i64)> = observations
+        .iter()
+        .filter_map(|(seen, o)| match o {
+            Observation::MemberJoined { joined_at, .. } => Some((*seen, *joined_at)),
+            _ => None,
+        })
+        .collect();
+    seen_joins.sort_unstable();
+    let mut fetches = 0;
+    let mut free_at = START;
+    let mut requests: Vec<i64> = vec![START - 200];
+    let mut next = 0;
+    while next < seen_joins.len() {
+        // The route allows `limit` requests in any window of `window` ms.
+        let (limit, window) = spec.route_limit;
+        let route_free = if requests.len() >= limit {
+            requests[requests.len() - limit] + window
+        } else {
+            0
+        };
+        let mut request = seen_joins[next].0.max(free_at).max(route_free);
+        while next < seen_joins.len() && seen_joins[next].0 <= request {
+            request = request.max(seen_joins[next].1 + spec.settle_ms);
+            next += 1;
+        }
+        let answer = request + rng.random_range(spec.fetch_duration.0..=spec.fetch_duration.1);
+        let read_at = rng.random_range(request..=answer);
+        let (list, vanity_uses) = state_at(&changes, read_at);
+        observations.push((
+            answer,
+            Observation::Snapshot {
+                requested_at: request,
+                received_at: answer,
+                invites: list,
+                vanity: Some(VanityInfo {
+                    code: Some(VANITY.into()),
+                    uses: vanity_uses,
+                }),
+            },
+        ));
+        fetches += 1;
+        free_at = answer;
+        requests.push(request);
+    }
+    observations.sort_by_key(|(at, _)| *at);
+    History {
+        observations,
+        truth,
+        fetches,
+    }
+}
+
+/// The invite list and the vanity uses as a fetch reading at `at` sees them.
+fn state_at(changes: &[(i64, CounterChange)], at: i64) -> (Vec<InviteInfo>, u64) {
+    let mut list: BTreeMap<String, InviteInfo> = BTreeMap::new();
+    let mut vanity = 0;
+    for (when, change) in changes {
+        if *when > at {
+            break;
+        }
+        match change {
+            CounterChange::Use(code) => {
+                if let Some(invite) = list.get_mut(code) {
+                    invite.uses += 1;
+                }
+            }
+            CounterChange::Vanity => vanity += 1,
+            CounterChange::Deleted(code) => {
+                list.remove(code);
+            }
+            CounterChange::Created(invite) => {
+                list.insert(invite.code.clone(), info(invite));
+            }
+        }
+    }
+    (list.into_values().collect(), vanity)
+}
+
+fn info(invite: &ModelInvite) -> InviteInfo {
+    InviteInfo {
+        code: invite.code.clone(),
+        inviter_id: Some(invite.inviter),
+        uses: invite.uses,
+        max_uses: invite.max_uses,
+        created_at: invite.created_at,
+        expires_at: None,
+    }
+}
+
+/// Scores of one run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Score {
+    pub joins: usize,
+    pub decided: usize,
+    pub code_right: usize,
+    pub code_wrong: usize,
+    pub inviter_right: usize,
+    pub inviter_wrong: usize,
+    pub unknown: usize,
+    pub fetches: usize,
+}
+
+/// Feeds the history to the engine, ticking every 100 ms of quiet as the worker does, and
+/// scores every decision.
+pub fn run_engine(history: &History, config: &EngineConfig) -> (Vec<Decision>, Score) {
+    let mut engine = GuildAttribution::new();
+    let mut decisions = Vec::new();
+    let mut last: Option<i64> = None;
+    for (at, observation) in &history.observations {
+        if let Some(mut tick) = last.map(|l| l + 100) {
+            while tick < *at {
+                decisions.extend(engine.tick(config, tick));
+                tick += 100;
+            }
+        }
+        decisions.extend(engine.observe(config, observation.clone(), *at));
+        last = Some(*at);
+    }
+    let end = last.unwrap_or(START) + config.max_pending_ms + 10_000;
+    decisions.extend(engine.tick(config, end));
+    let score = score(history, &decisions);
+    (decisions, score)
+}
+
+pub fn score(history: &History, decisions: &[Decision]) -> Score {
+    let truth: BTreeMap<UserId, &TruthJoin> =
+        history.truth.iter().map(|t| (t.user_id, t)).collect();
+    let mut s = Score {
+        joins: history.truth.len(),
+        fetches: history.fetches,
+        ..Score::default()
+    };
+    for d in decisions {
+        s.decided += 1;
+        let Some(t) = truth.get(&d.user_id) else {
+            continue;
+        };
+        match (&d.verdict, &t.path) {
+            (Verdict::Invite { code, .. }, TruthPath::Invite { code: real, .. })
+                if code == real =>
+            {
+                s.code_right += 1;
+            }
+            (Verdict::Vanity { .. }, TruthPath::Vanity) => s.code_right += 1,
+            (Verdict::Invite { .. } | Verdict::Vanity { .. }, _) => s.code_wrong += 1,
+            (Verdict::Unknown { .. }, _) => s.unknown += 1,
+            (Verdict::Ambiguous { .. }, _) => {}
+        }
+        if let Some(inviter) = d.inviter_id() {
+            match &t.path {
+                TruthPath::Invite { inviter: real, .. } if *real == inviter => s.inviter_right += 1,
+                _ => s.inviter_wrong += 1,
+            }
+        }
+    }
+    s
+}

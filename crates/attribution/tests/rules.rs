@@ -1,0 +1,386 @@
+//! One test per attribution rule of DOMAIN.md, driven through the public API with explicit times.
+
+use invitrack_attribution::{
+    Decision, EngineConfig, GuildAttribution, InviteInfo, Observation, SnapshotFailure,
+    UnknownReason, UserId, VanityInfo, Verdict,
+};
+
+const T0: i64 = 1_800_000_000_000;
+const ALICE: UserId = UserId(1);
+const BOB: UserId = UserId(2);
+
+fn invite(code: &str, inviter: UserId, uses: u64, max_uses: u64) -> InviteInfo {
+    InviteInfo {
+        code: code.into(),
+        inviter_id: Some(inviter),
+        uses,
+        max_uses,
+        created_at: T0 - 100_000,
+        expires_at: None,
+    }
+}
+
+/// Drives one guild: observations at explicit times, then time passes.
+struct Guild {
+    engine: GuildAttribution,
+    config: EngineConfig,
+    decisions: Vec<Decision>,
+}
+
+impl Guild {
+    fn new(invites: Vec<InviteInfo>, vanity_uses: Option<u64>) -> Self {
+        let mut guild = Self {
+            engine: GuildAttribution::new(),
+            config: EngineConfig::default(),
+            decisions: Vec::new(),
+        };
+        guild.snapshot(T0 - 1_000, invites, vanity_uses);
+        guild
+    }
+
+    fn at(&mut self, now: i64, observation: Observation) {
+        let new = self.engine.observe(&self.config, observation, now);
+        self.decisions.extend(new);
+    }
+
+    fn join(&mut self, user: u64, joined_at: i64) {
+        self.at(
+            joined_at + 80,
+            Observation::MemberJoined {
+                user_id: UserId(user),
+                joined_at,
+            },
+        );
+    }
+
+    /// A snapshot requested at `requested_at` and answered 150 ms later.
+    fn snapshot(&mut self, requested_at: i64, invites: Vec<InviteInfo>, vanity_uses: Option<u64>) {
+        self.at(
+            requested_at + 150,
+            Observation::Snapshot {
+                requested_at,
+                received_at: requested_at + 150,
+                invites,
+                vanity: vanity_uses.map(|uses| VanityInfo {
+                    code: Some("vanity".into()),
+                    uses,
+                }),
+            },
+        );
+    }
+
+    fn settle(&mut self, now: i64) -> &[Decision] {
+        let new = self.engine.tick(&self.config, now);
+        self.decisions.extend(new);
+        &self.decisions
+    }
+
+    fn verdict(&self, user: u64) -> &Verdict {
+        &self
+            .decisions
+            .iter()
+            .find(|d| d.user_id == UserId(user))
+            .unwrap_or_else(|| panic!("user {user} undecided; decisions: {:?}", self.decisions))
+            .verdict
+    }
+}
+
+fn code(code: &str, inviter: UserId) -> Verdict {
+    Verdict::Invite {
+        code: code.into(),
+        inviter_id: Some(inviter),
+    }
+}
+
+#[test]
+fn a_lone_join_gets_the_code_whose_uses_went_up() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0), invite("b", BOB, 5, 0)], None);
+    g.join(10, T0);
+    g.snapshot(
+        T0 + 200,
+        vec![invite("a", ALICE, 3, 0), invite("b", BOB, 6, 0)],
+        None,
+    );
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("b", BOB));
+}
+
+#[test]
+fn nothing_is_decided_before_late_joins_could_have_arrived() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 1, 0)], None);
+    assert!(
+        g.settle(T0 + 500).is_empty(),
+        "a second join at T0 may still be on its way"
+    );
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+#[test]
+fn two_joins_and_one_use_credit_nobody_with_the_code() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.join(11, T0 + 50);
+    g.snapshot(T0 + 300, vec![invite("a", ALICE, 1, 0)], None);
+    g.settle(T0 + 5_000);
+    for user in [10, 11] {
+        assert!(
+            matches!(g.verdict(user), Verdict::Ambiguous { inviter_id: None, candidates } if candidates == &["a"]),
+            "{:?}",
+            g.verdict(user)
+        );
+    }
+}
+
+#[test]
+fn two_joins_through_two_codes_of_one_inviter_credit_the_inviter() {
+    let mut g = Guild::new(
+        vec![invite("a", ALICE, 0, 0), invite("b", ALICE, 0, 0)],
+        None,
+    );
+    g.join(10, T0);
+    g.join(11, T0 + 50);
+    g.snapshot(
+        T0 + 300,
+        vec![invite("a", ALICE, 1, 0), invite("b", ALICE, 1, 0)],
+        None,
+    );
+    g.settle(T0 + 5_000);
+    for user in [10, 11] {
+        assert_eq!(
+            g.verdict(user),
+            &Verdict::Ambiguous {
+                candidates: vec!["a".into(), "b".into()],
+                inviter_id: Some(ALICE)
+            }
+        );
+    }
+}
+
+#[test]
+fn the_vanity_counter_is_evidence_and_silence_is_not() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], Some(7));
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 0, 0)], Some(8));
+    g.join(11, T0 + 2_000);
+    g.snapshot(T0 + 2_200, vec![invite("a", ALICE, 0, 0)], Some(8));
+    g.settle(T0 + 8_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Vanity {
+            code: "vanity".into()
+        }
+    );
+    // Nothing moved: not "the vanity URL", but untracked.
+    assert_eq!(
+        g.verdict(11),
+        &Verdict::Unknown {
+            reason: UnknownReason::Untracked
+        }
+    );
+}
+
+#[test]
+fn an_invite_deleted_at_its_last_use_was_used() {
+    let mut g = Guild::new(
+        vec![invite("one", BOB, 0, 1), invite("a", ALICE, 0, 0)],
+        None,
+    );
+    g.join(10, T0);
+    g.at(T0 + 90, Observation::InviteDeleted { code: "one".into() });
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 0, 0)], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("one", BOB));
+}
+
+#[test]
+fn an_invite_missing_from_a_snapshot_at_its_last_use_was_used() {
+    let mut g = Guild::new(vec![invite("five", BOB, 4, 5)], None);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("five", BOB));
+}
+
+#[test]
+fn expired_and_moderator_deleted_invites_are_not_uses() {
+    let mut expiring = invite("exp", BOB, 0, 1);
+    expiring.expires_at = Some(T0 + 100);
+    let mut g = Guild::new(vec![expiring, invite("mod", ALICE, 1, 5)], None);
+    g.join(10, T0 + 150);
+    // "mod" deleted by a moderator with uses left; "exp" expired.
+    g.at(T0 + 160, Observation::InviteDeleted { code: "mod".into() });
+    g.snapshot(T0 + 400, vec![], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::Untracked
+        }
+    );
+}
+
+#[test]
+fn an_invite_created_after_the_last_snapshot_counts_from_zero() {
+    let mut g = Guild::new(vec![], None);
+    let mut fresh = invite("new", ALICE, 0, 0);
+    fresh.created_at = T0 - 500;
+    g.at(
+        T0 - 400,
+        Observation::InviteCreated {
+            invite: fresh.clone(),
+        },
+    );
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![InviteInfo { uses: 1, ..fresh }], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("new", ALICE));
+}
+
+#[test]
+fn an_invite_never_seen_but_created_since_the_last_snapshot_counts_too() {
+    let mut g = Guild::new(vec![], None);
+    let mut unseen = invite("new", ALICE, 1, 0);
+    unseen.created_at = T0 - 500;
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![unseen], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("new", ALICE));
+}
+
+#[test]
+fn a_late_invite_create_does_not_reset_what_a_snapshot_showed() {
+    let mut g = Guild::new(vec![], None);
+    let mut fresh = invite("new", ALICE, 2, 0);
+    fresh.created_at = T0 - 500;
+    g.snapshot(T0 - 300, vec![fresh.clone()], None);
+    g.at(
+        T0 - 100,
+        Observation::InviteCreated {
+            invite: InviteInfo {
+                uses: 0,
+                ..fresh.clone()
+            },
+        },
+    );
+    g.join(10, T0);
+    // uses 2 → 2: the join did not come through "new".
+    g.snapshot(T0 + 200, vec![fresh], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::Untracked
+        }
+    );
+}
+
+#[test]
+fn an_invite_known_only_from_invite_create_is_not_vanished_by_an_older_answer() {
+    let mut g = Guild::new(vec![], None);
+    let mut fresh = invite("new", ALICE, 0, 1);
+    fresh.created_at = T0 + 100;
+    g.at(
+        T0 + 120,
+        Observation::InviteCreated {
+            invite: fresh.clone(),
+        },
+    );
+    // This answer was produced before the invite existed.
+    g.snapshot(T0 + 50, vec![], None);
+    g.join(10, T0 + 1_000);
+    g.snapshot(T0 + 1_200, vec![InviteInfo { uses: 1, ..fresh }], None);
+    g.settle(T0 + 6_000);
+    assert_eq!(g.verdict(10), &code("new", ALICE));
+}
+
+#[test]
+fn a_repeated_member_add_is_a_no_op() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 1, 0)], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.decisions.len(), 1);
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+#[test]
+fn joins_before_the_first_snapshot_are_unknown_and_cannot_steal_later_evidence() {
+    let mut g = Guild {
+        engine: GuildAttribution::new(),
+        config: EngineConfig::default(),
+        decisions: Vec::new(),
+    };
+    g.join(10, T0);
+    // The baseline is read while the first join's use may or may not be counted.
+    g.snapshot(T0 - 50, vec![invite("a", ALICE, 0, 0)], None);
+    g.join(11, T0 + 2_000);
+    // Not counted in the baseline: "a" moves now, but it could be 10's use, not 11's.
+    g.snapshot(T0 + 2_200, vec![invite("a", ALICE, 1, 0)], None);
+    g.settle(T0 + 8_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::NoSnapshot
+        }
+    );
+    assert!(
+        !matches!(g.verdict(11), Verdict::Invite { .. }),
+        "{:?}",
+        g.verdict(11)
+    );
+}
+
+#[test]
+fn without_manage_guild_joins_are_unknown_for_that_reason() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.at(
+        T0 + 400,
+        Observation::SnapshotFailed {
+            requested_at: T0 + 200,
+            failure: SnapshotFailure::MissingPermissions,
+        },
+    );
+    g.join(11, T0 + 1_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::MissingPermissions
+        }
+    );
+    assert_eq!(
+        g.verdict(11),
+        &Verdict::Unknown {
+            reason: UnknownReason::MissingPermissions
+        }
+    );
+    assert!(g.engine.missing_permissions());
+}
+
+#[test]
+fn a_join_whose_evidence_never_comes_is_given_up() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.settle(T0 + EngineConfig::default().max_pending_ms + 1);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::NoSnapshot
+        }
+    );
+}
+
+#[test]
+fn state_survives_serialization() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 1, 0)], None);
+    let json = serde_json::to_string(&g.engine).expect("serializes");
+    g.engine = serde_json::from_str(&json).expect("deserializes");
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+}
