@@ -6,7 +6,9 @@
 
 use crate::{
     error::WorldError,
-    ratelimit::{Route, RouteLimit},
+    faults::RouteFaults,
+    ratelimit::{GlobalLimit, Route, RouteLimit, route_names},
+    sessions::EventDelay,
     state::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
 };
 use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
@@ -35,8 +37,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/gateway", web::get().to(gateway_status))
         .route("/gateway/reconnect", web::post().to(gateway_reconnect))
         .route("/gateway/invalidate", web::post().to(gateway_invalidate))
+        .route("/gateway/drop", web::post().to(gateway_drop))
         .route("/ratelimits", web::get().to(get_rate_limits))
         .route("/ratelimits/{route}", web::put().to(set_rate_limit))
+        .route("/faults", web::get().to(get_faults))
+        .route("/faults/{route}", web::put().to(set_faults))
+        .route("/event-delay", web::get().to(get_event_delay))
+        .route("/event-delay", web::put().to(set_event_delay))
+        .route("/stats", web::get().to(stats))
+        .route("/stats/reset", web::post().to(reset_stats))
+        .route("/truth/file", web::post().to(write_truth))
+        .route(
+            "/guilds/{guild_id}/temporary-members/offline",
+            web::post().to(temporary_offline),
+        )
+        .configure(crate::scenario::configure_control)
         .default_service(web::to(not_found));
 }
 
@@ -167,6 +182,8 @@ struct JoinBody {
     code: Option<String>,
     #[serde(default)]
     vanity: bool,
+    #[serde(default)]
+    oauth2: bool,
     #[serde(default, deserialize_with = "de_opt_id")]
     user_id: Option<Id<UserMarker>>,
     #[serde(default = "yes")]
@@ -206,14 +223,15 @@ struct InvalidateBody {
 
 impl JoinBody {
     fn via(&self) -> Result<JoinVia, ControlError> {
-        match (&self.code, self.vanity) {
-            (Some(_), true) => Err(error(
+        match (&self.code, self.vanity, self.oauth2) {
+            (Some(code), false, false) => Ok(JoinVia::Invite(code.clone())),
+            (None, true, false) => Ok(JoinVia::Vanity),
+            (None, false, true) => Ok(JoinVia::OAuth2),
+            (None, false, false) => Ok(JoinVia::Untracked),
+            _ => Err(error(
                 StatusCode::BAD_REQUEST,
-                "give either \"code\" or \"vanity\": true, not both",
+                "give at most one of \"code\", \"vanity\": true, \"oauth2\": true",
             )),
-            (Some(code), false) => Ok(JoinVia::Invite(code.clone())),
-            (None, true) => Ok(JoinVia::Vanity),
-            (None, false) => Ok(JoinVia::Untracked),
         }
     }
 
@@ -391,14 +409,28 @@ async fn gateway_invalidate(body: web::Bytes, world: web::Data<World>) -> Answer
 }
 
 async fn get_rate_limits(world: web::Data<World>) -> HttpResponse {
-    let map: serde_json::Map<String, serde_json::Value> = Route::ALL
+    let mut map: serde_json::Map<String, serde_json::Value> = Route::ALL
         .iter()
         .filter_map(|r| {
-            let name = serde_json::to_value(r).ok()?.as_str()?.to_owned();
-            Some((name, serde_json::to_value(world.rate_limit(*r)).ok()?))
+            Some((
+                r.name().to_owned(),
+                serde_json::to_value(world.rate_limit(*r)).ok()?,
+            ))
         })
         .collect();
+    if let Ok(global) = serde_json::to_value(world.global_limit()) {
+        map.insert("global".to_owned(), global);
+    }
     HttpResponse::Ok().json(map)
+}
+
+fn route_param(name: &str) -> Result<Route, ControlError> {
+    Route::from_name(name).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("unknown route {name:?}; routes: {}", route_names()),
+        )
+    })
 }
 
 async fn set_rate_limit(
@@ -406,8 +438,15 @@ async fn set_rate_limit(
     body: web::Bytes,
     world: web::Data<World>,
 ) -> Answer {
-    let route: Route = serde_json::from_value(serde_json::Value::String(path.into_inner()))
-        .map_err(|e| error(StatusCode::NOT_FOUND, format!("unknown route: {e}")))?;
+    if path.as_str() == "global" {
+        let limit: GlobalLimit = parse(&body)?;
+        if limit.window_ms == 0 {
+            return Err(error(StatusCode::BAD_REQUEST, "window_ms must be positive"));
+        }
+        world.set_global_limit(limit);
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    let route = route_param(&path)?;
     let limit: RouteLimit = parse(&body)?;
     if limit.limit == 0 || limit.window_ms == 0 {
         return Err(error(
@@ -417,4 +456,104 @@ async fn set_rate_limit(
     }
     world.set_rate_limit(route, limit);
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_faults(world: web::Data<World>) -> HttpResponse {
+    let config = world.fault_config();
+    let routes: serde_json::Map<String, serde_json::Value> = Route::ALL
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.name().to_owned(),
+                serde_json::to_value(config.get(*r)).ok()?,
+            ))
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "default": config.default, "routes": routes }))
+}
+
+async fn set_faults(path: web::Path<String>, body: web::Bytes, world: web::Data<World>) -> Answer {
+    let route = match path.as_str() {
+        "default" => None,
+        name => Some(route_param(name)?),
+    };
+    let faults: RouteFaults = parse(&body)?;
+    world
+        .set_faults(route, faults)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_event_delay(world: web::Data<World>) -> HttpResponse {
+    HttpResponse::Ok().json(world.event_delay())
+}
+
+async fn set_event_delay(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let delay: EventDelay = parse(&body)?;
+    world
+        .set_event_delay(delay)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn stats(world: web::Data<World>) -> HttpResponse {
+    let (joins, dispatched, connected) = {
+        let state = world.lock();
+        (
+            state.truth_len(),
+            state.dispatched(),
+            state.connected_sessions(),
+        )
+    };
+    HttpResponse::Ok().json(serde_json::json!({
+        "rest": world.rest_stats(),
+        "gateway": { "dispatched": dispatched, "connected_sessions": connected },
+        "joins": joins,
+    }))
+}
+
+async fn reset_stats(world: web::Data<World>) -> HttpResponse {
+    world.reset_rest_stats();
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DropBody {
+    #[serde(default)]
+    shard: Option<u32>,
+}
+
+async fn gateway_drop(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: DropBody = parse(&body)?;
+    let dropped = world.drop_shard(body.shard);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "dropped": dropped })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TruthFileBody {
+    path: std::path::PathBuf,
+}
+
+async fn write_truth(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: TruthFileBody = parse(&body)?;
+    let world = world.get_ref().clone();
+    let path = body.path.clone();
+    let lines = web::block(move || world.write_truth(&path))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot write {}: {e}", body.path.display()),
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "lines": lines })))
+}
+
+async fn temporary_offline(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let removed = world.end_temporary_memberships(guild_id)?;
+    Ok(HttpResponse::Ok().json(removed))
 }

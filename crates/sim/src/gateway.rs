@@ -8,7 +8,7 @@
 //! 4009 session timed out, 4010 invalid shard, 4012 invalid API version, 4013 invalid intents.
 
 use crate::{
-    sessions::Outbound,
+    sessions::{Link, Outbound},
     state::{IdentifyRequest, World},
 };
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
@@ -16,9 +16,10 @@ use actix_ws::{CloseCode, CloseReason, Message};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::{
-    sync::mpsc::{UnboundedSender, unbounded_channel},
+    sync::mpsc::channel,
     time::{Instant, sleep_until},
 };
+use tokio_util::sync::CancellationToken;
 use twilight_model::gateway::{event::GatewayEvent, payload::incoming::Hello};
 
 /// Heartbeat interval announced in HELLO, in milliseconds.
@@ -105,7 +106,9 @@ struct Connection {
     /// Session id once identified or resumed.
     session_id: Option<String>,
     /// Handed to the world on IDENTIFY/RESUME; kept until then so `recv` does not end.
-    tx: Option<UnboundedSender<Outbound>>,
+    link: Option<Link>,
+    /// Cancelled by the world to cut this connection (slow consumer, dropped shard).
+    kill: CancellationToken,
     heartbeat_deadline: Instant,
 }
 
@@ -127,7 +130,8 @@ impl Connection {
             conn_id,
             resume_url,
             session_id: None,
-            tx: None,
+            link: None,
+            kill: CancellationToken::new(),
             heartbeat_deadline: Instant::now() + heartbeat_timeout(),
         }
     }
@@ -137,8 +141,12 @@ impl Connection {
             self.close(close).await;
             return;
         }
-        let (tx, mut rx) = unbounded_channel();
-        self.tx = Some(tx);
+        let (tx, mut rx) = channel(self.world.gateway_queue());
+        self.link = Some(Link {
+            tx,
+            kill: self.kill.clone(),
+        });
+        let kill = self.kill.clone();
         let hello = encode(&GatewayEvent::Hello(Hello {
             heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         }));
@@ -186,11 +194,11 @@ impl Connection {
                             break None;
                         }
                     }
-                    Some(Outbound::Close { code, reason }) => break Some((code, reason)),
                     // The world dropped the session (shutdown): going away.
                     None => break Some((1001, "Going away.")),
                 },
                 () = sleep_until(self.heartbeat_deadline) => break Some((4009, "Session timed out.")),
+                () = kill.cancelled() => break Some((4000, "Unknown error.")),
             }
         };
         if let Some(close) = close {
@@ -258,13 +266,13 @@ impl Connection {
         if intents >= 1 << 26 {
             return Err((4013, "Invalid intent(s)."));
         }
-        let tx = self.tx.take().ok_or((4005, "Already authenticated."))?;
+        let link = self.link.take().ok_or((4005, "Already authenticated."))?;
         let request = IdentifyRequest {
             shard,
             intents,
             large_threshold: identify.large_threshold.unwrap_or(50).clamp(50, 250),
         };
-        let session_id = world.identify(request, &self.resume_url, self.conn_id, tx);
+        let session_id = world.identify(request, &self.resume_url, self.conn_id, link);
         self.session_id = Some(session_id);
         Ok(())
     }
@@ -280,7 +288,7 @@ impl Connection {
             if !world.bot().token_ok(&resume.token) {
                 return Err((4004, "Authentication failed."));
             }
-            let Some(tx) = self.tx.clone() else {
+            let Some(link) = self.link.clone() else {
                 return Err((4005, "Already authenticated."));
             };
             world
@@ -288,14 +296,14 @@ impl Connection {
                     &resume.session_id,
                     resume.seq.unwrap_or(0),
                     self.conn_id,
-                    tx,
+                    link,
                 )
                 .err()
         };
         match refused {
             None => {
                 // The world holds the sender now; dropping ours lets shutdown end the task.
-                self.tx = None;
+                self.link = None;
                 self.session_id = Some(resume.session_id);
                 Ok(())
             }

@@ -13,28 +13,34 @@
 
 mod control;
 mod error;
+pub mod faults;
 mod gateway;
 pub mod ratelimit;
 mod rest;
+pub mod scenario;
 mod sessions;
 pub mod snowflake;
 mod state;
 mod wire;
 
 pub use error::{SimError, WorldError};
-pub use ratelimit::{Route, RouteLimit};
-pub use sessions::intents;
+pub use faults::{FaultConfig, RouteFaults};
+pub use ratelimit::{GlobalLimit, RateLimitConfig, RestStats, Route, RouteLimit, RouteStats};
+pub use sessions::{EventDelay, intents};
 pub use state::{
-    BotInfo, CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec,
-    JoinTruth, JoinVia, MemberInfo, PostedMessage, World,
+    BotInfo, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec,
+    JoinPath, JoinSpec, JoinTruth, JoinVia, MemberInfo, PostedMessage, World, WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use rand::Rng;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+};
 
 /// How to run the simulator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
     /// Where to listen (port 0 picks a free port). Default `127.0.0.1:9001`.
     pub bind: SocketAddr,
@@ -44,6 +50,16 @@ pub struct SimConfig {
     pub bot_user_id: u64,
     /// Shard count recommended by `GET /gateway/bot`. Default 1.
     pub shards: u32,
+    /// REST limits: global 50/s per bot, `guild_invites` 5 per 5 s per guild, others 50/s.
+    pub rate_limits: RateLimitConfig,
+    /// Injected REST latency and 5xx answers (default: none).
+    pub faults: FaultConfig,
+    /// Delay between a state change and its gateway dispatch (default: none).
+    pub event_delay: EventDelay,
+    /// Frames a gateway connection may have queued before it is cut as a slow consumer.
+    pub gateway_queue: usize,
+    /// Where [`RunningSim::stop`] writes the ground truth (JSON lines), if anywhere.
+    pub truth_file: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -53,6 +69,11 @@ impl Default for SimConfig {
             bot_token: "sim-token".to_owned(),
             bot_user_id: DEFAULT_BOT_USER_ID,
             shards: 1,
+            rate_limits: RateLimitConfig::default(),
+            faults: FaultConfig::default(),
+            event_delay: EventDelay::default(),
+            gateway_queue: DEFAULT_GATEWAY_QUEUE,
+            truth_file: None,
         }
     }
 }
@@ -84,6 +105,16 @@ impl Simulator {
         if config.shards == 0 {
             return Err(SimError::Config("shards must be at least 1".into()));
         }
+        if config.gateway_queue < 16 {
+            return Err(SimError::Config("gateway_queue must be at least 16".into()));
+        }
+        config.event_delay.validate().map_err(SimError::Config)?;
+        config.faults.default.validate().map_err(SimError::Config)?;
+        for (route, faults) in &config.faults.routes {
+            faults
+                .validate()
+                .map_err(|e| SimError::Config(format!("{route}: {e}")))?;
+        }
         let bind_error = |source| SimError::Bind {
             addr: config.bind,
             source,
@@ -95,18 +126,26 @@ impl Simulator {
         } else {
             local
         };
-        let world = World::new(BotInfo {
-            token: config.bot_token.clone(),
-            user_id: twilight_model::id::Id::new(config.bot_user_id),
-            username: "invitrack-sim".to_owned(),
-            shards: config.shards,
-            gateway_url: format!("ws://{addr}"),
-            verify_key: format!(
-                "{:032x}{:032x}",
-                rand::rng().random::<u128>(),
-                rand::rng().random::<u128>()
-            ),
-        });
+        let world = World::with_options(
+            BotInfo {
+                token: config.bot_token.clone(),
+                user_id: twilight_model::id::Id::new(config.bot_user_id),
+                username: "invitrack-sim".to_owned(),
+                shards: config.shards,
+                gateway_url: format!("ws://{addr}"),
+                verify_key: format!(
+                    "{:032x}{:032x}",
+                    rand::rng().random::<u128>(),
+                    rand::rng().random::<u128>()
+                ),
+            },
+            WorldOptions {
+                rate_limits: config.rate_limits.clone(),
+                faults: config.faults.clone(),
+                event_delay: config.event_delay,
+                gateway_queue: config.gateway_queue,
+            },
+        );
         let data = web::Data::new(world.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -129,6 +168,7 @@ impl Simulator {
             world,
             handle,
             task,
+            truth_file: config.truth_file,
         })
     }
 }
@@ -140,6 +180,7 @@ pub struct RunningSim {
     world: World,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    truth_file: Option<PathBuf>,
 }
 
 impl RunningSim {
@@ -168,8 +209,17 @@ impl RunningSim {
         self.world.clone()
     }
 
-    /// Closes every gateway session and stops the server.
+    /// Closes every gateway session and stops the server; writes the ground truth to
+    /// [`SimConfig::truth_file`] if one is set.
     pub async fn stop(self) {
+        if let Some(path) = &self.truth_file {
+            match self.world.write_truth(path) {
+                Ok(lines) => tracing::info!(path = %path.display(), lines, "ground truth written"),
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "cannot write the ground truth");
+                }
+            }
+        }
         self.world.disconnect_all();
         self.handle.stop(true).await;
         match self.task.await {

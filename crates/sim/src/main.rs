@@ -20,6 +20,83 @@ struct Args {
     /// Shard count recommended by GET /gateway/bot.
     #[arg(long, env = "SIM_SHARDS", default_value_t = 1)]
     shards: u32,
+    /// Bot-wide REST limit, LIMIT/WINDOW_MS (0 turns it off).
+    #[arg(long, env = "SIM_GLOBAL_RATE_LIMIT", default_value = "50/1000")]
+    global_rate_limit: String,
+    /// Per-route limits, route=LIMIT/WINDOW_MS,... (default guild_invites=5/5000, others 50/1000).
+    #[arg(long, env = "SIM_RATE_LIMITS", default_value = "")]
+    rate_limits: String,
+    /// REST latency, route=MIN-MAX,... in ms (`default=` for every route).
+    #[arg(long, env = "SIM_LATENCY_MS", default_value = "")]
+    latency_ms: String,
+    /// Probability of a 500/502/503 answer, route=P,... (`default=` for every route).
+    #[arg(long, env = "SIM_ERROR_RATE", default_value = "")]
+    error_rate: String,
+    /// When a delayed request reads the state, as a fraction of its latency.
+    #[arg(long, env = "SIM_READ_AT", default_value_t = 0.5)]
+    read_at: f64,
+    /// Gateway dispatch delay after the state change, MIN..MAX ms (negative: the `uses`
+    /// counter moves that long after GUILD_MEMBER_ADD).
+    #[arg(long, env = "SIM_EVENT_DELAY_MS", default_value = "0")]
+    event_delay_ms: String,
+    /// Frames a gateway connection may have queued before it is cut as too slow.
+    #[arg(long, env = "SIM_GATEWAY_QUEUE", default_value_t = invitrack_sim::DEFAULT_GATEWAY_QUEUE)]
+    gateway_queue: usize,
+    /// Write the ground truth (JSON lines) here on exit and after a scenario or workload.
+    #[arg(long, env = "SIM_TRUTH_FILE")]
+    truth_file: Option<std::path::PathBuf>,
+    /// Run this scenario file (JSON) once the server is up.
+    #[arg(long, env = "SIM_SCENARIO")]
+    scenario: Option<std::path::PathBuf>,
+    /// Generate and run this workload (JSON spec) once the server is up.
+    #[arg(long, env = "SIM_WORKLOAD")]
+    workload: Option<std::path::PathBuf>,
+    /// Exit when the scenario or workload is over (instead of serving until Ctrl-C).
+    #[arg(long, env = "SIM_EXIT_AFTER_RUN", default_value_t = false)]
+    exit_after_run: bool,
+}
+
+fn global_limit(text: &str) -> anyhow::Result<invitrack_sim::GlobalLimit> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(invitrack_sim::GlobalLimit {
+            limit: 0,
+            window_ms: 1000,
+        });
+    }
+    let (limit, window) = text
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("global rate limit {text:?}: expected LIMIT/WINDOW_MS"))?;
+    Ok(invitrack_sim::GlobalLimit {
+        limit: limit.trim().parse()?,
+        window_ms: window.trim().parse()?,
+    })
+}
+
+fn config(args: &Args) -> anyhow::Result<SimConfig> {
+    let routes = invitrack_sim::ratelimit::parse_route_limits(&args.rate_limits)
+        .map_err(|e| anyhow::anyhow!("SIM_RATE_LIMITS: {e}"))?;
+    let faults = invitrack_sim::FaultConfig::from_env_strings(
+        Some(&args.latency_ms),
+        Some(&args.error_rate),
+        Some(args.read_at),
+    )
+    .map_err(|e| anyhow::anyhow!("SIM_LATENCY_MS / SIM_ERROR_RATE / SIM_READ_AT: {e}"))?;
+    Ok(SimConfig {
+        bind: args.bind,
+        bot_token: args.bot_token.clone(),
+        bot_user_id: args.bot_user_id,
+        shards: args.shards,
+        rate_limits: invitrack_sim::RateLimitConfig {
+            global: global_limit(&args.global_rate_limit)?,
+            routes,
+        },
+        faults,
+        event_delay: invitrack_sim::EventDelay::parse(&args.event_delay_ms)
+            .map_err(|e| anyhow::anyhow!("SIM_EVENT_DELAY_MS: {e}"))?,
+        gateway_queue: args.gateway_queue,
+        truth_file: args.truth_file.clone(),
+    })
 }
 
 #[tokio::main]
@@ -31,13 +108,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let sim = Simulator::start(SimConfig {
-        bind: args.bind,
-        bot_token: args.bot_token,
-        bot_user_id: args.bot_user_id,
-        shards: args.shards,
-    })
-    .await?;
+    let sim = Simulator::start(config(&args)?).await?;
     tracing::info!(
         gateway = %sim.gateway_url(),
         api_proxy = %sim.api_proxy(),

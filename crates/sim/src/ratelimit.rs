@@ -1,16 +1,25 @@
-//! REST rate limits: one bucket per route and major parameter (guild or channel), like
-//! Discord's. Every answer carries `X-RateLimit-*` headers; an exhausted bucket answers 429
-//! with `retry_after`. Limits are per route and can be changed at run time
-//! ([`crate::World::set_rate_limit`], `PUT /control/ratelimits/{route}`).
+//! REST rate limits, as Discord applies them:
+//!
+//! - one bucket per route and major parameter (guild or channel), fixed windows
+//!   ([`RouteLimit`]); `GET /guilds/{id}/invites` defaults to **5 requests per 5 s per guild**,
+//!   every other route to 50 per second;
+//! - a **global** limit per bot ([`GlobalLimit`], default 50 requests per second) across
+//!   every route; exceeding it answers 429 with `"global": true`, `X-RateLimit-Global: true`
+//!   and `X-RateLimit-Scope: global`.
+//!
+//! Every answer carries `X-RateLimit-*` headers computed when the answer leaves (so an
+//! injected latency does not make `Reset-After` stale). Limits can be changed at run time
+//! ([`crate::World::set_rate_limit`], [`crate::World::set_global_limit`], the control API),
+//! and every 429 is counted ([`RestStats`], `GET /control/stats`).
 
 use serde::{Deserialize, Serialize};
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
 /// A REST route, for rate limiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     /// `GET /gateway/bot`.
@@ -47,6 +56,38 @@ impl Route {
         Route::CreateMessage,
     ];
 
+    /// The snake_case name used by the control API and the environment variables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::GatewayBot => "gateway_bot",
+            Route::CurrentUser => "current_user",
+            Route::CurrentApplication => "current_application",
+            Route::GuildInvites => "guild_invites",
+            Route::GuildVanityUrl => "guild_vanity_url",
+            Route::Invite => "invite",
+            Route::ChannelInvites => "channel_invites",
+            Route::CreateChannelInvite => "create_channel_invite",
+            Route::CreateMessage => "create_message",
+        }
+    }
+
+    /// The route named `name` (see [`Route::name`]).
+    pub fn from_name(name: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Discord's default limit for this route in the simulator.
+    pub fn default_limit(self) -> RouteLimit {
+        match self {
+            // The figure of the attribution model (ATTRIBUTION-NOTES.md).
+            Route::GuildInvites => RouteLimit {
+                limit: 5,
+                window_ms: 5000,
+            },
+            _ => RouteLimit::default(),
+        }
+    }
+
     /// The opaque `X-RateLimit-Bucket` value (same for every major parameter, as on Discord).
     pub fn bucket_hash(self) -> &'static str {
         match self {
@@ -63,8 +104,15 @@ impl Route {
     }
 }
 
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `limit` requests per `window` for each major parameter of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteLimit {
     /// Requests per window.
     pub limit: u16,
@@ -82,6 +130,37 @@ impl Default for RouteLimit {
     }
 }
 
+/// The bot-wide limit across every route: `limit` requests per `window_ms` (`limit` 0 turns
+/// it off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalLimit {
+    /// Requests per window; 0 = no global limit.
+    pub limit: u32,
+    /// Window length in milliseconds.
+    pub window_ms: u64,
+}
+
+impl Default for GlobalLimit {
+    /// Discord's: 50 requests per second per bot.
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            window_ms: 1000,
+        }
+    }
+}
+
+/// Rate limits to start with: the global limit and per-route overrides of
+/// [`Route::default_limit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Bot-wide limit.
+    pub global: GlobalLimit,
+    /// Routes whose limit differs from [`Route::default_limit`].
+    pub routes: HashMap<Route, RouteLimit>,
+}
+
 /// Values of the `X-RateLimit-*` headers of one answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateHeaders {
@@ -89,29 +168,30 @@ pub struct RateHeaders {
     pub limit: u16,
     /// `x-ratelimit-remaining`.
     pub remaining: u16,
-    /// `X-RateLimit-Reset-After`, seconds.
-    pub reset_after: f64,
+    /// When the bucket resets.
+    pub reset_at: Instant,
     /// `X-RateLimit-Bucket`.
     pub bucket: &'static str,
 }
 
 impl RateHeaders {
-    /// Lowercase `(name, value)` pairs; `X-RateLimit-Reset` is computed from the wall clock.
-    pub fn pairs(&self) -> [(&'static str, String); 6] {
-        let now = std::time::SystemTime::now()
+    /// Seconds until the reset, seen from `now`.
+    pub fn reset_after(&self, now: Instant) -> f64 {
+        self.reset_at.saturating_duration_since(now).as_secs_f64()
+    }
+
+    /// Lowercase `(name, value)` pairs as of `now`; `X-RateLimit-Reset` is computed from the
+    /// wall clock.
+    pub fn pairs(&self, now: Instant) -> [(&'static str, String); 6] {
+        let reset_after = self.reset_after(now);
+        let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         [
             ("x-ratelimit-limit", self.limit.to_string()),
             ("x-ratelimit-remaining", self.remaining.to_string()),
-            (
-                "x-ratelimit-reset",
-                format!("{:.3}", now + self.reset_after),
-            ),
-            (
-                "x-ratelimit-reset-after",
-                format!("{:.3}", self.reset_after),
-            ),
+            ("x-ratelimit-reset", format!("{:.3}", unix + reset_after)),
+            ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
             ("x-ratelimit-bucket", self.bucket.to_owned()),
             // Discord documents it for 429s; twilight-http 0.18 only reads the other
             // headers when it is present, so it is sent on every answer.
@@ -125,10 +205,15 @@ impl RateHeaders {
 pub enum Verdict {
     /// Go ahead.
     Allowed(RateHeaders),
-    /// 429: wait `retry_after` seconds.
+    /// 429 of the route's bucket: wait `retry_after` seconds.
     Limited {
         /// Headers to send.
         headers: RateHeaders,
+        /// Seconds to wait.
+        retry_after: f64,
+    },
+    /// 429 of the global limit: wait `retry_after` seconds.
+    GlobalLimited {
         /// Seconds to wait.
         retry_after: f64,
     },
@@ -137,20 +222,76 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: Instant,
-    used: u16,
+    used: u32,
 }
 
-/// Fixed-window counters per (route, major parameter).
+impl Window {
+    /// Restarts the window if it is over; the time it resets.
+    fn roll(&mut self, now: Instant, len: Duration) -> Instant {
+        if now.duration_since(self.started) >= len {
+            *self = Window {
+                started: now,
+                used: 0,
+            };
+        }
+        self.started + len
+    }
+}
+
+/// Counters of one route, in [`RestStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RouteStats {
+    /// Requests received (every answer, 429s and injected errors included).
+    pub requests: u64,
+    /// 429s of the route's own bucket.
+    pub rate_limited: u64,
+    /// 429s of the global limit.
+    pub global_rate_limited: u64,
+    /// Injected 5xx answers.
+    pub server_errors: u64,
+}
+
+/// What the REST API has answered so far (`GET /control/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Every 429 (route and global).
+    pub rate_limited: u64,
+    /// 429s of the global limit.
+    pub global_rate_limited: u64,
+    /// Injected 5xx answers.
+    pub server_errors: u64,
+    /// Per route (routes never requested are left out).
+    pub routes: BTreeMap<Route, RouteStats>,
+}
+
+/// Fixed-window counters per (route, major parameter), the global window, and the stats.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
+    global: GlobalLimit,
+    global_window: Option<Window>,
     limits: HashMap<Route, RouteLimit>,
     windows: HashMap<(Route, u64), Window>,
+    stats: RestStats,
 }
 
 impl RateLimiter {
+    /// A limiter with these limits.
+    pub fn new(config: &RateLimitConfig) -> Self {
+        Self {
+            global: config.global,
+            limits: config.routes.clone(),
+            ..Self::default()
+        }
+    }
+
     /// The limit of a route.
     pub fn limit(&self, route: Route) -> RouteLimit {
-        self.limits.get(&route).copied().unwrap_or_default()
+        self.limits
+            .get(&route)
+            .copied()
+            .unwrap_or_else(|| route.default_limit())
     }
 
     /// Changes the limit of a route (counters restart).
@@ -159,60 +300,164 @@ impl RateLimiter {
         self.windows.retain(|(r, _), _| *r != route);
     }
 
-    /// Counts one request to `route` for `major` (guild or channel id, 0 for none).
+    /// The global limit.
+    pub fn global(&self) -> GlobalLimit {
+        self.global
+    }
+
+    /// Changes the global limit (its counter restarts).
+    pub fn set_global(&mut self, limit: GlobalLimit) {
+        self.global = limit;
+        self.global_window = None;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RestStats {
+        self.stats.clone()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&mut self) {
+        self.stats = RestStats::default();
+    }
+
+    /// Counts an injected 5xx answer (it does not count against any limit).
+    pub fn count_server_error(&mut self, route: Route) {
+        self.stats.requests += 1;
+        self.stats.server_errors += 1;
+        let r = self.stats.routes.entry(route).or_default();
+        r.requests += 1;
+        r.server_errors += 1;
+    }
+
+    /// Counts one request to `route` for `major` (guild or channel id, 0 for none): the
+    /// global limit first, then the route's bucket.
     pub fn check(&mut self, route: Route, major: u64, now: Instant) -> Verdict {
+        self.stats.requests += 1;
+        self.stats.routes.entry(route).or_default().requests += 1;
+        if self.global.limit > 0 {
+            let len = Duration::from_millis(self.global.window_ms.max(1));
+            let window = self.global_window.get_or_insert(Window {
+                started: now,
+                used: 0,
+            });
+            let reset_at = window.roll(now, len);
+            if window.used >= self.global.limit {
+                self.stats.rate_limited += 1;
+                self.stats.global_rate_limited += 1;
+                self.stats
+                    .routes
+                    .entry(route)
+                    .or_default()
+                    .global_rate_limited += 1;
+                return Verdict::GlobalLimited {
+                    retry_after: reset_at.saturating_duration_since(now).as_secs_f64(),
+                };
+            }
+            window.used += 1;
+        }
         let RouteLimit { limit, window_ms } = self.limit(route);
         let window_len = Duration::from_millis(window_ms.max(1));
         if self.windows.len() > 100_000 {
+            let limits = &self.limits;
             self.windows.retain(|(r, _), w| {
-                let len = Duration::from_millis(
-                    self.limits.get(r).copied().unwrap_or_default().window_ms,
-                );
-                now.duration_since(w.started) < len
+                let len = limits
+                    .get(r)
+                    .copied()
+                    .unwrap_or_else(|| r.default_limit())
+                    .window_ms;
+                now.duration_since(w.started) < Duration::from_millis(len)
             });
         }
         let window = self.windows.entry((route, major)).or_insert(Window {
             started: now,
             used: 0,
         });
-        if now.duration_since(window.started) >= window_len {
-            *window = Window {
-                started: now,
-                used: 0,
-            };
-        }
-        let reset_after = window_len
-            .saturating_sub(now.duration_since(window.started))
-            .as_secs_f64();
+        let reset_at = window.roll(now, window_len);
         let bucket = route.bucket_hash();
-        if window.used >= limit {
+        if window.used >= u32::from(limit) {
+            self.stats.rate_limited += 1;
+            self.stats.routes.entry(route).or_default().rate_limited += 1;
             return Verdict::Limited {
                 headers: RateHeaders {
                     limit,
                     remaining: 0,
-                    reset_after,
+                    reset_at,
                     bucket,
                 },
-                retry_after: reset_after,
+                retry_after: reset_at.saturating_duration_since(now).as_secs_f64(),
             };
         }
         window.used += 1;
+        let remaining = u16::try_from(u32::from(limit) - window.used).unwrap_or(0);
         Verdict::Allowed(RateHeaders {
             limit,
-            remaining: limit - window.used,
-            reset_after,
+            remaining,
+            reset_at,
             bucket,
         })
     }
+}
+
+/// Parses `SIM_RATE_LIMITS`: `route=LIMIT/WINDOW_MS` pairs separated by commas, e.g.
+/// `guild_invites=5/5000,create_message=5/5000`.
+///
+/// # Errors
+///
+/// A message saying which part is wrong.
+pub fn parse_route_limits(text: &str) -> Result<HashMap<Route, RouteLimit>, String> {
+    let mut out = HashMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected route=LIMIT/WINDOW_MS"))?;
+        let route = Route::from_name(name.trim())
+            .ok_or_else(|| format!("{name:?} is not a route ({})", route_names()))?;
+        let (limit, window) = value
+            .split_once('/')
+            .ok_or_else(|| format!("{part:?}: expected route=LIMIT/WINDOW_MS"))?;
+        let limit: u16 = limit
+            .trim()
+            .parse()
+            .map_err(|e| format!("{part:?}: limit: {e}"))?;
+        let window_ms: u64 = window
+            .trim()
+            .parse()
+            .map_err(|e| format!("{part:?}: window: {e}"))?;
+        if limit == 0 || window_ms == 0 {
+            return Err(format!("{part:?}: limit and window must be positive"));
+        }
+        out.insert(route, RouteLimit { limit, window_ms });
+    }
+    Ok(out)
+}
+
+/// Every route name, comma separated (for error messages).
+pub fn route_names() -> String {
+    Route::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn no_global() -> RateLimiter {
+        RateLimiter::new(&RateLimitConfig {
+            global: GlobalLimit {
+                limit: 0,
+                window_ms: 1000,
+            },
+            routes: HashMap::new(),
+        })
+    }
+
     #[test]
     fn per_major_windows() {
-        let mut rl = RateLimiter::default();
+        let mut rl = no_global();
         rl.set_limit(
             Route::GuildInvites,
             RouteLimit {
@@ -240,5 +485,57 @@ mod tests {
             rl.check(Route::GuildInvites, 1, later),
             Verdict::Allowed(_)
         ));
+        assert_eq!(rl.stats().rate_limited, 1);
+        assert_eq!(rl.stats().requests, 5);
+    }
+
+    #[test]
+    fn invites_default_is_five_per_five_seconds() {
+        let rl = RateLimiter::default();
+        assert_eq!(
+            rl.limit(Route::GuildInvites),
+            RouteLimit {
+                limit: 5,
+                window_ms: 5000
+            }
+        );
+    }
+
+    #[test]
+    fn global_limit_spans_routes() {
+        let mut rl = RateLimiter::new(&RateLimitConfig {
+            global: GlobalLimit {
+                limit: 3,
+                window_ms: 1000,
+            },
+            routes: HashMap::new(),
+        });
+        let t = Instant::now();
+        for major in 0..3 {
+            assert!(matches!(
+                rl.check(Route::GuildVanityUrl, major, t),
+                Verdict::Allowed(_)
+            ));
+        }
+        assert!(matches!(
+            rl.check(Route::CurrentUser, 0, t),
+            Verdict::GlobalLimited { retry_after } if retry_after > 0.9
+        ));
+        assert!(matches!(
+            rl.check(Route::CurrentUser, 0, t + Duration::from_millis(1000)),
+            Verdict::Allowed(_)
+        ));
+        let stats = rl.stats();
+        assert_eq!((stats.rate_limited, stats.global_rate_limited), (1, 1));
+        assert_eq!(stats.routes[&Route::CurrentUser].global_rate_limited, 1);
+    }
+
+    #[test]
+    fn parses_env_limits() {
+        let map = parse_route_limits("guild_invites=5/5000, create_message=1/200").expect("ok");
+        assert_eq!(map[&Route::GuildInvites].window_ms, 5000);
+        assert_eq!(map[&Route::CreateMessage].limit, 1);
+        assert!(parse_route_limits("nope=1/1").is_err());
+        assert!(parse_route_limits("invite=0/1").is_err());
     }
 }

@@ -16,7 +16,7 @@ use actix_web::{
     web,
 };
 use serde::Deserialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use twilight_model::id::Id;
 
 /// Mounts the REST routes on a `/api/v10` scope.
@@ -136,7 +136,7 @@ fn authorized(req: &HttpRequest, world: &World) -> Result<(), ApiError> {
 }
 
 fn with_headers(mut res: HttpResponse, headers: &RateHeaders) -> HttpResponse {
-    for (name, value) in headers.pairs() {
+    for (name, value) in headers.pairs(Instant::now()) {
         if let Ok(value) = header::HeaderValue::from_str(&value) {
             res.headers_mut()
                 .insert(header::HeaderName::from_static(name), value);
@@ -145,17 +145,68 @@ fn with_headers(mut res: HttpResponse, headers: &RateHeaders) -> HttpResponse {
     res
 }
 
-/// An error answer that still carries (and counts against) the route's rate limit headers.
-fn reject(world: &World, route: Route, major: u64, e: ApiError) -> HttpResponse {
-    let headers = match world.limiter().check(route, major, Instant::now()) {
-        Verdict::Allowed(headers) | Verdict::Limited { headers, .. } => headers,
-    };
-    with_headers(e.response(), &headers)
+fn insert_header(res: &mut HttpResponse, name: &'static str, value: &str) {
+    if let Ok(value) = header::HeaderValue::from_str(value) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static(name), value);
+    }
 }
 
-/// Runs one REST request: auth, rate limit, then `f` under the state lock. `f` answers a
+/// An error answer that still carries (and counts against) the route's rate limit headers.
+fn reject(world: &World, route: Route, major: u64, e: ApiError) -> HttpResponse {
+    match world.limiter().check(route, major, Instant::now()) {
+        Verdict::Allowed(headers) | Verdict::Limited { headers, .. } => {
+            with_headers(e.response(), &headers)
+        }
+        Verdict::GlobalLimited { retry_after } => global_limited(retry_after),
+    }
+}
+
+/// 429 of the bot-wide limit, as Discord sends it.
+fn global_limited(retry_after: f64) -> HttpResponse {
+    let mut res = HttpResponse::TooManyRequests().json(wire::RateLimited {
+        message: "You are being rate limited.",
+        retry_after,
+        global: true,
+    });
+    insert_header(
+        &mut res,
+        "retry-after",
+        &retry_after.ceil().max(1.0).to_string(),
+    );
+    insert_header(&mut res, "x-ratelimit-global", "true");
+    insert_header(&mut res, "x-ratelimit-scope", "global");
+    res
+}
+
+/// An injected 5xx, shaped like what Discord's edge sends.
+fn server_error(status: u16) -> HttpResponse {
+    match status {
+        502 => HttpResponse::BadGateway()
+            .content_type("text/plain; charset=utf-8")
+            .body("error code: 502"),
+        503 => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            ),
+        _ => HttpResponse::InternalServerError().json(wire::ApiError {
+            message: "500: Internal Server Error",
+            code: 0,
+        }),
+    }
+}
+
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// Runs one REST request: auth, injected faults (latency, 5xx), global and route rate
+/// limits, then `f` under the state lock at the read point of the latency. `f` answers a
 /// JSON body (or nothing for 204).
-fn answer(
+async fn answer(
     req: &HttpRequest,
     world: &World,
     route: Route,
@@ -165,6 +216,13 @@ fn answer(
     if let Err(e) = authorized(req, world) {
         return reject(world, route, major, e);
     }
+    let plan = world.sample_faults(route);
+    if let Some(status) = plan.error {
+        pause(plan.before_read + plan.after_read).await;
+        world.limiter().count_server_error(route);
+        tracing::info!(?route, major, status, "injected server error");
+        return server_error(status);
+    }
     let verdict = world.limiter().check(route, major, Instant::now());
     let headers = match verdict {
         Verdict::Allowed(headers) => headers,
@@ -173,19 +231,29 @@ fn answer(
             retry_after,
         } => {
             tracing::info!(?route, major, retry_after, "rate limited");
+            pause(plan.before_read + plan.after_read).await;
+            let retry_after = headers.reset_after(Instant::now());
             let mut res = HttpResponse::TooManyRequests().json(wire::RateLimited {
                 message: "You are being rate limited.",
                 retry_after,
                 global: false,
             });
-            let secs = retry_after.ceil().max(1.0).to_string();
-            if let Ok(v) = header::HeaderValue::from_str(&secs) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            insert_header(
+                &mut res,
+                "retry-after",
+                &retry_after.ceil().max(1.0).to_string(),
+            );
             return with_headers(res, &headers);
         }
+        Verdict::GlobalLimited { retry_after } => {
+            tracing::info!(?route, major, retry_after, "globally rate limited");
+            pause(plan.before_read + plan.after_read).await;
+            return global_limited(retry_after);
+        }
     };
+    pause(plan.before_read).await;
     let result = f(&mut world.lock());
+    pause(plan.after_read).await;
     let res = match result {
         Ok((status, Some(body))) => HttpResponse::build(status)
             .content_type("application/json")
@@ -235,12 +303,14 @@ async fn get_gateway_bot(req: HttpRequest, world: web::Data<World>) -> HttpRespo
             },
         })
     })
+    .await
 }
 
 async fn get_current_user(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
     answer(&req, &world, Route::CurrentUser, 0, |s| {
         json(&s.bot().current_user())
     })
+    .await
 }
 
 async fn get_current_application(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
@@ -266,6 +336,7 @@ async fn get_current_application(req: HttpRequest, world: web::Data<World>) -> H
             hook: true,
         })
     })
+    .await
 }
 
 async fn get_guild_invites(
@@ -280,6 +351,7 @@ async fn get_guild_invites(
     answer(&req, &world, Route::GuildInvites, guild_id.get(), |s| {
         ok(s.rest_guild_invites(guild_id)?)
     })
+    .await
 }
 
 async fn get_vanity_url(
@@ -294,6 +366,7 @@ async fn get_vanity_url(
     answer(&req, &world, Route::GuildVanityUrl, guild_id.get(), |s| {
         ok(s.rest_vanity(guild_id)?)
     })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,6 +384,7 @@ async fn get_invite(
     answer(&req, &world, Route::Invite, 0, |s| {
         ok(s.rest_invite(&path, with_counts)?)
     })
+    .await
 }
 
 async fn delete_invite(
@@ -321,6 +395,7 @@ async fn delete_invite(
     answer(&req, &world, Route::Invite, 0, |s| {
         ok(s.rest_delete_invite(&path)?)
     })
+    .await
 }
 
 async fn get_channel_invites(
@@ -335,6 +410,7 @@ async fn get_channel_invites(
     answer(&req, &world, Route::ChannelInvites, channel_id.get(), |s| {
         ok(s.rest_channel_invites(channel_id)?)
     })
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -387,6 +463,7 @@ async fn create_channel_invite(
             ok(body)
         },
     )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +491,7 @@ async fn create_message(
     answer(&req, &world, Route::CreateMessage, channel_id.get(), |s| {
         ok(s.rest_post_message(channel_id, body.content, body.embeds)?)
     })
+    .await
 }
 
 async fn not_found() -> HttpResponse {

@@ -2,18 +2,89 @@
 //!
 //! A session outlives its websocket connection (that is what RESUME is for): it keeps its
 //! shard, intents, sequence counter and a bounded replay buffer of the dispatches it was sent.
-//! A live connection is "attached" to it through an unbounded channel, so producing an event
-//! never waits on a socket. The registry sits inside [`crate::state::State`], under the
-//! world's mutex, so dispatch order is exactly the order of the state changes.
+//! A live connection is "attached" to it through a bounded channel, so producing an event
+//! never waits on a socket; a client too slow to keep up (its channel is full) is
+//! disconnected with close code 4000, as Discord drops slow consumers, and can RESUME.
+//! The registry sits inside [`crate::state::State`], under the world's mutex, so dispatch
+//! order is exactly the order of the state changes. With an [`EventDelay`], dispatches wait
+//! in an outbox (still in order) until they are due.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{Arc, Condvar},
     time::{Duration, Instant},
 };
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Sender, error::TrySendError};
+use tokio_util::sync::CancellationToken;
 use twilight_model::id::{Id, marker::GuildMarker};
+
+/// Delay of gateway dispatches relative to the state change that caused them, uniform in
+/// `[min_ms, max_ms]` per event.
+///
+/// A positive delay `D` sends the dispatch `D` ms after the change (a join's `uses` counter
+/// moves at once, its GUILD_MEMBER_ADD comes `D` later). A negative delay applies to joins
+/// only and works the other way round: GUILD_MEMBER_ADD goes out at once and the invite's
+/// (or the vanity URL's) `uses` moves `|D|` ms later. Dispatches always keep their order;
+/// `joined_at` is always the moment of the join.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDelay {
+    /// Smallest delay, ms (negative: the counter lags the event).
+    pub min_ms: i64,
+    /// Largest delay, ms.
+    pub max_ms: i64,
+}
+
+impl EventDelay {
+    /// No delay at all.
+    pub fn is_zero(&self) -> bool {
+        self.min_ms == 0 && self.max_ms == 0
+    }
+
+    /// Checks the range.
+    ///
+    /// # Errors
+    ///
+    /// A message when `min_ms > max_ms` or a bound exceeds 10 minutes.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_ms > self.max_ms || self.min_ms.abs() > 600_000 || self.max_ms.abs() > 600_000 {
+            return Err("event delay must be min_ms <= max_ms, within ±600000".into());
+        }
+        Ok(())
+    }
+
+    /// Draws one delay, in ms.
+    pub fn sample(&self) -> i64 {
+        use rand::Rng;
+        if self.max_ms > self.min_ms {
+            rand::rng().random_range(self.min_ms..=self.max_ms)
+        } else {
+            self.min_ms
+        }
+    }
+
+    /// Parses `MIN..MAX` (or a single value), e.g. `50..150`, `-100..-50`.
+    ///
+    /// # Errors
+    ///
+    /// A message saying what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (min, max) = text.split_once("..").unwrap_or((text, text));
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|e| format!("event delay {text:?}: {e}"))
+        };
+        let delay = Self {
+            min_ms: parse(min)?,
+            max_ms: parse(max)?,
+        };
+        delay.validate()?;
+        Ok(delay)
+    }
+}
 
 /// Gateway intent bits.
 pub mod intents {
@@ -104,13 +175,6 @@ pub enum Outbound {
     InvalidSession(bool),
     /// op 7: reconnect and resume.
     Reconnect,
-    /// Close the websocket with this code.
-    Close {
-        /// Close code (4004 = authentication failed, ...).
-        code: u16,
-        /// Close reason.
-        reason: &'static str,
-    },
 }
 
 /// How many dispatches a session keeps for RESUME.
@@ -118,10 +182,19 @@ const REPLAY_CAPACITY: usize = 20_000;
 /// How long a session without a connection stays resumable.
 const RESUME_WINDOW: Duration = Duration::from_secs(180);
 
+/// The sending side of a live connection.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Frames and control messages for the connection task (bounded).
+    pub tx: Sender<Outbound>,
+    /// Cancelled to make the connection task close at once (slow consumer, dropped shard).
+    pub kill: CancellationToken,
+}
+
 #[derive(Debug)]
 struct Attached {
     conn_id: u64,
-    tx: UnboundedSender<Outbound>,
+    link: Link,
 }
 
 #[derive(Debug)]
@@ -150,11 +223,24 @@ impl SessionEntry {
         if self.replay.len() == REPLAY_CAPACITY {
             self.replay.pop_front();
         }
-        if let Some(conn) = &self.conn
-            && conn.tx.send(Outbound::Frame(frame.clone())).is_err()
-        {
-            self.conn = None;
-            self.detached_at = Some(Instant::now());
+        if let Some(conn) = &self.conn {
+            match conn.link.tx.try_send(Outbound::Frame(frame.clone())) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!(
+                        shard = self.shard_id,
+                        conn_id = conn.conn_id,
+                        "gateway client too slow: its queue is full, disconnecting it"
+                    );
+                    conn.link.kill.cancel();
+                    self.conn = None;
+                    self.detached_at = Some(Instant::now());
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.conn = None;
+                    self.detached_at = Some(Instant::now());
+                }
+            }
         }
         self.replay.push_back(frame);
     }
@@ -175,14 +261,64 @@ pub enum ResumeRefused {
     TooOld,
 }
 
+/// A dispatch waiting for its time.
+#[derive(Debug)]
+struct Queued {
+    due: Instant,
+    guild_id: Id<GuildMarker>,
+    t: &'static str,
+    intent: u64,
+    d: Arc<str>,
+}
+
 /// Registry of gateway sessions.
 #[derive(Debug, Default)]
 pub struct Sessions {
     entries: HashMap<String, SessionEntry>,
     next_conn_id: u64,
+    /// Delay of every broadcast dispatch.
+    delay: EventDelay,
+    /// Delayed dispatches, due times non-decreasing.
+    outbox: VecDeque<Queued>,
+    /// Told when the outbox gets its first entry.
+    wake: Option<Arc<Condvar>>,
+    /// Dispatches sent (to at least one session) or queued.
+    dispatched: u64,
 }
 
 impl Sessions {
+    /// A registry whose delayed dispatches wake `wake`.
+    pub fn new(delay: EventDelay, wake: Arc<Condvar>) -> Self {
+        Self {
+            delay,
+            wake: Some(wake),
+            ..Self::default()
+        }
+    }
+
+    /// The dispatch delay.
+    pub fn delay(&self) -> EventDelay {
+        self.delay
+    }
+
+    /// Changes the dispatch delay (already queued dispatches keep their time).
+    pub fn set_delay(&mut self, delay: EventDelay) {
+        self.delay = delay;
+    }
+
+    /// Broadcasts dispatches that are due; the time of the next one, if any.
+    pub fn flush_due(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(front) = self.outbox.front() {
+            if front.due > now {
+                return Some(front.due);
+            }
+            if let Some(q) = self.outbox.pop_front() {
+                self.broadcast_now(q.guild_id, q.t, q.intent, &q.d);
+            }
+        }
+        None
+    }
+
     /// A fresh id for a websocket connection.
     pub fn next_conn_id(&mut self) -> u64 {
         self.next_conn_id += 1;
@@ -196,7 +332,7 @@ impl Sessions {
         shard: [u32; 2],
         intents: u64,
         conn_id: u64,
-        tx: UnboundedSender<Outbound>,
+        link: Link,
     ) {
         self.prune();
         self.entries.insert(
@@ -207,7 +343,7 @@ impl Sessions {
                 intents,
                 seq: 0,
                 replay: VecDeque::new(),
-                conn: Some(Attached { conn_id, tx }),
+                conn: Some(Attached { conn_id, link }),
                 detached_at: None,
             },
         );
@@ -224,25 +360,74 @@ impl Sessions {
     }
 
     /// Sends a guild's dispatch to every session of the shard owning the guild that asked
-    /// for the event's intent. Serializes the payload at most once.
+    /// for the event's intent, after the configured [`EventDelay`] (negative delays count as
+    /// none here). Serializes the payload at most once.
     pub fn broadcast<T: Serialize>(
         &mut self,
         guild_id: Id<GuildMarker>,
         kind: EventKind,
         payload: &T,
     ) {
-        let mut encoded: Option<Arc<str>> = None;
+        let delay = u64::try_from(self.delay.sample()).unwrap_or(0);
+        self.broadcast_after(guild_id, kind, payload, delay);
+    }
+
+    /// Like [`Sessions::broadcast`] with this delay (ms); still after every queued dispatch.
+    pub fn broadcast_after<T: Serialize>(
+        &mut self,
+        guild_id: Id<GuildMarker>,
+        kind: EventKind,
+        payload: &T,
+        delay_ms: u64,
+    ) {
+        if delay_ms == 0 && self.outbox.is_empty() {
+            let wanted = self
+                .entries
+                .values()
+                .any(|e| (kind.intent == 0 || e.intents & kind.intent != 0) && e.owns(guild_id));
+            if wanted && let Some(d) = serialize(payload) {
+                self.broadcast_now(guild_id, kind.name, kind.intent, &d);
+            }
+            return;
+        }
+        let Some(d) = serialize(payload) else { return };
+        let now = Instant::now();
+        let mut due = now + Duration::from_millis(delay_ms);
+        if let Some(last) = self.outbox.back() {
+            due = due.max(last.due);
+        }
+        let was_empty = self.outbox.is_empty();
+        self.outbox.push_back(Queued {
+            due,
+            guild_id,
+            t: kind.name,
+            intent: kind.intent,
+            d,
+        });
+        if was_empty && let Some(wake) = &self.wake {
+            wake.notify_all();
+        }
+    }
+
+    fn broadcast_now(
+        &mut self,
+        guild_id: Id<GuildMarker>,
+        t: &'static str,
+        intent: u64,
+        d: &Arc<str>,
+    ) {
+        self.dispatched += 1;
         for entry in self.entries.values_mut() {
-            if (kind.intent != 0 && entry.intents & kind.intent == 0) || !entry.owns(guild_id) {
+            if (intent != 0 && entry.intents & intent == 0) || !entry.owns(guild_id) {
                 continue;
             }
-            if encoded.is_none() {
-                encoded = serialize(payload);
-            }
-            if let Some(d) = &encoded {
-                entry.push(kind.name, d);
-            }
+            entry.push(t, d);
         }
+    }
+
+    /// Guild dispatches produced so far.
+    pub fn dispatched(&self) -> u64 {
+        self.dispatched
     }
 
     /// Attaches a new connection to an existing session and replays what it missed.
@@ -251,7 +436,7 @@ impl Sessions {
         session_id: &str,
         seq: u64,
         conn_id: u64,
-        tx: UnboundedSender<Outbound>,
+        link: Link,
     ) -> Result<(), ResumeRefused> {
         self.prune();
         let entry = self
@@ -259,23 +444,24 @@ impl Sessions {
             .get_mut(session_id)
             .ok_or(ResumeRefused::UnknownSession)?;
         let oldest_kept = entry.replay.front().map_or(entry.seq + 1, |f| f.seq);
-        if seq > entry.seq || seq + 1 < oldest_kept {
+        let missed = entry.seq.saturating_sub(seq);
+        if seq > entry.seq
+            || seq + 1 < oldest_kept
+            || usize::try_from(missed).unwrap_or(usize::MAX) >= link.tx.max_capacity()
+        {
             return Err(ResumeRefused::TooOld);
         }
         if let Some(old) = entry.conn.take() {
             // Discord drops the old connection of a resumed session.
-            let _ = old.tx.send(Outbound::Close {
-                code: 4000,
-                reason: "Session resumed elsewhere.",
-            });
+            old.link.kill.cancel();
         }
         for frame in entry.replay.iter().filter(|f| f.seq > seq) {
-            if tx.send(Outbound::Frame(frame.clone())).is_err() {
+            if link.tx.try_send(Outbound::Frame(frame.clone())).is_err() {
                 entry.detached_at = Some(Instant::now());
                 return Ok(());
             }
         }
-        entry.conn = Some(Attached { conn_id, tx });
+        entry.conn = Some(Attached { conn_id, link });
         entry.detached_at = None;
         Ok(())
     }
@@ -299,9 +485,27 @@ impl Sessions {
     pub fn tell_all(&mut self, msg: &Outbound) {
         for entry in self.entries.values_mut() {
             if let Some(conn) = &entry.conn {
-                let _ = conn.tx.send(msg.clone());
+                let _ = conn.link.tx.try_send(msg.clone());
             }
         }
+    }
+
+    /// Cuts the connection of every session of `shard` (all shards for `None`) at once, as
+    /// a network failure would: the connection closes with 4000 and the shard can RESUME.
+    /// Returns how many connections were cut.
+    pub fn drop_shard(&mut self, shard: Option<u32>) -> usize {
+        let mut dropped = 0;
+        for entry in self.entries.values_mut() {
+            if shard.is_some_and(|s| s != entry.shard_id) {
+                continue;
+            }
+            if let Some(conn) = entry.conn.take() {
+                conn.link.kill.cancel();
+                entry.detached_at = Some(Instant::now());
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// Drops every connection channel (their tasks then close the sockets).
@@ -339,7 +543,18 @@ fn serialize<T: Serialize>(payload: &T) -> Option<Arc<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::unbounded_channel;
+    use tokio::sync::mpsc::{Receiver, channel};
+
+    fn link(cap: usize) -> (Link, Receiver<Outbound>) {
+        let (tx, rx) = channel(cap);
+        (
+            Link {
+                tx,
+                kill: CancellationToken::new(),
+            },
+            rx,
+        )
+    }
 
     #[test]
     fn frame_key_order() {
@@ -354,8 +569,8 @@ mod tests {
     #[test]
     fn shard_routing_and_intents() {
         let mut s = Sessions::default();
-        let (tx0, mut rx0) = unbounded_channel();
-        let (tx1, mut rx1) = unbounded_channel();
+        let (tx0, mut rx0) = link(16);
+        let (tx1, mut rx1) = link(16);
         s.create("a".into(), [0, 2], intents::GUILD_MEMBERS, 1, tx0);
         s.create("b".into(), [1, 2], intents::GUILDS, 2, tx1);
         let g0 = Id::new(2 << 22);
@@ -372,14 +587,14 @@ mod tests {
     #[test]
     fn resume_replays_missed() {
         let mut s = Sessions::default();
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = link(16);
         s.create("a".into(), [0, 1], intents::GUILDS, 1, tx);
         drop(rx);
         let g = Id::new(1 << 22);
         s.broadcast(g, EventKind::GUILD_CREATE, &1);
         s.broadcast(g, EventKind::GUILD_CREATE, &2);
         s.broadcast(g, EventKind::GUILD_CREATE, &3);
-        let (tx, mut rx) = unbounded_channel();
+        let (tx, mut rx) = link(16);
         assert_eq!(
             s.resume("nope", 1, 2, tx.clone()),
             Err(ResumeRefused::UnknownSession)
@@ -392,5 +607,51 @@ mod tests {
         })
         .collect();
         assert_eq!(seqs, vec![2, 3]);
+    }
+
+    #[test]
+    fn slow_consumer_is_cut() {
+        let mut s = Sessions::default();
+        let (l, _rx) = link(2);
+        let kill = l.kill.clone();
+        s.create("a".into(), [0, 1], intents::GUILDS, 1, l);
+        let g = Id::new(1 << 22);
+        for i in 0..3 {
+            s.broadcast(g, EventKind::GUILD_CREATE, &i);
+        }
+        assert!(kill.is_cancelled());
+        assert_eq!(s.connected(), 0);
+        // Still resumable: the replay buffer kept all three.
+        let (l, mut rx) = link(16);
+        s.resume("a", 1, 2, l).expect("resumable");
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(f)) if f.seq == 2));
+    }
+
+    #[test]
+    fn delayed_dispatches_keep_order() {
+        let mut s = Sessions::new(
+            EventDelay {
+                min_ms: 0,
+                max_ms: 0,
+            },
+            Arc::new(Condvar::new()),
+        );
+        let (l, mut rx) = link(16);
+        s.create("a".into(), [0, 1], intents::GUILDS, 1, l);
+        let g = Id::new(1 << 22);
+        s.broadcast_after(g, EventKind::GUILD_CREATE, &1, 50);
+        s.broadcast_after(g, EventKind::GUILD_CREATE, &2, 0);
+        assert!(rx.try_recv().is_err());
+        let now = Instant::now();
+        assert!(s.flush_due(now).is_some());
+        assert!(s.flush_due(now + Duration::from_millis(60)).is_none());
+        let ds: Vec<String> = std::iter::from_fn(|| match rx.try_recv() {
+            Ok(Outbound::Frame(f)) => Some(f.d.to_string()),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(ds, vec!["1", "2"]);
+        assert_eq!(EventDelay::parse("-100..-50").expect("ok").min_ms, -100);
+        assert!(EventDelay::parse("5..1").is_err());
     }
 }

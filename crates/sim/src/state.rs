@@ -7,8 +7,9 @@
 
 use crate::{
     error::WorldError,
-    ratelimit::{RateLimiter, Route, RouteLimit},
-    sessions::{EventKind, Outbound, ResumeRefused, Sessions},
+    faults::{FaultConfig, FaultPlan, RouteFaults},
+    ratelimit::{GlobalLimit, RateLimitConfig, RateLimiter, RestStats, Route, RouteLimit},
+    sessions::{EventDelay, EventKind, Link, Outbound, ResumeRefused, Sessions},
     snowflake::{self, SnowflakeGen},
     wire,
 };
@@ -16,11 +17,16 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Serialize, Serializer};
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet},
+    io::Write as _,
+    path::Path,
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
 };
-use tokio::sync::mpsc::UnboundedSender;
 use twilight_model::id::{
     Id,
     marker::{
@@ -123,8 +129,10 @@ pub enum JoinVia {
     Invite(String),
     /// Through the guild's vanity URL (the vanity's `uses` goes up).
     Vanity,
-    /// Without any counter moving: server discovery, OAuth2 `guilds.join`, ...
+    /// Without any counter moving: server discovery, a friend's "join" button, ...
     Untracked,
+    /// Added by an application through OAuth2 `guilds.join` (no counter moves either).
+    OAuth2,
 }
 
 /// Who joins.
@@ -158,6 +166,9 @@ pub enum JoinPath {
     Vanity,
     /// Nothing a counter shows.
     Untracked,
+    /// OAuth2 `guilds.join` (nothing a counter shows either).
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 /// The ground truth of one join.
@@ -179,6 +190,8 @@ pub struct JoinTruth {
     /// When this membership ended, if it did.
     #[serde(serialize_with = "ser_opt_time")]
     pub left_at: Option<DateTime<Utc>>,
+    /// Joined through a temporary invite (temporary membership).
+    pub temporary: bool,
 }
 
 /// A current member of a guild.
@@ -297,6 +310,8 @@ struct Profile {
 struct Member {
     joined_at_ms: i64,
     flags: u64,
+    /// Temporary membership (joined through a temporary invite).
+    temporary: bool,
     /// Index in `State::truth` of the join that made this membership, if recorded.
     truth: Option<usize>,
 }
@@ -305,6 +320,8 @@ struct Member {
 struct Vanity {
     code: String,
     uses: u64,
+    /// Uses whose counter has not moved yet (negative event delay).
+    pending: u64,
 }
 
 #[derive(Debug)]
@@ -429,6 +446,8 @@ struct Invite {
     channel_id: Id<ChannelMarker>,
     inviter_id: Option<Id<UserMarker>>,
     uses: u64,
+    /// Uses whose counter has not moved yet (negative event delay).
+    pending: u64,
     max_uses: u32,
     max_age_secs: u32,
     temporary: bool,
@@ -436,6 +455,11 @@ struct Invite {
 }
 
 impl Invite {
+    /// Whether every use is taken (counted or pending).
+    fn used_up(&self) -> bool {
+        self.max_uses > 0 && self.uses + self.pending >= u64::from(self.max_uses)
+    }
+
     fn expires_at_ms(&self) -> Option<i64> {
         (self.max_age_secs > 0).then(|| self.created_at_ms + i64::from(self.max_age_secs) * 1000)
     }
@@ -485,6 +509,20 @@ pub struct State {
     truth: Vec<JoinTruth>,
     messages: Vec<PostedMessage>,
     sessions: Sessions,
+    /// Counter moves waiting for their time (negative event delay).
+    deferred: BinaryHeap<Reverse<Deferred>>,
+    deferred_seq: u64,
+    wake: Arc<Condvar>,
+}
+
+/// A `uses` counter that moves later than its join.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Deferred {
+    due: Instant,
+    seq: u64,
+    guild_id: Id<GuildMarker>,
+    /// The invite, or `None` for the vanity URL.
+    code: Option<String>,
 }
 
 /// Codes: 2..=32 characters of `[A-Za-z0-9-]` (Discord's own are 7-10 alphanumerics).
@@ -493,8 +531,7 @@ fn valid_code(code: &str) -> bool {
 }
 
 impl State {
-    /// An empty world for this bot.
-    pub fn new(bot: BotInfo) -> Self {
+    fn with_delay(bot: BotInfo, delay: EventDelay, wake: Arc<Condvar>) -> Self {
         Self {
             bot,
             ids: SnowflakeGen::default(),
@@ -506,8 +543,89 @@ impl State {
             users: HashMap::new(),
             truth: Vec::new(),
             messages: Vec::new(),
-            sessions: Sessions::default(),
+            sessions: Sessions::new(delay, Arc::clone(&wake)),
+            deferred: BinaryHeap::new(),
+            deferred_seq: 0,
+            wake,
         }
+    }
+
+    /// Runs what is due at `now` (deferred counters, delayed dispatches); when the next
+    /// thing is due.
+    pub fn run_due(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(Reverse(next)) = self.deferred.peek() {
+            if next.due > now {
+                break;
+            }
+            let Some(Reverse(item)) = self.deferred.pop() else {
+                break;
+            };
+            self.move_counter(item.guild_id, item.code.as_deref());
+        }
+        let next_dispatch = self.sessions.flush_due(now);
+        let next_counter = self.deferred.peek().map(|Reverse(d)| d.due);
+        match (next_dispatch, next_counter) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A deferred `uses` counter moves now (INVITE_DELETE if that uses the invite up).
+    fn move_counter(&mut self, guild_id: Id<GuildMarker>, code: Option<&str>) {
+        match code {
+            None => {
+                if let Some(v) = self
+                    .guilds
+                    .get_mut(&guild_id)
+                    .and_then(|g| g.vanity.as_mut())
+                {
+                    v.pending = v.pending.saturating_sub(1);
+                    v.uses += 1;
+                }
+            }
+            Some(code) => {
+                let Some(invite) = self.invites.get_mut(code) else {
+                    // Deleted by a moderator meanwhile: the use is lost with it.
+                    return;
+                };
+                invite.pending = invite.pending.saturating_sub(1);
+                invite.uses += 1;
+                if invite.max_uses > 0 && invite.uses >= u64::from(invite.max_uses) {
+                    let channel_id = invite.channel_id;
+                    self.exhaust(guild_id, channel_id, code);
+                }
+            }
+        }
+    }
+
+    /// Removes an invite that reached `max_uses` and tells the gateway (INVITE_DELETE).
+    fn exhaust(&mut self, guild_id: Id<GuildMarker>, channel_id: Id<ChannelMarker>, code: &str) {
+        self.remove_invite(code);
+        let event = wire::InviteDelete {
+            channel_id,
+            guild_id,
+            code,
+        };
+        if self.sees_invite_events(guild_id) {
+            self.sessions
+                .broadcast(guild_id, EventKind::INVITE_DELETE, &event);
+        }
+        tracing::debug!(guild_id = %guild_id, code, "invite reached max_uses");
+    }
+
+    /// The gateway dispatch delay.
+    pub fn event_delay(&self) -> EventDelay {
+        self.sessions.delay()
+    }
+
+    /// Changes the gateway dispatch delay.
+    pub fn set_event_delay(&mut self, delay: EventDelay) {
+        self.sessions.set_delay(delay);
+    }
+
+    /// Guild dispatches produced so far (each counted once, whatever the session count).
+    pub fn dispatched(&self) -> u64 {
+        self.sessions.dispatched()
     }
 
     /// Facts about the bot.
@@ -769,6 +887,7 @@ impl State {
             Member {
                 joined_at_ms: now,
                 flags: 0,
+                temporary: false,
                 truth: None,
             },
         );
@@ -784,7 +903,11 @@ impl State {
             bot_role_id,
             bot_joined_at_ms: now,
             manage_guild: spec.manage_guild,
-            vanity: spec.vanity_code.map(|code| Vanity { code, uses: 0 }),
+            vanity: spec.vanity_code.map(|code| Vanity {
+                code,
+                uses: 0,
+                pending: 0,
+            }),
             members,
             ever_joined: HashSet::from([owner_id]),
             invite_codes: Vec::new(),
@@ -855,6 +978,7 @@ impl State {
             channel_id,
             inviter_id: Some(spec.inviter_id),
             uses: 0,
+            pending: 0,
             max_uses: spec.max_uses,
             max_age_secs: spec.max_age_secs,
             temporary: spec.temporary,
@@ -914,32 +1038,44 @@ impl State {
         }
 
         // Resolve and validate the path before changing anything.
-        let (path, code, inviter_id) = match &via {
+        let (path, code, inviter_id, temporary) = match &via {
             JoinVia::Invite(code) => {
                 self.purge_if_expired(code, now);
                 let invite = self
                     .invites
                     .get(code)
-                    .filter(|i| i.guild_id == guild_id)
+                    .filter(|i| i.guild_id == guild_id && !i.used_up())
                     .ok_or_else(|| WorldError::UnknownInvite(code.clone()))?;
-                (JoinPath::Invite, Some(code.clone()), invite.inviter_id)
+                (
+                    JoinPath::Invite,
+                    Some(code.clone()),
+                    invite.inviter_id,
+                    invite.temporary,
+                )
             }
             JoinVia::Vanity => {
                 let vanity = self.guild(guild_id)?.vanity.as_ref();
                 let code = vanity.ok_or(WorldError::NoVanity(guild_id))?.code.clone();
-                (JoinPath::Vanity, Some(code), None)
+                (JoinPath::Vanity, Some(code), None, false)
             }
-            JoinVia::Untracked => (JoinPath::Untracked, None, None),
+            JoinVia::Untracked => (JoinPath::Untracked, None, None, false),
+            JoinVia::OAuth2 => (JoinPath::OAuth2, None, None, false),
         };
 
-        // Counters move at the moment of the join.
+        // Positive: the dispatch lags the counter; negative: the counter lags the dispatch.
+        let delay_ms = self.sessions.delay().sample();
+        let defer_counter = delay_ms < 0 && matches!(via, JoinVia::Invite(_) | JoinVia::Vanity);
         let mut exhausted = None;
         match &via {
             JoinVia::Invite(code) => {
                 if let Some(invite) = self.invites.get_mut(code) {
-                    invite.uses += 1;
-                    if invite.max_uses > 0 && invite.uses >= u64::from(invite.max_uses) {
-                        exhausted = Some((invite.channel_id, code.clone()));
+                    if defer_counter {
+                        invite.pending += 1;
+                    } else {
+                        invite.uses += 1;
+                        if invite.max_uses > 0 && invite.uses >= u64::from(invite.max_uses) {
+                            exhausted = Some((invite.channel_id, code.clone()));
+                        }
                     }
                 }
             }
@@ -949,10 +1085,30 @@ impl State {
                     .get_mut(&guild_id)
                     .and_then(|g| g.vanity.as_mut())
                 {
-                    vanity.uses += 1;
+                    if defer_counter {
+                        vanity.pending += 1;
+                    } else {
+                        vanity.uses += 1;
+                    }
                 }
             }
-            JoinVia::Untracked => {}
+            JoinVia::Untracked | JoinVia::OAuth2 => {}
+        }
+        if defer_counter {
+            self.deferred_seq += 1;
+            let was_first = self.deferred.is_empty();
+            self.deferred.push(Reverse(Deferred {
+                due: Instant::now() + Duration::from_millis(delay_ms.unsigned_abs()),
+                seq: self.deferred_seq,
+                guild_id,
+                code: match &via {
+                    JoinVia::Invite(code) => Some(code.clone()),
+                    _ => None,
+                },
+            }));
+            if was_first {
+                self.wake.notify_all();
+            }
         }
 
         self.ensure_user(user_id, spec.avatar);
@@ -970,10 +1126,12 @@ impl State {
             Member {
                 joined_at_ms: now,
                 flags,
+                temporary,
                 truth: Some(truth_index),
             },
         );
 
+        let dispatch_delay = u64::try_from(delay_ms).unwrap_or(0);
         self.with_sessions(|state, sessions| {
             let event = wire::GuildMember {
                 guild_id: Some(guild_id),
@@ -991,21 +1149,16 @@ impl State {
                 communication_disabled_until: None,
                 avatar_decoration_data: None,
             };
-            sessions.broadcast(guild_id, EventKind::GUILD_MEMBER_ADD, &event);
+            sessions.broadcast_after(
+                guild_id,
+                EventKind::GUILD_MEMBER_ADD,
+                &event,
+                dispatch_delay,
+            );
         });
 
         if let Some((channel_id, code)) = exhausted {
-            self.remove_invite(&code);
-            let event = wire::InviteDelete {
-                channel_id,
-                guild_id,
-                code: &code,
-            };
-            if self.sees_invite_events(guild_id) {
-                self.sessions
-                    .broadcast(guild_id, EventKind::INVITE_DELETE, &event);
-            }
-            tracing::debug!(guild_id = %guild_id, code, "invite reached max_uses");
+            self.exhaust(guild_id, channel_id, &code);
         }
 
         let truth = JoinTruth {
@@ -1016,10 +1169,32 @@ impl State {
             inviter_id,
             joined_at: snowflake::to_datetime(now),
             left_at: None,
+            temporary,
         };
         tracing::debug!(guild_id = %guild_id, user_id = %user_id, path = ?truth.path, "member joined");
         self.truth.push(truth.clone());
         Ok(truth)
+    }
+
+    /// Every temporary member of the guild goes offline: Discord removes them
+    /// (GUILD_MEMBER_REMOVE), as it does for temporary memberships without a role. Returns
+    /// the users removed.
+    pub fn end_temporary_memberships(
+        &mut self,
+        guild_id: Id<GuildMarker>,
+    ) -> Result<Vec<Id<UserMarker>>, WorldError> {
+        let mut temporary: Vec<(i64, Id<UserMarker>)> = self
+            .guild(guild_id)?
+            .members
+            .iter()
+            .filter(|(_, m)| m.temporary)
+            .map(|(id, m)| (m.joined_at_ms, *id))
+            .collect();
+        temporary.sort();
+        for (_, user_id) in &temporary {
+            self.leave(guild_id, *user_id)?;
+        }
+        Ok(temporary.into_iter().map(|(_, id)| id).collect())
     }
 
     /// A member leaves (GUILD_MEMBER_REMOVE).
@@ -1140,6 +1315,16 @@ impl State {
     /// Every join so far, in order.
     pub fn ground_truth(&self) -> Vec<JoinTruth> {
         self.truth.clone()
+    }
+
+    /// Number of joins so far.
+    pub fn truth_len(&self) -> usize {
+        self.truth.len()
+    }
+
+    /// Joins `from..` (for writing the truth in chunks).
+    pub fn truth_slice(&self, from: usize, max: usize) -> Vec<JoinTruth> {
+        self.truth.iter().skip(from).take(max).cloned().collect()
     }
 
     /// Messages the bot posted.
@@ -1372,7 +1557,7 @@ impl State {
         request: IdentifyRequest,
         resume_url: &str,
         conn_id: u64,
-        tx: UnboundedSender<Outbound>,
+        link: Link,
     ) -> String {
         let session_id = format!("{:032x}", rand::rng().random::<u128>());
         self.sessions.create(
@@ -1380,7 +1565,7 @@ impl State {
             request.shard,
             request.intents,
             conn_id,
-            tx,
+            link,
         );
         let [shard_id, shard_count] = request.shard;
         self.with_sessions(|state, sessions| {
@@ -1431,9 +1616,9 @@ impl State {
         session_id: &str,
         seq: u64,
         conn_id: u64,
-        tx: UnboundedSender<Outbound>,
+        link: Link,
     ) -> Result<(), ResumeRefused> {
-        self.sessions.resume(session_id, seq, conn_id, tx)?;
+        self.sessions.resume(session_id, seq, conn_id, link)?;
         self.sessions
             .send_to(session_id, EventKind::RESUMED, &wire::Empty {});
         tracing::info!(session_id, seq, "session resumed");
@@ -1464,6 +1649,11 @@ impl State {
     pub fn connected_sessions(&self) -> usize {
         self.sessions.connected()
     }
+
+    /// Cuts the connections of a shard (or all), close code 4000; they can RESUME.
+    pub fn drop_shard(&mut self, shard: Option<u32>) -> usize {
+        self.sessions.drop_shard(shard)
+    }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, WorldError> {
@@ -1483,18 +1673,239 @@ struct Inner {
     bot: BotInfo,
     state: Mutex<State>,
     limiter: Mutex<RateLimiter>,
+    faults: Mutex<FaultConfig>,
+    /// Wakes the scheduler thread (delayed dispatches and counters).
+    wake: Arc<Condvar>,
+    scheduler_started: AtomicBool,
+    gateway_queue: usize,
+    me: Weak<Inner>,
 }
 
-impl World {
-    /// A new, empty world.
-    pub fn new(bot: BotInfo) -> Self {
+/// Run-time behaviour of a world, from [`crate::SimConfig`].
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    /// Global and per-route REST limits.
+    pub rate_limits: RateLimitConfig,
+    /// REST latency and 5xx answers.
+    pub faults: FaultConfig,
+    /// Delay between state changes and their gateway dispatches.
+    pub event_delay: EventDelay,
+    /// Capacity of each gateway connection's queue of frames.
+    pub gateway_queue: usize,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
         Self {
-            inner: Arc::new(Inner {
-                bot: bot.clone(),
-                state: Mutex::new(State::new(bot)),
-                limiter: Mutex::new(RateLimiter::default()),
-            }),
+            rate_limits: RateLimitConfig::default(),
+            faults: FaultConfig::default(),
+            event_delay: EventDelay::default(),
+            gateway_queue: DEFAULT_GATEWAY_QUEUE,
         }
+    }
+}
+
+/// Default capacity of a gateway connection's queue: a client that falls this many frames
+/// behind is disconnected (it can RESUME).
+pub const DEFAULT_GATEWAY_QUEUE: usize = 50_000;
+
+impl World {
+    /// A new, empty world with default options.
+    pub fn new(bot: BotInfo) -> Self {
+        Self::with_options(bot, WorldOptions::default())
+    }
+
+    /// A new, empty world.
+    pub fn with_options(bot: BotInfo, options: WorldOptions) -> Self {
+        let wake = Arc::new(Condvar::new());
+        let delay = options.event_delay;
+        let world = Self {
+            inner: Arc::new_cyclic(|me| Inner {
+                bot: bot.clone(),
+                state: Mutex::new(State::with_delay(bot, delay, Arc::clone(&wake))),
+                limiter: Mutex::new(RateLimiter::new(&options.rate_limits)),
+                faults: Mutex::new(options.faults),
+                wake,
+                scheduler_started: AtomicBool::new(false),
+                gateway_queue: options.gateway_queue.max(16),
+                me: me.clone(),
+            }),
+        };
+        if !delay.is_zero() {
+            world.ensure_scheduler();
+        }
+        world
+    }
+
+    /// Starts the thread that sends delayed dispatches and moves deferred counters (once;
+    /// it ends when the world is dropped).
+    fn ensure_scheduler(&self) {
+        if self.inner.scheduler_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.inner.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sim-scheduler".into())
+            .spawn(move || {
+                loop {
+                    let Some(inner) = me.upgrade() else { return };
+                    let mut state = inner
+                        .state
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let now = Instant::now();
+                    let wait = state
+                        .run_due(now)
+                        .map_or(Duration::from_millis(100), |at| {
+                            at.saturating_duration_since(now)
+                        })
+                        .min(Duration::from_millis(100));
+                    if !wait.is_zero() {
+                        drop(
+                            inner
+                                .wake
+                                .wait_timeout(state, wait)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        );
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the simulator's scheduler thread");
+            self.inner.scheduler_started.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Capacity of each gateway connection's frame queue.
+    pub fn gateway_queue(&self) -> usize {
+        self.inner.gateway_queue
+    }
+
+    /// The delay of gateway dispatches (see [`EventDelay`]).
+    pub fn event_delay(&self) -> EventDelay {
+        self.lock().event_delay()
+    }
+
+    /// Changes the delay of gateway dispatches for later changes.
+    ///
+    /// # Errors
+    ///
+    /// [`WorldError::Invalid`] for a bad range.
+    pub fn set_event_delay(&self, delay: EventDelay) -> Result<(), WorldError> {
+        delay.validate().map_err(WorldError::Invalid)?;
+        if !delay.is_zero() {
+            self.ensure_scheduler();
+        }
+        self.lock().set_event_delay(delay);
+        Ok(())
+    }
+
+    /// The faults of a REST route.
+    pub fn faults(&self, route: Route) -> RouteFaults {
+        self.lock_faults().get(route)
+    }
+
+    /// Every fault setting.
+    pub fn fault_config(&self) -> FaultConfig {
+        self.lock_faults().clone()
+    }
+
+    /// Sets the faults of one route, or of every route without an override (`None`).
+    ///
+    /// # Errors
+    ///
+    /// [`WorldError::Invalid`] for out-of-range values.
+    pub fn set_faults(&self, route: Option<Route>, faults: RouteFaults) -> Result<(), WorldError> {
+        faults.validate().map_err(WorldError::Invalid)?;
+        let mut config = self.lock_faults();
+        match route {
+            Some(route) => {
+                config.routes.insert(route, faults);
+            }
+            None => config.default = faults,
+        }
+        Ok(())
+    }
+
+    /// Draws the latency and error of one request to `route`.
+    pub(crate) fn sample_faults(&self, route: Route) -> FaultPlan {
+        let faults = self.faults(route);
+        faults.sample(&mut rand::rng())
+    }
+
+    fn lock_faults(&self) -> MutexGuard<'_, FaultConfig> {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The bot-wide REST limit.
+    pub fn global_limit(&self) -> GlobalLimit {
+        self.limiter().global()
+    }
+
+    /// Changes the bot-wide REST limit (`limit` 0 turns it off).
+    pub fn set_global_limit(&self, limit: GlobalLimit) {
+        self.limiter().set_global(limit);
+    }
+
+    /// What the REST API answered so far (requests, 429s, injected errors).
+    pub fn rest_stats(&self) -> RestStats {
+        self.limiter().stats()
+    }
+
+    /// Zeroes [`World::rest_stats`].
+    pub fn reset_rest_stats(&self) {
+        self.limiter().reset_stats();
+    }
+
+    /// Guild dispatches produced so far (each counted once).
+    pub fn dispatched(&self) -> u64 {
+        self.lock().dispatched()
+    }
+
+    /// Cuts the gateway connection of `shard` (every shard for `None`) as a network failure
+    /// would (close 4000): the shard RESUMEs. Returns the number of connections cut.
+    pub fn drop_shard(&self, shard: Option<u32>) -> usize {
+        self.lock().drop_shard(shard)
+    }
+
+    /// Every temporary member of a guild goes offline and is removed (GUILD_MEMBER_REMOVE),
+    /// as Discord does with temporary memberships. Returns the users removed.
+    pub fn end_temporary_memberships(
+        &self,
+        guild_id: Id<GuildMarker>,
+    ) -> Result<Vec<Id<UserMarker>>, WorldError> {
+        self.lock().end_temporary_memberships(guild_id)
+    }
+
+    /// Writes the ground truth to `path` as JSON lines (one join per line, the shape of
+    /// [`JoinTruth`]), replacing the file. Returns the number of lines.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written.
+    pub fn write_truth(&self, path: &Path) -> std::io::Result<usize> {
+        let tmp = path.with_extension("tmp");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut written = 0;
+        loop {
+            // In chunks, so the world is not locked for the whole write.
+            let chunk = self.lock().truth_slice(written, 10_000);
+            if chunk.is_empty() {
+                break;
+            }
+            for truth in &chunk {
+                serde_json::to_writer(&mut out, truth)?;
+                out.write_all(b"\n")?;
+            }
+            written += chunk.len();
+        }
+        out.flush()?;
+        drop(out);
+        std::fs::rename(&tmp, path)?;
+        Ok(written)
     }
 
     /// Locks the state (recovering from a poisoned lock: the state stays consistent because
@@ -1632,7 +2043,8 @@ impl World {
 mod tests {
     use super::*;
     use crate::sessions::intents;
-    use tokio::sync::mpsc::unbounded_channel;
+    use tokio::sync::mpsc::channel;
+    use tokio_util::sync::CancellationToken;
 
     fn world() -> World {
         World::new(BotInfo {
@@ -1645,15 +2057,33 @@ mod tests {
         })
     }
 
-    fn drain(
-        rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
-    ) -> Vec<(&'static str, String)> {
+    fn drain(rx: &mut tokio::sync::mpsc::Receiver<Outbound>) -> Vec<(&'static str, String)> {
         std::iter::from_fn(|| match rx.try_recv() {
             Ok(Outbound::Frame(f)) => Some((f.t, f.d.to_string())),
             Ok(_) => Some(("other", String::new())),
             Err(_) => None,
         })
         .collect()
+    }
+
+    fn connect(w: &World) -> tokio::sync::mpsc::Receiver<Outbound> {
+        let (tx, rx) = channel(10_000);
+        let mut s = w.lock();
+        let conn = s.next_conn_id();
+        s.identify(
+            IdentifyRequest {
+                shard: [0, 1],
+                intents: intents::GUILDS | intents::GUILD_MEMBERS | intents::GUILD_INVITES,
+                large_threshold: 50,
+            },
+            "ws://x",
+            conn,
+            Link {
+                tx,
+                kill: CancellationToken::new(),
+            },
+        );
+        rx
     }
 
     #[test]
@@ -1666,21 +2096,7 @@ mod tests {
                 manage_guild: true,
             })
             .expect("guild");
-        let (tx, mut rx) = unbounded_channel();
-        {
-            let mut s = w.lock();
-            let conn = s.next_conn_id();
-            s.identify(
-                IdentifyRequest {
-                    shard: [0, 1],
-                    intents: intents::GUILDS | intents::GUILD_MEMBERS | intents::GUILD_INVITES,
-                    large_threshold: 50,
-                },
-                "ws://x",
-                conn,
-                tx,
-            );
-        }
+        let mut rx = connect(&w);
         let names: Vec<_> = drain(&mut rx).into_iter().map(|(t, _)| t).collect();
         assert_eq!(names, vec!["READY", "GUILD_CREATE"]);
 
