@@ -1,12 +1,111 @@
 //! Bearer API keys. A key belongs to one bot and optionally one guild (as InviteLogger binds its
-//! tokens); requests outside that answer 403.
+//! tokens) and has the `read` or `admin` scope; requests outside that answer 403.
+//!
+//! Keys are looked up by the SHA-256 of the token and kept in memory for a few seconds
+//! (`API_KEY_CACHE_SECS`), so a busy dashboard costs no database round-trip per request; a
+//! revoked key stops working within that time. Each key has a token bucket
+//! (`API_RATE_LIMIT_PER_SECOND`, `API_RATE_LIMIT_BURST`): past it, 429 with `Retry-After`.
 
-use actix_web::HttpRequest;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use invitrack_storage::keys::{self, ApiKey};
+use actix_web::{FromRequest, HttpRequest, web};
+use invitrack_storage::keys::{self, ApiKey, KeyScope};
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::params::path_snowflake;
+
+/// Most keys kept in the cache; past it the cache is emptied (only live keys are cached, so
+/// this bounds memory even when someone sends many different valid keys).
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Live keys by token hash, for `ttl`.
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], (Instant, ApiKey)>>,
+}
+
+impl KeyCache {
+    #[must_use]
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<ApiKey> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, key)| key.clone())
+    }
+
+    fn put(&self, hash: [u8; 32], key: ApiKey) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CACHE_CAPACITY {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (Instant::now(), key));
+    }
+}
+
+/// Token buckets per key id.
+pub struct RateLimiter {
+    /// Tokens per second; 0 = no limit.
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    #[must_use]
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key_id`, or says how many whole seconds until one is available.
+    ///
+    /// # Errors
+    /// The seconds to wait when the bucket is empty.
+    pub fn take(&self, key_id: i64) -> Result<(), u64> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tokens, at) = buckets.entry(key_id).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - *tokens) / self.rate;
+            // At least 1 s: Retry-After has whole seconds. The value is small and positive.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Err((wait.ceil() as u64).max(1))
+        }
+    }
+}
 
 /// The key presented with the request: `Authorization: Bearer <token>` (a bare token is
 /// accepted too, as InviteLogger clients send it).
@@ -28,10 +127,16 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ApiKey,
     if token.is_empty() || token.len() > 200 {
         return Err(ApiError::Unauthorized);
     }
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    if let Some(key) = state.keys.get(&hash) {
+        return Ok(key);
+    }
     let mut conn = state.connection().await?;
-    keys::find_key(&mut conn, token)
+    let key = keys::find_key(&mut conn, token)
         .await?
-        .ok_or(ApiError::Unauthorized)
+        .ok_or(ApiError::Unauthorized)?;
+    state.keys.put(hash, key.clone());
+    Ok(key)
 }
 
 /// 403 unless the key may read this bot's and guild's data.
@@ -46,4 +151,91 @@ pub fn authorize(key: &ApiKey, bot_id: u64, guild_id: u64) -> Result<(), ApiErro
         return Err(ApiError::Forbidden("another guild's data"));
     }
     Ok(())
+}
+
+/// An authenticated, rate-limited caller. As the first argument of a handler it answers 401
+/// and 429 before anything else about the request is looked at.
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    /// 403 unless the key may read this guild.
+    ///
+    /// # Errors
+    /// When the key belongs to another bot or guild.
+    pub fn read(&self, guild: &GuildPath) -> Result<(), ApiError> {
+        authorize(&self.0, guild.bot_id, guild.guild_id)
+    }
+
+    /// 403 unless the key may write to this guild (its bot and guild, and the admin scope).
+    ///
+    /// # Errors
+    /// When it may not.
+    pub fn admin(&self, guild: &GuildPath) -> Result<(), ApiError> {
+        self.read(guild)?;
+        if self.0.scope == KeyScope::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope)
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(ApiError::Internal("application state missing"))?;
+            let key = authenticate(&req, state).await?;
+            state
+                .limiter
+                .take(key.id)
+                .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+            Ok(Caller(key))
+        })
+    }
+}
+
+/// `{bot_id}` and `{guild_id}` of the URL path, parsed: 400 naming the parameter when malformed.
+#[derive(Debug, Clone, Copy)]
+pub struct GuildPath {
+    pub bot_id: u64,
+    pub guild_id: u64,
+}
+
+impl FromRequest for GuildPath {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready((|| {
+            Ok(Self {
+                bot_id: path_snowflake(req, "bot_id")?,
+                guild_id: path_snowflake(req, "guild_id")?,
+            })
+        })())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_refill_and_refuse() {
+        let limiter = RateLimiter::new(1, 2);
+        assert_eq!(limiter.take(1), Ok(()));
+        assert_eq!(limiter.take(1), Ok(()));
+        assert_eq!(limiter.take(1), Err(1));
+        // Another key has its own bucket.
+        assert_eq!(limiter.take(2), Ok(()));
+        let unlimited = RateLimiter::new(0, 0);
+        for _ in 0..1000 {
+            assert_eq!(unlimited.take(1), Ok(()));
+        }
+    }
 }

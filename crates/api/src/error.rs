@@ -1,16 +1,27 @@
 //! One JSON error shape for every failure: `{"error": {"code": "...", "message": "..."}}`.
 //! `code` is stable and machine-readable; `message` is for people.
+//!
+//! Handlers fail with [`ApiError`]. Errors actix produces itself (unknown routes, wrong methods,
+//! extractor and payload errors) go through [`normalize`], which rewrites any error response
+//! that is not already JSON into the same shape.
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("this API key is not allowed to read {0}")]
     Forbidden(&'static str),
+    #[error("this API key has the read scope; this endpoint needs an admin key")]
+    InsufficientScope,
     #[error("invalid parameter {name}: {problem}")]
     InvalidParameter { name: &'static str, problem: String },
     #[error("missing parameter {0}")]
@@ -19,21 +30,44 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("request body is not valid JSON: {0}")]
     InvalidBody(String),
+    #[error("{what} not found")]
+    NotFound {
+        code: &'static str,
+        what: &'static str,
+    },
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("rate limit exceeded: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("database unavailable")]
     Storage(#[from] invitrack_storage::StorageError),
     #[error("database unavailable")]
     Pool(String),
+    #[error("internal error")]
+    Internal(&'static str),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `insufficient_scope`,
+    /// `invalid_parameter`, `missing_parameter`, `invalid_query`, `invalid_body`, `not_found`,
+    /// `member_not_found`, `reset_not_found`, `method_not_allowed`, `already_restored`,
+    /// `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
+    #[schema(example = "invalid_parameter")]
+    pub code: String,
+    /// For people; may change.
+    #[schema(example = "invalid parameter guild_id: \"abc\" is not a Discord id")]
+    pub message: String,
 }
 
 impl ApiError {
@@ -42,11 +76,15 @@ impl ApiError {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::InsufficientScope => "insufficient_scope",
             Self::InvalidParameter { .. } => "invalid_parameter",
             Self::MissingParameter(_) => "missing_parameter",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidBody(_) => "invalid_body",
+            Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
             Self::Storage(_) | Self::Pool(_) => "unavailable",
+            Self::Internal(_) => "internal",
         }
     }
 }
@@ -55,12 +93,16 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::InvalidParameter { .. }
             | Self::MissingParameter(_)
             | Self::InvalidQuery(_)
             | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) | Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -73,15 +115,25 @@ impl ResponseError for ApiError {
                 chain.push_str(&cause.to_string());
                 source = cause.source();
             }
+            if let Self::Internal(what) = self {
+                chain.push_str(": ");
+                chain.push_str(what);
+            }
             tracing::error!(error = %self, cause = %chain, "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                response.insert_header((RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code: self.code().to_owned(),
                 message: self.to_string(),
             },
         })
@@ -93,8 +145,75 @@ impl ResponseError for ApiError {
 pub fn plain(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(ErrorBody {
         error: ErrorDetail {
-            code,
+            code: code.to_owned(),
             message: message.to_owned(),
         },
     })
+}
+
+/// The code for an error response actix made itself, from its status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        411 => "length_required",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        429 => "rate_limited",
+        431 => "headers_too_large",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Middleware handler (`ErrorHandlers::default_handler`): every 4xx/5xx response whose body
+/// is not JSON already becomes `{"error": {...}}`.
+///
+/// # Errors
+/// Never; the signature is actix's.
+pub fn normalize<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let message = res.response().error().map_or_else(
+        || status.canonical_reason().unwrap_or("error").to_owned(),
+        ToString::to_string,
+    );
+    let allow = res.headers().get("allow").cloned();
+    let (req, _) = res.into_parts();
+    let mut response = plain(status, code_for(status), &message);
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+/// 405 for a known path with a method it does not serve.
+pub async fn method_not_allowed() -> HttpResponse {
+    plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not serve this method",
+    )
+}
+
+/// 404 for a path no endpoint serves.
+pub async fn not_found() -> HttpResponse {
+    plain(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }

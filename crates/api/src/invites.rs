@@ -4,14 +4,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use invitrack_storage::counts;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::{authenticate, authorize};
+use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
+use crate::openapi::CommonErrors;
 use crate::params::Params;
 
 /// `{total, leaves, fake, bonus, real}` for one inviter.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserInvites {
     pub total: i64,
     pub leaves: i64,
@@ -21,7 +23,7 @@ pub struct UserInvites {
 }
 
 /// One member invited through a code.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CodeMember {
     pub created_at: String,
     pub updated_at: String,
@@ -32,18 +34,32 @@ pub struct CodeMember {
 }
 
 /// InviteLogger's timestamps: milliseconds and a `Z`, e.g. `2020-08-04T08:14:37.000Z`.
-fn timestamp(t: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An inviter's counts (InviteLogger's `GET /v1/invites/user`). The parameters may also come
+/// as a JSON body (`{"bot_id": "...", ...}`), as InviteLogger documents them.
+#[utoipa::path(
+    get,
+    path = "/v1/invites/user",
+    tag = "invitelogger",
+    params(
+        ("bot_id" = String, Query, description = "the bot's Discord id", example = "859000000000000001"),
+        ("guild_id" = String, Query, description = "the guild's Discord id", example = "417977361011572747"),
+        ("inviter_id" = String, Query, description = "the inviter's Discord id", example = "417977361011572748"),
+    ),
+    responses((status = 200, description = "the inviter's counts", body = UserInvites), CommonErrors),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(guild_id, inviter_id))]
 pub async fn user(
+    Caller(key): Caller,
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req, &body)?;
-    let key = authenticate(&req, &state).await?;
     let bot_id = params.snowflake("bot_id")?;
     let guild_id = params.snowflake("guild_id")?;
     let inviter_id = params.snowflake("inviter_id")?;
@@ -62,14 +78,28 @@ pub async fn user(
     }))
 }
 
+/// The members who joined through a code (InviteLogger's `GET /v1/invites/code`), oldest
+/// first. The parameters may also come as a JSON body.
+#[utoipa::path(
+    get,
+    path = "/v1/invites/code",
+    tag = "invitelogger",
+    params(
+        ("bot_id" = String, Query, description = "the bot's Discord id", example = "859000000000000001"),
+        ("guild_id" = String, Query, description = "the guild's Discord id", example = "417977361011572747"),
+        ("invite_code" = String, Query, description = "the code, without discord.gg/", example = "abcDEF12"),
+    ),
+    responses((status = 200, description = "the joins through this code", body = Vec<CodeMember>), CommonErrors),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(guild_id, invite_code))]
 pub async fn code(
+    Caller(key): Caller,
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req, &body)?;
-    let key = authenticate(&req, &state).await?;
     let bot_id = params.snowflake("bot_id")?;
     let guild_id = params.snowflake("guild_id")?;
     let invite_code = params.invite_code("invite_code")?;

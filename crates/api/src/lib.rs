@@ -1,19 +1,25 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod auth;
+mod dashboard;
 mod error;
 mod invites;
+mod openapi;
 mod params;
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::http::StatusCode;
+use actix_web::middleware::{Condition, ErrorHandlers};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use invitrack_storage::{Pool, PooledConnection};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
 
 pub use error::ApiError;
+pub use openapi::ApiDoc;
 
 /// `invitrack-api` configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,9 +41,71 @@ pub struct ApiConfig {
     pub db_connections: usize,
 }
 
+/// Limits and browser access: separate from [`ApiConfig`] so code that builds an `ApiConfig`
+/// keeps compiling; [`Application::build`] reads them from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiOptions {
+    /// Requests per second each API key may make on average; 0 = no limit.
+    #[arg(long, env = "API_RATE_LIMIT_PER_SECOND", default_value_t = 50)]
+    pub rate_limit_per_second: u32,
+    /// Requests a key may make at once after being idle (the bucket's size).
+    #[arg(long, env = "API_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+    /// Browser origins allowed by CORS, comma-separated (`*` = any); none by default.
+    #[arg(
+        long,
+        env = "API_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+    /// Seconds a looked-up API key is trusted without asking the database (a revoked key
+    /// keeps working at most this long); 0 = ask every time.
+    #[arg(long, env = "API_KEY_CACHE_SECS", default_value_t = 5)]
+    pub key_cache_secs: u64,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+            cors_origins: Vec::new(),
+            key_cache_secs: 5,
+        }
+    }
+}
+
+impl ApiOptions {
+    /// The options from `API_*` environment variables, defaults for those unset.
+    ///
+    /// # Errors
+    /// When a variable is set to something invalid.
+    pub fn from_env() -> Result<Self, StartError> {
+        #[derive(clap::Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            options: ApiOptions,
+        }
+        <EnvOnly as clap::Parser>::try_parse_from(["invitrack-api"])
+            .map(|e| e.options)
+            .map_err(|e| StartError::Config(e.to_string()))
+    }
+
+    fn origins(&self) -> Vec<String> {
+        self.cors_origins
+            .iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+}
+
 /// What every handler shares.
 pub struct AppState {
     pool: Pool,
+    keys: auth::KeyCache,
+    limiter: auth::RateLimiter,
 }
 
 impl AppState {
@@ -61,6 +129,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Storage(#[from] invitrack_storage::StorageError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// A bound, not yet running API server.
@@ -70,11 +140,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Migrates the database, binds and prepares the server.
+    /// Migrates the database, binds and prepares the server, with [`ApiOptions`] from the
+    /// environment.
+    ///
+    /// # Errors
+    /// When the database cannot be migrated, the address cannot be bound or an `API_*`
+    /// variable is invalid.
+    pub async fn build(config: &ApiConfig) -> Result<Self, StartError> {
+        Self::build_with(config, &ApiOptions::from_env()?).await
+    }
+
+    /// [`Application::build`] with explicit options.
     ///
     /// # Errors
     /// When the database cannot be migrated or the address cannot be bound.
-    pub async fn build(config: &ApiConfig) -> Result<Self, StartError> {
+    pub async fn build_with(config: &ApiConfig, options: &ApiOptions) -> Result<Self, StartError> {
         invitrack_storage::prepare_database(&config.database_url).await?;
         let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
@@ -85,7 +165,21 @@ impl Application {
             addr: config.bind,
             source,
         })?;
-        let state = web::Data::new(AppState { pool });
+        let state = web::Data::new(AppState {
+            pool,
+            keys: auth::KeyCache::new(Duration::from_secs(options.key_cache_secs)),
+            limiter: auth::RateLimiter::new(
+                options.rate_limit_per_second,
+                options.rate_limit_burst,
+            ),
+        });
+        let metrics = actix_web_prom::PrometheusMetricsBuilder::new("invitrack_api")
+            .endpoint("/metrics")
+            .mask_unmatched_patterns("UNKNOWN")
+            .build()
+            .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
+        let origins = options.origins();
+        let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -93,13 +187,23 @@ impl Application {
                     web::QueryConfig::default()
                         .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
                 )
-                .route("/v1/invites/user", web::get().to(invites::user))
-                .route("/v1/invites/code", web::get().to(invites::code))
-                .route("/health/live", web::get().to(live))
-                .route("/health/ready", web::get().to(ready))
-                .default_service(web::to(|| async {
-                    error::plain(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-                }))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
+                )
+                .app_data(
+                    web::JsonConfig::default()
+                        .error_handler(|e, _| ApiError::InvalidBody(e.to_string()).into()),
+                )
+                .configure(routes)
+                .service(
+                    utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", openapi.clone()),
+                )
+                .default_service(web::to(error::not_found))
+                .wrap(ErrorHandlers::new().default_handler(error::normalize))
+                .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+                .wrap(metrics.clone())
         })
         .listen(listener)
         .map_err(|source| StartError::Bind {
@@ -134,12 +238,24 @@ impl Application {
     }
 }
 
-/// Builds and runs the API until `shutdown`.
+/// Builds and runs the API until `shutdown`, with [`ApiOptions`] from the environment.
 ///
 /// # Errors
 /// When it cannot start.
 pub async fn run(config: ApiConfig, shutdown: CancellationToken) -> Result<(), StartError> {
-    let app = Application::build(&config).await?;
+    run_with(config, ApiOptions::from_env()?, shutdown).await
+}
+
+/// [`run`] with explicit options.
+///
+/// # Errors
+/// When it cannot start.
+pub async fn run_with(
+    config: ApiConfig,
+    options: ApiOptions,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let app = Application::build_with(&config, &options).await?;
     tracing::info!(addr = %app.addr(), "API listening");
     app.run_until_stopped(shutdown)
         .await
@@ -149,10 +265,110 @@ pub async fn run(config: ApiConfig, shutdown: CancellationToken) -> Result<(), S
         })
 }
 
+/// Every route: one resource per path, so a known path with another method answers 405.
+fn routes(cfg: &mut web::ServiceConfig) {
+    let guild = "/v1/bots/{bot_id}/guilds/{guild_id}";
+    let mut add = |path: String, routes: Vec<actix_web::Route>| {
+        let mut resource = web::resource(path);
+        for route in routes {
+            resource = resource.route(route);
+        }
+        cfg.service(resource.default_service(web::to(error::method_not_allowed)));
+    };
+    add(
+        "/v1/invites/user".into(),
+        vec![web::get().to(invites::user)],
+    );
+    add(
+        "/v1/invites/code".into(),
+        vec![web::get().to(invites::code)],
+    );
+    add(
+        format!("{guild}/leaderboard"),
+        vec![web::get().to(dashboard::leaderboard)],
+    );
+    add(
+        format!("{guild}/members/{{member_id}}"),
+        vec![web::get().to(dashboard::member)],
+    );
+    add(
+        format!("{guild}/inviters/{{inviter_id}}/codes"),
+        vec![web::get().to(dashboard::inviter_codes)],
+    );
+    add(
+        format!("{guild}/summary"),
+        vec![web::get().to(dashboard::summary)],
+    );
+    add(
+        format!("{guild}/inviters/{{inviter_id}}/bonus"),
+        vec![
+            web::get().to(admin::list_bonus),
+            web::post().to(admin::add_bonus),
+        ],
+    );
+    add(
+        format!("{guild}/resets"),
+        vec![
+            web::get().to(admin::list_resets),
+            web::post().to(admin::reset),
+        ],
+    );
+    add(
+        format!("{guild}/resets/{{reset_id}}/restore"),
+        vec![web::post().to(admin::restore)],
+    );
+    add(
+        format!("{guild}/settings"),
+        vec![
+            web::get().to(admin::settings),
+            web::put().to(admin::update_settings),
+        ],
+    );
+    add(format!("{guild}/audit"), vec![web::get().to(admin::audit)]);
+    add("/health/live".into(), vec![web::get().to(live)]);
+    add("/health/ready".into(), vec![web::get().to(ready)]);
+}
+
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .expose_headers([actix_web::http::header::RETRY_AFTER])
+        .max_age(3600);
+    for origin in origins {
+        if origin == "*" {
+            cors = cors.allow_any_origin();
+        } else {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors
+}
+
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses((status = 200, description = "up", body = openapi::Status))
+)]
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// The database answers.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "ready", body = openapi::Status),
+        (status = 503, description = "the database does not answer (`unavailable`)", body = error::ErrorBody)
+    )
+)]
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     use diesel_async::RunQueryDsl as _;
     let mut conn = state.connection().await?;

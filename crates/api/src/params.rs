@@ -81,6 +81,206 @@ impl Params {
             })
         }
     }
+    /// Parameters from the query string only (endpoints that take a JSON body for writes).
+    ///
+    /// # Errors
+    /// When the query string is malformed.
+    pub fn from_query(req: &HttpRequest) -> Result<Self, ApiError> {
+        Self::from_request(req, &[])
+    }
+
+    /// An optional integer in `min..=max`, `default` when absent.
+    ///
+    /// # Errors
+    /// When present and not such an integer.
+    pub fn integer(
+        &self,
+        name: &'static str,
+        min: i64,
+        max: i64,
+        default: i64,
+    ) -> Result<i64, ApiError> {
+        match self.raw(name)? {
+            None => Ok(default),
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(v),
+                _ => Err(ApiError::InvalidParameter {
+                    name,
+                    problem: format!("{raw:?} is not an integer from {min} to {max}"),
+                }),
+            },
+        }
+    }
+
+    /// An optional choice among `options`, `default` when absent.
+    ///
+    /// # Errors
+    /// When present and not one of the options.
+    pub fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ApiError> {
+        match self.raw(name)? {
+            None => Ok(default),
+            Some(raw) => options
+                .iter()
+                .find(|(o, _)| *o == raw)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    name,
+                    problem: format!(
+                        "{raw:?} is not one of {}",
+                        options
+                            .iter()
+                            .map(|(o, _)| *o)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+        }
+    }
+}
+
+/// A Discord id from the URL path (`{bot_id}`, ...): 400 naming it when malformed, never 404.
+///
+/// # Errors
+/// When it is not a snowflake.
+pub fn path_snowflake(req: &HttpRequest, name: &'static str) -> Result<u64, ApiError> {
+    let raw = req
+        .match_info()
+        .get(name)
+        .ok_or(ApiError::MissingParameter(name))?;
+    parse_snowflake(name, raw)
+}
+
+/// A positive database id from the URL path (`{reset_id}`).
+///
+/// # Errors
+/// When it is not a positive integer.
+pub fn path_id(req: &HttpRequest, name: &'static str) -> Result<i64, ApiError> {
+    let raw = req
+        .match_info()
+        .get(name)
+        .ok_or(ApiError::MissingParameter(name))?;
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => Err(ApiError::InvalidParameter {
+            name,
+            problem: format!("{raw:?} is not a positive integer"),
+        }),
+    }
+}
+
+/// A JSON request body of an admin write, read field by field so every error names its field.
+pub struct Body(serde_json::Map<String, Value>);
+
+impl Body {
+    /// # Errors
+    /// When the body is not a JSON object (an empty body is an empty object).
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(serde_json::Map::new()));
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::InvalidBody("expected a JSON object".into())),
+            Err(e) => Err(ApiError::InvalidBody(e.to_string())),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    /// Optional text of at most `max` characters, trimmed.
+    ///
+    /// # Errors
+    /// When present and not a string, or too long.
+    pub fn text(&self, name: &'static str, max: usize) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                if s.chars().count() > max || s.chars().any(char::is_control) {
+                    Err(ApiError::InvalidParameter {
+                        name,
+                        problem: format!("at most {max} characters, no control characters"),
+                    })
+                } else {
+                    Ok(Some(s.to_owned()))
+                }
+            }
+            Some(_) => Err(ApiError::InvalidParameter {
+                name,
+                problem: "must be a string".into(),
+            }),
+        }
+    }
+
+    /// Required non-empty text of at most `max` characters.
+    ///
+    /// # Errors
+    /// When missing, empty, not a string or too long.
+    pub fn required_text(&self, name: &'static str, max: usize) -> Result<String, ApiError> {
+        match self.text(name, max)? {
+            None => Err(ApiError::MissingParameter(name)),
+            Some(s) if s.is_empty() => Err(ApiError::InvalidParameter {
+                name,
+                problem: "must not be empty".into(),
+            }),
+            Some(s) => Ok(s),
+        }
+    }
+
+    /// An optional integer in `min..=max`.
+    ///
+    /// # Errors
+    /// When present and not such an integer.
+    pub fn integer(&self, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(ApiError::InvalidParameter {
+                    name,
+                    problem: format!("must be an integer from {min} to {max}"),
+                }),
+            },
+        }
+    }
+
+    /// An optional boolean.
+    ///
+    /// # Errors
+    /// When present and not a boolean.
+    pub fn boolean(&self, name: &'static str) -> Result<Option<bool>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::InvalidParameter {
+                name,
+                problem: "must be true or false".into(),
+            }),
+        }
+    }
+
+    /// An optional Discord id, as a string (or an exact integer).
+    ///
+    /// # Errors
+    /// When present and not a snowflake.
+    pub fn snowflake(&self, name: &'static str) -> Result<Option<u64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => parse_snowflake(name, s).map(Some),
+            Some(Value::Number(n)) if n.is_u64() => parse_snowflake(name, &n.to_string()).map(Some),
+            Some(_) => Err(ApiError::InvalidParameter {
+                name,
+                problem: "must be a Discord id as a string".into(),
+            }),
+        }
+    }
 }
 
 /// Parses a snowflake: a non-zero decimal u64.

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin;
 pub mod counts;
+pub mod dashboard;
 mod db;
 pub mod joins;
 pub mod keys;

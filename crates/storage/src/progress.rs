@@ -207,3 +207,60 @@ fn stream_lock_key(stream: &str) -> i32 {
     }
     hash.cast_signed()
 }
+
+/// Workers not seen for this long are considered gone.
+pub const WORKER_TIMEOUT_SECS: i64 = 10;
+
+/// Records that a worker is alive and returns how many workers of the stream are.
+///
+/// # Errors
+/// On database errors.
+pub async fn worker_heartbeat(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    worker_id: &str,
+) -> Result<usize, StorageError> {
+    use crate::schema::workers::dsl as w;
+    let now = Utc::now();
+    diesel::insert_into(w::workers)
+        .values((
+            w::stream.eq(stream),
+            w::worker_id.eq(worker_id),
+            w::last_seen.eq(now),
+        ))
+        .on_conflict((w::stream, w::worker_id))
+        .do_update()
+        .set(w::last_seen.eq(now))
+        .execute(conn)
+        .await?;
+    let cutoff = now - chrono::Duration::seconds(WORKER_TIMEOUT_SECS);
+    diesel::delete(
+        w::workers
+            .filter(w::stream.eq(stream))
+            .filter(w::last_seen.lt(cutoff)),
+    )
+    .execute(conn)
+    .await?;
+    let live: i64 = w::workers
+        .filter(w::stream.eq(stream))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(usize::try_from(live).unwrap_or(1).max(1))
+}
+
+/// Removes a worker that stops cleanly, so the others rebalance at once.
+///
+/// # Errors
+/// On database errors.
+pub async fn worker_gone(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    worker_id: &str,
+) -> Result<(), StorageError> {
+    use crate::schema::workers::dsl as w;
+    diesel::delete(w::workers.find((stream, worker_id)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

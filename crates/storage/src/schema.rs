@@ -1,6 +1,59 @@
 // Mirrors migrations/; `tests/schema.rs` checks every column against a migrated database.
 
 diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        key_id -> Int8,
+        key_label -> Text,
+        author -> Text,
+        action -> Text,
+        details -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    bonus_invites (id) {
+        id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        inviter_id -> Int8,
+        amount -> Int8,
+        reason -> Text,
+        author -> Text,
+        key_id -> Int8,
+        created_at -> Timestamptz,
+        cleared -> Bool,
+        cleared_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    reset_joins (reset_id, join_id) {
+        reset_id -> Int8,
+        join_id -> Int8,
+    }
+}
+
+diesel::table! {
+    resets (id) {
+        id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        inviter_id -> Nullable<Int8>,
+        reason -> Text,
+        author -> Text,
+        key_id -> Int8,
+        created_at -> Timestamptz,
+        joins_cleared -> Int8,
+        bonus_cleared -> Int8,
+        restored_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Int8,
         token_hash -> Text,
@@ -91,8 +144,14 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(bonus_invites -> resets (cleared_by));
+
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    audit_log,
+    bonus_invites,
+    reset_joins,
+    resets,
     guild_settings,
     guild_states,
     inviter_counts,
@@ -100,3 +159,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     partition_progress,
 );
+
+diesel::table! {
+    workers (stream, worker_id) {
+        stream -> Text,
+        worker_id -> Text,
+        last_seen -> Timestamptz,
+    }
+}

@@ -1,0 +1,448 @@
+//! Reads for dashboards: leaderboard, a member's inviter and joins, an inviter's codes, a guild
+//! summary for charts. Any key of the bot (and guild) may read them.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Duration, Utc};
+use invitrack_storage::counts::InviterCounts;
+use invitrack_storage::dashboard::{self as queries, LeaderboardOrder};
+use invitrack_storage::from_db_id;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Caller, GuildPath};
+use crate::error::ApiError;
+use crate::invites::timestamp;
+use crate::openapi::{CommonErrors, NotFoundError};
+use crate::params::{Params, path_snowflake};
+
+/// An inviter's counts, InviteLogger's definitions (`total = joins + bonus`,
+/// `real = total - fake - leaves`) plus the raw number of joins.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Counts {
+    pub total: i64,
+    pub real: i64,
+    pub fake: i64,
+    pub leaves: i64,
+    pub bonus: i64,
+    /// Joins credited to the inviter (not cleared).
+    pub joins: i64,
+}
+
+impl From<InviterCounts> for Counts {
+    fn from(c: InviterCounts) -> Self {
+        Self {
+            total: c.total(),
+            real: c.real(),
+            fake: c.fake,
+            leaves: c.leaves,
+            bonus: c.bonus,
+            joins: c.joins,
+        }
+    }
+}
+
+/// One leaderboard row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaderboardEntry {
+    /// 1-based position in the whole leaderboard.
+    pub rank: i64,
+    #[schema(example = "417977361011572748")]
+    pub inviter_id: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// One page of a guild's leaderboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Leaderboard {
+    /// `real`, `total`, `fake`, `leaves` or `bonus`.
+    pub order: String,
+    /// `all`, `7d` or `30d`.
+    pub range: String,
+    pub page: i64,
+    pub per_page: i64,
+    /// Inviters with any count in the range (0 when `page` is past the end).
+    pub total_inviters: i64,
+    pub entries: Vec<LeaderboardEntry>,
+}
+
+const ORDERS: [(&str, LeaderboardOrder); 5] = [
+    ("real", LeaderboardOrder::Real),
+    ("total", LeaderboardOrder::Total),
+    ("fake", LeaderboardOrder::Fake),
+    ("leaves", LeaderboardOrder::Leaves),
+    ("bonus", LeaderboardOrder::Bonus),
+];
+const RANGES: [(&str, Option<i64>); 3] = [("all", None), ("7d", Some(7)), ("30d", Some(30))];
+
+fn name_of<T: PartialEq>(options: &[(&'static str, T)], value: &T) -> String {
+    options
+        .iter()
+        .find(|(_, v)| v == value)
+        .map_or("", |(n, _)| *n)
+        .to_owned()
+}
+
+/// A guild's leaderboard, highest first (ties by inviter id). All-time pages read the
+/// maintained counters; `7d` and `30d` count the joins and bonus made in that window (not
+/// cleared), `leaves` there being the window's real joins whose member has left since.
+#[utoipa::path(
+    get,
+    path = "/v1/bots/{bot_id}/guilds/{guild_id}/leaderboard",
+    tag = "dashboard",
+    params(
+        ("bot_id" = String, Path, description = "the bot's Discord id"),
+        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("order" = Option<String>, Query, description = "`real` (default), `total`, `fake`, `leaves` or `bonus`"),
+        ("range" = Option<String>, Query, description = "`all` (default), `7d` or `30d`"),
+        ("page" = Option<i64>, Query, description = "1-based page, default 1", minimum = 1, maximum = 100000),
+        ("per_page" = Option<i64>, Query, description = "rows per page, 1 to 100, default 25", minimum = 1, maximum = 100),
+    ),
+    responses((status = 200, description = "one page", body = Leaderboard), CommonErrors),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+pub async fn leaderboard(
+    caller: Caller,
+    guild: GuildPath,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.read(&guild)?;
+    let params = Params::from_query(&req)?;
+    let order = params.choice("order", &ORDERS, LeaderboardOrder::Real)?;
+    let range = params.choice("range", &RANGES, None)?;
+    let page = params.integer("page", 1, 100_000, 1)?;
+    let per_page = params.integer("per_page", 1, 100, 25)?;
+    let since = range.map(|days| Utc::now() - Duration::days(days));
+    let mut conn = state.connection().await?;
+    let result = queries::leaderboard(
+        &mut conn,
+        guild.bot_id,
+        guild.guild_id,
+        order,
+        since,
+        per_page,
+        (page - 1) * per_page,
+    )
+    .await?;
+    let first_rank = (page - 1) * per_page + 1;
+    let entries = result
+        .entries
+        .into_iter()
+        .zip(first_rank..)
+        .map(|(e, rank)| LeaderboardEntry {
+            rank,
+            inviter_id: e.inviter_id.to_string(),
+            counts: e.counts.into(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Leaderboard {
+        order: name_of(&ORDERS, &order),
+        range: name_of(&RANGES, &range),
+        page,
+        per_page,
+        total_inviters: result.total_inviters,
+        entries,
+    }))
+}
+
+/// One join of a member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberJoin {
+    /// When the member joined (Discord's `joined_at`).
+    pub created_at: String,
+    pub updated_at: String,
+    /// `invite`, `vanity`, `ambiguous` or `unknown`.
+    pub source: String,
+    pub invite_code: Option<String>,
+    pub inviter_id: Option<String>,
+    /// Codes that could explain an ambiguous join.
+    pub candidates: Vec<String>,
+    /// Why an unknown join could not be explained.
+    pub unknown_reason: Option<String>,
+    pub fake: bool,
+    /// `young`, `self`, `no_avatar`, `already_joined`.
+    pub fake_reasons: Vec<String>,
+    pub left: bool,
+    pub left_at: Option<String>,
+    pub cleared: bool,
+}
+
+/// Who invited a member, and every join of theirs in the guild.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberInvites {
+    pub member_id: String,
+    /// Whether the member is in the guild now (`null` when never seen by the gateway).
+    pub present: Option<bool>,
+    /// The inviter of the latest join (`null` when unknown).
+    pub inviter_id: Option<String>,
+    /// The code of the latest join (`null` for vanity, ambiguous and unknown joins).
+    pub invite_code: Option<String>,
+    /// The source of the latest join.
+    pub source: Option<String>,
+    /// Newest first.
+    pub joins: Vec<MemberJoin>,
+}
+
+pub(crate) fn fake_reason_names(bits: i32) -> Vec<String> {
+    [
+        (1, "young"),
+        (2, "self"),
+        (4, "no_avatar"),
+        (8, "already_joined"),
+    ]
+    .iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, name)| (*name).to_owned())
+    .collect()
+}
+
+/// Who invited a member (their latest join) and all their joins in the guild, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/bots/{bot_id}/guilds/{guild_id}/members/{member_id}",
+    tag = "dashboard",
+    params(
+        ("bot_id" = String, Path, description = "the bot's Discord id"),
+        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("member_id" = String, Path, description = "the member's Discord id"),
+    ),
+    responses(
+        (status = 200, description = "the member's joins", body = MemberInvites),
+        NotFoundError,
+        CommonErrors
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, member_id))]
+pub async fn member(
+    caller: Caller,
+    guild: GuildPath,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.read(&guild)?;
+    let member_id = path_snowflake(&req, "member_id")?;
+    tracing::Span::current().record("member_id", member_id);
+    let mut conn = state.connection().await?;
+    let history =
+        queries::member_history(&mut conn, guild.bot_id, guild.guild_id, member_id).await?;
+    if history.present.is_none() && history.joins.is_empty() {
+        return Err(ApiError::NotFound {
+            code: "member_not_found",
+            what: "member",
+        });
+    }
+    let latest = history.joins.first();
+    Ok(HttpResponse::Ok().json(MemberInvites {
+        member_id: member_id.to_string(),
+        present: history.present,
+        inviter_id: latest
+            .and_then(|j| j.inviter_id)
+            .map(|i| from_db_id(i).to_string()),
+        invite_code: latest.and_then(|j| j.invite_code.clone()),
+        source: latest.map(|j| j.source.clone()),
+        joins: history
+            .joins
+            .into_iter()
+            .map(|j| MemberJoin {
+                created_at: timestamp(j.created_at),
+                updated_at: timestamp(j.updated_at),
+                source: j.source,
+                invite_code: j.invite_code,
+                inviter_id: j.inviter_id.map(|i| from_db_id(i).to_string()),
+                candidates: j.candidates,
+                unknown_reason: j.unknown_reason,
+                fake: j.fake != 0,
+                fake_reasons: fake_reason_names(j.fake),
+                left: j.has_left,
+                left_at: j.left_at.map(timestamp),
+                cleared: j.cleared,
+            })
+            .collect(),
+    }))
+}
+
+/// One code of an inviter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviterCode {
+    pub code: String,
+    /// Joins credited to this code (from the join rows, cleared ones included).
+    pub joins: i64,
+    /// Of those, not cleared by a reset.
+    pub counted: i64,
+    /// Of the counted joins, fake ones.
+    pub fake: i64,
+    /// Of the counted joins, real ones whose member left.
+    pub leaves: i64,
+    pub first_join_at: Option<String>,
+    pub last_join_at: Option<String>,
+    /// Whether the invite is among the guild's current invites as the engine last saw them.
+    pub live: bool,
+    /// Discord's `uses` at the last snapshot (`null` when not live).
+    pub uses: Option<u64>,
+    /// 0 = unlimited (`null` when not live).
+    pub max_uses: Option<u64>,
+    pub created_at: Option<String>,
+    /// `null` when it never expires or is not live.
+    pub expires_at: Option<String>,
+}
+
+/// An inviter's codes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviterCodes {
+    pub inviter_id: String,
+    /// Sorted by code.
+    pub codes: Vec<InviterCode>,
+}
+
+/// An inviter's codes: each code joins were credited to, with its use counts from the join
+/// rows, and each current invite of theirs with Discord's uses, max uses and expiry (from the
+/// attribution engine's last snapshot).
+#[utoipa::path(
+    get,
+    path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/codes",
+    tag = "dashboard",
+    params(
+        ("bot_id" = String, Path, description = "the bot's Discord id"),
+        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("inviter_id" = String, Path, description = "the inviter's Discord id"),
+    ),
+    responses((status = 200, description = "the inviter's codes", body = InviterCodes), CommonErrors),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, inviter_id))]
+pub async fn inviter_codes(
+    caller: Caller,
+    guild: GuildPath,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.read(&guild)?;
+    let inviter_id = path_snowflake(&req, "inviter_id")?;
+    tracing::Span::current().record("inviter_id", inviter_id);
+    let mut conn = state.connection().await?;
+    let codes = queries::inviter_codes(&mut conn, guild.bot_id, guild.guild_id, inviter_id).await?;
+    Ok(HttpResponse::Ok().json(InviterCodes {
+        inviter_id: inviter_id.to_string(),
+        codes: codes
+            .into_iter()
+            .map(|c| InviterCode {
+                code: c.code,
+                joins: c.uses.joins,
+                counted: c.uses.counted,
+                fake: c.uses.fake,
+                leaves: c.uses.leaves,
+                first_join_at: c.uses.first_join_at.map(timestamp),
+                last_join_at: c.uses.last_join_at.map(timestamp),
+                live: c.live.is_some(),
+                uses: c.live.as_ref().and_then(|l| l.uses),
+                max_uses: c.live.as_ref().and_then(|l| l.max_uses),
+                created_at: c.live.as_ref().and_then(|l| l.created_at).map(timestamp),
+                expires_at: c.live.as_ref().and_then(|l| l.expires_at).map(timestamp),
+            })
+            .collect(),
+    }))
+}
+
+/// Joins of one UTC day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Day {
+    #[schema(example = "2026-11-21")]
+    pub date: String,
+    pub invite: i64,
+    pub vanity: i64,
+    pub ambiguous: i64,
+    pub unknown: i64,
+    /// Joins of the day with a fake reason.
+    pub fake: i64,
+    /// Real joins of the day whose member has left since.
+    pub leaves: i64,
+}
+
+/// Whether tracking works in this guild.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// The worker has processed events of this guild.
+    pub tracked: bool,
+    /// The bot lacks MANAGE_GUILD: invite uses cannot be read, joins become unknown.
+    pub missing_permissions: bool,
+    /// When the guild's invites were last read.
+    pub last_snapshot_at: Option<String>,
+    /// Joins still waiting for evidence (they become attributed, ambiguous or unknown soon).
+    pub pending_joins: i32,
+    /// When the worker last saved the guild's state.
+    pub updated_at: Option<String>,
+    /// Joins in the summary's window that could not be explained.
+    pub unknown_joins: i64,
+}
+
+/// A guild's activity and tracking health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GuildSummary {
+    /// Every UTC day of the window, oldest first.
+    pub days: Vec<Day>,
+    /// All-time counts of the guild (sums of the inviters' counters; cleared excluded).
+    pub totals: Counts,
+    /// Inviters with any count.
+    pub inviters: i64,
+    pub health: Health,
+}
+
+/// A guild summary for charts: joins per UTC day by source over the last `days` days (every
+/// join, cleared or not), all-time totals, and tracking health.
+#[utoipa::path(
+    get,
+    path = "/v1/bots/{bot_id}/guilds/{guild_id}/summary",
+    tag = "dashboard",
+    params(
+        ("bot_id" = String, Path, description = "the bot's Discord id"),
+        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("days" = Option<i64>, Query, description = "window in days, today included: 1 to 90, default 30", minimum = 1, maximum = 90),
+    ),
+    responses((status = 200, description = "the summary", body = GuildSummary), CommonErrors),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+pub async fn summary(
+    caller: Caller,
+    guild: GuildPath,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.read(&guild)?;
+    let params = Params::from_query(&req)?;
+    let days = params.integer("days", 1, 90, 30)?;
+    let now = Utc::now();
+    let since = now - Duration::days(days - 1);
+    let mut conn = state.connection().await?;
+    let s = queries::guild_summary(&mut conn, guild.bot_id, guild.guild_id, since, now).await?;
+    let unknown_joins = s.days.iter().map(|d| d.unknown).sum();
+    Ok(HttpResponse::Ok().json(GuildSummary {
+        days: s
+            .days
+            .into_iter()
+            .map(|d| Day {
+                date: d.day.map(|d| d.to_string()).unwrap_or_default(),
+                invite: d.invite,
+                vanity: d.vanity,
+                ambiguous: d.ambiguous,
+                unknown: d.unknown,
+                fake: d.fake,
+                leaves: d.leaves,
+            })
+            .collect(),
+        totals: s.totals.into(),
+        inviters: s.inviters,
+        health: Health {
+            tracked: s.health.tracked,
+            missing_permissions: s.health.missing_permissions,
+            last_snapshot_at: s.health.last_snapshot_at.map(timestamp),
+            pending_joins: s.health.pending_joins,
+            updated_at: s.health.updated_at.map(timestamp),
+            unknown_joins,
+        },
+    }))
+}

@@ -1,0 +1,519 @@
+//! Admin writes: bonus invites, soft resets and their restore, fake settings. Each write runs in
+//! one transaction that also adjusts the maintained `inviter_counts` and appends to the audit
+//! log, so counters and audit never disagree with the rows.
+//!
+//! Counters are adjusted by deltas computed from the rows each statement changed (never
+//! recomputed wholesale), so a worker inserting joins or marking leaves at the same time keeps
+//! its own increments: row locks order the two, and both sides add.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable};
+use diesel::upsert::excluded;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+
+use crate::counts::InviterCounts;
+use crate::schema::{audit_log, bonus_invites, guild_settings, inviter_counts, resets};
+use crate::{StorageError, db_id, from_db_id};
+
+/// Who makes a write: the API key and the person the caller names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    pub key_id: i64,
+    pub key_label: &'a str,
+    /// Free text given by the caller (e.g. a Discord user id or a dashboard user name).
+    pub author: &'a str,
+}
+
+/// One bonus adjustment.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = bonus_invites)]
+pub struct BonusRow {
+    pub id: i64,
+    pub inviter_id: i64,
+    pub amount: i64,
+    pub reason: String,
+    pub author: String,
+    pub key_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub cleared: bool,
+    pub cleared_by: Option<i64>,
+}
+
+/// One reset.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = resets)]
+pub struct ResetRow {
+    pub id: i64,
+    pub inviter_id: Option<i64>,
+    pub reason: String,
+    pub author: String,
+    pub key_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub joins_cleared: i64,
+    pub bonus_cleared: i64,
+    pub restored_at: Option<DateTime<Utc>>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub id: i64,
+    pub key_id: i64,
+    pub key_label: String,
+    pub author: String,
+    pub action: String,
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What restoring a reset did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    Restored(ResetRow),
+    NotFound,
+    AlreadyRestored(ResetRow),
+}
+
+/// A guild's fake settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeSettings {
+    /// Enabled reasons: YOUNG = 1, SELF = 2, NO_AVATAR = 4, ALREADY_JOINED = 8.
+    pub reasons: i32,
+    pub young_account_days: i32,
+}
+
+impl Default for FakeSettings {
+    /// DOMAIN.md's defaults (the migration's column defaults).
+    fn default() -> Self {
+        Self {
+            reasons: 11,
+            young_account_days: 7,
+        }
+    }
+}
+
+async fn audit(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    actor: &Actor<'_>,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), StorageError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::bot_id.eq(db_id(bot_id)),
+            audit_log::guild_id.eq(db_id(guild_id)),
+            audit_log::key_id.eq(actor.key_id),
+            audit_log::key_label.eq(actor.key_label),
+            audit_log::author.eq(actor.author),
+            audit_log::action.eq(action),
+            audit_log::details.eq(details),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds a bonus adjustment (`amount` may be negative, never 0) and returns it with the
+/// inviter's counters after it.
+///
+/// # Errors
+/// On database errors.
+pub async fn add_bonus(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    inviter_id: u64,
+    amount: i64,
+    reason: &str,
+    actor: &Actor<'_>,
+) -> Result<(BonusRow, InviterCounts), StorageError> {
+    conn.transaction::<_, StorageError, _>(async |c| {
+        let row: BonusRow = diesel::insert_into(bonus_invites::table)
+            .values((
+                bonus_invites::bot_id.eq(db_id(bot_id)),
+                bonus_invites::guild_id.eq(db_id(guild_id)),
+                bonus_invites::inviter_id.eq(db_id(inviter_id)),
+                bonus_invites::amount.eq(amount),
+                bonus_invites::reason.eq(reason),
+                bonus_invites::author.eq(actor.author),
+                bonus_invites::key_id.eq(actor.key_id),
+            ))
+            .returning(BonusRow::as_returning())
+            .get_result(c)
+            .await?;
+        use inviter_counts::dsl as ic;
+        let counts: InviterCounts = diesel::insert_into(ic::inviter_counts)
+            .values((
+                ic::bot_id.eq(db_id(bot_id)),
+                ic::guild_id.eq(db_id(guild_id)),
+                ic::inviter_id.eq(db_id(inviter_id)),
+                ic::bonus.eq(amount),
+            ))
+            .on_conflict((ic::bot_id, ic::guild_id, ic::inviter_id))
+            .do_update()
+            .set(ic::bonus.eq(ic::bonus + excluded(ic::bonus)))
+            .returning(InviterCounts::as_returning())
+            .get_result(c)
+            .await?;
+        audit(
+            c,
+            bot_id,
+            guild_id,
+            actor,
+            "bonus.add",
+            json!({
+                "bonus_id": row.id,
+                "inviter_id": inviter_id.to_string(),
+                "amount": amount,
+                "reason": reason,
+            }),
+        )
+        .await?;
+        Ok((row, counts))
+    })
+    .await
+}
+
+/// An inviter's bonus adjustments, newest first (cleared ones included).
+///
+/// # Errors
+/// On database errors.
+pub async fn list_bonus(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    inviter_id: u64,
+) -> Result<Vec<BonusRow>, StorageError> {
+    Ok(bonus_invites::table
+        .filter(bonus_invites::bot_id.eq(db_id(bot_id)))
+        .filter(bonus_invites::guild_id.eq(db_id(guild_id)))
+        .filter(bonus_invites::inviter_id.eq(db_id(inviter_id)))
+        .order(bonus_invites::id.desc())
+        .select(BonusRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+#[derive(QueryableByName)]
+struct Changed {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The statement that clears (reset) or unclears (restore) joins and moves the counters by
+/// what those rows counted. Fixed strings only: nothing from a request reaches the SQL text.
+fn joins_statement(clear: bool) -> &'static str {
+    if clear {
+        "WITH c AS ( \
+           UPDATE joins SET cleared = TRUE, updated_at = now() \
+           WHERE bot_id = $1 AND guild_id = $2 AND NOT cleared \
+             AND ($4::BIGINT IS NULL OR inviter_id = $4) \
+           RETURNING id, inviter_id, fake, has_left), \
+         r AS (INSERT INTO reset_joins (reset_id, join_id) SELECT $3, id FROM c), \
+         d AS ( \
+           SELECT inviter_id, count(*) AS joins, count(*) FILTER (WHERE fake <> 0) AS fake, \
+                  count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
+           FROM c WHERE inviter_id IS NOT NULL GROUP BY inviter_id), \
+         u AS ( \
+           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, joins, fake, leaves) \
+           SELECT $1, $2, inviter_id, -joins, -fake, -leaves FROM d \
+           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
+             joins = ic.joins + excluded.joins, fake = ic.fake + excluded.fake, \
+             leaves = ic.leaves + excluded.leaves) \
+         SELECT count(*) AS n FROM c"
+    } else {
+        "WITH c AS ( \
+           UPDATE joins SET cleared = FALSE, updated_at = now() \
+           FROM reset_joins rj \
+           WHERE rj.reset_id = $3 AND joins.id = rj.join_id \
+             AND joins.bot_id = $1 AND joins.guild_id = $2 AND joins.cleared \
+             AND ($4::BIGINT IS NULL OR joins.inviter_id = $4) \
+           RETURNING joins.inviter_id, joins.fake, joins.has_left), \
+         d AS ( \
+           SELECT inviter_id, count(*) AS joins, count(*) FILTER (WHERE fake <> 0) AS fake, \
+                  count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
+           FROM c WHERE inviter_id IS NOT NULL GROUP BY inviter_id), \
+         u AS ( \
+           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, joins, fake, leaves) \
+           SELECT $1, $2, inviter_id, joins, fake, leaves FROM d \
+           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
+             joins = ic.joins + excluded.joins, fake = ic.fake + excluded.fake, \
+             leaves = ic.leaves + excluded.leaves) \
+         SELECT count(*) AS n FROM c"
+    }
+}
+
+fn bonus_statement(clear: bool) -> String {
+    let (set, filter, sign) = if clear {
+        (
+            "cleared = TRUE, cleared_by = $3",
+            "NOT cleared AND ($4::BIGINT IS NULL OR inviter_id = $4)",
+            "-",
+        )
+    } else {
+        (
+            "cleared = FALSE, cleared_by = NULL",
+            "cleared_by = $3 AND ($4::BIGINT IS NULL OR inviter_id = $4)",
+            "+",
+        )
+    };
+    format!(
+        "WITH c AS ( \
+           UPDATE bonus_invites SET {set} \
+           WHERE bot_id = $1 AND guild_id = $2 AND {filter} \
+           RETURNING inviter_id, amount), \
+         d AS (SELECT inviter_id, sum(amount)::BIGINT AS bonus FROM c GROUP BY inviter_id), \
+         u AS ( \
+           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, bonus) \
+           SELECT $1, $2, inviter_id, {sign}bonus FROM d \
+           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
+             bonus = ic.bonus + excluded.bonus \
+           RETURNING 1) \
+         SELECT count(*) AS n FROM c"
+    )
+}
+
+async fn change_cleared(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    reset_id: i64,
+    inviter_id: Option<u64>,
+    clear: bool,
+) -> Result<(i64, i64), StorageError> {
+    let joins: Changed = diesel::sql_query(joins_statement(clear))
+        .bind::<BigInt, _>(db_id(bot_id))
+        .bind::<BigInt, _>(db_id(guild_id))
+        .bind::<BigInt, _>(reset_id)
+        .bind::<Nullable<BigInt>, _>(inviter_id.map(db_id))
+        .get_result(conn)
+        .await?;
+    let bonus: Changed = diesel::sql_query(bonus_statement(clear))
+        .bind::<BigInt, _>(db_id(bot_id))
+        .bind::<BigInt, _>(db_id(guild_id))
+        .bind::<BigInt, _>(reset_id)
+        .bind::<Nullable<BigInt>, _>(inviter_id.map(db_id))
+        .get_result(conn)
+        .await?;
+    Ok((joins.n, bonus.n))
+}
+
+/// Resets one inviter's counts (`Some`) or the whole guild's (`None`), softly: their joins and
+/// bonus rows not yet cleared are marked cleared by a new reset, and the counters drop by what
+/// those rows counted. [`restore`] undoes it.
+///
+/// # Errors
+/// On database errors.
+pub async fn reset(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    inviter_id: Option<u64>,
+    reason: &str,
+    actor: &Actor<'_>,
+) -> Result<ResetRow, StorageError> {
+    conn.transaction::<_, StorageError, _>(async |c| {
+        let id: i64 = diesel::insert_into(resets::table)
+            .values((
+                resets::bot_id.eq(db_id(bot_id)),
+                resets::guild_id.eq(db_id(guild_id)),
+                resets::inviter_id.eq(inviter_id.map(db_id)),
+                resets::reason.eq(reason),
+                resets::author.eq(actor.author),
+                resets::key_id.eq(actor.key_id),
+            ))
+            .returning(resets::id)
+            .get_result(c)
+            .await?;
+        let (joins, bonus) = change_cleared(c, bot_id, guild_id, id, inviter_id, true).await?;
+        let row: ResetRow = diesel::update(resets::table.find(id))
+            .set((
+                resets::joins_cleared.eq(joins),
+                resets::bonus_cleared.eq(bonus),
+            ))
+            .returning(ResetRow::as_returning())
+            .get_result(c)
+            .await?;
+        audit(
+            c,
+            bot_id,
+            guild_id,
+            actor,
+            "reset",
+            json!({
+                "reset_id": id,
+                "inviter_id": inviter_id.map(|i| i.to_string()),
+                "reason": reason,
+                "joins_cleared": joins,
+                "bonus_cleared": bonus,
+            }),
+        )
+        .await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Undoes a reset: the joins and bonus rows it cleared count again.
+///
+/// # Errors
+/// On database errors.
+pub async fn restore(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    reset_id: i64,
+    reason: &str,
+    actor: &Actor<'_>,
+) -> Result<RestoreOutcome, StorageError> {
+    conn.transaction::<_, StorageError, _>(async |c| {
+        let found: Option<ResetRow> = resets::table
+            .find(reset_id)
+            .filter(resets::bot_id.eq(db_id(bot_id)))
+            .filter(resets::guild_id.eq(db_id(guild_id)))
+            .select(ResetRow::as_select())
+            .for_update()
+            .first(c)
+            .await
+            .optional()?;
+        let Some(found) = found else {
+            return Ok(RestoreOutcome::NotFound);
+        };
+        if found.restored_at.is_some() {
+            return Ok(RestoreOutcome::AlreadyRestored(found));
+        }
+        let (joins, bonus) = change_cleared(c, bot_id, guild_id, reset_id, None, false).await?;
+        let row: ResetRow = diesel::update(resets::table.find(reset_id))
+            .set(resets::restored_at.eq(Some(Utc::now())))
+            .returning(ResetRow::as_returning())
+            .get_result(c)
+            .await?;
+        audit(
+            c,
+            bot_id,
+            guild_id,
+            actor,
+            "reset.restore",
+            json!({
+                "reset_id": reset_id,
+                "inviter_id": row.inviter_id.map(|i| from_db_id(i).to_string()),
+                "reason": reason,
+                "joins_restored": joins,
+                "bonus_restored": bonus,
+            }),
+        )
+        .await?;
+        Ok(RestoreOutcome::Restored(row))
+    })
+    .await
+}
+
+/// A guild's resets, newest first.
+///
+/// # Errors
+/// On database errors.
+pub async fn list_resets(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+) -> Result<Vec<ResetRow>, StorageError> {
+    Ok(resets::table
+        .filter(resets::bot_id.eq(db_id(bot_id)))
+        .filter(resets::guild_id.eq(db_id(guild_id)))
+        .order(resets::id.desc())
+        .select(ResetRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A guild's fake settings, the defaults when never set.
+///
+/// # Errors
+/// On database errors.
+pub async fn fake_settings(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+) -> Result<FakeSettings, StorageError> {
+    Ok(crate::progress::fake_settings(conn, bot_id, guild_id)
+        .await?
+        .map_or_else(FakeSettings::default, |(reasons, young_account_days)| {
+            FakeSettings {
+                reasons,
+                young_account_days,
+            }
+        }))
+}
+
+/// Stores a guild's fake settings (read by the worker for joins decided from now on).
+///
+/// # Errors
+/// On database errors.
+pub async fn set_fake_settings(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    settings: FakeSettings,
+    actor: &Actor<'_>,
+) -> Result<FakeSettings, StorageError> {
+    conn.transaction::<_, StorageError, _>(async |c| {
+        let before = fake_settings(c, bot_id, guild_id).await?;
+        use guild_settings::dsl as g;
+        diesel::insert_into(g::guild_settings)
+            .values((
+                g::bot_id.eq(db_id(bot_id)),
+                g::guild_id.eq(db_id(guild_id)),
+                g::fake_reasons.eq(settings.reasons),
+                g::young_account_days.eq(settings.young_account_days),
+            ))
+            .on_conflict((g::bot_id, g::guild_id))
+            .do_update()
+            .set((
+                g::fake_reasons.eq(excluded(g::fake_reasons)),
+                g::young_account_days.eq(excluded(g::young_account_days)),
+            ))
+            .execute(c)
+            .await?;
+        audit(
+            c,
+            bot_id,
+            guild_id,
+            actor,
+            "settings.update",
+            json!({
+                "before": {"fake_reasons": before.reasons, "young_account_days": before.young_account_days},
+                "after": {"fake_reasons": settings.reasons, "young_account_days": settings.young_account_days},
+            }),
+        )
+        .await?;
+        Ok(settings)
+    })
+    .await
+}
+
+/// A guild's audit entries, newest first, `limit` of them with ids below `before` (paging).
+///
+/// # Errors
+/// On database errors.
+pub async fn audit_entries(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StorageError> {
+    Ok(audit_log::table
+        .filter(audit_log::bot_id.eq(db_id(bot_id)))
+        .filter(audit_log::guild_id.eq(db_id(guild_id)))
+        .filter(audit_log::id.lt(before.unwrap_or(i64::MAX)))
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await?)
+}
