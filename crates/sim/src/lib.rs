@@ -22,6 +22,7 @@ mod sessions;
 pub mod snowflake;
 mod state;
 mod wire;
+pub mod workload;
 
 pub use error::{SimError, WorldError};
 pub use faults::{FaultConfig, RouteFaults};
@@ -147,9 +148,11 @@ impl Simulator {
             },
         );
         let data = web::Data::new(world.clone());
+        let runs = web::Data::new(scenario::SharedRuns::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(runs.clone())
                 .service(web::scope("/api/v10").configure(rest::configure))
                 .service(web::scope("/control").configure(control::configure))
                 .route("/", web::get().to(gateway::handle))

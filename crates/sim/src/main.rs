@@ -54,6 +54,35 @@ struct Args {
     /// Exit when the scenario or workload is over (instead of serving until Ctrl-C).
     #[arg(long, env = "SIM_EXIT_AFTER_RUN", default_value_t = false)]
     exit_after_run: bool,
+    /// Time scale of the scenario or workload (2 = twice as fast).
+    #[arg(long, env = "SIM_SPEED", default_value_t = 1.0)]
+    speed: f64,
+    /// Wait this long after the server is up before the scenario or workload starts, ms (time
+    /// for the trackers to connect).
+    #[arg(long, env = "SIM_START_DELAY_MS", default_value_t = 0)]
+    start_delay_ms: u64,
+}
+
+/// The scenario to play: a scenario file, or the scenario a workload spec generates.
+fn plan(args: &Args) -> anyhow::Result<Option<invitrack_sim::scenario::Scenario>> {
+    use anyhow::Context as _;
+    if let Some(path) = &args.scenario {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the scenario {}", path.display()))?;
+        let scenario = serde_json::from_str(&text)
+            .with_context(|| format!("parsing the scenario {}", path.display()))?;
+        return Ok(Some(scenario));
+    }
+    if let Some(path) = &args.workload {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the workload {}", path.display()))?;
+        let spec: invitrack_sim::workload::WorkloadSpec = serde_json::from_str(&text)
+            .with_context(|| format!("parsing the workload {}", path.display()))?;
+        let scenario = invitrack_sim::workload::generate(&spec)
+            .map_err(|e| anyhow::anyhow!("workload {}: {e}", path.display()))?;
+        return Ok(Some(scenario));
+    }
+    Ok(None)
 }
 
 fn global_limit(text: &str) -> anyhow::Result<invitrack_sim::GlobalLimit> {
@@ -108,6 +137,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.scenario.is_some() && args.workload.is_some() {
+        anyhow::bail!("give --scenario or --workload, not both");
+    }
+    if args.speed.is_nan() || args.speed <= 0.0 {
+        anyhow::bail!("--speed must be positive");
+    }
+    let plan = plan(&args)?;
     let sim = Simulator::start(config(&args)?).await?;
     tracing::info!(
         gateway = %sim.gateway_url(),
@@ -115,6 +151,51 @@ async fn main() -> anyhow::Result<()> {
         control = %sim.control_url(),
         "invitrack-sim ready"
     );
+    if let Some(scenario) = plan {
+        let world = sim.world();
+        let options = invitrack_sim::scenario::RunOptions {
+            speed: args.speed,
+            until: None,
+        };
+        let start_delay = std::time::Duration::from_millis(args.start_delay_ms);
+        let truth_file = args.truth_file.clone();
+        let run = async move {
+            tokio::time::sleep(start_delay).await;
+            tracing::info!(steps = scenario.steps.len(), "playing the scenario");
+            let report = invitrack_sim::scenario::run(&world, &scenario, options).await;
+            tracing::info!(
+                steps = report.steps,
+                joins = report.joins,
+                failed = report.failed,
+                max_lag_ms = report.max_lag_ms,
+                "scenario over"
+            );
+            for error in &report.errors {
+                tracing::warn!(error, "scenario step failed");
+            }
+            if let Some(path) = &truth_file {
+                match world.write_truth(path) {
+                    Ok(lines) => {
+                        tracing::info!(path = %path.display(), lines, "ground truth written")
+                    }
+                    Err(error) => {
+                        tracing::error!(path = %path.display(), %error, "cannot write the ground truth")
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        };
+        if args.exit_after_run {
+            tokio::select! {
+                () = run => {}
+                () = shutdown_signal() => {}
+            }
+            tracing::info!("stopping");
+            sim.stop().await;
+            return Ok(());
+        }
+        tokio::spawn(run);
+    }
     shutdown_signal().await;
     tracing::info!("stopping");
     sim.stop().await;
