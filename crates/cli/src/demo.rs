@@ -118,6 +118,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             bus: bus.clone(),
             db_connections: 4,
             batch: 500,
+            max_cached_guilds: 2_000,
             tick_ms: 500,
             clock_skew_ms: 100,
             gateway_lag_ms: 2_000,

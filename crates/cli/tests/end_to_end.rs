@@ -54,6 +54,7 @@ impl Stack {
                 bus: bus.clone(),
                 db_connections: 2,
                 batch: 100,
+                max_cached_guilds: 2_000,
                 tick_ms: 100,
                 clock_skew_ms: 100,
                 gateway_lag_ms: 1_000,

@@ -53,7 +53,16 @@ pub struct Partition {
     claim: PartitionClaim,
     layout: BusLayout,
     engine: EngineConfig,
-    guilds: HashMap<GuildKey, GuildAttribution>,
+    guilds: HashMap<GuildKey, CachedGuild>,
+    /// Most guild states kept in memory; the least recently used idle ones are dropped
+    /// beyond it (their state is in PostgreSQL).
+    max_cached: usize,
+    clock: u64,
+}
+
+struct CachedGuild {
+    state: GuildAttribution,
+    last_used: u64,
 }
 
 impl Partition {
@@ -64,6 +73,7 @@ impl Partition {
         claim: PartitionClaim,
         layout: BusLayout,
         engine: EngineConfig,
+        max_cached: usize,
     ) -> Self {
         Self {
             stream,
@@ -72,6 +82,26 @@ impl Partition {
             layout,
             engine,
             guilds: HashMap::new(),
+            max_cached: max_cached.max(1),
+            clock: 0,
+        }
+    }
+
+    /// Drops the least recently used guilds with nothing pending while over `max_cached`.
+    fn evict_idle(&mut self) {
+        let excess = self.guilds.len().saturating_sub(self.max_cached);
+        if excess == 0 {
+            return;
+        }
+        let mut idle: Vec<(u64, GuildKey)> = self
+            .guilds
+            .iter()
+            .filter(|(_, g)| !g.state.has_pending())
+            .map(|(k, g)| (g.last_used, *k))
+            .collect();
+        idle.sort_unstable();
+        for (_, key) in idle.into_iter().take(excess) {
+            self.guilds.remove(&key);
         }
     }
 
@@ -134,6 +164,7 @@ impl Partition {
             })
             .await?;
         self.claim.last_sequence = last;
+        self.evict_idle();
         Ok(outcome)
     }
 
@@ -146,7 +177,7 @@ impl Partition {
         conn: &mut AsyncPgConnection,
         now: i64,
     ) -> Result<Outcome, WorkerError> {
-        if !self.guilds.values().any(GuildAttribution::has_pending) {
+        if !self.guilds.values().any(|g| g.state.has_pending()) {
             return Ok(Outcome::default());
         }
         let last = self.claim.last_sequence;
@@ -156,12 +187,12 @@ impl Partition {
             let keys: Vec<GuildKey> = self
                 .guilds
                 .iter()
-                .filter(|(_, g)| g.has_pending())
+                .filter(|(_, g)| g.state.has_pending())
                 .map(|(k, _)| *k)
                 .collect();
             for key in keys {
                 let decisions = match self.guilds.get_mut(&key) {
-                    Some(guild) => guild.tick(&self.engine, now),
+                    Some(guild) => guild.state.tick(&self.engine, now),
                     None => continue,
                 };
                 if !decisions.is_empty() {
@@ -185,7 +216,7 @@ impl Partition {
         last: u64,
     ) -> Result<(), WorkerError> {
         for key in touched {
-            if let Some(guild) = self.guilds.get(key) {
+            if let Some(CachedGuild { state: guild, .. }) = self.guilds.get(key) {
                 let row = GuildStateRow {
                     state: serde_json::to_value(guild)
                         .map_err(invitrack_storage::StorageError::from)?,
@@ -269,7 +300,9 @@ impl Partition {
         let Some(observation) = convert::observation(kind) else {
             return Ok(());
         };
-        let guild = match self.guilds.entry(key) {
+        self.clock += 1;
+        let last_used = self.clock;
+        let cached = match self.guilds.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 // First event of this guild since the partition was claimed: resume its state.
@@ -278,10 +311,13 @@ impl Partition {
                         .map_err(invitrack_storage::StorageError::from)?,
                     None => GuildAttribution::new(),
                 };
-                entry.insert(state)
+                entry.insert(CachedGuild { state, last_used })
             }
         };
-        let decisions = guild.observe(&self.engine, observation, event.observed_at_ms);
+        cached.last_used = last_used;
+        let decisions = cached
+            .state
+            .observe(&self.engine, observation, event.observed_at_ms);
         touched.insert(key);
         outcome.decisions += decisions.len();
         for decision in &decisions {

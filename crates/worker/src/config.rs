@@ -17,6 +17,10 @@ pub struct WorkerConfig {
     /// PostgreSQL connections this worker uses for applying events.
     #[arg(long, env = "WORKER_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: usize,
+    /// Guild states kept in memory per partition; idle ones beyond it are reloaded from
+    /// PostgreSQL when they are next needed.
+    #[arg(long, env = "WORKER_MAX_CACHED_GUILDS", default_value_t = 2_000)]
+    pub max_cached_guilds: usize,
     /// Most messages applied in one transaction.
     #[arg(long, env = "WORKER_BATCH", default_value_t = 500)]
     pub batch: usize,

@@ -10,7 +10,7 @@
 //! sequence committed in PostgreSQL: effects and progress are committed together, so each
 //! event takes effect exactly once whatever crashes or restarts.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -43,11 +43,14 @@ pub(crate) struct Context {
     pub stats: Arc<WorkerStats>,
 }
 
-/// Claims every free partition, and keeps looking for partitions freed by dead workers.
+/// Keeps this worker's fair share of the partitions: about `partitions / live workers`. Claims
+/// free partitions up to that share (including those freed by dead workers), and hands back
+/// the excess when more workers join.
 pub(crate) async fn own_partitions(ctx: Arc<Context>, shutdown: CancellationToken) {
     let stream = ctx.bus.layout.events_stream();
     let partitions = ctx.bus.layout.partitions();
-    let mut owned: HashMap<u32, CancellationToken> = HashMap::new();
+    let worker_id = format!("{:016x}", rand::random::<u64>());
+    let mut owned: BTreeMap<u32, CancellationToken> = BTreeMap::new();
     let mut lock_conn = None;
     loop {
         if lock_conn.is_none() {
@@ -56,34 +59,22 @@ pub(crate) async fn own_partitions(ctx: Arc<Context>, shutdown: CancellationToke
                 Err(error) => tracing::warn!(%error, "cannot reach PostgreSQL for partition locks"),
             }
         }
-        if let Some(conn) = lock_conn.as_mut() {
-            owned.retain(|_, token| !token.is_cancelled());
-            for number in 0..partitions {
-                if owned.contains_key(&number) {
-                    continue;
-                }
-                match progress::try_lock_partition(conn, &stream, number).await {
-                    Ok(true) => {
-                        let token = shutdown.child_token();
-                        owned.insert(number, token.clone());
-                        tokio::spawn(consume_partition(Arc::clone(&ctx), number, token));
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        // The session (and with it every lock) is gone: stop every partition.
-                        tracing::warn!(%error, "lost the partition-lock session");
-                        for (_, token) in owned.drain() {
-                            token.cancel();
-                        }
-                        lock_conn = None;
-                        break;
-                    }
-                }
+        if let Some(conn) = lock_conn.as_mut()
+            && let Err(error) = rebalance(
+                &ctx, conn, &stream, &worker_id, partitions, &mut owned, &shutdown,
+            )
+            .await
+        {
+            // The session, and with it every lock, is gone: stop every partition.
+            tracing::warn!(%error, "lost the partition-lock session");
+            for (_, token) in std::mem::take(&mut owned) {
+                token.cancel();
             }
-            ctx.stats
-                .owned_partitions
-                .store(owned.len() as u64, Ordering::Relaxed);
+            lock_conn = None;
         }
+        ctx.stats
+            .owned_partitions
+            .store(owned.len() as u64, Ordering::Relaxed);
         tokio::select! {
             () = tokio::time::sleep(CLAIM_INTERVAL) => {}
             () = shutdown.cancelled() => break,
@@ -93,7 +84,57 @@ pub(crate) async fn own_partitions(ctx: Arc<Context>, shutdown: CancellationToke
         for number in owned.keys() {
             let _ = progress::unlock_partition(conn, &stream, *number).await;
         }
+        let _ = progress::worker_gone(conn, &stream, &worker_id).await;
     }
+}
+
+async fn rebalance(
+    ctx: &Arc<Context>,
+    conn: &mut invitrack_storage::AsyncPgConnection,
+    stream: &str,
+    worker_id: &str,
+    partitions: u32,
+    owned: &mut BTreeMap<u32, CancellationToken>,
+    shutdown: &CancellationToken,
+) -> Result<(), invitrack_storage::StorageError> {
+    let live = progress::worker_heartbeat(conn, stream, worker_id).await?;
+    let share = (partitions as usize).div_ceil(live);
+    // Partitions whose task gave up (fenced) are released too.
+    let stopped: Vec<u32> = owned
+        .iter()
+        .filter(|(_, t)| t.is_cancelled())
+        .map(|(p, _)| *p)
+        .collect();
+    for number in stopped {
+        owned.remove(&number);
+        progress::unlock_partition(conn, stream, number).await?;
+    }
+    while owned.len() > share {
+        let Some((number, token)) = owned.pop_last() else {
+            break;
+        };
+        token.cancel();
+        progress::unlock_partition(conn, stream, number).await?;
+        tracing::info!(
+            partition = number,
+            live_workers = live,
+            "partition handed back"
+        );
+    }
+    for number in 0..partitions {
+        if owned.len() >= share {
+            break;
+        }
+        if owned.contains_key(&number) {
+            continue;
+        }
+        if progress::try_lock_partition(conn, stream, number).await? {
+            let token = shutdown.child_token();
+            owned.insert(number, token.clone());
+            tokio::spawn(consume_partition(Arc::clone(ctx), number, token));
+        }
+    }
+    Ok(())
 }
 
 async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationToken) {
@@ -124,7 +165,14 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         let mut conn = ctx.pool.get().await.map_err(pool_error)?;
         progress::claim_partition(&mut conn, &stream, number).await?
     };
-    let mut partition = Partition::new(stream, number, claim, layout.clone(), ctx.config.engine());
+    let mut partition = Partition::new(
+        stream,
+        number,
+        claim,
+        layout.clone(),
+        ctx.config.engine(),
+        ctx.config.max_cached_guilds,
+    );
     let consumer = ctx
         .bus
         .events
