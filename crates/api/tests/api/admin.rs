@@ -1,0 +1,323 @@
+//! Bonus, resets and restore, fake settings, audit.
+
+use invitrack_storage::keys::KeyScope;
+use serde_json::json;
+
+use crate::helpers::{GUILD, Join, code_of, spawn_app};
+
+const ALICE: u64 = 100_000_000_000_000_001;
+const BOB: u64 = 100_000_000_000_000_002;
+
+#[tokio::test]
+async fn bonus_is_added_removed_listed_and_validated() {
+    let mut app = spawn_app().await;
+    let admin = app.key(Some(GUILD), KeyScope::Admin).await;
+    let bonus = app.guild_path(&format!("/inviters/{ALICE}/bonus"));
+    let (status, body) = app
+        .post(
+            &bonus,
+            &admin,
+            &json!({"amount": 10, "author": "mod#1", "reason": "event"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["bonus"]["amount"], 10);
+    assert_eq!(body["counts"]["bonus"], 10);
+    assert_eq!(body["counts"]["total"], 10);
+    let (status, body) = app
+        .post(&bonus, &admin, &json!({"amount": -3, "author": "mod#1"}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["counts"]["bonus"], 7);
+    assert_eq!(app.counts(&admin, ALICE).await, (7, 7, 0, 0, 7));
+    let (status, body) = app.get(&bonus, Some(&admin)).await;
+    assert_eq!(status, 200);
+    let amounts: Vec<i64> = body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["amount"].as_i64().expect("amount"))
+        .collect();
+    assert_eq!(amounts, [-3, 10]);
+    assert_eq!(body["entries"][1]["reason"], "event");
+
+    for (body, code, name) in [
+        (json!({"author": "x"}), "missing_parameter", "amount"),
+        (
+            json!({"amount": 0, "author": "x"}),
+            "invalid_parameter",
+            "amount",
+        ),
+        (
+            json!({"amount": "5", "author": "x"}),
+            "invalid_parameter",
+            "amount",
+        ),
+        (
+            json!({"amount": 5_000_000, "author": "x"}),
+            "invalid_parameter",
+            "amount",
+        ),
+        (json!({"amount": 1}), "missing_parameter", "author"),
+        (
+            json!({"amount": 1, "author": ""}),
+            "invalid_parameter",
+            "author",
+        ),
+        (
+            json!({"amount": 1, "author": "x".repeat(101)}),
+            "invalid_parameter",
+            "author",
+        ),
+        (
+            json!({"amount": 1, "author": "x", "reason": 5}),
+            "invalid_parameter",
+            "reason",
+        ),
+        (json!([1]), "invalid_body", "JSON object"),
+    ] {
+        let (status, response) = app.post(&bonus, &admin, &body).await;
+        assert_eq!((status, code_of(&response)), (400, code), "{body}");
+        assert!(
+            response["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains(name)
+        );
+    }
+}
+
+#[tokio::test]
+async fn resets_are_soft_and_restorable() {
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    for n in 1..=3 {
+        app.join(Join::invite(
+            200 + n,
+            "a",
+            ALICE,
+            10 + i64::try_from(n).expect("small"),
+        ))
+        .await;
+    }
+    app.join(Join::invite(300, "b", BOB, 5)).await;
+    app.leave(GUILD, 201).await;
+    app.post(
+        &app.guild_path(&format!("/inviters/{ALICE}/bonus")),
+        &admin,
+        &json!({"amount": 2, "author": "mod"}),
+    )
+    .await;
+    assert_eq!(app.counts(&admin, ALICE).await, (5, 4, 0, 1, 2));
+
+    // Reset Alice only.
+    let resets = app.guild_path("/resets");
+    let (status, reset) = app
+        .post(
+            &resets,
+            &admin,
+            &json!({"inviter_id": ALICE.to_string(), "author": "mod", "reason": "season 2"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{reset}");
+    assert_eq!(reset["joins_cleared"], 3);
+    assert_eq!(reset["bonus_cleared"], 1);
+    assert_eq!(reset["inviter_id"], ALICE.to_string());
+    assert_eq!(app.counts(&admin, ALICE).await, (0, 0, 0, 0, 0));
+    assert_eq!(app.counts(&admin, BOB).await, (1, 1, 0, 0, 0));
+    app.assert_counters_match_rows().await;
+    // The code endpoint shows the joins as cleared.
+    let (_, rows) = app
+        .get(
+            &format!(
+                "/v1/invites/code?bot_id={}&guild_id={GUILD}&invite_code=a",
+                crate::helpers::BOT
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert!(
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["cleared"] == true)
+    );
+    // A member of a cleared join leaves meanwhile: no count now, a leave after restore.
+    app.leave(GUILD, 202).await;
+    assert_eq!(app.counts(&admin, ALICE).await, (0, 0, 0, 0, 0));
+    // New joins after the reset count.
+    app.join(Join::invite(204, "a", ALICE, 1)).await;
+    assert_eq!(app.counts(&admin, ALICE).await, (1, 1, 0, 0, 0));
+
+    // Restore.
+    let id = reset["id"].as_i64().expect("id");
+    let restore = app.guild_path(&format!("/resets/{id}/restore"));
+    let (status, restored) = app.post(&restore, &admin, &json!({"author": "mod"})).await;
+    assert_eq!(status, 200, "{restored}");
+    assert!(restored["restored_at"].is_string());
+    assert_eq!(app.counts(&admin, ALICE).await, (6, 4, 0, 2, 2));
+    app.assert_counters_match_rows().await;
+    let (status, body) = app.post(&restore, &admin, &json!({"author": "mod"})).await;
+    assert_eq!((status, code_of(&body)), (409, "already_restored"));
+    let (status, body) = app
+        .post(
+            &app.guild_path("/resets/999999/restore"),
+            &admin,
+            &json!({"author": "mod"}),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (404, "reset_not_found"));
+    let (status, body) = app.post(&restore, &admin, &json!({})).await;
+    assert_eq!((status, code_of(&body)), (400, "missing_parameter"));
+
+    // Whole guild.
+    let (status, reset) = app.post(&resets, &admin, &json!({"author": "owner"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(reset["inviter_id"], json!(null));
+    assert_eq!(reset["joins_cleared"], 5);
+    assert_eq!(app.counts(&admin, ALICE).await, (0, 0, 0, 0, 0));
+    assert_eq!(app.counts(&admin, BOB).await, (0, 0, 0, 0, 0));
+    let (_, board) = app.get(&app.guild_path("/leaderboard"), Some(&admin)).await;
+    assert_eq!(board["total_inviters"], 0);
+    let (status, list) = app.get(&resets, Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["resets"].as_array().map(Vec::len), Some(2));
+    assert_eq!(list["resets"][0]["author"], "owner");
+    let (status, body) = app
+        .post(
+            &resets,
+            &admin,
+            &json!({"inviter_id": "abc", "author": "x"}),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (400, "invalid_parameter"));
+    app.assert_counters_match_rows().await;
+}
+
+#[tokio::test]
+async fn fake_settings_are_read_and_written() {
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    let read = app.key(None, KeyScope::Read).await;
+    let settings = app.guild_path("/settings");
+    let (status, body) = app.get(&settings, Some(&read)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"young_account": true, "self_invite": true, "no_avatar": false,
+               "already_joined": true, "young_account_days": 7, "fake_reasons": 11,
+               "enabled": ["young", "self", "already_joined"]})
+    );
+    let (status, body) = app
+        .send(
+            reqwest::Method::PUT,
+            &settings,
+            Some(&admin),
+            &json!({"no_avatar": true, "young_account": false, "young_account_days": 30, "author": "owner"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["fake_reasons"], 14);
+    assert_eq!(body["young_account_days"], 30);
+    // The worker reads what was written.
+    let stored =
+        invitrack_storage::progress::fake_settings(&mut app.conn, crate::helpers::BOT, GUILD)
+            .await
+            .expect("settings");
+    assert_eq!(stored, Some((14, 30)));
+    for (body, name) in [
+        (json!({"no_avatar": "yes", "author": "o"}), "no_avatar"),
+        (
+            json!({"young_account_days": 0, "author": "o"}),
+            "young_account_days",
+        ),
+        (json!({"no_avatar": true}), "author"),
+    ] {
+        let (status, response) = app
+            .send(reqwest::Method::PUT, &settings, Some(&admin), &body)
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            response["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains(name)
+        );
+    }
+    let (status, body) = app
+        .send(
+            reqwest::Method::PUT,
+            &settings,
+            Some(&read),
+            &json!({"author": "o"}),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (403, "insufficient_scope"));
+}
+
+#[tokio::test]
+async fn every_write_is_audited() {
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    app.post(
+        &app.guild_path(&format!("/inviters/{ALICE}/bonus")),
+        &admin,
+        &json!({"amount": 1, "author": "a1", "reason": "r"}),
+    )
+    .await;
+    let (_, reset) = app
+        .post(&app.guild_path("/resets"), &admin, &json!({"author": "a2"}))
+        .await;
+    app.post(
+        &app.guild_path(&format!("/resets/{}/restore", reset["id"])),
+        &admin,
+        &json!({"author": "a3"}),
+    )
+    .await;
+    app.send(
+        reqwest::Method::PUT,
+        &app.guild_path("/settings"),
+        Some(&admin),
+        &json!({"no_avatar": true, "author": "a4"}),
+    )
+    .await;
+    let (status, body) = app.get(&app.guild_path("/audit"), Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    let entries = body["entries"].as_array().expect("entries");
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().expect("a"),
+                e["author"].as_str().expect("a"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("settings.update", "a4"),
+            ("reset.restore", "a3"),
+            ("reset", "a2"),
+            ("bonus.add", "a1")
+        ]
+    );
+    assert_eq!(entries[3]["details"]["amount"], 1);
+    assert_eq!(entries[3]["details"]["inviter_id"], ALICE.to_string());
+    assert_eq!(entries[3]["key_label"], "test");
+    assert!(entries[0]["key_id"].is_i64());
+    assert_eq!(body["next_before"], json!(null));
+    // Paging.
+    let (_, page) = app
+        .get(&app.guild_path("/audit?limit=2"), Some(&admin))
+        .await;
+    let before = page["next_before"].as_i64().expect("next page");
+    let (_, page) = app
+        .get(
+            &app.guild_path(&format!("/audit?limit=2&before={before}")),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(page["entries"][0]["action"], "reset");
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(2));
+}

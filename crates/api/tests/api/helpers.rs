@@ -1,0 +1,243 @@
+//! `spawn_app()`: a fresh database, the API on port 0, request helpers, and seeding through the
+//! storage functions the worker calls.
+
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use invitrack_api::{ApiConfig, ApiOptions, Application};
+use invitrack_storage::joins::{self, JoinSource, NewJoin};
+use invitrack_storage::keys::{self, KeyScope};
+use invitrack_storage::{AsyncPgConnection, members};
+use rand::Rng as _;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const BOT: u64 = 859_000_000_000_000_001;
+pub const GUILD: u64 = 417_977_361_011_572_747;
+pub const OTHER_GUILD: u64 = 417_977_361_011_572_999;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+pub struct TestApp {
+    pub address: String,
+    db_name: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    pub conn: AsyncPgConnection,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ApiOptions {
+        rate_limit_per_second: 0,
+        ..ApiOptions::default()
+    })
+    .await
+}
+
+pub async fn spawn_app_with(options: ApiOptions) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        invitrack_telemetry::init();
+    }
+    let db_name = format!("invitrack_api_test_{:016x}", rand::rng().random::<u64>());
+    let database_url = format!("{SERVER}/{db_name}");
+    let app = Application::build_with(
+        &ApiConfig {
+            database_url: database_url.clone(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 1,
+            db_connections: 4,
+        },
+        &options,
+    )
+    .await
+    .expect("the API starts");
+    let address = format!("http://{}", app.addr());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let conn = invitrack_storage::connect(&database_url)
+        .await
+        .expect("test connection");
+    TestApp {
+        address,
+        db_name,
+        http: reqwest::Client::new(),
+        shutdown,
+        conn,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let name = self.db_name.clone();
+        // Drop may run inside the test's runtime: drop the database from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                use diesel_async::RunQueryDsl as _;
+                if let Ok(mut conn) =
+                    invitrack_storage::connect(&format!("{SERVER}/postgres")).await
+                {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A timestamp PostgreSQL stores exactly (milliseconds).
+pub fn at(minutes_ago: i64) -> DateTime<Utc> {
+    let t = Utc::now() - Duration::minutes(minutes_ago);
+    DateTime::from_timestamp_millis(t.timestamp_millis()).expect("in range")
+}
+
+pub struct Join<'a> {
+    pub guild: u64,
+    pub member: u64,
+    pub at: DateTime<Utc>,
+    pub source: JoinSource,
+    pub code: Option<&'a str>,
+    pub inviter: Option<u64>,
+    pub fake: i32,
+}
+
+impl Join<'_> {
+    pub fn invite(member: u64, code: &str, inviter: u64, minutes_ago: i64) -> Join<'_> {
+        Join {
+            guild: GUILD,
+            member,
+            at: at(minutes_ago),
+            source: JoinSource::Invite,
+            code: Some(code),
+            inviter: Some(inviter),
+            fake: 0,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn key(&mut self, guild: Option<u64>, scope: KeyScope) -> String {
+        keys::create_key(&mut self.conn, BOT, guild, scope, "test")
+            .await
+            .expect("key")
+            .0
+    }
+
+    /// A join as the worker stores it: the member first, then the decided join.
+    pub async fn join(&mut self, j: Join<'_>) {
+        members::member_joined(&mut self.conn, BOT, j.guild, j.member, j.at, true, false)
+            .await
+            .expect("member_joined");
+        let stored = joins::insert_join(
+            &mut self.conn,
+            &NewJoin {
+                bot_id: BOT,
+                guild_id: j.guild,
+                member_id: j.member,
+                joined_at: j.at,
+                source: j.source,
+                invite_code: j.code.map(str::to_owned),
+                inviter_id: j.inviter,
+                candidates: Vec::new(),
+                unknown_reason: (j.source == JoinSource::Unknown).then_some("no_evidence"),
+                fake: j.fake,
+                left_at: None,
+            },
+        )
+        .await
+        .expect("insert_join");
+        assert!(stored);
+    }
+
+    /// A leave as the worker applies it.
+    pub async fn leave(&mut self, guild: u64, member: u64) {
+        let left_at = at(0);
+        let joined_at = members::member_left(&mut self.conn, BOT, guild, member, left_at)
+            .await
+            .expect("member_left")
+            .expect("member was present");
+        assert!(
+            joins::mark_left(&mut self.conn, BOT, guild, member, joined_at, left_at)
+                .await
+                .expect("mark_left")
+        );
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn guild_path(&self, rest: &str) -> String {
+        format!("/v1/bots/{BOT}/guilds/{GUILD}{rest}")
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).json(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(key), body)
+            .await
+    }
+
+    /// `GET /v1/invites/user` of one inviter as `(total, real, fake, leaves, bonus)`.
+    pub async fn counts(&self, key: &str, inviter: u64) -> (i64, i64, i64, i64, i64) {
+        let (status, body) = self
+            .get(
+                &format!("/v1/invites/user?bot_id={BOT}&guild_id={GUILD}&inviter_id={inviter}"),
+                Some(key),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let n = |k: &str| body[k].as_i64().expect("number");
+        (n("total"), n("real"), n("fake"), n("leaves"), n("bonus"))
+    }
+
+    /// Every maintained counter equals its recount from the join and bonus rows.
+    pub async fn assert_counters_match_rows(&mut self) {
+        use invitrack_storage::dashboard::{maintained_counts, recount_guild};
+        for guild in [GUILD, OTHER_GUILD] {
+            let maintained = maintained_counts(&mut self.conn, BOT, guild)
+                .await
+                .expect("counts");
+            let recounted = recount_guild(&mut self.conn, BOT, guild)
+                .await
+                .expect("recount");
+            assert_eq!(maintained, recounted, "guild {guild}");
+        }
+    }
+}
+
+pub fn code_of(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}

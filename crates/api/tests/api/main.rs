@@ -1,0 +1,10 @@
+//! The API's tests: one binary, a module per feature, each test with its own database.
+
+mod admin;
+mod auth;
+mod conventions;
+mod counters;
+mod dashboard;
+mod helpers;
+mod invites;
+mod openapi;
