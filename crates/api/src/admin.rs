@@ -59,14 +59,35 @@ impl From<BonusRow> for Bonus {
 #[allow(dead_code)] // documents the body; it is read field by field
 pub struct NewBonus {
     /// Invites to add (positive) or remove (negative); not 0, at most 1,000,000 either way.
-    #[schema(example = 5)]
+    #[schema(schema_with = amount_schema)]
     amount: i64,
     /// Who asks for it (a Discord user id or a dashboard user name), 1 to 100 characters.
-    #[schema(example = "417977361011572749")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     author: String,
     /// Up to 500 characters.
-    #[schema(example = "won the event")]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     reason: Option<String>,
+}
+
+/// An integer from -1,000,000 to 1,000,000 but not 0.
+fn amount_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let range = |min: i64, max: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    OneOfBuilder::new()
+        .item(range(-BONUS_MAX, -1))
+        .item(range(1, BONUS_MAX))
+        .description(Some("not 0, at most 1,000,000 either way"))
+        .build()
+        .into()
 }
 
 /// A bonus adjustment and the inviter's counts after it.
@@ -99,9 +120,9 @@ fn actor<'a>(caller: &'a Caller, author: &'a str) -> Actor<'a> {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
-        ("inviter_id" = String, Path, description = "the inviter's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("inviter_id" = String, Path, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     request_body = NewBonus,
     responses((status = 201, description = "added", body = BonusAdded), CommonErrors),
@@ -153,9 +174,9 @@ pub async fn add_bonus(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
-        ("inviter_id" = String, Path, description = "the inviter's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("inviter_id" = String, Path, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     responses((status = 200, description = "the adjustments", body = BonusList), CommonErrors),
     security(("bearer" = []))
@@ -215,11 +236,17 @@ impl From<ResetRow> for Reset {
 #[allow(dead_code)]
 pub struct NewReset {
     /// Reset only this inviter; absent or `null`: the whole guild.
-    #[schema(example = "417977361011572748")]
+    #[schema(example = "417977361011572748", pattern = "^[1-9][0-9]{0,18}$")]
     inviter_id: Option<String>,
     /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     author: String,
     /// Up to 500 characters.
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     reason: Option<String>,
 }
 
@@ -228,8 +255,14 @@ pub struct NewReset {
 #[allow(dead_code)]
 pub struct RestoreRequest {
     /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     author: String,
     /// Up to 500 characters.
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     reason: Option<String>,
 }
 
@@ -247,8 +280,8 @@ pub struct ResetList {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/resets",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     request_body = NewReset,
     responses((status = 201, description = "reset", body = Reset), CommonErrors),
@@ -285,8 +318,8 @@ pub async fn reset(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/resets",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     responses((status = 200, description = "the resets", body = ResetList), CommonErrors),
     security(("bearer" = []))
@@ -311,8 +344,8 @@ pub async fn list_resets(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/resets/{reset_id}/restore",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
         ("reset_id" = i64, Path, description = "the reset's id", minimum = 1),
     ),
     request_body = RestoreRequest,
@@ -402,8 +435,14 @@ pub struct SettingsUpdate {
     no_avatar: Option<bool>,
     already_joined: Option<bool>,
     /// 1 to 3650.
+    #[schema(minimum = 1, maximum = 3650)]
     young_account_days: Option<i32>,
     /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     author: String,
 }
 
@@ -414,8 +453,8 @@ pub struct SettingsUpdate {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/settings",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     responses((status = 200, description = "the settings", body = Settings), CommonErrors),
     security(("bearer" = []))
@@ -439,8 +478,8 @@ pub async fn settings(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/settings",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     request_body = SettingsUpdate,
     responses((status = 200, description = "the new settings", body = Settings), CommonErrors),
@@ -524,8 +563,8 @@ pub struct AuditLog {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/audit",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
         ("before" = Option<i64>, Query, description = "only entries with a smaller id (paging)", minimum = 1),
         ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200),
     ),

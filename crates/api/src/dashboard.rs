@@ -92,10 +92,10 @@ fn name_of<T: PartialEq>(options: &[(&'static str, T)], value: &T) -> String {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/leaderboard",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
-        ("order" = Option<String>, Query, description = "`real` (default), `total`, `fake`, `leaves` or `bonus`"),
-        ("range" = Option<String>, Query, description = "`all` (default), `7d` or `30d`"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("order" = Option<String>, Query, description = "`real` (default), `total`, `fake`, `leaves` or `bonus`", pattern = "^(real|total|fake|leaves|bonus)$"),
+        ("range" = Option<String>, Query, description = "`all` (default), `7d` or `30d`", pattern = "^(all|7d|30d)$"),
         ("page" = Option<i64>, Query, description = "1-based page, default 1", minimum = 1, maximum = 100000),
         ("per_page" = Option<i64>, Query, description = "rows per page, 1 to 100, default 25", minimum = 1, maximum = 100),
     ),
@@ -205,9 +205,9 @@ pub(crate) fn fake_reason_names(bits: i32) -> Vec<String> {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/members/{member_id}",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
-        ("member_id" = String, Path, description = "the member's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("member_id" = String, Path, description = "the member's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     responses(
         (status = 200, description = "the member's joins", body = MemberInvites),
@@ -306,9 +306,9 @@ pub struct InviterCodes {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/codes",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
-        ("inviter_id" = String, Path, description = "the inviter's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("inviter_id" = String, Path, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
     ),
     responses((status = 200, description = "the inviter's codes", body = InviterCodes), CommonErrors),
     security(("bearer" = []))
@@ -398,8 +398,8 @@ pub struct GuildSummary {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/summary",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id"),
-        ("guild_id" = String, Path, description = "the guild's Discord id"),
+        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
         ("days" = Option<i64>, Query, description = "window in days, today included: 1 to 90, default 30", minimum = 1, maximum = 90),
     ),
     responses((status = 200, description = "the summary", body = GuildSummary), CommonErrors),

@@ -204,13 +204,20 @@ pub fn normalize<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRe
     ))
 }
 
-/// 405 for a known path with a method it does not serve.
-pub async fn method_not_allowed() -> HttpResponse {
-    plain(
+/// 405 for a known path with a method it does not serve; `allow` lists the ones it does.
+#[must_use]
+pub fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut response = plain(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this endpoint does not serve this method",
-    )
+        &format!("this endpoint serves {allow} only"),
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// 404 for a path no endpoint serves.

@@ -45,9 +45,9 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     path = "/v1/invites/user",
     tag = "invitelogger",
     params(
-        ("bot_id" = String, Query, description = "the bot's Discord id", example = "859000000000000001"),
-        ("guild_id" = String, Query, description = "the guild's Discord id", example = "417977361011572747"),
-        ("inviter_id" = String, Query, description = "the inviter's Discord id", example = "417977361011572748"),
+        ("bot_id" = String, Query, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "859000000000000001"),
+        ("guild_id" = String, Query, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572747"),
+        ("inviter_id" = String, Query, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572748"),
     ),
     responses((status = 200, description = "the inviter's counts", body = UserInvites), CommonErrors),
     security(("bearer" = []))
@@ -85,9 +85,9 @@ pub async fn user(
     path = "/v1/invites/code",
     tag = "invitelogger",
     params(
-        ("bot_id" = String, Query, description = "the bot's Discord id", example = "859000000000000001"),
-        ("guild_id" = String, Query, description = "the guild's Discord id", example = "417977361011572747"),
-        ("invite_code" = String, Query, description = "the code, without discord.gg/", example = "abcDEF12"),
+        ("bot_id" = String, Query, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "859000000000000001"),
+        ("guild_id" = String, Query, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572747"),
+        ("invite_code" = String, Query, description = "the code, without discord.gg/", pattern = "^[A-Za-z0-9_-]{1,64}$", example = "abcDEF12"),
     ),
     responses((status = 200, description = "the joins through this code", body = Vec<CodeMember>), CommonErrors),
     security(("bearer" = []))

@@ -268,65 +268,76 @@ pub async fn run_with(
 /// Every route: one resource per path, so a known path with another method answers 405.
 fn routes(cfg: &mut web::ServiceConfig) {
     let guild = "/v1/bots/{bot_id}/guilds/{guild_id}";
-    let mut add = |path: String, routes: Vec<actix_web::Route>| {
+    let mut add = |path: String, routes: Vec<(&'static str, actix_web::Route)>| {
         let mut resource = web::resource(path);
-        for route in routes {
+        let allow = routes
+            .iter()
+            .map(|(method, _)| *method)
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (_, route) in routes {
             resource = resource.route(route);
         }
-        cfg.service(resource.default_service(web::to(error::method_not_allowed)));
+        cfg.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { error::method_not_allowed(&allow) }
+        })));
     };
     add(
         "/v1/invites/user".into(),
-        vec![web::get().to(invites::user)],
+        vec![("GET", web::get().to(invites::user))],
     );
     add(
         "/v1/invites/code".into(),
-        vec![web::get().to(invites::code)],
+        vec![("GET", web::get().to(invites::code))],
     );
     add(
         format!("{guild}/leaderboard"),
-        vec![web::get().to(dashboard::leaderboard)],
+        vec![("GET", web::get().to(dashboard::leaderboard))],
     );
     add(
         format!("{guild}/members/{{member_id}}"),
-        vec![web::get().to(dashboard::member)],
+        vec![("GET", web::get().to(dashboard::member))],
     );
     add(
         format!("{guild}/inviters/{{inviter_id}}/codes"),
-        vec![web::get().to(dashboard::inviter_codes)],
+        vec![("GET", web::get().to(dashboard::inviter_codes))],
     );
     add(
         format!("{guild}/summary"),
-        vec![web::get().to(dashboard::summary)],
+        vec![("GET", web::get().to(dashboard::summary))],
     );
     add(
         format!("{guild}/inviters/{{inviter_id}}/bonus"),
         vec![
-            web::get().to(admin::list_bonus),
-            web::post().to(admin::add_bonus),
+            ("GET", web::get().to(admin::list_bonus)),
+            ("POST", web::post().to(admin::add_bonus)),
         ],
     );
     add(
         format!("{guild}/resets"),
         vec![
-            web::get().to(admin::list_resets),
-            web::post().to(admin::reset),
+            ("GET", web::get().to(admin::list_resets)),
+            ("POST", web::post().to(admin::reset)),
         ],
     );
     add(
         format!("{guild}/resets/{{reset_id}}/restore"),
-        vec![web::post().to(admin::restore)],
+        vec![("POST", web::post().to(admin::restore))],
     );
     add(
         format!("{guild}/settings"),
         vec![
-            web::get().to(admin::settings),
-            web::put().to(admin::update_settings),
+            ("GET", web::get().to(admin::settings)),
+            ("PUT", web::put().to(admin::update_settings)),
         ],
     );
-    add(format!("{guild}/audit"), vec![web::get().to(admin::audit)]);
-    add("/health/live".into(), vec![web::get().to(live)]);
-    add("/health/ready".into(), vec![web::get().to(ready)]);
+    add(
+        format!("{guild}/audit"),
+        vec![("GET", web::get().to(admin::audit))],
+    );
+    add("/health/live".into(), vec![("GET", web::get().to(live))]);
+    add("/health/ready".into(), vec![("GET", web::get().to(ready))]);
 }
 
 fn cors(origins: &[String]) -> actix_cors::Cors {
