@@ -463,3 +463,43 @@ async fn dropped_shard_resumes_without_losing_events() {
     }
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilight_waits_out_a_route_429() {
+    let sim = start(1).await;
+    let control = Control::new(&sim);
+    let (guild, _) = control.guild(json!({"name": "g"})).await;
+    put(
+        &control,
+        "/ratelimits/guild_invites",
+        json!({"limit": 1, "window_ms": 500}),
+    )
+    .await;
+    // Someone else (another process with the same token) used the bucket.
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v10/guilds/{guild}/invites",
+            sim.addr()
+        ))
+        .header("Authorization", format!("Bot {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 200);
+    let started = Instant::now();
+    http(&sim)
+        .guild_invites(Id::new(guild))
+        .await
+        .unwrap()
+        .models()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = get(&control, "/stats").await;
+    assert_eq!(stats["rest"]["routes"]["guild_invites"]["rate_limited"], 1);
+    sim.stop().await;
+}
