@@ -11,12 +11,6 @@ pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_micros() / 1000
 }
 
-pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 pub(crate) fn member_add(add: &MemberAdd, observed_at: i64) -> proto::MemberAdd {
     let user = &add.member.user;
     proto::MemberAdd {

@@ -16,7 +16,7 @@ use twilight_http::Client;
 use twilight_http::error::ErrorType;
 use twilight_model::id::Id;
 
-use crate::convert::{self, now_millis};
+use crate::convert;
 use crate::publisher::Publisher;
 
 /// Spaces requests evenly so that all guilds together stay under `per_second`.
@@ -204,13 +204,13 @@ impl Inner {
                     None => return,
                 }
             };
-            let wait_ms = not_before_ms - now_millis();
+            let wait_ms = not_before_ms - invitrack_bus::unix_millis_now();
             if wait_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(wait_ms.cast_unsigned())).await;
             }
-            let requested_at = now_millis();
+            let requested_at = invitrack_bus::unix_millis_now();
             let outcome = self.fetch(guild_id, has_vanity).await;
-            let observed_at = now_millis();
+            let observed_at = invitrack_bus::unix_millis_now();
             let mut retry = false;
             let kind = match outcome {
                 Ok(mut snapshot) => {

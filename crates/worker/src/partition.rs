@@ -200,7 +200,9 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         match first {
             Err(_elapsed) => {
                 let mut conn = ctx.pool.get().await.map_err(pool_error)?;
-                let outcome = partition.tick(&mut conn, now_millis()).await?;
+                let outcome = partition
+                    .tick(&mut conn, invitrack_bus::unix_millis_now())
+                    .await?;
                 ctx.stats
                     .decisions
                     .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
@@ -272,10 +274,4 @@ fn stream_message(message: JetStreamMessage) -> Result<StreamMessage, WorkerErro
 
 fn pool_error(e: impl std::fmt::Display) -> WorkerError {
     WorkerError::Storage(invitrack_storage::StorageError::Pool(e.to_string()))
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
