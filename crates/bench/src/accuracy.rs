@@ -263,32 +263,19 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
     let world = sim.world();
     invitrack_storage::prepare_database(&database_url).await?;
     let shutdown = CancellationToken::new();
-    let engine = invitrack_attribution_defaults();
     tokio::spawn(invitrack_worker::run(
         WorkerConfig {
-            database_url: database_url.clone(),
-            bus: bus_config.clone(),
-            db_connections: 4,
-            max_cached_guilds: 2_000,
-            batch: 500,
             tick_ms: 100,
-            clock_skew_ms: engine.0,
-            gateway_lag_ms: engine.1,
             max_pending_ms: 60_000,
+            ..WorkerConfig::new(database_url.clone(), bus_config.clone())
         },
         shutdown.clone(),
     ));
     tokio::spawn(invitrack_ingest::run(
         IngestConfig {
-            discord_token: SimConfig::default().bot_token,
             discord_gateway_url: Some(sim.gateway_url()),
             discord_api_proxy: Some(sim.api_proxy()),
-            shards: None,
-            requests_per_second: 40,
-            settle_ms: 150,
-            forbidden_retry_secs: 600,
-            buffer: 100_000,
-            bus: bus_config.clone(),
+            ..IngestConfig::new(SimConfig::default().bot_token, bus_config.clone())
         },
         shutdown.clone(),
     ));
@@ -435,11 +422,6 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
         delay_p99_ms: percentile(0.99),
         undecided: truth.len().saturating_sub(decided),
     })
-}
-
-/// The engine's timing defaults (clock skew, gateway lag), as the worker uses them.
-fn invitrack_attribution_defaults() -> (i64, i64) {
-    (100, 2_000)
 }
 
 /// Every event of the run, in stream order.

@@ -113,30 +113,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let bot_id = bot_id(&token, api_proxy.as_deref()).await?;
 
     let worker = tokio::spawn(invitrack_worker::run(
-        WorkerConfig {
-            database_url: args.database_url.clone(),
-            bus: bus.clone(),
-            db_connections: 4,
-            batch: 500,
-            max_cached_guilds: 2_000,
-            tick_ms: 500,
-            clock_skew_ms: 100,
-            gateway_lag_ms: 2_000,
-            max_pending_ms: 120_000,
-        },
+        WorkerConfig::new(args.database_url.clone(), bus.clone()),
         shutdown.clone(),
     ));
     let ingest = tokio::spawn(invitrack_ingest::run(
         IngestConfig {
-            discord_token: token,
             discord_gateway_url: gateway_url,
             discord_api_proxy: api_proxy,
-            shards: None,
-            requests_per_second: 40,
-            settle_ms: 150,
-            forbidden_retry_secs: 600,
-            buffer: 100_000,
-            bus,
+            ..IngestConfig::new(token, bus)
         },
         shutdown.clone(),
     ));

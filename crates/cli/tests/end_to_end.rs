@@ -50,29 +50,21 @@ impl Stack {
             .expect("database");
         tokio::spawn(invitrack_worker::run(
             WorkerConfig {
-                database_url: database_url.clone(),
-                bus: bus.clone(),
                 db_connections: 2,
                 batch: 100,
-                max_cached_guilds: 2_000,
                 tick_ms: 100,
-                clock_skew_ms: 100,
                 gateway_lag_ms: 1_000,
                 max_pending_ms: 60_000,
+                ..WorkerConfig::new(database_url.clone(), bus.clone())
             },
             shutdown.clone(),
         ));
         tokio::spawn(invitrack_ingest::run(
             IngestConfig {
-                discord_token: SimConfig::default().bot_token,
                 discord_gateway_url: Some(sim.gateway_url()),
                 discord_api_proxy: Some(sim.api_proxy()),
-                shards: None,
-                requests_per_second: 40,
-                settle_ms: 150,
-                forbidden_retry_secs: 600,
                 buffer: 10_000,
-                bus,
+                ..IngestConfig::new(SimConfig::default().bot_token, bus)
             },
             shutdown.clone(),
         ));

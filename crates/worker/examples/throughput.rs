@@ -101,17 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let started = Instant::now();
     for stat in &stats {
-        let config = WorkerConfig {
-            database_url: database_url.clone(),
-            bus: bus.clone(),
-            db_connections: 4,
-            max_cached_guilds: 2_000,
-            batch: 500,
-            tick_ms: 500,
-            clock_skew_ms: 100,
-            gateway_lag_ms: 2_000,
-            max_pending_ms: 120_000,
-        };
+        let config = WorkerConfig::new(database_url.clone(), bus.clone());
         tokio::spawn(invitrack_worker::run_with_stats(
             config,
             shutdown.clone(),

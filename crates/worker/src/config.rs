@@ -3,6 +3,12 @@
 use std::time::Duration;
 
 use invitrack_attribution::EngineConfig;
+use invitrack_bus::BusConfig;
+
+const DEFAULT_DB_CONNECTIONS: usize = 4;
+const DEFAULT_MAX_CACHED_GUILDS: usize = 2_000;
+const DEFAULT_BATCH: usize = 500;
+const DEFAULT_TICK_MS: u64 = 500;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
@@ -13,19 +19,19 @@ pub struct WorkerConfig {
     )]
     pub database_url: String,
     #[command(flatten)]
-    pub bus: invitrack_bus::BusConfig,
+    pub bus: BusConfig,
     /// PostgreSQL connections this worker uses for applying events.
-    #[arg(long, env = "WORKER_DB_CONNECTIONS", default_value_t = 4)]
+    #[arg(long, env = "WORKER_DB_CONNECTIONS", default_value_t = DEFAULT_DB_CONNECTIONS)]
     pub db_connections: usize,
     /// Guild states kept in memory per partition; idle ones beyond it are reloaded from
     /// PostgreSQL when they are next needed.
-    #[arg(long, env = "WORKER_MAX_CACHED_GUILDS", default_value_t = 2_000)]
+    #[arg(long, env = "WORKER_MAX_CACHED_GUILDS", default_value_t = DEFAULT_MAX_CACHED_GUILDS)]
     pub max_cached_guilds: usize,
     /// Most messages applied in one transaction.
-    #[arg(long, env = "WORKER_BATCH", default_value_t = 500)]
+    #[arg(long, env = "WORKER_BATCH", default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
     /// How often guilds with undecided joins are looked at when no message arrives, in ms.
-    #[arg(long, env = "WORKER_TICK_MS", default_value_t = 500)]
+    #[arg(long, env = "WORKER_TICK_MS", default_value_t = DEFAULT_TICK_MS)]
     pub tick_ms: u64,
     /// Allowed difference between Discord's `joined_at` and the invite counter moving, in ms.
     #[arg(long, env = "ATTRIBUTION_CLOCK_SKEW_MS", default_value_t = EngineConfig::default().clock_skew_ms)]
@@ -39,6 +45,24 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The configuration the binary gets with only these two set: every other field at its
+    /// documented default. For the demo, tests and benchmarks, which change a few fields.
+    #[must_use]
+    pub fn new(database_url: String, bus: BusConfig) -> Self {
+        let engine = EngineConfig::default();
+        Self {
+            database_url,
+            bus,
+            db_connections: DEFAULT_DB_CONNECTIONS,
+            max_cached_guilds: DEFAULT_MAX_CACHED_GUILDS,
+            batch: DEFAULT_BATCH,
+            tick_ms: DEFAULT_TICK_MS,
+            clock_skew_ms: engine.clock_skew_ms,
+            gateway_lag_ms: engine.gateway_lag_ms,
+            max_pending_ms: engine.max_pending_ms,
+        }
+    }
+
     #[must_use]
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
