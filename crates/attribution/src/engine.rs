@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::matching::{self, Group};
+use crate::matching::{self, Group, ReadOrder};
 use crate::model::{
     Decision, InviteInfo, Millis, Observation, SnapshotFailure, Target, UnknownReason, UserId,
     VanityInfo, Verdict,
@@ -36,6 +36,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// Steps allowed to enumerate the explanations of one group in read order; larger groups (raids)
+/// keep the independent-window answer.
+const ORDERED_SEARCH_BUDGET: usize = 50_000;
+
 /// How long a vanished code is remembered so a late INVITE_CREATE cannot bring it back.
 const GONE_MEMORY_MS: Millis = 3_600_000;
 
@@ -48,6 +52,12 @@ pub struct GuildAttribution {
     /// `received_at` of the first complete snapshot: joins before it have no baseline.
     baseline_at: Option<Millis>,
     last_requested_at: Option<Millis>,
+    /// `received_at` of the latest snapshot: a fetch requested after it read after it.
+    #[serde(default)]
+    last_received_at: Option<Millis>,
+    /// Invite-list reads known to be ordered so far (see `Unit::read`).
+    #[serde(default)]
+    ordered_reads: u64,
     missing_permissions: bool,
     /// Joins up to this time were decided without their evidence; evidence whose window reaches
     /// back to them must not be spent on other joins.
@@ -99,6 +109,11 @@ struct Unit {
     target: Target,
     from: Millis,
     to: Millis,
+    /// The invite-list read that first counted this use, numbered in read order, when that
+    /// read was requested after every earlier answer (so it read after them all). `None` for
+    /// uses revealed otherwise (vanity counter, INVITE_DELETE, overlapping fetches).
+    #[serde(default)]
+    read: Option<u64>,
 }
 
 impl GuildAttribution {
@@ -209,7 +224,7 @@ impl GuildAttribution {
         };
         self.gone.insert(code.to_owned(), self.now);
         if consumed_last_use(&invite, self.now + config.clock_skew_ms) {
-            self.add_unit(invite.target(), invite.evidence_from(), self.now);
+            self.add_unit(invite.target(), invite.evidence_from(), self.now, None);
         }
     }
 
@@ -226,6 +241,17 @@ impl GuildAttribution {
         let previous_request = self.last_requested_at;
         self.last_requested_at =
             Some(previous_request.map_or(requested_at, |p| p.max(requested_at)));
+        let read = match self.last_received_at {
+            Some(previous) if requested_at < previous => None,
+            _ => {
+                self.ordered_reads += 1;
+                Some(self.ordered_reads)
+            }
+        };
+        self.last_received_at = Some(
+            self.last_received_at
+                .map_or(received_at, |p| p.max(received_at)),
+        );
         self.gone.retain(|_, at| *at + GONE_MEMORY_MS > received_at);
 
         let Some(previous_request) = previous_request.filter(|_| self.baseline_at.is_some()) else {
@@ -268,7 +294,7 @@ impl GuildAttribution {
                     tracked.read_at = Some(requested_at);
                     let target = tracked.target();
                     for _ in 0..gained {
-                        self.add_unit(target.clone(), from, received_at);
+                        self.add_unit(target.clone(), from, received_at, read);
                     }
                 }
                 None => {
@@ -282,7 +308,12 @@ impl GuildAttribution {
                     if fresh {
                         let target = tracked.target();
                         for _ in 0..tracked.info.uses {
-                            self.add_unit(target.clone(), tracked.info.created_at, received_at);
+                            self.add_unit(
+                                target.clone(),
+                                tracked.info.created_at,
+                                received_at,
+                                read,
+                            );
                         }
                     }
                     self.invites.insert(tracked.info.code.clone(), tracked);
@@ -306,7 +337,15 @@ impl GuildAttribution {
             if let Some(invite) = self.invites.remove(&code) {
                 self.gone.insert(code, received_at);
                 if consumed_last_use(&invite, received_at + config.clock_skew_ms) {
-                    self.add_unit(invite.target(), invite.evidence_from(), received_at);
+                    // Known only from INVITE_CREATE, it may have been used up before the
+                    // previous read: this read is not known to be the first without it.
+                    let first_read = invite.read_at.and(read);
+                    self.add_unit(
+                        invite.target(),
+                        invite.evidence_from(),
+                        received_at,
+                        first_read,
+                    );
                 }
             }
         }
@@ -318,7 +357,8 @@ impl GuildAttribution {
                 let target = Target::Vanity { code: code.clone() };
                 let from = previous.read_at;
                 for _ in 0..v.uses.saturating_sub(previous.uses) {
-                    self.add_unit(target.clone(), from, received_at);
+                    // The vanity URL is a request of its own, read at another instant.
+                    self.add_unit(target.clone(), from, received_at, None);
                 }
             }
             self.vanity = Some(TrackedVanity {
@@ -388,11 +428,16 @@ impl GuildAttribution {
         }
     }
 
-    fn add_unit(&mut self, target: Target, from: Millis, to: Millis) {
+    fn add_unit(&mut self, target: Target, from: Millis, to: Millis, read: Option<u64>) {
         if self.tainted_until.is_some_and(|t| from <= t) {
             return;
         }
-        self.units.push(Unit { target, from, to });
+        self.units.push(Unit {
+            target,
+            from,
+            to,
+            read,
+        });
     }
 
     /// The earliest `from` any unit found in the future can have: counters read by the last
@@ -538,7 +583,18 @@ impl GuildAttribution {
             unit_targets,
             unit_joins,
         };
-        let evidence = matching::analyse(&group);
+        let order = ReadOrder {
+            join_times: joins.iter().map(|&j| self.pending[j].joined_at).collect(),
+            unit_reads: units.iter().map(|&u| self.units[u].read).collect(),
+            certain_gap: 2 * config.clock_skew_ms + 1,
+        };
+        let evidence = matching::analyse(&group).map(|independent| {
+            let reads: BTreeSet<u64> = order.unit_reads.iter().flatten().copied().collect();
+            if reads.len() < 2 {
+                return independent;
+            }
+            matching::analyse_ordered(&group, &order, ORDERED_SEARCH_BUDGET).unwrap_or(independent)
+        });
         joins
             .iter()
             .enumerate()

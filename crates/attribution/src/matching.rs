@@ -12,6 +12,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::model::Millis;
+
 /// Joins `0..joins`, units `0..unit_targets.len()`, edges unit -> joins that may explain it.
 pub(crate) struct Group {
     pub joins: usize,
@@ -65,6 +67,155 @@ pub(crate) fn analyse(group: &Group) -> Option<Vec<JoinEvidence>> {
         })
         .collect();
     Some(evidence)
+}
+
+/// What the order of reads adds to a group. Every counter of one invite list is read at one
+/// instant, and the lists are read one after the other, so the joins a read counts are all those
+/// whose counters moved before that instant: if join `a` certainly moved its counter before join
+/// `b`, `b` cannot be in an earlier read than `a`. Independent unit windows forget this, and
+/// a join made while a fetch was in flight is then often left ambiguous for nothing.
+pub(crate) struct ReadOrder {
+    /// `joined_at` of each join of the group.
+    pub join_times: Vec<Millis>,
+    /// For each unit, the sequence number of the invite-list read that revealed it; `None` for
+    /// units not pinned to such a read (vanity counter, INVITE_DELETE, overlapping fetches).
+    pub unit_reads: Vec<Option<u64>>,
+    /// Joins at least this far apart certainly moved their counters in `joined_at` order.
+    pub certain_gap: Millis,
+}
+
+/// Like [`analyse`], taking the order of reads into account by enumerating every consistent
+/// explanation. `None` when the group is too large to enumerate within `budget` steps or when
+/// no explanation respects the order (a clock assumption was broken): the caller then keeps
+/// [`analyse`]'s answer, which only ever allows more.
+pub(crate) fn analyse_ordered(
+    group: &Group,
+    order: &ReadOrder,
+    budget: usize,
+) -> Option<Vec<JoinEvidence>> {
+    let mut search = OrderedSearch::new(group, order, budget);
+    search.explore(0)?;
+    if !search.found_any {
+        return None;
+    }
+    Some(
+        search
+            .evidence
+            .into_iter()
+            .map(|(may_be_untracked, possible_targets)| JoinEvidence {
+                may_be_untracked,
+                possible_targets,
+            })
+            .collect(),
+    )
+}
+
+struct OrderedSearch<'a> {
+    group: &'a Group,
+    order: &'a ReadOrder,
+    /// Units in the order they are assigned: the most constrained first, twins adjacent.
+    units: Vec<usize>,
+    /// `twin_of_previous[i]`: `units[i]` is interchangeable with `units[i - 1]`, so only
+    /// explanations giving it a later join are tried (the others are the same explanation).
+    twin_of_previous: Vec<bool>,
+    join_of_unit: Vec<Option<usize>>,
+    unit_of_join: Vec<Option<usize>>,
+    steps_left: usize,
+    found_any: bool,
+    evidence: Vec<(bool, BTreeSet<usize>)>,
+}
+
+impl<'a> OrderedSearch<'a> {
+    fn new(group: &'a Group, order: &'a ReadOrder, budget: usize) -> Self {
+        let mut units: Vec<usize> = (0..group.unit_targets.len()).collect();
+        let key = |u: &usize| {
+            (
+                group.unit_joins[*u].len(),
+                group.unit_targets[*u],
+                order.unit_reads[*u],
+                group.unit_joins[*u].clone(),
+            )
+        };
+        units.sort_by_key(key);
+        let twin_of_previous = (0..units.len())
+            .map(|i| i > 0 && key(&units[i]) == key(&units[i - 1]))
+            .collect();
+        Self {
+            group,
+            order,
+            units,
+            twin_of_previous,
+            join_of_unit: vec![None; group.unit_targets.len()],
+            unit_of_join: vec![None; group.joins],
+            steps_left: budget,
+            found_any: false,
+            evidence: vec![(false, BTreeSet::new()); group.joins],
+        }
+    }
+
+    /// Assigns `units[depth..]`; `None` when the budget ran out.
+    fn explore(&mut self, depth: usize) -> Option<()> {
+        self.steps_left = self.steps_left.checked_sub(1)?;
+        let Some(&unit) = self.units.get(depth) else {
+            self.record();
+            return Some(());
+        };
+        let lowest = if self.twin_of_previous[depth] {
+            self.join_of_unit[self.units[depth - 1]].map_or(0, |j| j + 1)
+        } else {
+            0
+        };
+        for &join in &self.group.unit_joins[unit] {
+            if join < lowest
+                || self.unit_of_join[join].is_some()
+                || !self.respects_order(unit, join)
+            {
+                continue;
+            }
+            self.join_of_unit[unit] = Some(join);
+            self.unit_of_join[join] = Some(unit);
+            self.explore(depth + 1)?;
+            self.join_of_unit[unit] = None;
+            self.unit_of_join[join] = None;
+        }
+        Some(())
+    }
+
+    fn respects_order(&self, unit: usize, join: usize) -> bool {
+        let Some(read) = self.order.unit_reads[unit] else {
+            return true;
+        };
+        let time = self.order.join_times[join];
+        let gap = self.order.certain_gap;
+        self.unit_of_join
+            .iter()
+            .enumerate()
+            .all(|(other, assigned)| {
+                let Some(other_read) = assigned.and_then(|u| self.order.unit_reads[u]) else {
+                    return true;
+                };
+                let other_time = self.order.join_times[other];
+                if other_time + gap <= time {
+                    other_read <= read
+                } else if time + gap <= other_time {
+                    read <= other_read
+                } else {
+                    true
+                }
+            })
+    }
+
+    fn record(&mut self) {
+        self.found_any = true;
+        for (join, unit) in self.unit_of_join.iter().enumerate() {
+            match unit {
+                Some(unit) => {
+                    self.evidence[join].1.insert(self.group.unit_targets[*unit]);
+                }
+                None => self.evidence[join].0 = true,
+            }
+        }
+    }
 }
 
 #[derive(Clone)]

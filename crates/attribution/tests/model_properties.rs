@@ -21,7 +21,7 @@ proptest! {
         invites in 1_usize..25,
         inviters in 1_usize..8,
         limited in 0_usize..4,
-        counter_delay in 0_i64..=150,
+        counter_delay in 0_i64..=EngineConfig::default().clock_skew_ms,
         raid in any::<bool>(),
     ) {
         let spec = ModelSpec {
