@@ -40,6 +40,11 @@ impl Default for EngineConfig {
 /// keep the independent-window answer.
 const ORDERED_SEARCH_BUDGET: usize = 50_000;
 
+/// Uses one counter may reveal in one read. A larger jump (a corrupt answer, a counter we lost
+/// track of) is kept only up to this: dropping units only removes evidence, so the engine can
+/// say less but never something wrong, and a bad number cannot exhaust memory.
+const MAX_UNITS_PER_READ: u64 = 5_000;
+
 /// How long a vanished code is remembered so a late INVITE_CREATE cannot bring it back.
 const GONE_MEMORY_MS: Millis = 3_600_000;
 
@@ -158,7 +163,9 @@ impl GuildAttribution {
         match observation {
             Observation::MemberJoined { user_id, joined_at } => {
                 let join = PendingJoin { user_id, joined_at };
-                if self.missing_permissions {
+                if self.pending.iter().any(|p| p.user_id == user_id) {
+                    // A repeated GUILD_MEMBER_ADD (gateway replay) of a join still pending.
+                } else if self.missing_permissions {
                     // No snapshot will be taken until permissions change.
                     self.give_up(
                         config,
@@ -166,7 +173,7 @@ impl GuildAttribution {
                         UnknownReason::MissingPermissions,
                         &mut decisions,
                     );
-                } else if !self.pending.iter().any(|p| p.user_id == user_id) {
+                } else {
                     self.pending.push(join);
                 }
             }
@@ -293,7 +300,7 @@ impl GuildAttribution {
                     tracked.info = info;
                     tracked.read_at = Some(requested_at);
                     let target = tracked.target();
-                    for _ in 0..gained {
+                    for _ in 0..gained.min(MAX_UNITS_PER_READ) {
                         self.add_unit(target.clone(), from, received_at, read);
                     }
                 }
@@ -307,7 +314,7 @@ impl GuildAttribution {
                     };
                     if fresh {
                         let target = tracked.target();
-                        for _ in 0..tracked.info.uses {
+                        for _ in 0..tracked.info.uses.min(MAX_UNITS_PER_READ) {
                             self.add_unit(
                                 target.clone(),
                                 tracked.info.created_at,
@@ -356,7 +363,7 @@ impl GuildAttribution {
             {
                 let target = Target::Vanity { code: code.clone() };
                 let from = previous.read_at;
-                for _ in 0..v.uses.saturating_sub(previous.uses) {
+                for _ in 0..v.uses.saturating_sub(previous.uses).min(MAX_UNITS_PER_READ) {
                     // The vanity URL is a request of its own, read at another instant.
                     self.add_unit(target.clone(), from, received_at, None);
                 }

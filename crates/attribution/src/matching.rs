@@ -364,6 +364,54 @@ mod tests {
     }
 
     #[test]
+    fn read_order_separates_joins_made_during_a_fetch() {
+        // Join 0 then join 1, 500 ms apart; both could be either read's use by their windows,
+        // but read 1 happened before read 2, so it counted join 0 first.
+        let g = group(2, &[(1, &[0, 1]), (2, &[0, 1])]);
+        let order = ReadOrder {
+            join_times: vec![0, 500],
+            unit_reads: vec![Some(1), Some(2)],
+            certain_gap: 201,
+        };
+        let e = analyse_ordered(&g, &order, 1_000).expect("consistent");
+        assert_eq!(e[0].possible_targets, BTreeSet::from([1]));
+        assert_eq!(e[1].possible_targets, BTreeSet::from([2]));
+        assert!(!e[0].may_be_untracked && !e[1].may_be_untracked);
+    }
+
+    #[test]
+    fn read_order_cannot_separate_joins_closer_than_the_clock_allows() {
+        let g = group(2, &[(1, &[0, 1]), (2, &[0, 1])]);
+        let order = ReadOrder {
+            join_times: vec![0, 150],
+            unit_reads: vec![Some(1), Some(2)],
+            certain_gap: 201,
+        };
+        let e = analyse_ordered(&g, &order, 1_000).expect("consistent");
+        assert!(
+            e.iter()
+                .all(|j| j.possible_targets == BTreeSet::from([1, 2]))
+        );
+    }
+
+    #[test]
+    fn read_order_gives_up_beyond_its_budget() {
+        let joins = 40;
+        let all: Vec<usize> = (0..joins).collect();
+        let g = Group {
+            joins,
+            unit_targets: (0..joins).map(|i| i % 7).collect(),
+            unit_joins: (0..joins).map(|_| all.clone()).collect(),
+        };
+        let order = ReadOrder {
+            join_times: (0..joins).map(|j| j as Millis).collect(),
+            unit_reads: (0..joins).map(|u| Some(u as u64 % 2)).collect(),
+            certain_gap: 1_000,
+        };
+        assert!(analyse_ordered(&g, &order, 10_000).is_none());
+    }
+
+    #[test]
     fn more_units_than_joins_is_inconsistent() {
         assert!(analyse(&group(1, &[(1, &[0]), (2, &[0])])).is_none());
     }

@@ -8,7 +8,7 @@
 //! requests per 5 s per guild and 50 requests/s per bot.
 //!
 //! ```text
-//! cargo run --release -p invitrack-bench --bin accuracy [-- --write crates/bench/ACCURACY.md]
+//! cargo run --release -p invitrack-bench --bin accuracy [-- --write crates/bench/ACCURACY.md] [--only "1 join"]
 //! ```
 //! `BENCH_SCALE` (default 1) multiplies every duration; `BENCH_SEED` changes the workload.
 
@@ -100,6 +100,8 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let write_to = std::env::args().skip_while(|a| a != "--write").nth(1);
+    // `--only 1` runs the scenarios whose name contains "1", to look at one rate.
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     let scenarios = [
         Scenario {
             name: "0.1 joins/s",
@@ -145,7 +147,10 @@ async fn main() -> anyhow::Result<()> {
         },
     ];
     let mut reports = Vec::new();
-    for scenario in &scenarios {
+    for scenario in scenarios
+        .iter()
+        .filter(|s| only.as_ref().is_none_or(|o| s.name.starts_with(o.as_str())))
+    {
         let started = Instant::now();
         let report = run(scenario, scale, seed)
             .await

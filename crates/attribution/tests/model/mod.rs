@@ -280,13 +280,14 @@ pub fn simulate(spec: &ModelSpec) -> History {
     seen_joins.sort_unstable();
     let mut fetches = 0;
     let mut free_at = START;
-    let mut requests: Vec<i64> = vec![START - 200];
+    // The route's bucket, as Discord (and the simulator) keep it: `limit` requests in a window
+    // of `window` ms that starts with the first request after the previous window ended.
+    let (limit, window) = spec.route_limit;
+    let (mut window_start, mut used) = (START - 200, 1);
     let mut next = 0;
     while next < seen_joins.len() {
-        // The route allows `limit` requests in any window of `window` ms.
-        let (limit, window) = spec.route_limit;
-        let route_free = if requests.len() >= limit {
-            requests[requests.len() - limit] + window
+        let route_free = if used >= limit {
+            window_start + window
         } else {
             0
         };
@@ -312,7 +313,10 @@ pub fn simulate(spec: &ModelSpec) -> History {
         ));
         fetches += 1;
         free_at = answer;
-        requests.push(request);
+        if request - window_start >= window {
+            (window_start, used) = (request, 0);
+        }
+        used += 1;
     }
     observations.sort_by_key(|(at, _)| *at);
     History {
