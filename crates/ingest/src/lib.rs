@@ -143,9 +143,7 @@ impl Ingest {
         // day. Several processes of one bot each see the whole limit; their ranges start apart.
         let limit = &gateway.session_start_limit;
         let queue = InMemoryQueue::new(
-            u16::try_from(limit.max_concurrency)
-                .unwrap_or(u16::MAX)
-                .max(1),
+            limit.max_concurrency.max(1),
             limit.remaining.min(limit.total),
             Duration::from_millis(limit.reset_after),
             limit.total,

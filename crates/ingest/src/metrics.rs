@@ -116,6 +116,12 @@ impl IngestMetrics {
         self.discord_server_errors.load(Ordering::Relaxed)
     }
 
+    /// Publish attempts NATS did not acknowledge.
+    #[must_use]
+    pub fn publish_retries(&self) -> u64 {
+        self.publish_retries.load(Ordering::Relaxed)
+    }
+
     #[must_use]
     pub fn shards_connected(&self) -> u64 {
         self.shards_connected.load(Ordering::Relaxed)

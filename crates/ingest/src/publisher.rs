@@ -44,7 +44,8 @@ impl Publisher {
         metrics
             .buffer_capacity
             .store(capacity as u64, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(capacity);
+        // The drain task holds one event while it publishes it: the queue holds the rest.
+        let (tx, rx) = mpsc::channel(capacity.saturating_sub(1).max(1));
         let task = tokio::spawn(drain(js, layout, rx, Arc::clone(&metrics), shutdown));
         (Self { tx, metrics }, task)
     }
