@@ -49,7 +49,8 @@ async fn sim_child(shards: u32) -> anyhow::Result<()> {
     .await?;
     let world = sim.world();
     println!("ready {} {}", sim.gateway_url(), sim.api_proxy());
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
     while let Some(line) = lines.next_line().await? {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
@@ -102,14 +103,25 @@ fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
 async fn wait(metrics: &IngestMetrics, within: Duration, done: impl Fn(&IngestMetrics) -> bool) {
     let deadline = Instant::now() + within;
     while !done(metrics) {
-        assert!(Instant::now() < deadline, "timed out:\n{}", metrics.render());
+        assert!(
+            Instant::now() < deadline,
+            "timed out:\n{}",
+            metrics.render()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -128,7 +140,10 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     let mut ready = String::new();
     child.stdout.read_line(&mut ready)?;
     let mut words = ready.split_whitespace().skip(1);
-    let (gateway_url, api_proxy) = (words.next().unwrap().to_owned(), words.next().unwrap().to_owned());
+    let (gateway_url, api_proxy) = (
+        words.next().unwrap().to_owned(),
+        words.next().unwrap().to_owned(),
+    );
 
     let bus = BusConfig {
         nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
@@ -145,19 +160,28 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
 
     // 1. Baseline: ingest with every shard connected and no guild.
     let (metrics, stop, task) = start(config.clone()).await?;
-    wait(&metrics, Duration::from_secs(120), |m| m.shards_connected() == u64::from(shards)).await;
+    wait(&metrics, Duration::from_secs(120), |m| {
+        m.shards_connected() == u64::from(shards)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_baseline = rss_kib("VmRSS:");
     stop.cancel();
     task.await??;
 
     // 2. The same process, the same ingest, and `guilds` guilds to snapshot at start-up.
-    anyhow::ensure!(child.ask(&format!("guilds {guilds}"))? == "ok", "simulator refused the guilds");
+    anyhow::ensure!(
+        child.ask(&format!("guilds {guilds}"))? == "ok",
+        "simulator refused the guilds"
+    );
     let started = Instant::now();
     let (metrics, stop, task) = start(config).await?;
     wait(&metrics, Duration::from_secs(120), |m| m.guilds() == guilds).await;
     let all_available = started.elapsed();
-    wait(&metrics, Duration::from_secs(3600), |m| m.snapshots_published() == guilds).await;
+    wait(&metrics, Duration::from_secs(3600), |m| {
+        m.snapshots_published() == guilds
+    })
+    .await;
     let all_snapshotted = started.elapsed();
     let rss_loaded = rss_kib("VmRSS:");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -174,22 +198,39 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     let _ = js.delete_stream(layout.events_stream()).await;
     let _ = js.delete_stream(layout.dead_letter_stream()).await;
 
-    let mut stats = stats.split_whitespace().skip(1).map(|s| s.parse::<u64>().unwrap_or(0));
-    let (requests, rate_limited, server_errors) =
-        (stats.next().unwrap_or(0), stats.next().unwrap_or(0), stats.next().unwrap_or(0));
+    let mut stats = stats
+        .split_whitespace()
+        .skip(1)
+        .map(|s| s.parse::<u64>().unwrap_or(0));
+    let (requests, rate_limited, server_errors) = (
+        stats.next().unwrap_or(0),
+        stats.next().unwrap_or(0),
+        stats.next().unwrap_or(0),
+    );
     let per_guild = |rss: u64| (rss.saturating_sub(rss_baseline) * 1024) as f64 / guilds as f64;
     println!("guilds                      {guilds}");
     println!("shards                      {shards}");
     println!("request budget              {per_second}/s");
-    println!("all GUILD_CREATEs received  {:.1} s", all_available.as_secs_f64());
-    println!("all snapshots published     {:.1} s ({:.1} snapshots/s; budget floor {:.1} s)",
+    println!(
+        "all GUILD_CREATEs received  {:.1} s",
+        all_available.as_secs_f64()
+    );
+    println!(
+        "all snapshots published     {:.1} s ({:.1} snapshots/s; budget floor {:.1} s)",
         all_snapshotted.as_secs_f64(),
         guilds as f64 / all_snapshotted.as_secs_f64(),
-        guilds as f64 / f64::from(per_second));
+        guilds as f64 / f64::from(per_second)
+    );
     println!("REST requests (simulator)   {requests}, 429s {rate_limited}, 5xx {server_errors}");
     println!("RSS baseline (no guild)     {rss_baseline} KiB");
-    println!("RSS all snapshotted         {rss_loaded} KiB -> {:.0} bytes/guild", per_guild(rss_loaded));
-    println!("RSS 3 s later               {rss_settled} KiB -> {:.0} bytes/guild", per_guild(rss_settled));
+    println!(
+        "RSS all snapshotted         {rss_loaded} KiB -> {:.0} bytes/guild",
+        per_guild(rss_loaded)
+    );
+    println!(
+        "RSS 3 s later               {rss_settled} KiB -> {:.0} bytes/guild",
+        per_guild(rss_settled)
+    );
     println!("peak RSS (VmHWM)            {peak} KiB");
     Ok(())
 }

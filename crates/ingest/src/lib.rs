@@ -139,8 +139,10 @@ impl Ingest {
             Some(range) => range.within(shard_total)?,
             None => 0..=shard_total - 1,
         };
-        // Identifies are limited per bot: `max_concurrency` at once every 5 s, `remaining` per
-        // day. Several processes of one bot each see the whole limit; their ranges start apart.
+        // Identifies are limited per bot: `max_concurrency` buckets, one identify per bucket
+        // every 5 s, `remaining` per day. This queue spaces this process' shards only: processes
+        // of one bot started at the same moment may identify in the same bucket together, which
+        // Discord answers with INVALID_SESSION and twilight retries.
         let limit = &gateway.session_start_limit;
         let queue = InMemoryQueue::new(
             limit.max_concurrency.max(1),

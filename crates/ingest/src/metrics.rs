@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -44,8 +44,9 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
 pub struct IngestMetrics {
     received: [AtomicU64; KINDS.len()],
     published: [AtomicU64; KINDS.len()],
-    /// Events queued for NATS and not yet acknowledged by JetStream.
-    pub(crate) buffered: AtomicU64,
+    /// Events queued for NATS and not yet acknowledged by JetStream. Signed: the drain task may
+    /// acknowledge an event a moment before its sender counts it in.
+    pub(crate) buffered: AtomicI64,
     pub(crate) buffer_capacity: AtomicU64,
     /// Times a producer found the buffer full and had to wait (the shards stop reading).
     pub(crate) buffer_full_waits: AtomicU64,
@@ -101,7 +102,7 @@ impl IngestMetrics {
     /// Events waiting for NATS.
     #[must_use]
     pub fn buffered(&self) -> u64 {
-        self.buffered.load(Ordering::Relaxed)
+        self.buffered.load(Ordering::Relaxed).max(0).cast_unsigned()
     }
 
     /// Invite-list and vanity requests sent to Discord.
@@ -164,13 +165,14 @@ impl IngestMetrics {
                 load(counter)
             );
         }
-        let plain: [(&str, &str, &str, &AtomicU64); 11] = [
-            (
-                "ingest_buffer_events",
-                "gauge",
-                "Events waiting in memory for NATS to acknowledge them.",
-                &self.buffered,
-            ),
+        family(
+            &mut out,
+            "ingest_buffer_events",
+            "gauge",
+            "Events waiting in memory for NATS to acknowledge them.",
+        );
+        let _ = writeln!(out, "ingest_buffer_events {}", self.buffered());
+        let plain: [(&str, &str, &str, &AtomicU64); 10] = [
             (
                 "ingest_buffer_capacity",
                 "gauge",

@@ -64,23 +64,27 @@ impl Publisher {
             }
             Err(mpsc::error::TrySendError::Full(outgoing)) => outgoing,
             Err(mpsc::error::TrySendError::Closed(outgoing)) => {
-                log_not_queued(&outgoing);
+                self.log_not_queued(&outgoing);
                 return;
             }
         };
-        self.metrics
+        let waits = self
+            .metrics
             .buffer_full_waits
             .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            guild_id = outgoing.event.guild_id,
-            capacity = self.tx.max_capacity(),
-            "event buffer full (NATS slow or unreachable); waiting before reading more"
-        );
+        // Once per thousand waits: while NATS is away every event waits.
+        if waits.is_multiple_of(1000) {
+            tracing::warn!(
+                guild_id = outgoing.event.guild_id,
+                capacity = self.tx.max_capacity() + 1,
+                "event buffer full (NATS slow or unreachable); waiting before reading more"
+            );
+        }
         match self.tx.send(outgoing).await {
             Ok(()) => {
                 self.metrics.buffered.fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::SendError(outgoing)) => log_not_queued(&outgoing),
+            Err(mpsc::error::SendError(outgoing)) => self.log_not_queued(&outgoing),
         }
     }
 
@@ -94,12 +98,14 @@ impl Publisher {
     }
 }
 
-fn log_not_queued(outgoing: &Outgoing) {
-    tracing::error!(
-        guild_id = outgoing.event.guild_id,
-        message_id = %outgoing.message_id,
-        "publisher stopped; event not published"
-    );
+impl Publisher {
+    fn log_not_queued(&self, outgoing: &Outgoing) {
+        tracing::error!(
+            guild_id = outgoing.event.guild_id,
+            message_id = %outgoing.message_id,
+            "publisher stopped; event not published"
+        );
+    }
 }
 
 async fn drain(

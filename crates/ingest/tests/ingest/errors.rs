@@ -62,8 +62,25 @@ async fn server_errors_and_rate_limits_on_invite_reads_are_retried_and_counted()
     let guilds: Vec<_> = (0..6)
         .map(|i| guild_with_invite(&sim, &format!("flaky{i}")))
         .collect();
-    // Half of the invite reads answer 500/502/503, and the global limit is a tenth of
-    // Discord's, below ingest's budget: twilight-http meets 429s and retries them.
+    // First a global limit far below ingest's budget: the six baselines meet 429s, which
+    // twilight-http waits out and resends.
+    world.set_global_limit(GlobalLimit {
+        limit: 2,
+        window_ms: 1000,
+    });
+    let rate_limited_before = invitrack_ingest::rate_limited_total();
+    let ingest = RunningIngest::start(ingest_config(&sim, &bus.config)).await;
+    ingest
+        .wait_metrics(Duration::from_secs(30), "every baseline", |m| {
+            m.snapshots_published() == guilds.len() as u64
+        })
+        .await;
+    assert!(
+        world.rest_stats().rate_limited > 0,
+        "the simulator answered 429"
+    );
+    // Then Discord's limit again, and half of the invite reads answer 500/502/503.
+    world.set_global_limit(GlobalLimit::default());
     world
         .set_faults(
             Some(Route::GuildInvites),
@@ -73,17 +90,6 @@ async fn server_errors_and_rate_limits_on_invite_reads_are_retried_and_counted()
             },
         )
         .expect("faults");
-    world.set_global_limit(GlobalLimit {
-        limit: 5,
-        window_ms: 1000,
-    });
-    let rate_limited_before = invitrack_ingest::rate_limited_total();
-    let ingest = RunningIngest::start(ingest_config(&sim, &bus.config)).await;
-    ingest
-        .wait_metrics(Duration::from_secs(20), "every guild available", |m| {
-            m.guilds() == guilds.len() as u64
-        })
-        .await;
     for (guild_id, code) in &guilds {
         for _ in 0..2 {
             world
