@@ -1,5 +1,9 @@
 //! `invitrack-ingest` configuration: environment variables, or the same names as flags.
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
 use invitrack_bus::BusConfig;
 
 const DEFAULT_REQUESTS_PER_SECOND: u32 = 40;
@@ -21,11 +25,17 @@ pub struct IngestConfig {
     /// twilight-http-proxy) to use instead of Discord's API.
     #[arg(long, env = "DISCORD_API_PROXY")]
     pub discord_api_proxy: Option<String>,
-    /// Number of shards; by default the count Discord recommends in `GET /gateway/bot`.
-    #[arg(long, env = "INGEST_SHARDS")]
-    pub shards: Option<u32>,
+    /// Total number of shards of the bot, over all ingest processes; by default the count
+    /// Discord recommends in `GET /gateway/bot`.
+    #[arg(long, env = "INGEST_SHARD_TOTAL")]
+    pub shard_total: Option<u32>,
+    /// The shards this process runs, `FIRST-LAST` (inclusive, e.g. `0-3`) or one number; by
+    /// default all of them. Give each ingest process of a bot its own range.
+    #[arg(long, env = "INGEST_SHARD_RANGE")]
+    pub shard_range: Option<ShardRange>,
     /// Invite-list requests per second, all guilds together. Discord's global limit is 50 per
-    /// bot; staying below it leaves room for retries.
+    /// bot; staying below it leaves room for retries. Several processes of one bot share the
+    /// limit: give each its part.
     #[arg(long, env = "INGEST_REQUESTS_PER_SECOND", default_value_t = DEFAULT_REQUESTS_PER_SECOND)]
     pub requests_per_second: u32,
     /// Least time between a member's `joined_at` and the invite read that settles the join, in
@@ -40,6 +50,9 @@ pub struct IngestConfig {
     /// when the buffer is full rather than dropping anything.
     #[arg(long, env = "INGEST_BUFFER", default_value_t = DEFAULT_BUFFER)]
     pub buffer: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`), e.g. `0.0.0.0:9102`; off when unset.
+    #[arg(long, env = "INGEST_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     #[command(flatten)]
     pub bus: BusConfig,
 }
@@ -53,12 +66,123 @@ impl IngestConfig {
             discord_token,
             discord_gateway_url: None,
             discord_api_proxy: None,
-            shards: None,
+            shard_total: None,
+            shard_range: None,
             requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
             settle_ms: DEFAULT_SETTLE_MS,
             forbidden_retry_secs: DEFAULT_FORBIDDEN_RETRY_SECS,
             buffer: DEFAULT_BUFFER,
+            metrics_bind: None,
             bus,
         }
+    }
+}
+
+/// An inclusive range of shard numbers, parsed from `FIRST-LAST` or `N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRange {
+    first: u32,
+    last: u32,
+}
+
+impl ShardRange {
+    /// # Errors
+    /// When `first > last`.
+    pub fn new(first: u32, last: u32) -> Result<Self, ShardRangeError> {
+        if first > last {
+            return Err(ShardRangeError(format!(
+                "{first}-{last}: the first shard is after the last"
+            )));
+        }
+        Ok(Self { first, last })
+    }
+
+    #[must_use]
+    pub fn first(self) -> u32 {
+        self.first
+    }
+
+    #[must_use]
+    pub fn last(self) -> u32 {
+        self.last
+    }
+
+    /// The shard numbers, checked against the bot's shard total.
+    ///
+    /// # Errors
+    /// When the range reaches past `total - 1`.
+    pub fn within(self, total: u32) -> Result<std::ops::RangeInclusive<u32>, ShardRangeError> {
+        if self.last >= total {
+            return Err(ShardRangeError(format!(
+                "{self} reaches past the last shard of {total} (shards are numbered 0-{})",
+                total.saturating_sub(1)
+            )));
+        }
+        Ok(self.first..=self.last)
+    }
+}
+
+impl fmt::Display for ShardRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// A shard range that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid shard range {0}")]
+pub struct ShardRangeError(String);
+
+impl FromStr for ShardRange {
+    type Err = ShardRangeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let number = |part: &str| {
+            part.trim().parse::<u32>().map_err(|_| {
+                ShardRangeError(format!(
+                    "{s:?}: expected FIRST-LAST, e.g. 0-3, or one number"
+                ))
+            })
+        };
+        match s.split_once('-') {
+            Some((first, last)) => Self::new(number(first)?, number(last)?),
+            None => {
+                let only = number(s)?;
+                Self::new(only, only)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ranges_parse_and_check_against_the_total() {
+        let range: ShardRange = "0-3".parse().expect("parses");
+        assert_eq!(range.within(8).expect("fits"), 0..=3);
+        assert_eq!(
+            "5".parse::<ShardRange>()
+                .expect("parses")
+                .within(8)
+                .expect("fits"),
+            5..=5
+        );
+        assert_eq!(
+            " 4 - 7 ".parse::<ShardRange>().expect("parses").to_string(),
+            "4-7"
+        );
+        assert!(
+            "4-7"
+                .parse::<ShardRange>()
+                .expect("parses")
+                .within(4)
+                .is_err()
+        );
+        assert!("3-1".parse::<ShardRange>().is_err());
+        assert!("a-b".parse::<ShardRange>().is_err());
+        assert!("".parse::<ShardRange>().is_err());
+        assert!("-1".parse::<ShardRange>().is_err());
     }
 }

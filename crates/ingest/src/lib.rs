@@ -2,16 +2,21 @@
 
 mod config;
 mod convert;
+mod metrics;
 mod publisher;
 mod snapshots;
 
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use invitrack_bus::BusError;
 use invitrack_bus::proto::{self, guild_event::Kind};
+use invitrack_bus::{Bus, BusError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{
     CloseFrame, Config, ConfigBuilder, EventTypeFlags, Intents, Shard, ShardId, ShardState,
     StreamExt as _,
@@ -21,10 +26,11 @@ use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::GuildCreate;
 use twilight_model::guild::GuildFeature;
 
-pub use config::IngestConfig;
+pub use config::{IngestConfig, ShardRange, ShardRangeError};
 pub use invitrack_bus::BusConfig;
-pub use publisher::{Publisher, PublisherStats};
-pub use snapshots::{RequestBudget, SnapshotScheduler, SnapshotStats};
+pub use metrics::{IngestMetrics, RateLimitCounter, rate_limit_layer, rate_limited_total};
+pub use publisher::Publisher;
+pub use snapshots::{RequestBudget, SnapshotScheduler};
 
 /// What ingest needs from Discord: guilds, members, invites.
 pub const INTENTS: Intents = Intents::GUILDS
@@ -48,7 +54,7 @@ const WANTED_EVENTS: EventTypeFlags = EventTypeFlags::READY
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    #[error("Discord rejected the bot token (401): check DISCORD_TOKEN")]
+    #[error("Discord rejected the bot token (401 Unauthorized): check DISCORD_TOKEN")]
     InvalidToken,
     #[error("Discord REST request {what} failed")]
     Discord {
@@ -62,6 +68,16 @@ pub enum IngestError {
         code: u16,
         reason: String,
     },
+    #[error("INGEST_SHARD_TOTAL must be at least 1")]
+    NoShards,
+    #[error(transparent)]
+    ShardRange(#[from] ShardRangeError),
+    #[error("could not bind the metrics endpoint to {addr}")]
+    MetricsBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Bus(#[from] BusError),
 }
@@ -69,83 +85,212 @@ pub enum IngestError {
 /// Runs ingest until `shutdown` fires or a shard closes fatally.
 ///
 /// # Errors
-/// When Discord rejects the token, a shard closes fatally, or NATS cannot be set up.
+/// See [`Ingest::build`] and [`Ingest::run`].
 pub async fn run(config: IngestConfig, shutdown: CancellationToken) -> Result<(), IngestError> {
-    let http = Arc::new(http_client(&config));
-    let bot = http
-        .current_user()
-        .await
-        .map_err(|e| discord_error("GET /users/@me", e))?
-        .model()
-        .await
-        .map_err(|e| discord_error("GET /users/@me", e))?;
-    let bot_id = bot.id.get();
-    let shard_total = match config.shards {
-        Some(n) => n.max(1),
-        None => http
+    Ingest::build(config).await?.run(shutdown).await
+}
+
+/// An ingest instance that checked its token, knows its shards, reached NATS and bound its
+/// metrics endpoint, ready to run.
+pub struct Ingest {
+    config: IngestConfig,
+    http: Arc<Client>,
+    bot_id: u64,
+    shard_total: u32,
+    shards: RangeInclusive<u32>,
+    queue: InMemoryQueue,
+    bus: Bus,
+    metrics: Arc<IngestMetrics>,
+    metrics_server: Option<metrics::MetricsServer>,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Ingest {
+    /// Checks the token, works out this process' shards, connects to NATS and binds the
+    /// metrics endpoint.
+    ///
+    /// # Errors
+    /// [`IngestError::InvalidToken`] when Discord answers 401; a bad shard range; NATS or the
+    /// metrics address unusable; Discord unreachable.
+    pub async fn build(config: IngestConfig) -> Result<Self, IngestError> {
+        let http = Arc::new(http_client(&config));
+        let bot = http
+            .current_user()
+            .await
+            .map_err(|e| discord_error("GET /users/@me", e))?
+            .model()
+            .await
+            .map_err(|e| discord_error("GET /users/@me", e))?;
+        let bot_id = bot.id.get();
+        let gateway = http
             .gateway()
             .authed()
             .await
             .map_err(|e| discord_error("GET /gateway/bot", e))?
             .model()
             .await
-            .map_err(|e| discord_error("GET /gateway/bot", e))?
-            .shards
-            .max(1),
-    };
-    tracing::info!(bot_id, shards = shard_total, "connected to Discord REST");
-
-    let bus = config.bus.connect().await?;
-
-    let publisher_stop = CancellationToken::new();
-    let (publisher, publisher_task) = Publisher::start(
-        bus.jetstream,
-        bus.layout,
-        config.buffer,
-        publisher_stop.clone(),
-    );
-    let scheduler = SnapshotScheduler::new(
-        Arc::clone(&http),
-        publisher.clone(),
-        bot_id,
-        RequestBudget::new(config.requests_per_second),
-        Duration::from_secs(config.forbidden_retry_secs),
-    );
-
-    let mut shards = JoinSet::new();
-    let gateway_config = gateway_config(&config);
-    for index in 0..shard_total {
-        let shard = Shard::with_config(ShardId::new(index, shard_total), gateway_config.clone());
-        let reader = ShardReader {
-            bot_id,
-            settle_ms: config.settle_ms,
-            publisher: publisher.clone(),
-            scheduler: scheduler.clone(),
+            .map_err(|e| discord_error("GET /gateway/bot", e))?;
+        let shard_total = match config.shard_total {
+            Some(0) => return Err(IngestError::NoShards),
+            Some(n) => n,
+            None => gateway.shards.max(1),
         };
-        shards.spawn(reader.run(shard, shutdown.clone()));
-    }
-    drop(publisher);
-
-    let mut outcome = Ok(());
-    while let Some(joined) = shards.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, "shard stopped");
-                outcome = Err(error);
-                shutdown.cancel();
+        let shards = match config.shard_range {
+            Some(range) => range.within(shard_total)?,
+            None => 0..=shard_total - 1,
+        };
+        // Identifies are limited per bot: `max_concurrency` buckets, one identify per bucket
+        // every 5 s, `remaining` per day. This queue spaces this process' shards only: processes
+        // of one bot started at the same moment may identify in the same bucket together, which
+        // Discord answers with INVALID_SESSION and twilight retries.
+        let limit = &gateway.session_start_limit;
+        let queue = InMemoryQueue::new(
+            limit.max_concurrency.max(1),
+            limit.remaining.min(limit.total),
+            Duration::from_millis(limit.reset_after),
+            limit.total,
+        );
+        let metrics = Arc::new(IngestMetrics::default());
+        metrics.shards.store(
+            u64::from(shards.end() - shards.start() + 1),
+            Ordering::Relaxed,
+        );
+        let (metrics_server, metrics_addr) = match config.metrics_bind {
+            Some(addr) => {
+                let server = metrics::MetricsServer::bind(addr)
+                    .await
+                    .map_err(|source| IngestError::MetricsBind { addr, source })?;
+                let bound = server
+                    .local_addr()
+                    .map_err(|source| IngestError::MetricsBind { addr, source })?;
+                (Some(server), Some(bound))
             }
-            Err(panic) => tracing::error!(error = %panic, "shard task panicked"),
+            None => (None, None),
+        };
+        let bus = config.bus.connect().await?;
+        tracing::info!(
+            bot_id,
+            shard_total,
+            first_shard = shards.start(),
+            last_shard = shards.end(),
+            metrics = ?metrics_addr,
+            "ingest ready"
+        );
+        Ok(Self {
+            config,
+            http,
+            bot_id,
+            shard_total,
+            shards,
+            queue,
+            bus,
+            metrics,
+            metrics_server,
+            metrics_addr,
+        })
+    }
+
+    /// The bot's user id, as Discord reported it.
+    #[must_use]
+    pub fn bot_id(&self) -> u64 {
+        self.bot_id
+    }
+
+    /// The shards this process runs, and the bot's total.
+    #[must_use]
+    pub fn shards(&self) -> (RangeInclusive<u32>, u32) {
+        (self.shards.clone(), self.shard_total)
+    }
+
+    /// Where `GET /metrics` answers, when enabled.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The live counters (the same ones `/metrics` shows).
+    #[must_use]
+    pub fn metrics(&self) -> Arc<IngestMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Reads the shards until `shutdown` fires or one closes fatally, then gives the buffer a
+    /// few seconds to reach NATS.
+    ///
+    /// # Errors
+    /// When a shard closes fatally (bad token, invalid shard, disallowed intents).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let Self {
+            config,
+            http,
+            bot_id,
+            shard_total,
+            shards: shard_numbers,
+            queue,
+            bus,
+            metrics,
+            metrics_server,
+            metrics_addr: _,
+        } = self;
+        let stopped = CancellationToken::new();
+        if let Some(server) = metrics_server {
+            tokio::spawn(server.serve(Arc::clone(&metrics), stopped.clone()));
         }
+        let publisher_stop = CancellationToken::new();
+        let (publisher, publisher_task) = Publisher::start(
+            bus.jetstream,
+            bus.layout,
+            config.buffer,
+            Arc::clone(&metrics),
+            publisher_stop.clone(),
+        );
+        let scheduler = SnapshotScheduler::new(
+            http,
+            publisher.clone(),
+            bot_id,
+            RequestBudget::new(config.requests_per_second),
+            Duration::from_secs(config.forbidden_retry_secs),
+            stopped.clone(),
+        );
+
+        let mut shards = JoinSet::new();
+        let gateway_config = gateway_config(&config, queue);
+        for number in shard_numbers {
+            let shard =
+                Shard::with_config(ShardId::new(number, shard_total), gateway_config.clone());
+            let reader = ShardReader {
+                bot_id,
+                settle_ms: config.settle_ms,
+                publisher: publisher.clone(),
+                scheduler: scheduler.clone(),
+                metrics: Arc::clone(&metrics),
+            };
+            shards.spawn(reader.run(shard, shutdown.clone()));
+        }
+        drop(publisher);
+
+        let mut outcome = Ok(());
+        while let Some(joined) = shards.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "shard stopped");
+                    outcome = Err(error);
+                    shutdown.cancel();
+                }
+                Err(panic) => tracing::error!(error = %panic, "shard task panicked"),
+            }
+        }
+        // Stops the snapshot dispatcher (fetches in flight finish) and the metrics endpoint.
+        stopped.cancel();
+        drop(scheduler);
+        // Give the publisher a moment to flush what the shards produced before stopping it.
+        let flush = tokio::time::timeout(Duration::from_secs(5), publisher_task);
+        if flush.await.is_err() {
+            publisher_stop.cancel();
+        }
+        outcome
     }
-    drop(scheduler);
-    // Give the publisher a moment to flush what the shards produced before stopping it.
-    let flush = tokio::time::timeout(Duration::from_secs(5), publisher_task);
-    tokio::pin!(flush);
-    if (&mut flush).await.is_err() {
-        publisher_stop.cancel();
-    }
-    outcome
 }
 
 fn http_client(config: &IngestConfig) -> Client {
@@ -160,8 +305,8 @@ fn http_client(config: &IngestConfig) -> Client {
     builder.build()
 }
 
-fn gateway_config(config: &IngestConfig) -> Config {
-    let mut builder = ConfigBuilder::new(config.discord_token.clone(), INTENTS);
+fn gateway_config(config: &IngestConfig, queue: InMemoryQueue) -> Config {
+    let mut builder = ConfigBuilder::new(config.discord_token.clone(), INTENTS).queue(queue);
     if let Some(url) = &config.discord_gateway_url {
         builder = builder.proxy_url(url.trim_end_matches('/').to_owned());
     }
@@ -195,12 +340,43 @@ struct ShardReader {
     settle_ms: i64,
     publisher: Publisher,
     scheduler: SnapshotScheduler,
+    metrics: Arc<IngestMetrics>,
 }
 
 impl ShardReader {
     async fn run(self, mut shard: Shard, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let mut connected = false;
+        let outcome = self.read(&mut shard, &mut connected, shutdown).await;
+        self.set_connected(&mut connected, false);
+        outcome
+    }
+
+    /// Counts the shard in `ingest_shards_connected` while its session is live.
+    fn set_connected(&self, connected: &mut bool, now: bool) {
+        if *connected != now {
+            *connected = now;
+            if now {
+                self.metrics
+                    .shards_connected
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.metrics
+                    .shards_connected
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        shard: &mut Shard,
+        connected: &mut bool,
+        shutdown: CancellationToken,
+    ) -> Result<(), IngestError> {
         let shard_id = shard.id().number();
         loop {
+            // While `handle` waits for room in the buffer this loop does not poll the shard:
+            // that is the backpressure. Discord keeps what is not read and a RESUME replays it.
             let item = tokio::select! {
                 item = shard.next_event(WANTED_EVENTS) => item,
                 () = shutdown.cancelled() => {
@@ -209,6 +385,13 @@ impl ShardReader {
                 }
             };
             let Some(item) = item else {
+                if shard.state() == ShardState::FatallyClosed {
+                    return Err(IngestError::FatalClose {
+                        shard: shard_id,
+                        code: 0,
+                        reason: "stream ended".into(),
+                    });
+                }
                 return Ok(());
             };
             let event = match item {
@@ -218,6 +401,11 @@ impl ShardReader {
                     continue;
                 }
             };
+            match &event {
+                Event::Ready(_) | Event::Resumed => self.set_connected(connected, true),
+                Event::GatewayClose(_) => self.set_connected(connected, false),
+                _ => {}
+            }
             if let Event::GatewayClose(frame) = &event {
                 let code = frame.as_ref().map_or(0, |f| f.code);
                 let reason = frame
@@ -246,6 +434,10 @@ impl ShardReader {
         let (guild_id, kind) = match event {
             Event::Ready(ready) => {
                 tracing::info!(shard = shard_id, guilds = ready.guilds.len(), "shard ready");
+                return;
+            }
+            Event::Resumed => {
+                tracing::info!(shard = shard_id, "shard resumed");
                 return;
             }
             Event::GuildCreate(create) => {

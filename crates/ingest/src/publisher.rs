@@ -1,10 +1,11 @@
 //! The single path from ingest to JetStream: a bounded queue drained in order by one task that
 //! publishes each event with its `Nats-Msg-Id` and waits for the stream's acknowledgement,
-//! retrying until it is stored. Nothing is dropped: when NATS is away the queue fills and the
-//! producers (gateway readers, snapshot tasks) wait.
+//! retrying until it is stored. Nothing is dropped: when NATS is away the queue (the buffer)
+//! fills and the producers (gateway readers, snapshot tasks) wait, so the shards stop reading
+//! and Discord holds the rest (a RESUME replays it).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -12,13 +13,10 @@ use invitrack_bus::{BusLayout, GuildEvent, publish_event};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Counters a metrics endpoint or a test can read.
-#[derive(Debug, Default)]
-pub struct PublisherStats {
-    pub published: AtomicU64,
-    pub retries: AtomicU64,
-    pub queued: AtomicU64,
-}
+use crate::metrics::IngestMetrics;
+
+/// Longest wait between two attempts to publish the same event.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Outgoing {
     event: GuildEvent,
@@ -29,35 +27,84 @@ struct Outgoing {
 #[derive(Clone)]
 pub struct Publisher {
     tx: mpsc::Sender<Outgoing>,
-    stats: Arc<PublisherStats>,
+    metrics: Arc<IngestMetrics>,
 }
 
 impl Publisher {
     /// Starts the publishing task. It ends once every handle is dropped and the queue is
-    /// drained, or when `shutdown` fires.
+    /// drained, or when `shutdown` fires (logging what it could not publish).
     pub fn start(
         js: jetstream::Context,
         layout: BusLayout,
         capacity: usize,
+        metrics: Arc<IngestMetrics>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let stats = Arc::new(PublisherStats::default());
-        let task = tokio::spawn(drain(js, layout, rx, Arc::clone(&stats), shutdown));
-        (Self { tx, stats }, task)
+        let capacity = capacity.max(1);
+        metrics
+            .buffer_capacity
+            .store(capacity as u64, Ordering::Relaxed);
+        // The drain task holds one event while it publishes it: the queue holds the rest.
+        let (tx, rx) = mpsc::channel(capacity.saturating_sub(1).max(1));
+        let task = tokio::spawn(drain(js, layout, rx, Arc::clone(&metrics), shutdown));
+        (Self { tx, metrics }, task)
     }
 
-    /// Queues one event. Waits while the queue is full.
+    /// Queues one event. Waits while the buffer is full: the caller (a shard reader) stops
+    /// reading meanwhile, which is the backpressure.
     pub async fn send(&self, event: GuildEvent, message_id: String) {
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Outgoing { event, message_id }).await.is_err() {
-            tracing::error!("publisher stopped; event not queued");
+        if let Some(kind) = &event.kind {
+            self.metrics.count_received(kind);
+        }
+        let outgoing = Outgoing { event, message_id };
+        let outgoing = match self.tx.try_send(outgoing) {
+            Ok(()) => {
+                self.metrics.buffered.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(outgoing)) => outgoing,
+            Err(mpsc::error::TrySendError::Closed(outgoing)) => {
+                self.log_not_queued(&outgoing);
+                return;
+            }
+        };
+        let waits = self
+            .metrics
+            .buffer_full_waits
+            .fetch_add(1, Ordering::Relaxed);
+        // Once per thousand waits: while NATS is away every event waits.
+        if waits.is_multiple_of(1000) {
+            tracing::warn!(
+                guild_id = outgoing.event.guild_id,
+                capacity = self.tx.max_capacity() + 1,
+                "event buffer full (NATS slow or unreachable); waiting before reading more"
+            );
+        }
+        match self.tx.send(outgoing).await {
+            Ok(()) => {
+                self.metrics.buffered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::SendError(outgoing)) => self.log_not_queued(&outgoing),
         }
     }
 
     #[must_use]
-    pub fn stats(&self) -> &PublisherStats {
-        &self.stats
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn metrics_arc(&self) -> Arc<IngestMetrics> {
+        Arc::clone(&self.metrics)
+    }
+}
+
+impl Publisher {
+    fn log_not_queued(&self, outgoing: &Outgoing) {
+        tracing::error!(
+            guild_id = outgoing.event.guild_id,
+            message_id = %outgoing.message_id,
+            "publisher stopped; event not published"
+        );
     }
 }
 
@@ -65,7 +112,7 @@ async fn drain(
     js: jetstream::Context,
     layout: BusLayout,
     mut rx: mpsc::Receiver<Outgoing>,
-    stats: Arc<PublisherStats>,
+    metrics: Arc<IngestMetrics>,
     shutdown: CancellationToken,
 ) {
     while let Some(out) = rx.recv().await {
@@ -77,20 +124,33 @@ async fn drain(
             };
             match stored {
                 Ok(()) => {
-                    stats.published.fetch_add(1, Ordering::Relaxed);
+                    if metrics.publish_failing.swap(0, Ordering::Relaxed) == 1 {
+                        tracing::info!(
+                            buffered = rx.len(),
+                            "NATS acknowledges again; draining the buffer"
+                        );
+                    }
+                    metrics.buffered.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(kind) = &out.event.kind {
+                        metrics.count_published(kind);
+                    }
                     break;
                 }
                 Err(error) => {
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(guild_id = out.event.guild_id, %error, "publish failed; retrying");
+                    metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
+                    if metrics.publish_failing.swap(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(guild_id = out.event.guild_id, %error, buffered = rx.len() + 1, "publish failed; buffering and retrying");
+                    } else {
+                        tracing::debug!(guild_id = out.event.guild_id, %error, "publish failed again");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = shutdown.cancelled() => {
-                            tracing::error!(pending = rx.len() + 1, "shutting down with unpublished events");
+                            tracing::error!(unpublished = rx.len() + 1, "shutting down with unpublished events");
                             return;
                         }
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }

@@ -1,23 +1,37 @@
 //! Invite snapshots: when a guild's invites are read, and how often.
 //!
-//! Per guild at most one fetch is in flight and at most one is queued behind it; the queued one
-//! covers every join received meanwhile (DOMAIN.md rule 3). All guilds share one request budget
-//! below Discord's global limit. A guild that answers 403 is not asked again until its
-//! permissions may have changed or `forbidden_retry` has passed.
+//! Per guild at most one fetch is scheduled or in flight and at most one is queued behind it;
+//! the queued one covers every join received meanwhile (DOMAIN.md rule 3). One dispatcher task
+//! hands guilds whose snapshot is due to short-lived fetch tasks, each request under the one
+//! request budget of the bot, so a start-up with thousands of guilds keeps only a guild id per
+//! waiting guild, not a task. A 5xx (or unreadable) answer is retried with backoff until it
+//! succeeds; twilight-http retries 429s itself after waiting for the bucket. A guild that
+//! answers 403 is not asked again until its permissions may have changed or `forbidden_retry`
+//! has passed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use invitrack_bus::proto::{self, guild_event::Kind, snapshot_failed::Reason};
+use invitrack_bus::unix_millis_now;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use twilight_http::Client;
 use twilight_http::error::ErrorType;
 use twilight_model::id::Id;
 
 use crate::convert;
+use crate::metrics::IngestMetrics;
 use crate::publisher::Publisher;
+
+/// Fetches in flight at once (requests sent, or snapshots waiting for room in the buffer).
+/// The budget already spaces requests; this bounds the memory when Discord or NATS is slow.
+const MAX_IN_FLIGHT: usize = 64;
+/// Longest wait before a failed snapshot is tried again.
+const MAX_RETRY_DELAY_MS: i64 = 60_000;
 
 /// Spaces requests evenly so that all guilds together stay under `per_second`.
 pub struct RequestBudget {
@@ -46,24 +60,21 @@ impl RequestBudget {
     }
 }
 
-/// Counters for metrics and benchmarks.
-#[derive(Debug, Default)]
-pub struct SnapshotStats {
-    pub requests: AtomicU64,
-    pub snapshots: AtomicU64,
-    pub failures: AtomicU64,
-    pub coalesced: AtomicU64,
-}
-
-#[derive(Debug, Default)]
+/// What ingest keeps per guild: 24 bytes (plus the map's key and control byte).
+#[derive(Debug, Default, Clone, Copy)]
 struct GuildSlot {
-    shard_id: u32,
-    has_vanity: bool,
-    fetching: bool,
-    queued: bool,
     /// The next fetch must not be sent before this (Unix ms): joins settle first.
     not_before_ms: i64,
-    forbidden_until: Option<Instant>,
+    /// Unix ms until which a 403 keeps the guild from being asked; 0 = not forbidden.
+    forbidden_until_ms: i64,
+    shard_id: u32,
+    has_vanity: bool,
+    /// A fetch is scheduled or in flight.
+    fetching: bool,
+    /// Another fetch is wanted after the current one.
+    queued: bool,
+    /// Transient failures in a row (sets the retry delay).
+    failures: u8,
 }
 
 struct Inner {
@@ -71,9 +82,13 @@ struct Inner {
     publisher: Publisher,
     bot_id: u64,
     budget: RequestBudget,
-    forbidden_retry: Duration,
+    forbidden_retry_ms: i64,
     guilds: Mutex<HashMap<u64, GuildSlot>>,
-    stats: SnapshotStats,
+    /// Guilds whose snapshot is due, in the order they became due.
+    ready: Mutex<VecDeque<u64>>,
+    ready_signal: Notify,
+    in_flight: Arc<Semaphore>,
+    metrics: Arc<IngestMetrics>,
 }
 
 /// Schedules snapshots for every guild of one bot.
@@ -82,13 +97,17 @@ pub struct SnapshotScheduler {
     inner: Arc<Inner>,
 }
 
-enum Failure {
-    Reason(Reason, u32, String),
+/// Why a fetch did not give a snapshot.
+struct Failure {
+    reason: Reason,
+    http_status: u32,
+    detail: String,
+    /// Worth retrying: a 5xx, a timeout, an unreadable answer.
+    transient: bool,
 }
 
-const UNAVAILABLE_RETRIES: u32 = 5;
-
 impl SnapshotScheduler {
+    /// Starts the dispatcher; it stops when `stop` fires.
     #[must_use]
     pub fn new(
         http: Arc<Client>,
@@ -96,37 +115,37 @@ impl SnapshotScheduler {
         bot_id: u64,
         budget: RequestBudget,
         forbidden_retry: Duration,
+        stop: CancellationToken,
     ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                http,
-                publisher,
-                bot_id,
-                budget,
-                forbidden_retry,
-                guilds: Mutex::new(HashMap::new()),
-                stats: SnapshotStats::default(),
-            }),
-        }
-    }
-
-    #[must_use]
-    pub fn stats(&self) -> &SnapshotStats {
-        &self.inner.stats
+        let metrics = publisher.metrics_arc();
+        let inner = Arc::new(Inner {
+            http,
+            publisher,
+            bot_id,
+            budget,
+            forbidden_retry_ms: i64::try_from(forbidden_retry.as_millis()).unwrap_or(i64::MAX),
+            guilds: Mutex::new(HashMap::new()),
+            ready: Mutex::new(VecDeque::new()),
+            ready_signal: Notify::new(),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            metrics,
+        });
+        tokio::spawn(Arc::clone(&inner).dispatch(stop));
+        Self { inner }
     }
 
     /// A guild became available (GUILD_CREATE): take its baseline.
     pub fn guild_available(&self, guild_id: u64, shard_id: u32, has_vanity: bool) {
         {
-            let mut guilds = self
-                .inner
-                .guilds
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut guilds = self.inner.lock_guilds();
             let slot = guilds.entry(guild_id).or_default();
             slot.shard_id = shard_id;
             slot.has_vanity = has_vanity;
-            slot.forbidden_until = None;
+            slot.forbidden_until_ms = 0;
+            self.inner
+                .metrics
+                .guilds
+                .store(guilds.len() as u64, Ordering::Relaxed);
         }
         self.request(guild_id, 0);
     }
@@ -134,18 +153,14 @@ impl SnapshotScheduler {
     /// The guild's roles or settings changed: a 403 may be over.
     pub fn permissions_may_have_changed(&self, guild_id: u64, has_vanity: Option<bool>) {
         let was_forbidden = {
-            let mut guilds = self
-                .inner
-                .guilds
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut guilds = self.inner.lock_guilds();
             let Some(slot) = guilds.get_mut(&guild_id) else {
                 return;
             };
             if let Some(v) = has_vanity {
                 slot.has_vanity = v;
             }
-            slot.forbidden_until.take().is_some()
+            std::mem::take(&mut slot.forbidden_until_ms) != 0
         };
         if was_forbidden {
             self.request(guild_id, 0);
@@ -153,135 +168,218 @@ impl SnapshotScheduler {
     }
 
     pub fn guild_removed(&self, guild_id: u64) {
+        let mut guilds = self.inner.lock_guilds();
+        guilds.remove(&guild_id);
         self.inner
+            .metrics
             .guilds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&guild_id);
+            .store(guilds.len() as u64, Ordering::Relaxed);
     }
 
     /// Something happened that the guild's counters may show (a join): read them once
     /// `not_before_ms` (Unix ms) has passed.
     pub fn request(&self, guild_id: u64, not_before_ms: i64) {
-        {
-            let mut guilds = self
-                .inner
-                .guilds
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+        let not_before_ms = {
+            let mut guilds = self.inner.lock_guilds();
             let Some(slot) = guilds.get_mut(&guild_id) else {
                 return;
             };
             slot.not_before_ms = slot.not_before_ms.max(not_before_ms);
-            if slot
-                .forbidden_until
-                .is_some_and(|until| until > Instant::now())
-            {
+            if slot.forbidden_until_ms > unix_millis_now() {
                 return;
             }
             if slot.fetching {
                 if slot.queued {
-                    self.inner.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .metrics
+                        .snapshots_coalesced
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 slot.queued = true;
                 return;
             }
             slot.fetching = true;
-        }
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move { inner.fetch_loop(guild_id).await });
+            slot.not_before_ms
+        };
+        Arc::clone(&self.inner).schedule(guild_id, not_before_ms);
     }
 }
 
 impl Inner {
-    async fn fetch_loop(self: Arc<Self>, guild_id: u64) {
-        let mut failures = 0;
+    fn lock_guilds(&self) -> std::sync::MutexGuard<'_, HashMap<u64, GuildSlot>> {
+        self.guilds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts the guild in the ready queue at `at_ms` (Unix ms).
+    fn schedule(self: Arc<Self>, guild_id: u64, at_ms: i64) {
+        let wait_ms = at_ms - unix_millis_now();
+        if wait_ms <= 0 {
+            self.push_ready(guild_id);
+            return;
+        }
+        // A timer only; the fetch itself runs later in a task of its own.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(wait_ms.cast_unsigned())).await;
+            self.push_ready(guild_id);
+        });
+    }
+
+    fn push_ready(&self, guild_id: u64) {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(guild_id);
+        self.ready_signal.notify_one();
+    }
+
+    async fn next_ready(&self, stop: &CancellationToken) -> Option<u64> {
         loop {
-            let (shard_id, has_vanity, not_before_ms) = {
-                let guilds = self.guilds.lock().unwrap_or_else(PoisonError::into_inner);
-                match guilds.get(&guild_id) {
-                    Some(slot) => (slot.shard_id, slot.has_vanity, slot.not_before_ms),
-                    None => return,
-                }
-            };
-            let wait_ms = not_before_ms - invitrack_bus::unix_millis_now();
-            if wait_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(wait_ms.cast_unsigned())).await;
+            let popped = self
+                .ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front();
+            if let Some(guild_id) = popped {
+                return Some(guild_id);
             }
-            let requested_at = invitrack_bus::unix_millis_now();
-            let outcome = self.fetch(guild_id, has_vanity).await;
-            let observed_at = invitrack_bus::unix_millis_now();
-            let mut retry = false;
-            let kind = match outcome {
-                Ok(mut snapshot) => {
-                    failures = 0;
-                    snapshot.requested_at_ms = requested_at;
-                    snapshot.received_at_ms = observed_at;
-                    self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                    Kind::InviteSnapshot(snapshot)
-                }
-                Err(Failure::Reason(reason, http_status, detail)) => {
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(guild_id, http_status, ?reason, %detail, "invite snapshot failed");
-                    match reason {
-                        Reason::MissingPermissions => self.forbid(guild_id),
-                        Reason::Unavailable if failures < UNAVAILABLE_RETRIES => {
-                            failures += 1;
-                            retry = true;
-                        }
-                        _ => {}
-                    }
-                    Kind::SnapshotFailed(proto::SnapshotFailed {
-                        requested_at_ms: requested_at,
-                        failed_at_ms: observed_at,
-                        reason: reason.into(),
-                        http_status,
-                        detail,
-                    })
-                }
-            };
-            let message_id = format!(
-                "snap:{}:{guild_id}:{requested_at}:{}",
-                self.bot_id,
-                next_snapshot_number()
-            );
-            let event = proto::GuildEvent {
-                bot_id: self.bot_id,
-                guild_id,
-                observed_at_ms: observed_at,
-                shard_id,
-                kind: Some(kind),
-            };
-            self.publisher.send(event, message_id).await;
-            if retry {
-                tokio::time::sleep(Duration::from_secs(1 << failures.min(5))).await;
-                continue;
-            }
-            let again = {
-                let mut guilds = self.guilds.lock().unwrap_or_else(PoisonError::into_inner);
-                match guilds.get_mut(&guild_id) {
-                    Some(slot) if slot.queued && slot.forbidden_until.is_none() => {
-                        slot.queued = false;
-                        true
-                    }
-                    Some(slot) => {
-                        slot.queued = false;
-                        slot.fetching = false;
-                        false
-                    }
-                    None => false,
-                }
-            };
-            if !again {
-                return;
+            tokio::select! {
+                () = self.ready_signal.notified() => {}
+                () = stop.cancelled() => return None,
             }
         }
     }
 
+    /// Hands due guilds to fetch tasks, each request at its turn in the budget.
+    async fn dispatch(self: Arc<Self>, stop: CancellationToken) {
+        while let Some(guild_id) = self.next_ready(&stop).await {
+            let slot = self.lock_guilds().get(&guild_id).copied();
+            let Some(slot) = slot else {
+                continue; // the guild left meanwhile
+            };
+            if slot.not_before_ms > unix_millis_now() {
+                // A join arrived since it was scheduled: its settle time decides.
+                Arc::clone(&self).schedule(guild_id, slot.not_before_ms);
+                continue;
+            }
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.in_flight).acquire_owned() => permit,
+                () = stop.cancelled() => return,
+            };
+            let Ok(permit) = permit else { return };
+            let requests = if slot.has_vanity { 2 } else { 1 };
+            for _ in 0..requests {
+                tokio::select! {
+                    () = self.budget.acquire() => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+            self.metrics
+                .snapshot_requests
+                .fetch_add(requests, Ordering::Relaxed);
+            tokio::spawn(Arc::clone(&self).fetch_once(guild_id, slot, permit));
+        }
+    }
+
+    async fn fetch_once(
+        self: Arc<Self>,
+        guild_id: u64,
+        slot: GuildSlot,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let requested_at = unix_millis_now();
+        let outcome = self.fetch(guild_id, slot.has_vanity).await;
+        let observed_at = unix_millis_now();
+        let kind = match outcome {
+            Ok(mut snapshot) => {
+                snapshot.requested_at_ms = requested_at;
+                snapshot.received_at_ms = observed_at;
+                Kind::InviteSnapshot(snapshot)
+            }
+            Err(failure) if failure.transient => {
+                drop(permit);
+                self.retry_later(guild_id, &failure);
+                return;
+            }
+            Err(failure) => {
+                tracing::warn!(guild_id, http_status = failure.http_status, reason = ?failure.reason, detail = %failure.detail, "invite snapshot failed");
+                if failure.reason == Reason::MissingPermissions {
+                    self.forbid(guild_id);
+                }
+                Kind::SnapshotFailed(proto::SnapshotFailed {
+                    requested_at_ms: requested_at,
+                    failed_at_ms: observed_at,
+                    reason: failure.reason.into(),
+                    http_status: failure.http_status,
+                    detail: failure.detail,
+                })
+            }
+        };
+        let message_id = format!(
+            "snap:{}:{guild_id}:{requested_at}:{}",
+            self.bot_id,
+            next_snapshot_number()
+        );
+        let event = proto::GuildEvent {
+            bot_id: self.bot_id,
+            guild_id,
+            observed_at_ms: observed_at,
+            shard_id: slot.shard_id,
+            kind: Some(kind),
+        };
+        self.publisher.send(event, message_id).await;
+        drop(permit);
+        self.finish(guild_id);
+    }
+
+    /// A 5xx or unreadable answer: nothing was learnt, so the same snapshot (covering every
+    /// join so far) is tried again after a growing delay. Nothing is published: the engine
+    /// waits for the next snapshot either way.
+    fn retry_later(self: Arc<Self>, guild_id: u64, failure: &Failure) {
+        self.metrics
+            .snapshot_retries
+            .fetch_add(1, Ordering::Relaxed);
+        let at_ms = {
+            let mut guilds = self.lock_guilds();
+            let Some(slot) = guilds.get_mut(&guild_id) else {
+                return;
+            };
+            slot.failures = slot.failures.saturating_add(1);
+            let delay_ms = (500_i64 << slot.failures.min(7)).min(MAX_RETRY_DELAY_MS);
+            slot.queued = false; // the retry covers the queued request too
+            slot.not_before_ms = slot.not_before_ms.max(unix_millis_now() + delay_ms);
+            tracing::warn!(guild_id, http_status = failure.http_status, detail = %failure.detail, attempt = slot.failures, delay_ms, "invite snapshot failed; retrying");
+            slot.not_before_ms
+        };
+        self.schedule(guild_id, at_ms);
+    }
+
+    /// The fetch is over: run the queued one, if any.
+    fn finish(self: Arc<Self>, guild_id: u64) {
+        let again = {
+            let mut guilds = self.lock_guilds();
+            match guilds.get_mut(&guild_id) {
+                Some(slot) => {
+                    slot.failures = 0;
+                    if slot.queued && slot.forbidden_until_ms == 0 {
+                        slot.queued = false;
+                        Some(slot.not_before_ms)
+                    } else {
+                        slot.queued = false;
+                        slot.fetching = false;
+                        None
+                    }
+                }
+                None => None,
+            }
+        };
+        if let Some(at_ms) = again {
+            self.schedule(guild_id, at_ms);
+        }
+    }
+
     fn forbid(&self, guild_id: u64) {
-        let mut guilds = self.guilds.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = guilds.get_mut(&guild_id) {
-            slot.forbidden_until = Some(Instant::now() + self.forbidden_retry);
+        if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
+            slot.forbidden_until_ms = unix_millis_now().saturating_add(self.forbidden_retry_ms);
         }
     }
 
@@ -290,33 +388,44 @@ impl Inner {
         guild_id: u64,
         has_vanity: bool,
     ) -> Result<proto::InviteSnapshot, Failure> {
-        let id = Id::new_checked(guild_id)
-            .ok_or_else(|| Failure::Reason(Reason::UnknownGuild, 0, "guild id 0".into()))?;
+        let id = Id::new_checked(guild_id).ok_or_else(|| Failure {
+            reason: Reason::UnknownGuild,
+            http_status: 0,
+            detail: "guild id 0".into(),
+            transient: false,
+        })?;
         let invites = async {
-            self.budget.acquire().await;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let response = self.http.guild_invites(id).await.map_err(classify)?;
-            response
-                .models()
+            let response = self
+                .http
+                .guild_invites(id)
                 .await
-                .map_err(|e| Failure::Reason(Reason::Unavailable, 200, e.to_string()))
+                .map_err(|e| self.classify(e))?;
+            response.models().await.map_err(|e| {
+                self.metrics
+                    .discord_server_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                Failure {
+                    reason: Reason::Unavailable,
+                    http_status: 200,
+                    detail: e.to_string(),
+                    transient: true,
+                }
+            })
         };
         let vanity = async {
             if !has_vanity {
-                return Ok(Some(proto::Vanity::default()));
+                return Some(proto::Vanity::default());
             }
-            self.budget.acquire().await;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
             match self.http.guild_vanity_url(id).await {
-                Ok(response) => Ok(response.model().await.ok().map(|v| proto::Vanity {
+                Ok(response) => response.model().await.ok().map(|v| proto::Vanity {
                     code: v.code.unwrap_or_default(),
                     uses: v.uses,
-                })),
+                }),
                 // The invite list decides the snapshot's fate; a vanity read that fails only
                 // means its counter is not known this time.
                 Err(e) => {
                     tracing::debug!(guild_id, error = %e, "vanity URL not readable");
-                    Ok::<_, Failure>(None)
+                    None
                 }
             }
         };
@@ -325,26 +434,65 @@ impl Inner {
             requested_at_ms: 0,
             received_at_ms: 0,
             invites: invites?.iter().map(convert::invite).collect(),
-            vanity: vanity?,
+            vanity,
         })
     }
-}
 
-fn classify(error: twilight_http::Error) -> Failure {
-    let detail = error.to_string();
-    match error.kind() {
-        ErrorType::Response { status, .. } => {
-            let code = status.get();
-            let reason = match code {
-                401 => Reason::Unauthorized,
-                403 => Reason::MissingPermissions,
-                404 => Reason::UnknownGuild,
-                _ => Reason::Unavailable,
-            };
-            Failure::Reason(reason, u32::from(code), detail)
+    fn classify(&self, error: twilight_http::Error) -> Failure {
+        let detail = error.to_string();
+        let counter = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        let m = &self.metrics;
+        let (reason, http_status, transient) = match error.kind() {
+            ErrorType::Response { status, .. } => {
+                let code = status.get();
+                match code {
+                    401 => {
+                        counter(&m.discord_unauthorized);
+                        (Reason::Unauthorized, 401, false)
+                    }
+                    403 => {
+                        counter(&m.discord_forbidden);
+                        (Reason::MissingPermissions, 403, false)
+                    }
+                    404 => {
+                        counter(&m.discord_not_found);
+                        (Reason::UnknownGuild, 404, false)
+                    }
+                    500..=599 => {
+                        counter(&m.discord_server_errors);
+                        (Reason::Unavailable, u32::from(code), true)
+                    }
+                    // Another 4xx will not go away by asking again.
+                    _ => {
+                        counter(&m.discord_other_errors);
+                        (Reason::Unavailable, u32::from(code), false)
+                    }
+                }
+            }
+            ErrorType::Unauthorized => {
+                counter(&m.discord_unauthorized);
+                (Reason::Unauthorized, 401, false)
+            }
+            // A 502/503 from a proxy in front of Discord comes as text, which twilight cannot
+            // parse as Discord's error JSON.
+            ErrorType::Parsing { .. } => {
+                counter(&m.discord_server_errors);
+                (Reason::Unavailable, 0, true)
+            }
+            // Timeouts and connection errors.
+            _ => {
+                counter(&m.discord_other_errors);
+                (Reason::Unavailable, 0, true)
+            }
+        };
+        Failure {
+            reason,
+            http_status,
+            detail,
+            transient,
         }
-        ErrorType::Unauthorized => Failure::Reason(Reason::Unauthorized, 401, detail),
-        _ => Failure::Reason(Reason::Unavailable, 0, detail),
     }
 }
 

@@ -1,0 +1,148 @@
+//! Discord's errors: a bad token stops ingest at once with a clear message; 5xx and 429 on
+//! invite reads are retried until the snapshot is taken, and counted.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use invitrack_bus::proto::guild_event::Kind;
+use invitrack_ingest::{Ingest, IngestConfig, IngestError};
+use invitrack_sim::{GlobalLimit, JoinSpec, JoinVia, Route, RouteFaults, SimConfig};
+
+use crate::helpers::{
+    RunningIngest, SHARED_NATS, TestBus, guild_with_invite, ingest_config, member_adds, metric,
+    snapshots, start_sim,
+};
+
+#[tokio::test]
+async fn a_bad_token_is_a_clear_error() {
+    let bus = TestBus::new(SHARED_NATS).await;
+    let sim = start_sim(SimConfig::default()).await;
+    let config = IngestConfig {
+        discord_token: "not-the-token".into(),
+        ..ingest_config(&sim, &bus.config)
+    };
+    let error = Ingest::build(config)
+        .await
+        .err()
+        .expect("a 401 stops ingest");
+    assert!(matches!(error, IngestError::InvalidToken), "{error:?}");
+    assert!(error.to_string().contains("DISCORD_TOKEN"), "{error}");
+    bus.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_binary_exits_non_zero_on_a_bad_token() {
+    let sim = start_sim(SimConfig::default()).await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_invitrack-ingest"))
+            .env_clear()
+            .env("DISCORD_TOKEN", "not-the-token")
+            .env("DISCORD_GATEWAY_URL", sim.gateway_url())
+            .env("DISCORD_API_PROXY", sim.api_proxy())
+            .env("BUS_PREFIX", crate::helpers::unique("it-ingest-badtoken"))
+            .output(),
+    )
+    .await
+    .expect("the binary exits by itself")
+    .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("DISCORD_TOKEN"),
+        "stderr: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_rate_limits_on_invite_reads_are_retried_and_counted() {
+    let bus = TestBus::new(SHARED_NATS).await;
+    let sim = start_sim(SimConfig::default()).await;
+    let world = sim.world();
+    let guilds: Vec<_> = (0..6)
+        .map(|i| guild_with_invite(&sim, &format!("flaky{i}")))
+        .collect();
+    // First a global limit far below ingest's budget: the six baselines meet 429s, which
+    // twilight-http waits out and resends.
+    world.set_global_limit(GlobalLimit {
+        limit: 2,
+        window_ms: 1000,
+    });
+    let rate_limited_before = invitrack_ingest::rate_limited_total();
+    let ingest = RunningIngest::start(ingest_config(&sim, &bus.config)).await;
+    ingest
+        .wait_metrics(Duration::from_secs(30), "every baseline", |m| {
+            m.snapshots_published() == guilds.len() as u64
+        })
+        .await;
+    assert!(
+        world.rest_stats().rate_limited > 0,
+        "the simulator answered 429"
+    );
+    // Then Discord's limit again, and half of the invite reads answer 500/502/503.
+    world.set_global_limit(GlobalLimit::default());
+    world
+        .set_faults(
+            Some(Route::GuildInvites),
+            RouteFaults {
+                error_rate: 0.5,
+                ..RouteFaults::default()
+            },
+        )
+        .expect("faults");
+    for (guild_id, code) in &guilds {
+        for _ in 0..2 {
+            world
+                .join(
+                    *guild_id,
+                    JoinVia::Invite(code.clone()),
+                    JoinSpec::default(),
+                )
+                .expect("join");
+        }
+    }
+    // Every guild ends with a snapshot showing both of its joins.
+    let events = bus
+        .wait_for(
+            Duration::from_secs(90),
+            "a settled snapshot per guild",
+            |events| {
+                let mut latest: HashMap<u64, u64> = HashMap::new();
+                for (_, event) in events {
+                    if let Some(Kind::InviteSnapshot(s)) = &event.kind {
+                        latest.insert(event.guild_id, s.invites.iter().map(|i| i.uses).sum());
+                    }
+                }
+                latest.len() == guilds.len() && latest.values().all(|&uses| uses == 2)
+            },
+        )
+        .await;
+    assert_eq!(member_adds(&events).len(), 12);
+    assert!(snapshots(&events).len() >= guilds.len());
+    assert!(
+        events
+            .iter()
+            .all(|(_, e)| !matches!(e.kind, Some(Kind::SnapshotFailed(_)))),
+        "a transient error is retried, not reported as a failed snapshot"
+    );
+    let stats = world.rest_stats();
+    assert!(
+        stats.server_errors > 0,
+        "the simulator answered 5xx: {stats:?}"
+    );
+    assert!(
+        stats.rate_limited > 0,
+        "the simulator answered 429: {stats:?}"
+    );
+    let scraped = ingest.scrape().await;
+    assert!(metric(&scraped, "ingest_discord_errors_total{status=\"5xx\"}") >= 1.0);
+    assert!(metric(&scraped, "ingest_snapshot_retries_total") >= 1.0);
+    assert!(
+        invitrack_ingest::rate_limited_total() > rate_limited_before,
+        "429s counted:\n{scraped}"
+    );
+    assert!(metric(&scraped, "ingest_discord_errors_total{status=\"429\"}") >= 1.0);
+
+    ingest.stop().await;
+    bus.cleanup().await;
+}

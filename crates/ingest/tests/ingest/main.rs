@@ -1,0 +1,9 @@
+//! invitrack-ingest end to end: the simulator speaks Discord, NATS JetStream is real, ingest
+//! runs in-process (the bad-token test runs the binary).
+
+mod buffer;
+mod errors;
+mod helpers;
+mod resume;
+mod scale;
+mod startup;

@@ -1,0 +1,65 @@
+//! Start-up with many guilds: every guild's baseline snapshot, within the request budget,
+//! without a single 429. (`examples/startup.rs` does the same with 10,000 guilds.)
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use invitrack_sim::{GuildSpec, SimConfig};
+
+use crate::helpers::{RunningIngest, SHARED_NATS, TestBus, ingest_config, snapshots, start_sim};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_guilds_are_snapshotted_within_the_budget_without_429s() {
+    const GUILDS: u64 = 300;
+    const PER_SECOND: u32 = 40;
+    let bus = TestBus::new(SHARED_NATS).await;
+    let sim = start_sim(SimConfig {
+        shards: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let world = sim.world();
+    let mut guild_ids = HashSet::new();
+    for i in 0..GUILDS {
+        let guild = world
+            .create_guild(GuildSpec {
+                name: format!("g{i}"),
+                ..GuildSpec::default()
+            })
+            .expect("guild");
+        guild_ids.insert(guild.guild_id.get());
+    }
+    world.reset_rest_stats();
+    let started = Instant::now();
+    let ingest = RunningIngest::start(invitrack_ingest::IngestConfig {
+        requests_per_second: PER_SECOND,
+        ..ingest_config(&sim, &bus.config)
+    })
+    .await;
+    ingest
+        .wait_metrics(Duration::from_secs(60), "every baseline", |m| {
+            m.snapshots_published() == GUILDS
+        })
+        .await;
+    let elapsed = started.elapsed();
+    let budget_floor = Duration::from_secs_f64((GUILDS - 1) as f64 / f64::from(PER_SECOND));
+    assert!(
+        elapsed >= budget_floor,
+        "{elapsed:?}: faster than the budget allows"
+    );
+    let stats = world.rest_stats();
+    assert_eq!(stats.rate_limited, 0, "{stats:?}");
+    assert_eq!(ingest.metrics.snapshot_requests(), GUILDS);
+    assert_eq!(ingest.metrics.guilds(), GUILDS);
+    let events = bus.events().await;
+    let baselines = snapshots(&events);
+    assert_eq!(baselines.len() as u64, GUILDS);
+    assert_eq!(
+        baselines.iter().map(|e| e.guild_id).collect::<HashSet<_>>(),
+        guild_ids
+    );
+    eprintln!("{GUILDS} guilds snapshotted in {elapsed:?} at {PER_SECOND} requests/s, 0 429s");
+
+    ingest.stop().await;
+    bus.cleanup().await;
+}
