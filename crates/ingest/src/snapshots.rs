@@ -60,11 +60,15 @@ impl RequestBudget {
     }
 }
 
-/// What ingest keeps per guild: 24 bytes (plus the map's key and control byte).
+/// What ingest keeps per guild: 32 bytes (plus the map's key and control byte).
 #[derive(Debug, Default, Clone, Copy)]
 struct GuildSlot {
     /// The next fetch must not be sent before this (Unix ms): joins settle first.
     not_before_ms: i64,
+    /// Unix ms until which the guild's invite route said "0 remaining": a fetch sent earlier
+    /// would wait in twilight's queue after `requested_at` was taken, widening the snapshot's
+    /// window of evidence, which costs attribution recall.
+    route_free_at_ms: i64,
     /// Unix ms until which a 403 keeps the guild from being asked; 0 = not forbidden.
     forbidden_until_ms: i64,
     shard_id: u32,
@@ -256,9 +260,11 @@ impl Inner {
             let Some(slot) = slot else {
                 continue; // the guild left meanwhile
             };
-            if slot.not_before_ms > unix_millis_now() {
-                // A join arrived since it was scheduled: its settle time decides.
-                Arc::clone(&self).schedule(guild_id, slot.not_before_ms);
+            let due_ms = slot.not_before_ms.max(slot.route_free_at_ms);
+            if due_ms > unix_millis_now() {
+                // A join arrived since it was scheduled (its settle time decides), or the
+                // route is exhausted until its reset.
+                Arc::clone(&self).schedule(guild_id, due_ms);
                 continue;
             }
             let permit = tokio::select! {
@@ -400,6 +406,7 @@ impl Inner {
                 .guild_invites(id)
                 .await
                 .map_err(|e| self.classify(e))?;
+            self.note_route_limit(guild_id, &response);
             response.models().await.map_err(|e| {
                 self.metrics
                     .discord_server_errors
@@ -436,6 +443,26 @@ impl Inner {
             invites: invites?.iter().map(convert::invite).collect(),
             vanity,
         })
+    }
+
+    /// Remembers when the guild's invite route is exhausted, from Discord's rate-limit headers.
+    fn note_route_limit<T>(&self, guild_id: u64, response: &twilight_http::Response<T>) {
+        let header = |name: &str| {
+            response
+                .headers()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<f64>().ok())
+        };
+        if header("x-ratelimit-remaining") != Some(0.0) {
+            return;
+        }
+        let Some(reset_after) = header("x-ratelimit-reset-after") else {
+            return;
+        };
+        let free_at = unix_millis_now() + (reset_after * 1000.0).ceil() as i64;
+        if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
+            slot.route_free_at_ms = slot.route_free_at_ms.max(free_at);
+        }
     }
 
     fn classify(&self, error: twilight_http::Error) -> Failure {
