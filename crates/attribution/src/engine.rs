@@ -29,7 +29,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            clock_skew_ms: 100,
+            clock_skew_ms: 50,
             gateway_lag_ms: 2_000,
             max_pending_ms: 120_000,
         }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use invitrack_bus::BusConfig;
 
 const DEFAULT_REQUESTS_PER_SECOND: u32 = 40;
-const DEFAULT_SETTLE_MS: i64 = 150;
+const DEFAULT_SETTLE_MS: i64 = 100;
 const DEFAULT_FORBIDDEN_RETRY_SECS: u64 = 600;
 const DEFAULT_BUFFER: usize = 100_000;
 

@@ -53,7 +53,7 @@ impl Default for ModelSpec {
             gateway_delay: (50, 150),
             fetch_duration: (100, 300),
             counter_delay_max: 0,
-            settle_ms: 150,
+            settle_ms: 100,
             route_limit: (5, 5_000),
             raid: None,
         }
