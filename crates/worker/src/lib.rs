@@ -3,6 +3,8 @@
 mod apply;
 mod config;
 mod convert;
+mod effects;
+mod lag;
 mod partition;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use apply::{DeadLetter, Outcome, Partition, StreamMessage};
 pub use config::WorkerConfig;
+pub use lag::LagHistogram;
 pub use partition::WorkerStats;
 
 /// Why the worker (or one step of it) failed.
@@ -30,6 +33,9 @@ pub enum WorkerError {
     /// A message that can never be applied; it goes to the dead-letter subject.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A broken assumption inside the worker: a bug, reported rather than panicking.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<diesel::result::Error> for WorkerError {

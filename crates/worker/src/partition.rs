@@ -34,6 +34,8 @@ pub struct WorkerStats {
     pub decisions: AtomicU64,
     pub dead_letters: AtomicU64,
     pub owned_partitions: AtomicU64,
+    /// End-to-end lag of the applied events: `observed_at` to commit.
+    pub lag: Arc<crate::LagHistogram>,
 }
 
 pub(crate) struct Context {
@@ -172,7 +174,15 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         layout.clone(),
         ctx.config.engine(),
         ctx.config.max_cached_guilds,
-    );
+    )
+    .with_lag(Arc::clone(&ctx.stats.lag));
+    {
+        let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+        let resumed = partition.resume_pending(&mut conn).await?;
+        if resumed > 0 {
+            tracing::info!(partition = number, guilds = resumed, "guilds with undecided joins resumed");
+        }
+    }
     let consumer = ctx
         .bus
         .events
@@ -190,24 +200,27 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         .await
         .map_err(|e| WorkerError::JetStream(e.to_string()))?;
     let tick = ctx.config.tick();
+    let mut last_tick = tokio::time::Instant::now();
     let mut batch: Vec<StreamMessage> = Vec::with_capacity(ctx.config.batch);
     loop {
         batch.clear();
+        // Time passes for pending joins even while messages keep coming.
+        if last_tick.elapsed() >= tick {
+            last_tick = tokio::time::Instant::now();
+            let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+            let outcome = partition
+                .tick(&mut conn, invitrack_bus::unix_millis_now())
+                .await?;
+            ctx.stats
+                .decisions
+                .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+        }
         let first = tokio::select! {
-            next = tokio::time::timeout(tick, messages.next()) => next,
+            next = tokio::time::timeout_at(last_tick + tick, messages.next()) => next,
             () = stop.cancelled() => return Ok(()),
         };
         match first {
-            Err(_elapsed) => {
-                let mut conn = ctx.pool.get().await.map_err(pool_error)?;
-                let outcome = partition
-                    .tick(&mut conn, invitrack_bus::unix_millis_now())
-                    .await?;
-                ctx.stats
-                    .decisions
-                    .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
-                continue;
-            }
+            Err(_elapsed) => continue,
             Ok(None) => return Err(WorkerError::JetStream("consumer stream ended".into())),
             Ok(Some(message)) => batch.push(stream_message(message)?),
         }
