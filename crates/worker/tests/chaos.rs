@@ -4,7 +4,7 @@
 //! hold exactly what the events imply: every join once, counters equal to a recount from the
 //! join rows, the leaves, and every partition caught up.
 //!
-//! - `synthetic_stream_survives_crashes`: 100,500 events of a deterministic stream whose
+//! - `synthetic_stream_survives_crashes`: 101,000 events of a deterministic stream whose
 //!   joins and leaves are known in advance (publishing them through the simulator would take
 //!   far longer than a CI test may).
 //! - `simulated_guilds_survive_crashes`: a smaller run from the simulator through real ingest
@@ -435,15 +435,16 @@ impl Cluster {
 }
 
 /// Events of guild `g` in the synthetic stream: a baseline snapshot of its one invite, then
-/// cycles of: A joins, snapshot (+1 use), B joins, A leaves, snapshot (+1 use). Every join is
-/// explained by the invite, so the stream implies `2 × CYCLES` joins and `CYCLES` leaves per
-/// guild, all credited to `INVITER`, none fake.
+/// cycles of: A joins, snapshot (+1 use), B joins, A leaves, snapshot (+1 use), and a last
+/// snapshot that only lets time pass (the engine settles a join once nothing observed later
+/// can change it). Every join is explained by the invite, so the stream implies `2 × CYCLES`
+/// joins and `CYCLES` leaves per guild, all credited to `INVITER`, none fake.
 mod synthetic {
     use super::{BOT, GuildEvent, Kind, proto};
 
     pub const GUILDS: u64 = 500;
     pub const CYCLES: u64 = 40;
-    pub const STEPS: u64 = 1 + 5 * CYCLES;
+    pub const STEPS: u64 = 1 + 5 * CYCLES + 1;
     pub const INVITER: u64 = 42;
     pub const CODE: &str = "chaos";
 
@@ -463,6 +464,8 @@ mod synthetic {
         let t = base + i64::try_from(index).unwrap_or(0) * 10;
         let kind = if step == 0 {
             snapshot(t, 0)
+        } else if step == STEPS - 1 {
+            snapshot(t, 2 * CYCLES)
         } else {
             let cycle = (step - 1) / 5;
             match (step - 1) % 5 {
