@@ -51,9 +51,11 @@ pub async fn claim_partition(
     })
 }
 
-/// Records that a partition applied everything up to `sequence`, if the partition is still
-/// claimed with `epoch`. Call it inside the transaction that writes the effects: when it
-/// returns `false` the caller was fenced off and must roll back.
+/// Records that a partition applied everything from `previous` up to `sequence`, if the
+/// partition is still claimed with `epoch` and its committed sequence is still `previous`.
+/// Call it inside the transaction that writes the effects: when it returns `false` the caller
+/// was fenced off (another claim), or its picture of the partition is ahead of the database
+/// (a commit lost in a crash), and must roll back and resume from what is stored.
 ///
 /// # Errors
 /// On database errors.
@@ -62,13 +64,15 @@ pub async fn advance_sequence(
     stream: &str,
     partition: u32,
     epoch: i64,
+    previous: u64,
     sequence: u64,
 ) -> Result<bool, StorageError> {
     use partition_progress::dsl as p;
     let updated = diesel::update(
         p::partition_progress
             .find((stream, partition.cast_signed()))
-            .filter(p::epoch.eq(epoch)),
+            .filter(p::epoch.eq(epoch))
+            .filter(p::last_sequence.eq(previous.cast_signed())),
     )
     .set((
         p::last_sequence.eq(sequence.cast_signed()),
@@ -77,6 +81,20 @@ pub async fn advance_sequence(
     .execute(conn)
     .await?;
     Ok(updated == 1)
+}
+
+/// Makes the current transaction's commit return before its WAL reaches disk. A crash of
+/// PostgreSQL may then lose the last few hundred milliseconds of commits, but effects and the
+/// partition's sequence are lost together, and the stream still holds the events: they are
+/// applied again, once. Commits stop waiting for a disk flush each.
+///
+/// # Errors
+/// On database errors.
+pub async fn relax_commit(conn: &mut AsyncPgConnection) -> Result<(), StorageError> {
+    diesel::sql_query("SET LOCAL synchronous_commit = off")
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A guild's engine state, as the worker saves it.

@@ -14,7 +14,8 @@
 //! cargo run --release -p invitrack-worker --example throughput -- 100000 1000 1
 //! cargo run --release -p invitrack-worker --example throughput -- 100000 1000 1 5000
 //! ```
-//! `WORKER_BATCH` and `WORKER_DB_CONNECTIONS` override the workers' defaults.
+//! `WORKER_BATCH`, `WORKER_DB_CONNECTIONS` and `WORKER_SYNCHRONOUS_COMMIT=true` override the
+//! workers' defaults.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -54,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(connections) = env_usize("WORKER_DB_CONNECTIONS") {
         config.db_connections = connections;
     }
+    config.synchronous_commit = std::env::var("WORKER_SYNCHRONOUS_COMMIT").is_ok_and(|v| v == "true");
     let shutdown = CancellationToken::new();
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let start_workers = || {
@@ -165,10 +167,21 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.decisions.load(Ordering::Relaxed))
         .sum();
     println!(
-        "{workers} worker(s), batch {}, {} connections each: applied {events} events in {seconds:.2} s = {:.0} events/s ({decisions} decisions)",
+        "{workers} worker(s), batch {}, {} connections each, synchronous commit {}: applied {events} events in {seconds:.2} s = {:.0} events/s ({decisions} decisions)",
         config.batch,
         config.db_connections,
+        config.synchronous_commit,
         events as f64 / seconds
+    );
+    let batches: u64 = stats.iter().map(|s| s.batches.load(Ordering::Relaxed)).sum();
+    let apply_micros: u64 = stats
+        .iter()
+        .map(|s| s.apply_micros.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "{batches} transactions, {:.0} events each, {:.1} ms each on average",
+        events as f64 / batches.max(1) as f64,
+        apply_micros as f64 / 1000.0 / batches.max(1) as f64
     );
     if rate > 0 {
         // Every worker's events, merged: percentiles of the whole run.

@@ -10,7 +10,7 @@
 //! - `simulated_guilds_survive_crashes`: a smaller run from the simulator through real ingest
 //!   (twilight), compared with the simulator's ground truth.
 //!
-//! Both skip, saying why, when `nats-server` or PostgreSQL's `initdb` is not installed.
+//! `CHAOS_KEEP_DIR=1` keeps the processes' logs. Both skip, saying why, when `nats-server` or PostgreSQL's `initdb` is not installed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -86,6 +86,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // `CHAOS_KEEP_DIR=1` keeps the logs (workers, NATS, PostgreSQL) for a look afterwards.
+        if std::env::var_os("CHAOS_KEEP_DIR").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
