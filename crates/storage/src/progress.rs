@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -154,7 +154,10 @@ pub async fn load_guild_states(
         .await?;
         for row in rows {
             found.insert(
-                (crate::from_db_id(row.bot_id), crate::from_db_id(row.guild_id)),
+                (
+                    crate::from_db_id(row.bot_id),
+                    crate::from_db_id(row.guild_id),
+                ),
                 row.state,
             );
         }
@@ -295,7 +298,10 @@ pub async fn fake_settings_of(
         .await?;
         for row in rows {
             found.insert(
-                (crate::from_db_id(row.bot_id), crate::from_db_id(row.guild_id)),
+                (
+                    crate::from_db_id(row.bot_id),
+                    crate::from_db_id(row.guild_id),
+                ),
                 (row.fake_reasons, row.young_account_days),
             );
         }

@@ -51,8 +51,11 @@ fn main() {
     println!("| invites per guild | RSS growth per cached guild | stored state (JSON) |");
     println!("|---:|---:|---:|");
     for count in [1_u64, 5, 20, 100] {
-        let status = std::env::current_exe()
-            .and_then(|exe| std::process::Command::new(exe).arg(count.to_string()).status());
+        let status = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .arg(count.to_string())
+                .status()
+        });
         if !status.is_ok_and(|s| s.success()) {
             eprintln!("measuring {count} invites failed");
         }

@@ -55,7 +55,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(connections) = env_usize("WORKER_DB_CONNECTIONS") {
         config.db_connections = connections;
     }
-    config.synchronous_commit = std::env::var("WORKER_SYNCHRONOUS_COMMIT").is_ok_and(|v| v == "true");
+    config.synchronous_commit =
+        std::env::var("WORKER_SYNCHRONOUS_COMMIT").is_ok_and(|v| v == "true");
     let shutdown = CancellationToken::new();
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let start_workers = || {
@@ -173,7 +174,10 @@ async fn main() -> anyhow::Result<()> {
         config.synchronous_commit,
         events as f64 / seconds
     );
-    let batches: u64 = stats.iter().map(|s| s.batches.load(Ordering::Relaxed)).sum();
+    let batches: u64 = stats
+        .iter()
+        .map(|s| s.batches.load(Ordering::Relaxed))
+        .sum();
     let apply_micros: u64 = stats
         .iter()
         .map(|s| s.apply_micros.load(Ordering::Relaxed))

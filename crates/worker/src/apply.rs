@@ -259,15 +259,26 @@ impl Partition {
     ///
     /// # Errors
     /// On database errors, or when a stored state is not readable.
-    pub async fn resume_pending(&mut self, conn: &mut AsyncPgConnection) -> Result<usize, WorkerError> {
+    pub async fn resume_pending(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<usize, WorkerError> {
         let mut loaded = 0;
         for (key, state) in progress::pending_guild_states(conn).await? {
-            if self.layout.partition_of(key.0, key.1) != self.number || self.guilds.contains_key(&key) {
+            if self.layout.partition_of(key.0, key.1) != self.number
+                || self.guilds.contains_key(&key)
+            {
                 continue;
             }
             let state: GuildAttribution =
                 serde_json::from_value(state).map_err(invitrack_storage::StorageError::from)?;
-            self.guilds.insert(key, CachedGuild { state, last_used: 0 });
+            self.guilds.insert(
+                key,
+                CachedGuild {
+                    state,
+                    last_used: 0,
+                },
+            );
             loaded += 1;
         }
         Ok(loaded)

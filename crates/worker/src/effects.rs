@@ -177,7 +177,11 @@ impl BatchEffects {
     /// Records a decided join. When its member was not read for this batch it waits for
     /// [`BatchEffects::finish`]: no event of this batch touches such a member, so its stored
     /// row is still what the decision must see.
-    pub(crate) fn decided(&mut self, guild: GuildKey, decision: Decision) -> Result<(), StorageError> {
+    pub(crate) fn decided(
+        &mut self,
+        guild: GuildKey,
+        decision: Decision,
+    ) -> Result<(), StorageError> {
         let key = (guild.0, guild.1, decision.user_id.0);
         if self.members.contains_key(&key) && self.settings_read.contains(&guild) {
             self.record(guild, &decision)
@@ -188,7 +192,10 @@ impl BatchEffects {
     }
 
     /// Reads what the deferred decisions need (two or three statements) and records them.
-    pub(crate) async fn finish(&mut self, conn: &mut AsyncPgConnection) -> Result<(), StorageError> {
+    pub(crate) async fn finish(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<(), StorageError> {
         if self.deferred.is_empty() {
             return Ok(());
         }
@@ -224,7 +231,11 @@ impl BatchEffects {
 
     /// Turns a decision into a join row, with the membership facts as they are at this point
     /// of the batch.
-    fn record(&mut self, (bot_id, guild_id): GuildKey, decision: &Decision) -> Result<(), StorageError> {
+    fn record(
+        &mut self,
+        (bot_id, guild_id): GuildKey,
+        decision: &Decision,
+    ) -> Result<(), StorageError> {
         let member_id = decision.user_id.0;
         let key = (bot_id, guild_id, member_id);
         let joined_at = millis_to_time(decision.joined_at)?;

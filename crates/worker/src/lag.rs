@@ -7,8 +7,8 @@ const FINE_MS: u64 = 1_000;
 const MEDIUM_MS: u64 = 10_000;
 const COARSE_MS: u64 = 100_000;
 /// 1 ms buckets below 1 s, 10 ms below 10 s, 100 ms below 100 s, then one overflow bucket.
-const BUCKETS: usize = (FINE_MS + (MEDIUM_MS - FINE_MS) / 10 + (COARSE_MS - MEDIUM_MS) / 100 + 1)
-    as usize;
+const BUCKETS: usize =
+    (FINE_MS + (MEDIUM_MS - FINE_MS) / 10 + (COARSE_MS - MEDIUM_MS) / 100 + 1) as usize;
 
 /// A lock-free histogram of lag in milliseconds, shared by every partition of a worker.
 pub struct LagHistogram {
@@ -69,7 +69,11 @@ impl LagHistogram {
         if total == 0 {
             return None;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let rank = ((percent / 100.0) * total as f64).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (index, count) in counts.iter().enumerate() {

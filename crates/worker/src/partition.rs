@@ -187,7 +187,11 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         let mut conn = ctx.pool.get().await.map_err(pool_error)?;
         let resumed = partition.resume_pending(&mut conn).await?;
         if resumed > 0 {
-            tracing::info!(partition = number, guilds = resumed, "guilds with undecided joins resumed");
+            tracing::info!(
+                partition = number,
+                guilds = resumed,
+                "guilds with undecided joins resumed"
+            );
         }
     }
     let consumer = ctx

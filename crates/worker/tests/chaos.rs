@@ -75,10 +75,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "invitrack-{name}-{:08x}",
-            rand::random::<u32>()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("invitrack-{name}-{:08x}", rand::random::<u32>()));
         std::fs::create_dir_all(&path).expect("temp dir");
         Self(path)
     }
@@ -128,7 +126,14 @@ impl Nats {
 
     fn spawn(&mut self) {
         let child = Command::new(NATS_SERVER)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .args(["-l"])
             .arg(&self.log)
@@ -415,10 +420,7 @@ impl Cluster {
             let behind: Vec<(u32, u64, i64)> = last_sequences
                 .iter()
                 .filter_map(|(p, last)| {
-                    let done = progress
-                        .get(&p.cast_signed())
-                        .copied()
-                        .unwrap_or_default();
+                    let done = progress.get(&p.cast_signed()).copied().unwrap_or_default();
                     (done < last.cast_signed()).then_some((*p, *last, done))
                 })
                 .collect();
@@ -630,7 +632,16 @@ async fn assert_joins_once_and_counters_recount(conn: &mut AsyncPgConnection) {
     .await
     .expect("recount")
     .into_iter()
-    .map(|r| (r.bot_id, r.guild_id, r.inviter_id, r.joins, r.fake, r.leaves))
+    .map(|r| {
+        (
+            r.bot_id,
+            r.guild_id,
+            r.inviter_id,
+            r.joins,
+            r.fake,
+            r.leaves,
+        )
+    })
     .collect();
     let maintained: Vec<(i64, i64, Option<i64>, i64, i64, i64)> = inviter_counts::table
         .filter(
@@ -661,7 +672,10 @@ async fn assert_joins_once_and_counters_recount(conn: &mut AsyncPgConnection) {
         "inviters with counters vs inviters with joins"
     );
     for (kept, counted) in maintained.iter().zip(&recount) {
-        assert_eq!(kept, counted, "maintained counters (left) vs recount (right)");
+        assert_eq!(
+            kept, counted,
+            "maintained counters (left) vs recount (right)"
+        );
     }
 }
 
@@ -721,29 +735,50 @@ async fn synthetic_stream_survives_crashes() {
     let mut last_sequences = BTreeMap::new();
 
     publish_synthetic(&bus, 0..quarter, base, &mut last_sequences).await;
-    eprintln!("[{:>5.1} s] published {quarter}; kill -9 worker-0, start worker-3", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:>5.1} s] published {quarter}; kill -9 worker-0, start worker-3",
+        started.elapsed().as_secs_f64()
+    );
     cluster.workers[0].kill();
     cluster.spawn_worker();
 
     publish_synthetic(&bus, quarter..2 * quarter, base, &mut last_sequences).await;
-    eprintln!("[{:>5.1} s] published {}; restart NATS", started.elapsed().as_secs_f64(), 2 * quarter);
+    eprintln!(
+        "[{:>5.1} s] published {}; restart NATS",
+        started.elapsed().as_secs_f64(),
+        2 * quarter
+    );
     drop(bus);
     cluster.nats.restart();
     let bus = connect_bus(&cluster.bus).await;
 
     publish_synthetic(&bus, 2 * quarter..3 * quarter, base, &mut last_sequences).await;
-    eprintln!("[{:>5.1} s] published {}; crash-restart PostgreSQL", started.elapsed().as_secs_f64(), 3 * quarter);
+    eprintln!(
+        "[{:>5.1} s] published {}; crash-restart PostgreSQL",
+        started.elapsed().as_secs_f64(),
+        3 * quarter
+    );
     cluster.pg.crash_restart();
 
     publish_synthetic(&bus, 3 * quarter..total, base, &mut last_sequences).await;
-    eprintln!("[{:>5.1} s] published all {total} events", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:>5.1} s] published all {total} events",
+        started.elapsed().as_secs_f64()
+    );
     cluster
         .wait_caught_up(&last_sequences, Duration::from_secs(240))
         .await;
-    eprintln!("[{:>5.1} s] every partition caught up", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:>5.1} s] every partition caught up",
+        started.elapsed().as_secs_f64()
+    );
 
     for (index, worker) in cluster.workers.iter_mut().enumerate().skip(1) {
-        assert!(worker.is_running(), "worker-{index} exited:\n{}", tail(&worker.log, 30));
+        assert!(
+            worker.is_running(),
+            "worker-{index} exited:\n{}",
+            tail(&worker.log, 30)
+        );
     }
     let mut conn = cluster.connect_db().await;
     assert_joins_once_and_counters_recount(&mut conn).await;
@@ -766,11 +801,21 @@ async fn synthetic_stream_survives_crashes() {
     for g in 0..synthetic::GUILDS {
         for cycle in 0..synthetic::CYCLES {
             let guild = synthetic::guild_id(g).cast_signed();
-            expected.insert((guild, synthetic::member_id(g, cycle, false).cast_signed()), true);
-            expected.insert((guild, synthetic::member_id(g, cycle, true).cast_signed()), false);
+            expected.insert(
+                (guild, synthetic::member_id(g, cycle, false).cast_signed()),
+                true,
+            );
+            expected.insert(
+                (guild, synthetic::member_id(g, cycle, true).cast_signed()),
+                false,
+            );
         }
     }
-    assert_eq!(rows.len(), expected.len(), "stored joins vs joins in the stream");
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "stored joins vs joins in the stream"
+    );
     for (guild, member, source, code, inviter, fake, left) in &rows {
         let Some(should_have_left) = expected.remove(&(*guild, *member)) else {
             panic!("unexpected join of member {member} in guild {guild}");
@@ -779,15 +824,29 @@ async fn synthetic_stream_survives_crashes() {
         assert_eq!(code.as_deref(), Some(synthetic::CODE), "member {member}");
         assert_eq!(*inviter, Some(synthetic::INVITER.cast_signed()));
         assert_eq!(*fake, 0, "member {member}");
-        assert_eq!(*left, should_have_left, "leave of member {member} in guild {guild}");
+        assert_eq!(
+            *left, should_have_left,
+            "leave of member {member} in guild {guild}"
+        );
     }
-    assert!(expected.is_empty(), "joins never stored: {}", expected.len());
+    assert!(
+        expected.is_empty(),
+        "joins never stored: {}",
+        expected.len()
+    );
     let per_guild: Vec<(i64, i64, i64)> = inviter_counts::table
-        .select((inviter_counts::joins, inviter_counts::fake, inviter_counts::leaves))
+        .select((
+            inviter_counts::joins,
+            inviter_counts::fake,
+            inviter_counts::leaves,
+        ))
         .load(&mut conn)
         .await
         .expect("counters");
-    assert_eq!(per_guild.len(), usize::try_from(synthetic::GUILDS).unwrap_or(0));
+    assert_eq!(
+        per_guild.len(),
+        usize::try_from(synthetic::GUILDS).unwrap_or(0)
+    );
     let cycles = i64::try_from(synthetic::CYCLES).unwrap_or(0);
     assert!(
         per_guild.iter().all(|c| *c == (2 * cycles, 0, cycles)),
@@ -834,7 +893,10 @@ async fn simulated_guilds_survive_crashes() {
         invitrack_ingest::IngestConfig {
             discord_gateway_url: Some(sim.gateway_url()),
             discord_api_proxy: Some(sim.api_proxy()),
-            ..invitrack_ingest::IngestConfig::new(SimConfig::default().bot_token, cluster.bus.clone())
+            ..invitrack_ingest::IngestConfig::new(
+                SimConfig::default().bot_token,
+                cluster.bus.clone(),
+            )
         },
         shutdown.clone(),
     ));
@@ -860,17 +922,27 @@ async fn simulated_guilds_survive_crashes() {
         tokio::spawn(async move { invitrack_sim::workload::run(&world, &spec, None).await })
     };
     tokio::time::sleep(Duration::from_secs(10)).await;
-    eprintln!("[{:>5.1} s] kill -9 worker-0, start worker-3", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:>5.1} s] kill -9 worker-0, start worker-3",
+        started.elapsed().as_secs_f64()
+    );
     cluster.workers[0].kill();
     cluster.spawn_worker();
     tokio::time::sleep(Duration::from_secs(10)).await;
     eprintln!("[{:>5.1} s] restart NATS", started.elapsed().as_secs_f64());
     cluster.nats.restart();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    eprintln!("[{:>5.1} s] crash-restart PostgreSQL", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:>5.1} s] crash-restart PostgreSQL",
+        started.elapsed().as_secs_f64()
+    );
     cluster.pg.crash_restart();
     let played = play.await.expect("workload task").expect("valid workload");
-    assert_eq!(played.failed, 0, "workload steps failed: {:?}", played.errors);
+    assert_eq!(
+        played.failed, 0,
+        "workload steps failed: {:?}",
+        played.errors
+    );
     let truth = world.ground_truth();
     eprintln!(
         "[{:>5.1} s] workload played: {} joins, {} leaves",
@@ -886,7 +958,11 @@ async fn simulated_guilds_survive_crashes() {
     let expected_left = truth.iter().filter(|t| t.left_at.is_some()).count();
     loop {
         let mut conn = cluster.connect_db().await;
-        let stored: i64 = joins::table.count().get_result(&mut conn).await.unwrap_or(0);
+        let stored: i64 = joins::table
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap_or(0);
         let left: i64 = joins::table
             .filter(joins::has_left.eq(true))
             .count()
@@ -909,11 +985,20 @@ async fn simulated_guilds_survive_crashes() {
     // Let anything still in flight land, so a doubled effect would show.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (index, worker) in cluster.workers.iter_mut().enumerate().skip(1) {
-        assert!(worker.is_running(), "worker-{index} exited:\n{}", tail(&worker.log, 30));
+        assert!(
+            worker.is_running(),
+            "worker-{index} exited:\n{}",
+            tail(&worker.log, 30)
+        );
     }
     assert_joins_once_and_counters_recount(&mut conn).await;
     let rows: Vec<(i64, i64, DateTime<Utc>, bool)> = joins::table
-        .select((joins::guild_id, joins::member_id, joins::created_at, joins::has_left))
+        .select((
+            joins::guild_id,
+            joins::member_id,
+            joins::created_at,
+            joins::has_left,
+        ))
         .load(&mut conn)
         .await
         .expect("joins");
@@ -930,11 +1015,22 @@ async fn simulated_guilds_survive_crashes() {
             )
         })
         .collect();
-    assert_eq!(rows.len(), truth.len(), "stored joins vs the simulator's joins");
+    assert_eq!(
+        rows.len(),
+        truth.len(),
+        "stored joins vs the simulator's joins"
+    );
     for t in &truth {
-        let key = (t.guild_id.get(), t.user_id.get(), t.joined_at.timestamp_millis());
+        let key = (
+            t.guild_id.get(),
+            t.user_id.get(),
+            t.joined_at.timestamp_millis(),
+        );
         let Some(left) = stored.remove(&key) else {
-            panic!("join of {} in guild {} at {} not stored", t.user_id, t.guild_id, t.joined_at);
+            panic!(
+                "join of {} in guild {} at {} not stored",
+                t.user_id, t.guild_id, t.joined_at
+            );
         };
         assert_eq!(
             left,
