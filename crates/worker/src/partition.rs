@@ -26,6 +26,7 @@ use crate::{WorkerConfig, WorkerError};
 
 const CLAIM_INTERVAL: Duration = Duration::from_secs(2);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(16);
 /// Longest wait for more messages once a batch has started.
 const BATCH_FILL_WAIT: Duration = Duration::from_millis(5);
 
@@ -147,7 +148,11 @@ async fn rebalance(
 
 async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationToken) {
     tracing::info!(partition = number, "partition claimed");
+    // Doubles after each failure in a row (NATS or PostgreSQL away, an overloaded server), so
+    // retries do not pile more work onto a server that is struggling.
+    let mut retry_delay = RETRY_DELAY;
     while !stop.is_cancelled() {
+        let attempt = tokio::time::Instant::now();
         match consume(&ctx, number, &stop).await {
             Ok(()) => break,
             Err(error @ WorkerError::Fenced { .. }) => {
@@ -156,11 +161,16 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
                 break;
             }
             Err(error) => {
-                tracing::warn!(partition = number, %error, "partition consumer failed; resuming from the last commit");
+                // A consumer that ran for a while before failing starts the count again.
+                if attempt.elapsed() > MAX_RETRY_DELAY {
+                    retry_delay = RETRY_DELAY;
+                }
+                tracing::warn!(partition = number, %error, retry_in_ms = retry_delay.as_millis(), "partition consumer failed; resuming from the last commit");
                 tokio::select! {
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                    () = tokio::time::sleep(retry_delay) => {}
                     () = stop.cancelled() => {}
                 }
+                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
             }
         }
     }
