@@ -311,7 +311,8 @@ impl WorkerProcess {
             .env("ATTRIBUTION_MAX_PENDING_MS", "15000")
             .env("RUST_LOG", "warn,invitrack_worker=info")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
+            // tracing writes to stdout: both go to the worker's log file.
+            .stdout(file.try_clone().expect("worker log"))
             .stderr(file)
             .spawn()
             .expect("invitrack-worker starts");
