@@ -33,11 +33,31 @@ pub async fn connect(database_url: &str) -> Result<AsyncPgConnection, StorageErr
     Ok(AsyncPgConnection::establish(database_url).await?)
 }
 
+/// Key of the advisory lock held while migrating: replicas starting together (`docker compose
+/// up --scale worker=3`) migrate one after the other instead of racing on the same DDL.
+const MIGRATION_LOCK: i64 = 0x696e_7669_7472_6163; // "invitrac"
+
 /// Applies every pending migration. Needs a multi-thread tokio runtime (the harness blocks).
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
 pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, StorageError> {
+    // Held on its own session until this function returns (dropping the connection ends the
+    // session, which releases the lock even if migrating fails).
+    let mut lock = connect(database_url).await?;
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(&mut lock)
+        .await?;
+    let applied = migrate(database_url).await;
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(&mut lock)
+        .await;
+    applied
+}
+
+async fn migrate(database_url: &str) -> Result<Vec<String>, StorageError> {
     let connection = connect(database_url).await?;
     tokio::task::spawn_blocking(move || {
         let mut harness = diesel_async::AsyncMigrationHarness::new(connection);

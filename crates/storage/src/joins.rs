@@ -1,5 +1,7 @@
 //! Decided joins and the per-inviter counters kept with them.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -55,33 +57,8 @@ pub async fn insert_join(
     conn: &mut AsyncPgConnection,
     join: &NewJoin,
 ) -> Result<bool, StorageError> {
-    let updated_at = join.left_at.unwrap_or(join.joined_at);
-    let inserted = diesel::insert_into(joins::table)
-        .values((
-            joins::bot_id.eq(db_id(join.bot_id)),
-            joins::guild_id.eq(db_id(join.guild_id)),
-            joins::member_id.eq(db_id(join.member_id)),
-            joins::created_at.eq(join.joined_at),
-            joins::updated_at.eq(updated_at),
-            joins::source.eq(join.source.as_str()),
-            joins::invite_code.eq(join.invite_code.as_deref()),
-            joins::inviter_id.eq(join.inviter_id.map(db_id)),
-            joins::candidates.eq(&join.candidates),
-            joins::unknown_reason.eq(join.unknown_reason),
-            joins::fake.eq(join.fake),
-            joins::has_left.eq(join.left_at.is_some()),
-            joins::left_at.eq(join.left_at),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?
-        == 1;
-    if inserted && let Some(inviter) = join.inviter_id {
-        let fake = i64::from(join.fake != 0);
-        let leaves = i64::from(join.fake == 0 && join.left_at.is_some());
-        bump_counts(conn, join.bot_id, join.guild_id, inviter, 1, fake, leaves).await?;
-    }
-    Ok(inserted)
+    let written = write_joins(conn, std::slice::from_ref(join), &[]).await?;
+    Ok(written.inserted == 1)
 }
 
 /// Marks the join of the membership that started at `joined_at` as left, and counts the leave
@@ -98,61 +75,261 @@ pub async fn mark_left(
     joined_at: DateTime<Utc>,
     left_at: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
-    let row: Option<(Option<i64>, i32, bool)> = diesel::update(
-        joins::table
-            .filter(joins::bot_id.eq(db_id(bot_id)))
-            .filter(joins::guild_id.eq(db_id(guild_id)))
-            .filter(joins::member_id.eq(db_id(member_id)))
-            .filter(joins::created_at.eq(joined_at))
-            .filter(joins::has_left.eq(false)),
-    )
-    .set((
-        joins::has_left.eq(true),
-        joins::left_at.eq(Some(left_at)),
-        joins::updated_at.eq(left_at),
-    ))
-    .returning((joins::inviter_id, joins::fake, joins::cleared))
-    .get_result(conn)
-    .await
-    .optional()?;
-    let Some((inviter, fake, cleared)) = row else {
-        return Ok(false);
+    let leave = Leave {
+        bot_id,
+        guild_id,
+        member_id,
+        joined_at,
+        left_at,
     };
-    if let (Some(inviter), 0, false) = (inviter, fake, cleared) {
-        bump_counts(conn, bot_id, guild_id, crate::from_db_id(inviter), 0, 0, 1).await?;
-    }
-    Ok(true)
+    let written = write_joins(conn, &[], &[leave]).await?;
+    Ok(written.left == 1)
 }
 
+/// The end of a membership whose join is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leave {
+    pub bot_id: u64,
+    pub guild_id: u64,
+    pub member_id: u64,
+    /// Start of the membership that ended: the join's `created_at`.
+    pub joined_at: DateTime<Utc>,
+    pub left_at: DateTime<Utc>,
+}
+
+/// What [`write_joins`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrittenJoins {
+    /// New join rows (replayed ones are not stored again).
+    pub inserted: usize,
+    /// Stored joins marked as left.
+    pub left: usize,
+}
+
+/// Counter changes of one inviter, summed over a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct CountDelta {
+    joins: i64,
+    fake: i64,
+    leaves: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = joins)]
+struct JoinInsert<'a> {
+    bot_id: i64,
+    guild_id: i64,
+    member_id: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    source: &'static str,
+    invite_code: Option<&'a str>,
+    inviter_id: Option<i64>,
+    candidates: &'a Vec<String>,
+    unknown_reason: Option<&'static str>,
+    fake: i32,
+    has_left: bool,
+    left_at: Option<DateTime<Utc>>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct LeftJoin {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    bot_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    guild_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    inviter_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    fake: i32,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    cleared: bool,
+}
+
+/// Stores decided joins, marks stored joins as left, and moves each inviter's counters by the
+/// sum of what changed: a few statements for a whole batch. Counting follows DOMAIN.md: a join
+/// counts once, in `fake` when it has a fake reason, else in `leaves` once its member left.
+/// Joins stored before (replays) and leaves of joins already marked change nothing.
+///
+/// Call it inside the transaction that commits the batch's progress. Each `(member,
+/// joined_at)` may appear at most once in `leaves`.
+///
+/// # Errors
+/// On database errors.
+pub async fn write_joins(
+    conn: &mut AsyncPgConnection,
+    new_joins: &[NewJoin],
+    leaves: &[Leave],
+) -> Result<WrittenJoins, StorageError> {
+    let mut deltas: BTreeMap<(i64, i64, i64), CountDelta> = BTreeMap::new();
+    let mut written = WrittenJoins::default();
+    for chunk in new_joins.chunks(crate::INSERT_CHUNK) {
+        let rows: Vec<JoinInsert<'_>> = chunk
+            .iter()
+            .map(|join| JoinInsert {
+                bot_id: db_id(join.bot_id),
+                guild_id: db_id(join.guild_id),
+                member_id: db_id(join.member_id),
+                created_at: join.joined_at,
+                updated_at: join.left_at.unwrap_or(join.joined_at),
+                source: join.source.as_str(),
+                invite_code: join.invite_code.as_deref(),
+                inviter_id: join.inviter_id.map(db_id),
+                candidates: &join.candidates,
+                unknown_reason: join.unknown_reason,
+                fake: join.fake,
+                has_left: join.left_at.is_some(),
+                left_at: join.left_at,
+            })
+            .collect();
+        let inserted: Vec<(i64, i64, Option<i64>, i32, bool)> = diesel::insert_into(joins::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .returning((
+                joins::bot_id,
+                joins::guild_id,
+                joins::inviter_id,
+                joins::fake,
+                joins::has_left,
+            ))
+            .get_results(conn)
+            .await?;
+        written.inserted += inserted.len();
+        for (bot, guild, inviter, fake, left) in inserted {
+            if let Some(inviter) = inviter {
+                let delta = deltas.entry((bot, guild, inviter)).or_default();
+                delta.joins += 1;
+                delta.fake += i64::from(fake != 0);
+                delta.leaves += i64::from(fake == 0 && left);
+            }
+        }
+    }
+    for chunk in leaves.chunks(crate::ARRAY_CHUNK) {
+        let mut bots = Vec::with_capacity(chunk.len());
+        let mut guilds = Vec::with_capacity(chunk.len());
+        let mut members = Vec::with_capacity(chunk.len());
+        let mut joined = Vec::with_capacity(chunk.len());
+        let mut left = Vec::with_capacity(chunk.len());
+        for leave in chunk {
+            bots.push(db_id(leave.bot_id));
+            guilds.push(db_id(leave.guild_id));
+            members.push(db_id(leave.member_id));
+            joined.push(leave.joined_at);
+            left.push(leave.left_at);
+        }
+        use diesel::sql_types::{Array, BigInt, Timestamptz};
+        let marked: Vec<LeftJoin> = diesel::sql_query(
+            "UPDATE joins AS j SET has_left = TRUE, left_at = l.left_at, updated_at = l.left_at \
+             FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[]) \
+               AS l(bot_id, guild_id, member_id, joined_at, left_at) \
+             WHERE j.bot_id = l.bot_id AND j.guild_id = l.guild_id AND j.member_id = l.member_id \
+               AND j.created_at = l.joined_at AND NOT j.has_left \
+             RETURNING j.bot_id, j.guild_id, j.inviter_id, j.fake, j.cleared",
+        )
+        .bind::<Array<BigInt>, _>(bots)
+        .bind::<Array<BigInt>, _>(guilds)
+        .bind::<Array<BigInt>, _>(members)
+        .bind::<Array<Timestamptz>, _>(joined)
+        .bind::<Array<Timestamptz>, _>(left)
+        .load(conn)
+        .await?;
+        written.left += marked.len();
+        for row in marked {
+            if let (Some(inviter), 0, false) = (row.inviter_id, row.fake, row.cleared) {
+                deltas
+                    .entry((row.bot_id, row.guild_id, inviter))
+                    .or_default()
+                    .leaves += 1;
+            }
+        }
+    }
+    bump_counts(conn, &deltas).await?;
+    Ok(written)
+}
+
+/// Adds summed deltas to inviter counters, one statement per chunk. The keys are sorted (a
+/// `BTreeMap`), so concurrent transactions lock counter rows in the same order.
 async fn bump_counts(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: u64,
-    joins_delta: i64,
-    fake_delta: i64,
-    leaves_delta: i64,
+    deltas: &BTreeMap<(i64, i64, i64), CountDelta>,
 ) -> Result<(), StorageError> {
     use inviter_counts::dsl as c;
-    diesel::insert_into(c::inviter_counts)
-        .values((
-            c::bot_id.eq(db_id(bot_id)),
-            c::guild_id.eq(db_id(guild_id)),
-            c::inviter_id.eq(db_id(inviter_id)),
-            c::joins.eq(joins_delta),
-            c::fake.eq(fake_delta),
-            c::leaves.eq(leaves_delta),
-        ))
-        .on_conflict((c::bot_id, c::guild_id, c::inviter_id))
-        .do_update()
-        .set((
-            c::joins.eq(c::joins + excluded(c::joins)),
-            c::fake.eq(c::fake + excluded(c::fake)),
-            c::leaves.eq(c::leaves + excluded(c::leaves)),
-        ))
-        .execute(conn)
-        .await?;
+    let rows: Vec<_> = deltas
+        .iter()
+        .filter(|(_, d)| **d != CountDelta::default())
+        .map(|(&(bot, guild, inviter), d)| {
+            (
+                c::bot_id.eq(bot),
+                c::guild_id.eq(guild),
+                c::inviter_id.eq(inviter),
+                c::joins.eq(d.joins),
+                c::fake.eq(d.fake),
+                c::leaves.eq(d.leaves),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(crate::INSERT_CHUNK) {
+        diesel::insert_into(c::inviter_counts)
+            .values(chunk)
+            .on_conflict((c::bot_id, c::guild_id, c::inviter_id))
+            .do_update()
+            .set((
+                c::joins.eq(c::joins + excluded(c::joins)),
+                c::fake.eq(c::fake + excluded(c::fake)),
+                c::leaves.eq(c::leaves + excluded(c::leaves)),
+            ))
+            .execute(conn)
+            .await?;
+    }
     Ok(())
+}
+
+/// The earliest stored join of each of these members (members with none are missing).
+///
+/// # Errors
+/// On database errors.
+pub async fn first_joins(
+    conn: &mut AsyncPgConnection,
+    keys: &[crate::members::MemberKey],
+) -> Result<HashMap<crate::members::MemberKey, DateTime<Utc>>, StorageError> {
+    #[derive(diesel::QueryableByName)]
+    struct First {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bot_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        guild_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        member_id: i64,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        first: DateTime<Utc>,
+    }
+    use diesel::sql_types::{Array, BigInt};
+    let mut found = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
+        let (bots, guilds, ids) = crate::members::split_keys(chunk);
+        let rows: Vec<First> = diesel::sql_query(
+            "SELECT j.bot_id, j.guild_id, j.member_id, min(j.created_at) AS first FROM joins j \
+             JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
+             ON j.bot_id = k.bot_id AND j.guild_id = k.guild_id AND j.member_id = k.member_id \
+             GROUP BY j.bot_id, j.guild_id, j.member_id",
+        )
+        .bind::<Array<BigInt>, _>(bots)
+        .bind::<Array<BigInt>, _>(guilds)
+        .bind::<Array<BigInt>, _>(ids)
+        .load(conn)
+        .await?;
+        for row in rows {
+            found.insert(
+                (
+                    crate::from_db_id(row.bot_id),
+                    crate::from_db_id(row.guild_id),
+                    crate::from_db_id(row.member_id),
+                ),
+                row.first,
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// Whether an earlier join of this member in this guild is on record.

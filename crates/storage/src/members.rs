@@ -130,3 +130,97 @@ pub async fn member(
         .await
         .optional()?)
 }
+
+/// A member row as the worker keeps it in memory while applying a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = members)]
+pub struct MemberRow {
+    pub bot_id: i64,
+    pub guild_id: i64,
+    pub member_id: i64,
+    pub present: bool,
+    pub joined_at: DateTime<Utc>,
+    pub left_at: Option<DateTime<Utc>>,
+    pub has_avatar: bool,
+    pub rejoined: bool,
+    pub join_count: i32,
+}
+
+/// `(bot_id, guild_id, member_id)` of a member.
+pub type MemberKey = (u64, u64, u64);
+
+/// The stored rows of many members at once (absent members are missing from the map).
+///
+/// # Errors
+/// On database errors.
+pub async fn load_members(
+    conn: &mut AsyncPgConnection,
+    keys: &[MemberKey],
+) -> Result<std::collections::HashMap<MemberKey, MemberRow>, StorageError> {
+    let mut found = std::collections::HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
+        let (bots, guilds, ids) = split_keys(chunk);
+        // One index probe per key: the arrays are joined row by row, not as a cross product.
+        let rows: Vec<MemberRow> = diesel::sql_query(
+            "SELECT m.* FROM members m \
+             JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
+             ON m.bot_id = k.bot_id AND m.guild_id = k.guild_id AND m.member_id = k.member_id",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(bots)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(guilds)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+        .load(conn)
+        .await?;
+        for row in rows {
+            let key = (
+                crate::from_db_id(row.bot_id),
+                crate::from_db_id(row.guild_id),
+                crate::from_db_id(row.member_id),
+            );
+            found.insert(key, row);
+        }
+    }
+    Ok(found)
+}
+
+/// Writes member rows, inserting new members and replacing the state of known ones. Each key
+/// must appear at most once.
+///
+/// # Errors
+/// On database errors.
+pub async fn save_members(
+    conn: &mut AsyncPgConnection,
+    rows: &[MemberRow],
+) -> Result<(), StorageError> {
+    use diesel::upsert::excluded;
+    // 9 bind parameters a row: stay far below PostgreSQL's 65,535.
+    for chunk in rows.chunks(crate::INSERT_CHUNK) {
+        diesel::insert_into(members::table)
+            .values(chunk)
+            .on_conflict((members::bot_id, members::guild_id, members::member_id))
+            .do_update()
+            .set((
+                members::present.eq(excluded(members::present)),
+                members::joined_at.eq(excluded(members::joined_at)),
+                members::left_at.eq(excluded(members::left_at)),
+                members::has_avatar.eq(excluded(members::has_avatar)),
+                members::rejoined.eq(excluded(members::rejoined)),
+                members::join_count.eq(excluded(members::join_count)),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn split_keys(keys: &[MemberKey]) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let mut bots = Vec::with_capacity(keys.len());
+    let mut guilds = Vec::with_capacity(keys.len());
+    let mut ids = Vec::with_capacity(keys.len());
+    for &(bot, guild, member) in keys {
+        bots.push(db_id(bot));
+        guilds.push(db_id(guild));
+        ids.push(db_id(member));
+    }
+    (bots, guilds, ids)
+}

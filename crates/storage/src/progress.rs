@@ -1,8 +1,11 @@
 //! What a worker commits with its effects: the last applied stream sequence of a partition, the
 //! attribution state of each guild it touched, and the guild's fake settings it reads.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -48,9 +51,11 @@ pub async fn claim_partition(
     })
 }
 
-/// Records that a partition applied everything up to `sequence`, if the partition is still
-/// claimed with `epoch`. Call it inside the transaction that writes the effects: when it
-/// returns `false` the caller was fenced off and must roll back.
+/// Records that a partition applied everything from `previous` up to `sequence`, if the
+/// partition is still claimed with `epoch` and its committed sequence is still `previous`.
+/// Call it inside the transaction that writes the effects: when it returns `false` the caller
+/// was fenced off (another claim), or its picture of the partition is ahead of the database
+/// (a commit lost in a crash), and must roll back and resume from what is stored.
 ///
 /// # Errors
 /// On database errors.
@@ -59,13 +64,15 @@ pub async fn advance_sequence(
     stream: &str,
     partition: u32,
     epoch: i64,
+    previous: u64,
     sequence: u64,
 ) -> Result<bool, StorageError> {
     use partition_progress::dsl as p;
     let updated = diesel::update(
         p::partition_progress
             .find((stream, partition.cast_signed()))
-            .filter(p::epoch.eq(epoch)),
+            .filter(p::epoch.eq(epoch))
+            .filter(p::last_sequence.eq(previous.cast_signed())),
     )
     .set((
         p::last_sequence.eq(sequence.cast_signed()),
@@ -74,6 +81,20 @@ pub async fn advance_sequence(
     .execute(conn)
     .await?;
     Ok(updated == 1)
+}
+
+/// Makes the current transaction's commit return before its WAL reaches disk. A crash of
+/// PostgreSQL may then lose the last few hundred milliseconds of commits, but effects and the
+/// partition's sequence are lost together, and the stream still holds the events: they are
+/// applied again, once. Commits stop waiting for a disk flush each.
+///
+/// # Errors
+/// On database errors.
+pub async fn relax_commit(conn: &mut AsyncPgConnection) -> Result<(), StorageError> {
+    diesel::sql_query("SET LOCAL synchronous_commit = off")
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A guild's engine state, as the worker saves it.
@@ -94,12 +115,77 @@ pub async fn load_guild_state(
     bot_id: u64,
     guild_id: u64,
 ) -> Result<Option<serde_json::Value>, StorageError> {
-    Ok(guild_states::table
-        .find((db_id(bot_id), db_id(guild_id)))
-        .select(guild_states::state)
-        .first(conn)
-        .await
-        .optional()?)
+    Ok(load_guild_states(conn, &[(bot_id, guild_id)])
+        .await?
+        .remove(&(bot_id, guild_id)))
+}
+
+/// `(bot_id, guild_id)` of a guild.
+pub type GuildKey = (u64, u64);
+
+/// The stored engine states of many guilds (guilds without one are missing from the map).
+///
+/// # Errors
+/// On database errors.
+pub async fn load_guild_states(
+    conn: &mut AsyncPgConnection,
+    keys: &[GuildKey],
+) -> Result<HashMap<GuildKey, serde_json::Value>, StorageError> {
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bot_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        guild_id: i64,
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        state: serde_json::Value,
+    }
+    let mut found = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
+        let (bots, guilds) = split_guild_keys(chunk);
+        let rows: Vec<State> = diesel::sql_query(
+            "SELECT s.bot_id, s.guild_id, s.state FROM guild_states s \
+             JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
+             ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
+        )
+        .bind::<Array<BigInt>, _>(bots)
+        .bind::<Array<BigInt>, _>(guilds)
+        .load(conn)
+        .await?;
+        for row in rows {
+            found.insert(
+                (
+                    crate::from_db_id(row.bot_id),
+                    crate::from_db_id(row.guild_id),
+                ),
+                row.state,
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// The engine states of every guild with undecided joins (few: joins wait seconds for their
+/// evidence). A worker that claims a partition picks its own out of them.
+///
+/// # Errors
+/// On database errors.
+pub async fn pending_guild_states(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(GuildKey, serde_json::Value)>, StorageError> {
+    let rows: Vec<(i64, i64, serde_json::Value)> = guild_states::table
+        .filter(guild_states::pending_joins.gt(0))
+        .select((
+            guild_states::bot_id,
+            guild_states::guild_id,
+            guild_states::state,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(bot, guild, state)| ((crate::from_db_id(bot), crate::from_db_id(guild)), state))
+        .collect())
 }
 
 /// Saves a guild's engine state.
@@ -112,28 +198,49 @@ pub async fn save_guild_state(
     guild_id: u64,
     row: &GuildStateRow,
 ) -> Result<(), StorageError> {
+    save_guild_states(conn, &[((bot_id, guild_id), row.clone())]).await
+}
+
+/// Saves the engine states of many guilds in a few statements. Each guild may appear at most
+/// once.
+///
+/// # Errors
+/// On database errors.
+pub async fn save_guild_states(
+    conn: &mut AsyncPgConnection,
+    rows: &[(GuildKey, GuildStateRow)],
+) -> Result<(), StorageError> {
     use guild_states::dsl as g;
-    diesel::insert_into(g::guild_states)
-        .values((
-            g::bot_id.eq(db_id(bot_id)),
-            g::guild_id.eq(db_id(guild_id)),
-            g::state.eq(&row.state),
-            g::pending_joins.eq(row.pending_joins),
-            g::missing_permissions.eq(row.missing_permissions),
-            g::last_snapshot_at.eq(row.last_snapshot_at),
-            g::updated_at.eq(Utc::now()),
-        ))
-        .on_conflict((g::bot_id, g::guild_id))
-        .do_update()
-        .set((
-            g::state.eq(excluded(g::state)),
-            g::pending_joins.eq(excluded(g::pending_joins)),
-            g::missing_permissions.eq(excluded(g::missing_permissions)),
-            g::last_snapshot_at.eq(excluded(g::last_snapshot_at)),
-            g::updated_at.eq(excluded(g::updated_at)),
-        ))
-        .execute(conn)
-        .await?;
+    let now = Utc::now();
+    for chunk in rows.chunks(crate::INSERT_CHUNK) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|((bot_id, guild_id), row)| {
+                (
+                    g::bot_id.eq(db_id(*bot_id)),
+                    g::guild_id.eq(db_id(*guild_id)),
+                    g::state.eq(&row.state),
+                    g::pending_joins.eq(row.pending_joins),
+                    g::missing_permissions.eq(row.missing_permissions),
+                    g::last_snapshot_at.eq(row.last_snapshot_at),
+                    g::updated_at.eq(now),
+                )
+            })
+            .collect();
+        diesel::insert_into(g::guild_states)
+            .values(values)
+            .on_conflict((g::bot_id, g::guild_id))
+            .do_update()
+            .set((
+                g::state.eq(excluded(g::state)),
+                g::pending_joins.eq(excluded(g::pending_joins)),
+                g::missing_permissions.eq(excluded(g::missing_permissions)),
+                g::last_snapshot_at.eq(excluded(g::last_snapshot_at)),
+                g::updated_at.eq(excluded(g::updated_at)),
+            ))
+            .execute(conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -156,6 +263,54 @@ pub async fn fake_settings(
         .first(conn)
         .await
         .optional()?)
+}
+
+/// [`fake_settings`] of many guilds: guilds that never changed theirs are missing.
+///
+/// # Errors
+/// On database errors.
+pub async fn fake_settings_of(
+    conn: &mut AsyncPgConnection,
+    keys: &[GuildKey],
+) -> Result<HashMap<GuildKey, (i32, i32)>, StorageError> {
+    #[derive(QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bot_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        guild_id: i64,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        fake_reasons: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        young_account_days: i32,
+    }
+    let mut found = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
+        let (bots, guilds) = split_guild_keys(chunk);
+        let rows: Vec<Settings> = diesel::sql_query(
+            "SELECT s.bot_id, s.guild_id, s.fake_reasons, s.young_account_days \
+             FROM guild_settings s JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
+             ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
+        )
+        .bind::<Array<BigInt>, _>(bots)
+        .bind::<Array<BigInt>, _>(guilds)
+        .load(conn)
+        .await?;
+        for row in rows {
+            found.insert(
+                (
+                    crate::from_db_id(row.bot_id),
+                    crate::from_db_id(row.guild_id),
+                ),
+                (row.fake_reasons, row.young_account_days),
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn split_guild_keys(keys: &[GuildKey]) -> (Vec<i64>, Vec<i64>) {
+    keys.iter().map(|&(b, g)| (db_id(b), db_id(g))).unzip()
 }
 
 /// Takes the session-level advisory lock that says "this worker owns this partition". It is

@@ -1,13 +1,21 @@
-//! Worker throughput from a pre-filled stream.
+//! Worker throughput from a pre-filled stream, and end-to-end lag under a steady load.
 //!
-//! Publishes `EVENTS` synthetic guild events (joins, their snapshots, leaves) for `GUILDS`
-//! guilds into a fresh stream, then starts `WORKERS` workers (each with its own pool and
-//! partition-lock session, as separate processes would have) and reports how fast they apply
-//! everything.
+//! With `RATE` 0 (the default) it publishes `EVENTS` synthetic guild events (joins, their
+//! snapshots, leaves) for `GUILDS` guilds into a fresh stream, then starts `WORKERS` workers
+//! (each with its own pool and partition-lock session, as separate processes would have) and
+//! reports how fast they apply everything.
+//!
+//! With `RATE` > 0 it starts the workers first, waits until they own every partition, then
+//! publishes the events at `RATE` per second with `observed_at` = the moment of publishing,
+//! and reports the lag from `observed_at` to commit (p50/p99) the workers recorded.
 //!
 //! ```text
+//! cargo run --release -p invitrack-worker --example throughput -- EVENTS GUILDS WORKERS [RATE]
 //! cargo run --release -p invitrack-worker --example throughput -- 100000 1000 1
+//! cargo run --release -p invitrack-worker --example throughput -- 100000 1000 1 5000
 //! ```
+//! `WORKER_BATCH`, `WORKER_DB_CONNECTIONS` and `WORKER_SYNCHRONOUS_COMMIT=true` override the
+//! workers' defaults.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,77 +45,105 @@ async fn main() -> anyhow::Result<()> {
         bus_partitions: 16,
         bus_max_age_hours: 1,
     };
+    let rate = args.get(3).copied().unwrap_or(0);
     invitrack_storage::prepare_database(&database_url).await?;
     let connected = bus.connect().await?;
-
-    // Fill the stream: per guild a baseline snapshot, then join → snapshot pairs, some leaves.
-    let started = Instant::now();
-    let mut acks = Vec::new();
-    let base = 1_800_000_000_000_i64;
-    let mut uses = vec![0_u64; guilds as usize];
-    for n in 0..events {
-        let g = n % guilds;
-        let guild_id = 1_000_000 + g;
-        let round = n / guilds;
-        let t = base + i64::try_from(n).unwrap_or(0) * 10;
-        let kind = match round % 5 {
-            0 if round == 0 => snapshot(t, uses[g as usize]),
-            1 | 3 => Kind::MemberAdd(proto::MemberAdd {
-                user_id: 5_000_000_000 + n,
-                joined_at_ms: t,
-                has_avatar: true,
-                bot: false,
-                flags: 0,
-            }),
-            4 => Kind::MemberRemove(proto::MemberRemove {
-                user_id: 5_000_000_000 + n - 3 * guilds,
-            }),
-            _ => {
-                uses[g as usize] += 1;
-                snapshot(t, uses[g as usize])
-            }
-        };
-        let event = GuildEvent {
-            bot_id: 1,
-            guild_id,
-            observed_at_ms: t + 50,
-            shard_id: 0,
-            kind: Some(kind),
-        };
-        acks.push(
-            invitrack_bus::publish_event(
-                &connected.jetstream,
-                &connected.layout,
-                &event,
-                &format!("b{n}"),
-            )
-            .await?,
-        );
-        if acks.len() >= 5_000 {
-            for ack in acks.drain(..) {
-                ack.await?;
-            }
-        }
+    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
+    if let Some(batch) = env_usize("WORKER_BATCH") {
+        config.batch = batch;
     }
-    for ack in acks.drain(..) {
-        ack.await?;
+    if let Some(connections) = env_usize("WORKER_DB_CONNECTIONS") {
+        config.db_connections = connections;
     }
-    println!(
-        "published {events} events for {guilds} guilds in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-
+    config.synchronous_commit =
+        std::env::var("WORKER_SYNCHRONOUS_COMMIT").is_ok_and(|v| v == "true");
     let shutdown = CancellationToken::new();
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
-    let started = Instant::now();
-    for stat in &stats {
-        let config = WorkerConfig::new(database_url.clone(), bus.clone());
-        tokio::spawn(invitrack_worker::run_with_stats(
-            config,
-            shutdown.clone(),
-            Arc::clone(stat),
-        ));
-    }
+    let start_workers = || {
+        for stat in &stats {
+            tokio::spawn(invitrack_worker::run_with_stats(
+                config.clone(),
+                shutdown.clone(),
+                Arc::clone(stat),
+            ));
+        }
+    };
+    let mut generator = Generator::new(guilds);
+
+    let started = if rate == 0 {
+        // Fill the stream first.
+        let started = Instant::now();
+        let mut acks = Vec::new();
+        let base = 1_800_000_000_000_i64;
+        for n in 0..events {
+            let t = base + i64::try_from(n).unwrap_or(0) * 10;
+            let event = generator.event(n, t, t + 50);
+            acks.push(
+                invitrack_bus::publish_event(
+                    &connected.jetstream,
+                    &connected.layout,
+                    &event,
+                    &format!("b{n}"),
+                )
+                .await?,
+            );
+            if acks.len() >= 5_000 {
+                for ack in acks.drain(..) {
+                    ack.await?;
+                }
+            }
+        }
+        for ack in acks.drain(..) {
+            ack.await?;
+        }
+        println!(
+            "published {events} events for {guilds} guilds in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let started = Instant::now();
+        start_workers();
+        started
+    } else {
+        start_workers();
+        let partitions = u64::from(bus.bus_partitions);
+        while stats
+            .iter()
+            .map(|s| s.owned_partitions.load(Ordering::Relaxed))
+            .sum::<u64>()
+            < partitions
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let started = Instant::now();
+        let js = connected.jetstream.clone();
+        let layout = connected.layout.clone();
+        // The publisher keeps to the schedule; acknowledgements are awaited off the path.
+        let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel(100_000);
+        let acker = tokio::spawn(async move {
+            while let Some(ack) = ack_rx.recv().await {
+                let ack: async_nats::jetstream::context::PublishAckFuture = ack;
+                ack.await?;
+            }
+            anyhow::Ok(())
+        });
+        for n in 0..events {
+            let due = Duration::from_secs_f64(n as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+            let now = invitrack_bus::unix_millis_now();
+            let event = generator.event(n, now, now);
+            let ack = invitrack_bus::publish_event(&js, &layout, &event, &format!("s{n}")).await?;
+            ack_tx.send(ack).await?;
+        }
+        drop(ack_tx);
+        acker.await??;
+        println!(
+            "published {events} events for {guilds} guilds at {rate}/s in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        started
+    };
     let mut last_report = Instant::now();
     loop {
         let applied: u64 = stats
@@ -132,9 +168,39 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.decisions.load(Ordering::Relaxed))
         .sum();
     println!(
-        "{workers} worker(s): applied {events} events in {seconds:.2} s = {:.0} events/s ({decisions} decisions)",
+        "{workers} worker(s), batch {}, {} connections each, synchronous commit {}: applied {events} events in {seconds:.2} s = {:.0} events/s ({decisions} decisions)",
+        config.batch,
+        config.db_connections,
+        config.synchronous_commit,
         events as f64 / seconds
     );
+    let batches: u64 = stats
+        .iter()
+        .map(|s| s.batches.load(Ordering::Relaxed))
+        .sum();
+    let apply_micros: u64 = stats
+        .iter()
+        .map(|s| s.apply_micros.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "{batches} transactions, {:.0} events each, {:.1} ms each on average",
+        events as f64 / batches.max(1) as f64,
+        apply_micros as f64 / 1000.0 / batches.max(1) as f64
+    );
+    if rate > 0 {
+        // Every worker's events, merged: percentiles of the whole run.
+        let merged = invitrack_worker::LagHistogram::default();
+        for stat in &stats {
+            stat.lag.merge_into(&merged);
+        }
+        println!(
+            "lag observed_at -> commit over {} events: p50 {} ms, p99 {} ms, max {} ms",
+            merged.count(),
+            merged.percentile(50.0).unwrap_or(0),
+            merged.percentile(99.0).unwrap_or(0),
+            merged.percentile(100.0).unwrap_or(0),
+        );
+    }
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = connected
@@ -155,6 +221,58 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     Ok(())
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The synthetic workload: per guild a baseline snapshot, then rounds of join → snapshot
+/// showing one more use, and leaves of earlier joiners. Every join is explained by the one
+/// invite, so every join is decided by the snapshot after it.
+struct Generator {
+    guilds: u64,
+    uses: Vec<u64>,
+}
+
+impl Generator {
+    fn new(guilds: u64) -> Self {
+        Self {
+            guilds,
+            uses: vec![0; usize::try_from(guilds).unwrap_or(0)],
+        }
+    }
+
+    /// The `n`th event, happening at `t` and observed at `observed_at`.
+    fn event(&mut self, n: u64, t: i64, observed_at: i64) -> GuildEvent {
+        let guilds = self.guilds;
+        let g = usize::try_from(n % guilds).unwrap_or(0);
+        let round = n / guilds;
+        let kind = match round % 5 {
+            0 if round == 0 => snapshot(t, self.uses[g]),
+            1 | 3 => Kind::MemberAdd(proto::MemberAdd {
+                user_id: 5_000_000_000 + n,
+                joined_at_ms: t,
+                has_avatar: true,
+                bot: false,
+                flags: 0,
+            }),
+            4 => Kind::MemberRemove(proto::MemberRemove {
+                user_id: 5_000_000_000 + n - 3 * guilds,
+            }),
+            _ => {
+                self.uses[g] += 1;
+                snapshot(t, self.uses[g])
+            }
+        };
+        GuildEvent {
+            bot_id: 1,
+            guild_id: 1_000_000 + n % guilds,
+            observed_at_ms: observed_at,
+            shard_id: 0,
+            kind: Some(kind),
+        }
+    }
 }
 
 fn snapshot(t: i64, uses: u64) -> Kind {

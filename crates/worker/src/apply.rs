@@ -1,21 +1,21 @@
 //! The worker's step function: a batch of one partition's messages in, effects committed to
 //! PostgreSQL in one transaction together with the partition's progress.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use invitrack_attribution::{
-    Decision, EngineConfig, FakeReasons, FakeSettings, GuildAttribution, MemberFacts, UserId,
-    Verdict,
-};
+use chrono::{DateTime, Utc};
+use invitrack_attribution::{EngineConfig, GuildAttribution, Observation};
 use invitrack_bus::{BusLayout, EventKind, decode_event};
-use invitrack_storage::joins::{JoinSource, NewJoin};
-use invitrack_storage::progress::{self, GuildStateRow, PartitionClaim};
-use invitrack_storage::{AsyncConnection, AsyncPgConnection, joins, members, millis_to_time};
+use invitrack_storage::members::MemberKey;
+use invitrack_storage::progress::{self, GuildKey, GuildStateRow, PartitionClaim};
+use invitrack_storage::{AsyncConnection, AsyncPgConnection, millis_to_time};
 
 use crate::WorkerError;
 use crate::convert;
+use crate::effects::{BatchEffects, MemberJoin};
+use crate::lag::LagHistogram;
 
 /// One message of the partition as the stream delivered it.
 #[derive(Debug, Clone)]
@@ -43,8 +43,6 @@ pub struct Outcome {
     pub dead_letters: Vec<DeadLetter>,
 }
 
-type GuildKey = (u64, u64);
-
 /// A partition this worker has claimed: its progress, fence and the engine state of the guilds
 /// it has touched.
 pub struct Partition {
@@ -58,6 +56,10 @@ pub struct Partition {
     /// beyond it (their state is in PostgreSQL).
     max_cached: usize,
     clock: u64,
+    /// Where the time from `observed_at` to commit is recorded, if anywhere.
+    lag: Option<Arc<LagHistogram>>,
+    /// Commit without waiting for the WAL flush (see `progress::relax_commit`).
+    relaxed_commit: bool,
 }
 
 struct CachedGuild {
@@ -84,7 +86,25 @@ impl Partition {
             guilds: HashMap::new(),
             max_cached: max_cached.max(1),
             clock: 0,
+            lag: None,
+            relaxed_commit: false,
         }
+    }
+
+    /// Commits without waiting for PostgreSQL's WAL flush: safe for exactly-once (a lost
+    /// commit loses effects and sequence together, and they are applied again), and much
+    /// faster on slow disks.
+    #[must_use]
+    pub fn with_relaxed_commit(mut self, relaxed: bool) -> Self {
+        self.relaxed_commit = relaxed;
+        self
+    }
+
+    /// Records each applied event's end-to-end lag (its `observed_at` to its commit) in `lag`.
+    #[must_use]
+    pub fn with_lag(mut self, lag: Arc<LagHistogram>) -> Self {
+        self.lag = Some(lag);
+        self
     }
 
     /// Drops the least recently used guilds with nothing pending while over `max_cached`.
@@ -120,6 +140,10 @@ impl Partition {
     /// (redeliveries). On error nothing is committed and this `Partition` must be dropped: its
     /// in-memory state may be ahead of the database.
     ///
+    /// The whole batch is one transaction of a fixed number of statements: reads of the rows it
+    /// needs, then multi-row writes of its effects, the touched guilds' engine states and the
+    /// partition's new sequence, fenced by the claim's epoch.
+    ///
     /// # Errors
     /// On database errors, or when another worker claimed the partition meanwhile.
     pub async fn apply(
@@ -137,34 +161,48 @@ impl Partition {
                 ..Outcome::default()
             });
         };
-        let skipped = batch.len() - fresh.len();
+        let mut outcome = Outcome {
+            skipped: batch.len() - fresh.len(),
+            ..Outcome::default()
+        };
+        let mut steps = Vec::with_capacity(fresh.len());
+        for message in fresh {
+            match self.decode(message) {
+                Ok(step) => steps.push(step),
+                Err(reason) => outcome.dead_letters.push(DeadLetter {
+                    sequence: message.sequence,
+                    subject: message.subject.clone(),
+                    reason,
+                    payload: message.payload.clone(),
+                }),
+            }
+        }
+        outcome.applied = steps.len();
+        let observed: Vec<i64> = steps.iter().map(|s| s.observed_at).collect();
         let outcome = conn
             .transaction::<_, WorkerError, _>(async |c| {
-                let mut outcome = Outcome {
-                    skipped,
-                    ..Outcome::default()
-                };
-                let mut touched = BTreeSet::new();
-                for message in fresh {
-                    match self.apply_one(c, message, &mut touched, &mut outcome).await {
-                        Ok(()) => outcome.applied += 1,
-                        Err(WorkerError::Malformed(reason)) => {
-                            outcome.dead_letters.push(DeadLetter {
-                                sequence: message.sequence,
-                                subject: message.subject.clone(),
-                                reason,
-                                payload: message.payload.clone(),
-                            })
-                        }
-                        Err(e) => return Err(e),
-                    }
+                if self.relaxed_commit {
+                    progress::relax_commit(c).await?;
                 }
+                let mut touched = BTreeSet::new();
+                let mut effects = self.read_for(c, &steps).await?;
+                for step in steps {
+                    self.apply_step(&mut effects, step, &mut touched, &mut outcome)?;
+                }
+                effects.finish(c).await?;
+                effects.write(c).await?;
                 self.commit(c, &touched, last).await?;
                 Ok(outcome)
             })
             .await?;
         self.claim.last_sequence = last;
         self.evict_idle();
+        if let Some(lag) = &self.lag {
+            let now = invitrack_bus::unix_millis_now();
+            for at in observed {
+                lag.record(now - at);
+            }
+        }
         Ok(outcome)
     }
 
@@ -182,8 +220,12 @@ impl Partition {
         }
         let last = self.claim.last_sequence;
         conn.transaction::<_, WorkerError, _>(async |c| {
+            if self.relaxed_commit {
+                progress::relax_commit(c).await?;
+            }
             let mut outcome = Outcome::default();
             let mut touched = BTreeSet::new();
+            let mut effects = BatchEffects::default();
             let keys: Vec<GuildKey> = self
                 .guilds
                 .iter()
@@ -198,15 +240,95 @@ impl Partition {
                 if !decisions.is_empty() {
                     touched.insert(key);
                     outcome.decisions += decisions.len();
-                    for decision in &decisions {
-                        record_decision(c, key, decision).await?;
+                    for decision in decisions {
+                        effects.decided(key, decision)?;
                     }
                 }
             }
+            effects.finish(c).await?;
+            effects.write(c).await?;
             self.commit(c, &touched, last).await?;
             Ok(outcome)
         })
         .await
+    }
+
+    /// Loads this partition's guilds with undecided joins, so [`Partition::tick`] decides them
+    /// on time even when no further event of theirs arrives (after a takeover, a restart).
+    /// Returns how many were loaded.
+    ///
+    /// # Errors
+    /// On database errors, or when a stored state is not readable.
+    pub async fn resume_pending(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<usize, WorkerError> {
+        let mut loaded = 0;
+        for (key, state) in progress::pending_guild_states(conn).await? {
+            if self.layout.partition_of(key.0, key.1) != self.number
+                || self.guilds.contains_key(&key)
+            {
+                continue;
+            }
+            let state: GuildAttribution =
+                serde_json::from_value(state).map_err(invitrack_storage::StorageError::from)?;
+            self.guilds.insert(
+                key,
+                CachedGuild {
+                    state,
+                    last_used: 0,
+                },
+            );
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the engine state of guilds not in memory, and reads the rows the batch's events
+    /// touch: a handful of statements for the whole batch.
+    async fn read_for(
+        &mut self,
+        c: &mut AsyncPgConnection,
+        steps: &[Step],
+    ) -> Result<BatchEffects, WorkerError> {
+        let mut guilds: Vec<GuildKey> = steps.iter().map(|s| s.guild).collect();
+        guilds.sort_unstable();
+        guilds.dedup();
+        let missing: Vec<GuildKey> = guilds
+            .iter()
+            .filter(|k| !self.guilds.contains_key(k))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            // First events of these guilds since the partition was claimed: resume their state.
+            let mut stored = progress::load_guild_states(c, &missing).await?;
+            for key in missing {
+                let state = match stored.remove(&key) {
+                    Some(value) => serde_json::from_value(value)
+                        .map_err(invitrack_storage::StorageError::from)?,
+                    None => GuildAttribution::new(),
+                };
+                self.guilds.insert(
+                    key,
+                    CachedGuild {
+                        state,
+                        last_used: 0,
+                    },
+                );
+            }
+        }
+        let mut members: Vec<MemberKey> = steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::MemberAdd { user_id, .. } | Action::MemberRemove { user_id, .. } => {
+                    Some((s.guild.0, s.guild.1, *user_id))
+                }
+                Action::Observe(_) => None,
+            })
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        Ok(BatchEffects::read(c, &members, &guilds).await?)
     }
 
     async fn commit(
@@ -215,6 +337,7 @@ impl Partition {
         touched: &BTreeSet<GuildKey>,
         last: u64,
     ) -> Result<(), WorkerError> {
+        let mut rows = Vec::with_capacity(touched.len());
         for key in touched {
             if let Some(CachedGuild { state: guild, .. }) = self.guilds.get(key) {
                 let row = GuildStateRow {
@@ -226,11 +349,20 @@ impl Partition {
                         .last_snapshot_at()
                         .and_then(|ms| millis_to_time(ms).ok()),
                 };
-                progress::save_guild_state(c, key.0, key.1, &row).await?;
+                rows.push((*key, row));
             }
         }
-        if !progress::advance_sequence(c, &self.stream, self.number, self.claim.epoch, last).await?
-        {
+        progress::save_guild_states(c, &rows).await?;
+        let advanced = progress::advance_sequence(
+            c,
+            &self.stream,
+            self.number,
+            self.claim.epoch,
+            self.claim.last_sequence,
+            last,
+        )
+        .await?;
+        if !advanced {
             return Err(WorkerError::Fenced {
                 partition: self.number,
             });
@@ -238,147 +370,121 @@ impl Partition {
         Ok(())
     }
 
-    async fn apply_one(
-        &mut self,
-        c: &mut AsyncPgConnection,
-        message: &StreamMessage,
-        touched: &mut BTreeSet<GuildKey>,
-        outcome: &mut Outcome,
-    ) -> Result<(), WorkerError> {
-        let malformed = |reason: String| WorkerError::Malformed(reason);
+    /// Checks a message and turns it into what applying it takes. Errors are dead-letter
+    /// reasons: such a message can never be applied.
+    fn decode(&self, message: &StreamMessage) -> Result<Step, String> {
         let (partition, bot_id, guild_id) = self
             .layout
             .parse_guild_subject(&message.subject)
-            .map_err(|e| malformed(e.to_string()))?;
-        let event = decode_event(&message.payload).map_err(|e| malformed(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
+        let event = decode_event(&message.payload).map_err(|e| e.to_string())?;
         if (event.bot_id, event.guild_id) != (bot_id, guild_id) || partition != self.number {
-            return Err(malformed(format!(
+            return Err(format!(
                 "event for bot {} guild {} on subject {}",
                 event.bot_id, event.guild_id, message.subject
-            )));
+            ));
         }
         let Some(kind) = event.kind.as_ref() else {
-            return Err(malformed("no event kind".into()));
+            return Err("no event kind".into());
         };
-        let key = (bot_id, guild_id);
-        match kind {
-            EventKind::MemberAdd(add) => {
-                let joined_at =
-                    millis_to_time(add.joined_at_ms).map_err(|e| malformed(e.to_string()))?;
-                let outcome = members::member_joined(
-                    c,
-                    bot_id,
-                    guild_id,
-                    add.user_id,
-                    joined_at,
-                    add.has_avatar,
-                    add.flags & 1 != 0,
-                )
-                .await?;
-                if outcome == members::MemberJoin::Repeated {
+        let action = match kind {
+            EventKind::MemberAdd(add) => Action::MemberAdd {
+                user_id: add.user_id,
+                joined_at: millis_to_time(add.joined_at_ms).map_err(|e| e.to_string())?,
+                has_avatar: add.has_avatar,
+                flagged_rejoin: add.flags & 1 != 0,
+                observation: convert::observation(kind),
+            },
+            EventKind::MemberRemove(remove) => Action::MemberRemove {
+                user_id: remove.user_id,
+                left_at: millis_to_time(event.observed_at_ms).map_err(|e| e.to_string())?,
+            },
+            _ => Action::Observe(convert::observation(kind)),
+        };
+        Ok(Step {
+            guild: (bot_id, guild_id),
+            observed_at: event.observed_at_ms,
+            action,
+        })
+    }
+
+    fn apply_step(
+        &mut self,
+        effects: &mut BatchEffects,
+        step: Step,
+        touched: &mut BTreeSet<GuildKey>,
+        outcome: &mut Outcome,
+    ) -> Result<(), WorkerError> {
+        let key = step.guild;
+        let observation = match step.action {
+            Action::MemberAdd {
+                user_id,
+                joined_at,
+                has_avatar,
+                flagged_rejoin,
+                observation,
+            } => {
+                let member = (key.0, key.1, user_id);
+                if effects.member_joined(member, joined_at, has_avatar, flagged_rejoin)
+                    == MemberJoin::Repeated
+                {
                     tracing::debug!(
-                        guild_id,
-                        member_id = add.user_id,
+                        guild_id = key.1,
+                        member_id = user_id,
                         "repeated GUILD_MEMBER_ADD ignored"
                     );
                     return Ok(());
                 }
+                observation
             }
-            EventKind::MemberRemove(remove) => {
-                let left_at =
-                    millis_to_time(event.observed_at_ms).map_err(|e| malformed(e.to_string()))?;
-                if let Some(joined_at) =
-                    members::member_left(c, bot_id, guild_id, remove.user_id, left_at).await?
-                {
-                    joins::mark_left(c, bot_id, guild_id, remove.user_id, joined_at, left_at)
-                        .await?;
-                }
+            Action::MemberRemove { user_id, left_at } => {
+                effects.member_left((key.0, key.1, user_id), left_at);
                 return Ok(());
             }
-            _ => {}
-        }
-        let Some(observation) = convert::observation(kind) else {
+            Action::Observe(observation) => observation,
+        };
+        let Some(observation) = observation else {
             return Ok(());
         };
         self.clock += 1;
-        let last_used = self.clock;
-        let cached = match self.guilds.entry(key) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                // First event of this guild since the partition was claimed: resume its state.
-                let state = match progress::load_guild_state(c, bot_id, guild_id).await? {
-                    Some(value) => serde_json::from_value(value)
-                        .map_err(invitrack_storage::StorageError::from)?,
-                    None => GuildAttribution::new(),
-                };
-                entry.insert(CachedGuild { state, last_used })
-            }
+        let Some(cached) = self.guilds.get_mut(&key) else {
+            // read_for loaded every guild of the batch.
+            return Err(WorkerError::Internal(format!(
+                "guild {} of the batch was not loaded",
+                key.1
+            )));
         };
-        cached.last_used = last_used;
+        cached.last_used = self.clock;
         let decisions = cached
             .state
-            .observe(&self.engine, observation, event.observed_at_ms);
+            .observe(&self.engine, observation, step.observed_at);
         touched.insert(key);
         outcome.decisions += decisions.len();
-        for decision in &decisions {
-            record_decision(c, key, decision).await?;
+        for decision in decisions {
+            effects.decided(key, decision)?;
         }
         Ok(())
     }
 }
 
-/// Stores one decided join with its fake reasons.
-async fn record_decision(
-    c: &mut AsyncPgConnection,
-    (bot_id, guild_id): GuildKey,
-    decision: &Decision,
-) -> Result<(), WorkerError> {
-    let member_id = decision.user_id.0;
-    let joined_at = millis_to_time(decision.joined_at)?;
-    let member = members::member(c, bot_id, guild_id, member_id).await?;
-    let same_membership = member.as_ref().is_some_and(|m| m.joined_at == joined_at);
-    let joined_before = (same_membership && member.as_ref().is_some_and(|m| m.rejoined))
-        || joins::joined_before(c, bot_id, guild_id, member_id, joined_at).await?;
-    let left_at = match &member {
-        Some(m) if same_membership => m.left_at.filter(|_| !m.present),
-        // The member has joined again since: this membership ended by then at the latest.
-        Some(m) => Some(m.joined_at),
-        None => None,
-    };
-    let settings = match progress::fake_settings(c, bot_id, guild_id).await? {
-        Some((enabled, days)) => FakeSettings {
-            enabled: FakeReasons(enabled.cast_unsigned()),
-            young_account_days: days.cast_unsigned(),
-        },
-        None => FakeSettings::default(),
-    };
-    let facts = MemberFacts {
-        user_id: UserId(member_id),
-        joined_at: decision.joined_at,
-        has_avatar: member.as_ref().is_none_or(|m| m.has_avatar),
-        joined_before,
-    };
-    let fake = settings.reasons(&facts, decision.inviter_id());
-    let (source, candidates, unknown_reason) = match &decision.verdict {
-        Verdict::Invite { .. } => (JoinSource::Invite, Vec::new(), None),
-        Verdict::Vanity { .. } => (JoinSource::Vanity, Vec::new(), None),
-        Verdict::Ambiguous { candidates, .. } => (JoinSource::Ambiguous, candidates.clone(), None),
-        Verdict::Unknown { reason } => (JoinSource::Unknown, Vec::new(), Some(reason.as_str())),
-    };
-    let join = NewJoin {
-        bot_id,
-        guild_id,
-        member_id,
-        joined_at,
-        source,
-        invite_code: decision.code().map(str::to_owned),
-        inviter_id: decision.inviter_id().map(|u| u.0),
-        candidates,
-        unknown_reason,
-        fake: fake.0.cast_signed(),
-        left_at,
-    };
-    tracing::debug!(guild_id, member_id, source = source.as_str(), invite_code = ?join.invite_code, "join decided");
-    joins::insert_join(c, &join).await?;
-    Ok(())
+/// One checked message of a batch.
+struct Step {
+    guild: GuildKey,
+    observed_at: i64,
+    action: Action,
+}
+
+enum Action {
+    MemberAdd {
+        user_id: u64,
+        joined_at: DateTime<Utc>,
+        has_avatar: bool,
+        flagged_rejoin: bool,
+        observation: Option<Observation>,
+    },
+    MemberRemove {
+        user_id: u64,
+        left_at: DateTime<Utc>,
+    },
+    Observe(Option<Observation>),
 }

@@ -30,9 +30,15 @@ pub struct WorkerConfig {
     /// Most messages applied in one transaction.
     #[arg(long, env = "WORKER_BATCH", default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
-    /// How often guilds with undecided joins are looked at when no message arrives, in ms.
+    /// How often guilds with undecided joins are looked at, in ms (also while messages keep
+    /// arriving).
     #[arg(long, env = "WORKER_TICK_MS", default_value_t = DEFAULT_TICK_MS)]
     pub tick_ms: u64,
+    /// Wait for PostgreSQL to flush each batch's commit to disk. Off by default: a commit lost
+    /// in a PostgreSQL crash loses the batch's effects and its sequence together, and the
+    /// worker applies those events again from the stream, so nothing is lost or doubled.
+    #[arg(long, env = "WORKER_SYNCHRONOUS_COMMIT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub synchronous_commit: bool,
     /// Allowed difference between Discord's `joined_at` and the invite counter moving, in ms.
     #[arg(long, env = "ATTRIBUTION_CLOCK_SKEW_MS", default_value_t = EngineConfig::default().clock_skew_ms)]
     pub clock_skew_ms: i64,
@@ -57,6 +63,7 @@ impl WorkerConfig {
             max_cached_guilds: DEFAULT_MAX_CACHED_GUILDS,
             batch: DEFAULT_BATCH,
             tick_ms: DEFAULT_TICK_MS,
+            synchronous_commit: false,
             clock_skew_ms: engine.clock_skew_ms,
             gateway_lag_ms: engine.gateway_lag_ms,
             max_pending_ms: engine.max_pending_ms,

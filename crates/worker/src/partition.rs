@@ -26,6 +26,9 @@ use crate::{WorkerConfig, WorkerError};
 
 const CLAIM_INTERVAL: Duration = Duration::from_secs(2);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(16);
+/// Longest wait for more messages once a batch has started.
+const BATCH_FILL_WAIT: Duration = Duration::from_millis(5);
 
 /// Counters for metrics, tests and benchmarks.
 #[derive(Debug, Default)]
@@ -34,6 +37,12 @@ pub struct WorkerStats {
     pub decisions: AtomicU64,
     pub dead_letters: AtomicU64,
     pub owned_partitions: AtomicU64,
+    /// Transactions that applied messages, and the time spent in them (µs, summed over
+    /// partitions): `applied / batches` is the mean batch size.
+    pub batches: AtomicU64,
+    pub apply_micros: AtomicU64,
+    /// End-to-end lag of the applied events: `observed_at` to commit.
+    pub lag: Arc<crate::LagHistogram>,
 }
 
 pub(crate) struct Context {
@@ -139,7 +148,11 @@ async fn rebalance(
 
 async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationToken) {
     tracing::info!(partition = number, "partition claimed");
+    // Doubles after each failure in a row (NATS or PostgreSQL away, an overloaded server), so
+    // retries do not pile more work onto a server that is struggling.
+    let mut retry_delay = RETRY_DELAY;
     while !stop.is_cancelled() {
+        let attempt = tokio::time::Instant::now();
         match consume(&ctx, number, &stop).await {
             Ok(()) => break,
             Err(error @ WorkerError::Fenced { .. }) => {
@@ -148,11 +161,16 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
                 break;
             }
             Err(error) => {
-                tracing::warn!(partition = number, %error, "partition consumer failed; resuming from the last commit");
+                // A consumer that ran for a while before failing starts the count again.
+                if attempt.elapsed() > MAX_RETRY_DELAY {
+                    retry_delay = RETRY_DELAY;
+                }
+                tracing::warn!(partition = number, %error, retry_in_ms = retry_delay.as_millis(), "partition consumer failed; resuming from the last commit");
                 tokio::select! {
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                    () = tokio::time::sleep(retry_delay) => {}
                     () = stop.cancelled() => {}
                 }
+                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
             }
         }
     }
@@ -172,7 +190,20 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         layout.clone(),
         ctx.config.engine(),
         ctx.config.max_cached_guilds,
-    );
+    )
+    .with_lag(Arc::clone(&ctx.stats.lag))
+    .with_relaxed_commit(!ctx.config.synchronous_commit);
+    {
+        let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+        let resumed = partition.resume_pending(&mut conn).await?;
+        if resumed > 0 {
+            tracing::info!(
+                partition = number,
+                guilds = resumed,
+                "guilds with undecided joins resumed"
+            );
+        }
+    }
     let consumer = ctx
         .bus
         .events
@@ -190,37 +221,56 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         .await
         .map_err(|e| WorkerError::JetStream(e.to_string()))?;
     let tick = ctx.config.tick();
+    let mut last_tick = tokio::time::Instant::now();
     let mut batch: Vec<StreamMessage> = Vec::with_capacity(ctx.config.batch);
     loop {
         batch.clear();
+        // Time passes for pending joins even while messages keep coming.
+        if last_tick.elapsed() >= tick {
+            last_tick = tokio::time::Instant::now();
+            let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+            let outcome = partition
+                .tick(&mut conn, invitrack_bus::unix_millis_now())
+                .await?;
+            ctx.stats
+                .decisions
+                .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+        }
         let first = tokio::select! {
-            next = tokio::time::timeout(tick, messages.next()) => next,
+            next = tokio::time::timeout_at(last_tick + tick, messages.next()) => next,
             () = stop.cancelled() => return Ok(()),
         };
         match first {
-            Err(_elapsed) => {
-                let mut conn = ctx.pool.get().await.map_err(pool_error)?;
-                let outcome = partition
-                    .tick(&mut conn, invitrack_bus::unix_millis_now())
-                    .await?;
-                ctx.stats
-                    .decisions
-                    .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
-                continue;
-            }
+            Err(_elapsed) => continue,
             Ok(None) => return Err(WorkerError::JetStream("consumer stream ended".into())),
             Ok(Some(message)) => batch.push(stream_message(message)?),
         }
-        // Take what has already arrived, without waiting, up to the batch size.
+        // Take what has already arrived up to the batch size, waiting a moment for more when
+        // the consumer's buffer runs dry: a transaction costs about the same whatever its
+        // size, so under load a fuller batch is worth a few milliseconds.
+        let fill_until = tokio::time::Instant::now() + BATCH_FILL_WAIT;
         while batch.len() < ctx.config.batch {
-            match messages.next().now_or_never() {
-                Some(Some(message)) => batch.push(stream_message(message)?),
-                _ => break,
+            let next = match messages.next().now_or_never() {
+                Some(next) => next,
+                None => match tokio::time::timeout_at(fill_until, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_elapsed) => break,
+                },
+            };
+            match next {
+                Some(message) => batch.push(stream_message(message)?),
+                None => break,
             }
         }
         let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+        let applying = std::time::Instant::now();
         let outcome = partition.apply(&mut conn, &batch).await?;
         drop(conn);
+        ctx.stats.batches.fetch_add(1, Ordering::Relaxed);
+        ctx.stats.apply_micros.fetch_add(
+            u64::try_from(applying.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         ctx.stats
             .applied
             .fetch_add(outcome.applied as u64, Ordering::Relaxed);

@@ -1,0 +1,1 @@
+DROP INDEX guild_states_pending;

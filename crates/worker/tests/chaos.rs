@@ -1,0 +1,1054 @@
+//! Crash tests with real processes: our own nats-server and PostgreSQL cluster on free ports,
+//! three `invitrack-worker` processes, and in the middle of the stream: `kill -9` of a worker,
+//! a new worker, a NATS restart and a PostgreSQL crash-restart. At the end the database must
+//! hold exactly what the events imply: every join once, counters equal to a recount from the
+//! join rows, the leaves, and every partition caught up.
+//!
+//! - `synthetic_stream_survives_crashes`: 101,000 events of a deterministic stream whose
+//!   joins and leaves are known in advance (publishing them through the simulator would take
+//!   far longer than a CI test may).
+//! - `simulated_guilds_survive_crashes`: a smaller run from the simulator through real ingest
+//!   (twilight), compared with the simulator's ground truth.
+//!
+//! `CHAOS_KEEP_DIR=1` keeps the processes' logs. Both skip, saying why, when `nats-server` or PostgreSQL's `initdb` is not installed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use invitrack_bus::proto::{self, guild_event::Kind};
+use invitrack_bus::{BusConfig, GuildEvent};
+use invitrack_storage::schema::{inviter_counts, joins, partition_progress};
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const PARTITIONS: u32 = 8;
+const BOT: u64 = 1;
+
+/// The two tests each run a NATS server, a PostgreSQL cluster and several processes: one at a
+/// time is enough for a 2-core CI machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn missing_tools() -> Option<String> {
+    for tool in [
+        PathBuf::from(NATS_SERVER),
+        Path::new(PG_BIN).join("initdb"),
+        Path::new(PG_BIN).join("pg_ctl"),
+    ] {
+        if !tool.exists() {
+            return Some(format!("{} is not installed", tool.display()));
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A directory removed on drop, whatever happened.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("invitrack-{name}-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // `CHAOS_KEEP_DIR=1` keeps the logs (workers, NATS, PostgreSQL) for a look afterwards.
+        if std::env::var_os("CHAOS_KEEP_DIR").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The tail of a log file, for failure messages.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A nats-server with JetStream, on a free port, with its store in a temp dir.
+struct Nats {
+    port: u16,
+    store: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Self {
+        let mut nats = Self {
+            port: free_port(),
+            store: dir.join("nats-store"),
+            log: dir.join("nats.log"),
+            child: None,
+        };
+        nats.spawn();
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(NATS_SERVER)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .args(["-l"])
+            .arg(&self.log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(20)),
+            "nats-server not listening: {}",
+            tail(&self.log, 20)
+        );
+    }
+
+    /// `kill -9` and start again on the same port and store.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A PostgreSQL cluster of our own (initdb on a temp dir, a free port), so the test can crash
+/// and restart it without disturbing anybody else.
+struct Postgres {
+    data: PathBuf,
+    socket_dir: PathBuf,
+    log: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Self {
+        let root = dir.join("pg");
+        std::fs::create_dir_all(&root).expect("pg dir");
+        // initdb refuses to run as root: run the cluster as the `postgres` user then.
+        let as_postgres_user = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if as_postgres_user {
+            // The user must reach the directory and own the cluster's.
+            let status = Command::new("chmod")
+                .arg("755")
+                .arg(dir)
+                .status()
+                .expect("chmod");
+            assert!(status.success());
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&root)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown {} to postgres", root.display());
+        }
+        let pg = Self {
+            data: root.join("data"),
+            socket_dir: root.clone(),
+            log: root.join("postgres.log"),
+            port: free_port(),
+            as_postgres_user,
+        };
+        let output = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&pg.data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            output.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        pg.run_server();
+        pg
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = Path::new(PG_BIN).join(program);
+        if self.as_postgres_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run_server(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.port,
+            self.socket_dir.display()
+        );
+        let output = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-o", &options, "-w", "-t", "60", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("pg_ctl start runs");
+        assert!(
+            output.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            tail(&self.log, 20)
+        );
+    }
+
+    /// Stops the server the way a crash would (no shutdown checkpoint: recovery on start).
+    fn stop_immediately(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    fn crash_restart(&self) {
+        self.stop_immediately();
+        self.run_server();
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop_immediately();
+    }
+}
+
+/// One `invitrack-worker` process, killed on drop.
+struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    fn spawn(dir: &Path, name: &str, database_url: &str, bus: &BusConfig) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("worker log");
+        let child = Command::new(env!("CARGO_BIN_EXE_invitrack-worker"))
+            .env("DATABASE_URL", database_url)
+            .env("NATS_URL", &bus.nats_url)
+            .env("BUS_PREFIX", &bus.bus_prefix)
+            .env("BUS_PARTITIONS", bus.bus_partitions.to_string())
+            .env("BUS_MAX_AGE_HOURS", "1")
+            .env("WORKER_DB_CONNECTIONS", "3")
+            .env("WORKER_TICK_MS", "200")
+            .env("ATTRIBUTION_MAX_PENDING_MS", "15000")
+            .env("RUST_LOG", "warn,invitrack_worker=info")
+            .env("NO_COLOR", "1")
+            // tracing writes to stdout: both go to the worker's log file.
+            .stdout(file.try_clone().expect("worker log"))
+            .stderr(file)
+            .spawn()
+            .expect("invitrack-worker starts");
+        Self { child, log }
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Everything a test runs, torn down in the right order on drop (workers, then the servers,
+/// then the directory).
+struct Cluster {
+    workers: Vec<WorkerProcess>,
+    pg: Postgres,
+    nats: Nats,
+    dir: TempDir,
+    database_url: String,
+    bus: BusConfig,
+}
+
+impl Cluster {
+    fn start(name: &str) -> Self {
+        let dir = TempDir::new(name);
+        let nats = Nats::start(&dir.0);
+        let pg = Postgres::start(&dir.0);
+        let database_url = pg.url("invitrack");
+        let bus = BusConfig {
+            nats_url: nats.url(),
+            bus_prefix: format!("chaos-{name}"),
+            bus_partitions: PARTITIONS,
+            bus_max_age_hours: 1,
+        };
+        Self {
+            workers: Vec::new(),
+            pg,
+            nats,
+            dir,
+            database_url,
+            bus,
+        }
+    }
+
+    fn spawn_worker(&mut self) {
+        let name = format!("worker-{}", self.workers.len());
+        self.workers.push(WorkerProcess::spawn(
+            &self.dir.0,
+            &name,
+            &self.database_url,
+            &self.bus,
+        ));
+    }
+
+    fn worker_logs(&self) -> String {
+        self.workers
+            .iter()
+            .map(|w| format!("--- {}\n{}", w.log.display(), tail(&w.log, 15)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn connect_db(&self) -> AsyncPgConnection {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match invitrack_storage::connect(&self.database_url).await {
+                Ok(conn) => return conn,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("waiting for PostgreSQL: {error}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(error) => panic!("PostgreSQL unreachable: {error}"),
+            }
+        }
+    }
+
+    /// Waits until each partition's committed sequence reaches the last stream sequence of
+    /// its events: no partition stalled.
+    async fn wait_caught_up(&self, last_sequences: &BTreeMap<u32, u64>, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut last_print = Instant::now();
+        loop {
+            let mut conn = self.connect_db().await;
+            let progress: HashMap<i32, i64> = partition_progress::table
+                .select((
+                    partition_progress::partition,
+                    partition_progress::last_sequence,
+                ))
+                .load::<(i32, i64)>(&mut conn)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let behind: Vec<(u32, u64, i64)> = last_sequences
+                .iter()
+                .filter_map(|(p, last)| {
+                    let done = progress.get(&p.cast_signed()).copied().unwrap_or_default();
+                    (done < last.cast_signed()).then_some((*p, *last, done))
+                })
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "partitions stalled (partition, last published, committed): {behind:?}\n{}",
+                self.worker_logs()
+            );
+            if last_print.elapsed() > Duration::from_secs(10) {
+                eprintln!("behind (partition, last, committed): {behind:?}");
+                last_print = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Events of guild `g` in the synthetic stream: a baseline snapshot of its one invite, then
+/// cycles of: A joins, snapshot (+1 use), B joins, A leaves, snapshot (+1 use), and a last
+/// snapshot that only lets time pass (the engine settles a join once nothing observed later
+/// can change it). Every join is explained by the invite, so the stream implies `2 × CYCLES`
+/// joins and `CYCLES` leaves per guild, all credited to `INVITER`, none fake.
+mod synthetic {
+    use super::{BOT, GuildEvent, Kind, proto};
+
+    pub const GUILDS: u64 = 500;
+    pub const CYCLES: u64 = 40;
+    pub const STEPS: u64 = 1 + 5 * CYCLES + 1;
+    pub const INVITER: u64 = 42;
+    pub const CODE: &str = "chaos";
+
+    pub fn guild_id(g: u64) -> u64 {
+        1_000_000 + g
+    }
+
+    /// Member A (`second` false) or B of a cycle: old accounts (the snowflakes are small).
+    pub fn member_id(g: u64, cycle: u64, second: bool) -> u64 {
+        5_000_000_000 + g * 1_000 + cycle * 2 + u64::from(second)
+    }
+
+    /// The `index`th event of the stream (steps go round every guild), happening at `t`.
+    pub fn event(index: u64, base: i64) -> GuildEvent {
+        let g = index % GUILDS;
+        let step = index / GUILDS;
+        let t = base + i64::try_from(index).unwrap_or(0) * 10;
+        let kind = if step == 0 {
+            snapshot(t, 0)
+        } else if step == STEPS - 1 {
+            snapshot(t, 2 * CYCLES)
+        } else {
+            let cycle = (step - 1) / 5;
+            match (step - 1) % 5 {
+                0 => add(member_id(g, cycle, false), t),
+                1 => snapshot(t, 2 * cycle + 1),
+                2 => add(member_id(g, cycle, true), t),
+                3 => Kind::MemberRemove(proto::MemberRemove {
+                    user_id: member_id(g, cycle, false),
+                }),
+                _ => snapshot(t, 2 * cycle + 2),
+            }
+        };
+        GuildEvent {
+            bot_id: BOT,
+            guild_id: guild_id(g),
+            observed_at_ms: t + 50,
+            shard_id: 0,
+            kind: Some(kind),
+        }
+    }
+
+    fn add(user_id: u64, t: i64) -> Kind {
+        Kind::MemberAdd(proto::MemberAdd {
+            user_id,
+            joined_at_ms: t,
+            has_avatar: true,
+            bot: false,
+            flags: 0,
+        })
+    }
+
+    fn snapshot(t: i64, uses: u64) -> Kind {
+        Kind::InviteSnapshot(proto::InviteSnapshot {
+            requested_at_ms: t + 150,
+            received_at_ms: t + 300,
+            invites: vec![proto::Invite {
+                code: CODE.into(),
+                inviter_id: INVITER,
+                uses,
+                max_uses: 0,
+                max_age_secs: 0,
+                temporary: false,
+                created_at_ms: t - 1_000_000,
+                expires_at_ms: 0,
+                channel_id: 7,
+            }],
+            vanity: Some(proto::Vanity::default()),
+        })
+    }
+}
+
+/// Publishes events `range` of the synthetic stream, in order, each confirmed by JetStream.
+/// Records the last stream sequence of each partition.
+async fn publish_synthetic(
+    bus: &invitrack_bus::Bus,
+    range: std::ops::Range<u64>,
+    base: i64,
+    last_sequences: &mut BTreeMap<u32, u64>,
+) {
+    const CHUNK: u64 = 2_000;
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + CHUNK).min(range.end);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match publish_chunk(bus, start..end, base).await {
+                Ok(acks) => {
+                    for (partition, sequence) in acks {
+                        let last = last_sequences.entry(partition).or_default();
+                        *last = (*last).max(sequence);
+                    }
+                    break;
+                }
+                // The same message ids again: JetStream drops what it already stored.
+                Err(error) if attempt < 20 => {
+                    eprintln!("publish failed ({error}); again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => panic!("cannot publish: {error}"),
+            }
+        }
+        start = end;
+    }
+}
+
+async fn publish_chunk(
+    bus: &invitrack_bus::Bus,
+    range: std::ops::Range<u64>,
+    base: i64,
+) -> Result<Vec<(u32, u64)>, String> {
+    let mut pending = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+    for index in range {
+        let event = synthetic::event(index, base);
+        let partition = bus.layout.partition_of(event.bot_id, event.guild_id);
+        let ack = invitrack_bus::publish_event(
+            &bus.jetstream,
+            &bus.layout,
+            &event,
+            &format!("chaos-{index}"),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        pending.push((partition, ack));
+    }
+    let mut acks = Vec::with_capacity(pending.len());
+    for (partition, ack) in pending {
+        let ack = ack.await.map_err(|e| e.to_string())?;
+        acks.push((partition, ack.sequence));
+    }
+    Ok(acks)
+}
+
+/// Connects to NATS, waiting for it (it may be restarting).
+async fn connect_bus(config: &BusConfig) -> invitrack_bus::Bus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match config.connect().await {
+            Ok(bus) => return bus,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("waiting for NATS: {error}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(error) => panic!("NATS unreachable: {error}"),
+        }
+    }
+}
+
+/// Asserts the invariants every run must keep whatever crashed: each membership's join
+/// stored once, and every inviter's maintained counters equal to a recount from the join
+/// rows.
+async fn assert_joins_once_and_counters_recount(conn: &mut AsyncPgConnection) {
+    #[derive(QueryableByName, Debug)]
+    struct Doubled {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        doubled: i64,
+    }
+    let doubled: Doubled = diesel::sql_query(
+        "SELECT count(*) AS doubled FROM (SELECT 1 FROM joins \
+         GROUP BY bot_id, guild_id, member_id, created_at HAVING count(*) > 1) d",
+    )
+    .get_result(conn)
+    .await
+    .expect("doubled joins query");
+    assert_eq!(doubled.doubled, 0, "joins stored twice");
+
+    // DOMAIN.md: over joins not cleared, joins = rows, fake = rows with a reason, leaves =
+    // left rows without one.
+    let recount: Vec<(i64, i64, Option<i64>, i64, i64, i64)> = diesel::sql_query(
+        "SELECT bot_id, guild_id, inviter_id, count(*) AS joins, \
+           count(*) FILTER (WHERE fake <> 0) AS fake, \
+           count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
+         FROM joins WHERE NOT cleared AND inviter_id IS NOT NULL \
+         GROUP BY bot_id, guild_id, inviter_id ORDER BY 1, 2, 3",
+    )
+    .load::<Recount>(conn)
+    .await
+    .expect("recount")
+    .into_iter()
+    .map(|r| {
+        (
+            r.bot_id,
+            r.guild_id,
+            r.inviter_id,
+            r.joins,
+            r.fake,
+            r.leaves,
+        )
+    })
+    .collect();
+    let maintained: Vec<(i64, i64, Option<i64>, i64, i64, i64)> = inviter_counts::table
+        .filter(
+            inviter_counts::joins
+                .ne(0)
+                .or(inviter_counts::fake.ne(0))
+                .or(inviter_counts::leaves.ne(0)),
+        )
+        .order((
+            inviter_counts::bot_id,
+            inviter_counts::guild_id,
+            inviter_counts::inviter_id,
+        ))
+        .select((
+            inviter_counts::bot_id,
+            inviter_counts::guild_id,
+            inviter_counts::inviter_id.nullable(),
+            inviter_counts::joins,
+            inviter_counts::fake,
+            inviter_counts::leaves,
+        ))
+        .load(conn)
+        .await
+        .expect("counters");
+    assert_eq!(
+        maintained.len(),
+        recount.len(),
+        "inviters with counters vs inviters with joins"
+    );
+    for (kept, counted) in maintained.iter().zip(&recount) {
+        assert_eq!(
+            kept, counted,
+            "maintained counters (left) vs recount (right)"
+        );
+    }
+}
+
+/// `(guild, member, source, code, inviter, fake, has_left)` of a stored join.
+type StoredJoin = (i64, i64, String, Option<String>, Option<i64>, i32, bool);
+
+#[derive(QueryableByName)]
+struct Recount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    bot_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    guild_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    inviter_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    joins: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    fake: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    leaves: i64,
+}
+
+async fn dead_letters(bus: &invitrack_bus::Bus) -> u64 {
+    match bus
+        .jetstream
+        .get_stream(bus.layout.dead_letter_stream())
+        .await
+    {
+        Ok(mut stream) => stream.info().await.map_or(0, |i| i.state.messages),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_stream_survives_crashes() {
+    if let Some(why) = missing_tools() {
+        eprintln!("SKIPPED synthetic_stream_survives_crashes: {why}");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let mut cluster = Cluster::start("synthetic");
+    // Migrate once up front, as an operator's first start would (workers migrate too, under a
+    // lock; this only takes it off the clock).
+    invitrack_storage::prepare_database(&cluster.database_url)
+        .await
+        .expect("database");
+    let bus = connect_bus(&cluster.bus).await;
+    for _ in 0..3 {
+        cluster.spawn_worker();
+    }
+    // Event times lie a day ahead: the workers' clock-driven ticks never give up a join whose
+    // snapshot is still on its way, so the outcome is the same however long the crashes last.
+    let base = invitrack_bus::unix_millis_now() + 86_400_000;
+    let total = synthetic::GUILDS * synthetic::STEPS;
+    let quarter = total / 4;
+    let mut last_sequences = BTreeMap::new();
+
+    publish_synthetic(&bus, 0..quarter, base, &mut last_sequences).await;
+    eprintln!(
+        "[{:>5.1} s] published {quarter}; kill -9 worker-0, start worker-3",
+        started.elapsed().as_secs_f64()
+    );
+    cluster.workers[0].kill();
+    cluster.spawn_worker();
+
+    publish_synthetic(&bus, quarter..2 * quarter, base, &mut last_sequences).await;
+    eprintln!(
+        "[{:>5.1} s] published {}; restart NATS",
+        started.elapsed().as_secs_f64(),
+        2 * quarter
+    );
+    drop(bus);
+    cluster.nats.restart();
+    let bus = connect_bus(&cluster.bus).await;
+
+    publish_synthetic(&bus, 2 * quarter..3 * quarter, base, &mut last_sequences).await;
+    eprintln!(
+        "[{:>5.1} s] published {}; crash-restart PostgreSQL",
+        started.elapsed().as_secs_f64(),
+        3 * quarter
+    );
+    cluster.pg.crash_restart();
+
+    publish_synthetic(&bus, 3 * quarter..total, base, &mut last_sequences).await;
+    eprintln!(
+        "[{:>5.1} s] published all {total} events",
+        started.elapsed().as_secs_f64()
+    );
+    cluster
+        .wait_caught_up(&last_sequences, Duration::from_secs(240))
+        .await;
+    eprintln!(
+        "[{:>5.1} s] every partition caught up",
+        started.elapsed().as_secs_f64()
+    );
+
+    for (index, worker) in cluster.workers.iter_mut().enumerate().skip(1) {
+        assert!(
+            worker.is_running(),
+            "worker-{index} exited:\n{}",
+            tail(&worker.log, 30)
+        );
+    }
+    let mut conn = cluster.connect_db().await;
+    assert_joins_once_and_counters_recount(&mut conn).await;
+
+    // Exactly the joins and leaves the stream implies.
+    let rows: Vec<StoredJoin> = joins::table
+        .select((
+            joins::guild_id,
+            joins::member_id,
+            joins::source,
+            joins::invite_code,
+            joins::inviter_id,
+            joins::fake,
+            joins::has_left,
+        ))
+        .load(&mut conn)
+        .await
+        .expect("joins");
+    let mut expected: HashMap<(i64, i64), bool> = HashMap::new();
+    for g in 0..synthetic::GUILDS {
+        for cycle in 0..synthetic::CYCLES {
+            let guild = synthetic::guild_id(g).cast_signed();
+            expected.insert(
+                (guild, synthetic::member_id(g, cycle, false).cast_signed()),
+                true,
+            );
+            expected.insert(
+                (guild, synthetic::member_id(g, cycle, true).cast_signed()),
+                false,
+            );
+        }
+    }
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "stored joins vs joins in the stream"
+    );
+    for (guild, member, source, code, inviter, fake, left) in &rows {
+        let Some(should_have_left) = expected.remove(&(*guild, *member)) else {
+            panic!("unexpected join of member {member} in guild {guild}");
+        };
+        assert_eq!(source, "invite", "member {member}");
+        assert_eq!(code.as_deref(), Some(synthetic::CODE), "member {member}");
+        assert_eq!(*inviter, Some(synthetic::INVITER.cast_signed()));
+        assert_eq!(*fake, 0, "member {member}");
+        assert_eq!(
+            *left, should_have_left,
+            "leave of member {member} in guild {guild}"
+        );
+    }
+    assert!(
+        expected.is_empty(),
+        "joins never stored: {}",
+        expected.len()
+    );
+    let per_guild: Vec<(i64, i64, i64)> = inviter_counts::table
+        .select((
+            inviter_counts::joins,
+            inviter_counts::fake,
+            inviter_counts::leaves,
+        ))
+        .load(&mut conn)
+        .await
+        .expect("counters");
+    assert_eq!(
+        per_guild.len(),
+        usize::try_from(synthetic::GUILDS).unwrap_or(0)
+    );
+    let cycles = i64::try_from(synthetic::CYCLES).unwrap_or(0);
+    assert!(
+        per_guild.iter().all(|c| *c == (2 * cycles, 0, cycles)),
+        "counters per guild"
+    );
+    let bus = connect_bus(&cluster.bus).await;
+    assert_eq!(dead_letters(&bus).await, 0, "dead letters");
+    eprintln!(
+        "[{:>5.1} s] {total} events: {} joins once each, {} leaves, counters = recount",
+        started.elapsed().as_secs_f64(),
+        rows.len(),
+        rows.iter().filter(|r| r.6).count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simulated_guilds_survive_crashes() {
+    use invitrack_sim::workload::WorkloadSpec;
+    use invitrack_sim::{SimConfig, Simulator};
+
+    if let Some(why) = missing_tools() {
+        eprintln!("SKIPPED simulated_guilds_survive_crashes: {why}");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let mut cluster = Cluster::start("sim");
+    invitrack_storage::prepare_database(&cluster.database_url)
+        .await
+        .expect("database");
+    for _ in 0..3 {
+        cluster.spawn_worker();
+    }
+    let sim = Simulator::start(SimConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let world = sim.world();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _stop_ingest = shutdown.clone().drop_guard();
+    tokio::spawn(invitrack_ingest::run(
+        invitrack_ingest::IngestConfig {
+            discord_gateway_url: Some(sim.gateway_url()),
+            discord_api_proxy: Some(sim.api_proxy()),
+            ..invitrack_ingest::IngestConfig::new(
+                SimConfig::default().bot_token,
+                cluster.bus.clone(),
+            )
+        },
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.connected_sessions() == 0 {
+        assert!(Instant::now() < deadline, "ingest never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let spec = WorkloadSpec {
+        seed: 7,
+        guilds: 12,
+        duration_ms: 40_000,
+        joins_per_sec: 0.8,
+        leave_share: 0.3,
+        leave_after_ms: [1_000, 15_000],
+        rejoin_share: 0.3,
+        rejoin_after_ms: [1_000, 10_000],
+        ..WorkloadSpec::default()
+    };
+    let play = {
+        let world = world.clone();
+        tokio::spawn(async move { invitrack_sim::workload::run(&world, &spec, None).await })
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    eprintln!(
+        "[{:>5.1} s] kill -9 worker-0, start worker-3",
+        started.elapsed().as_secs_f64()
+    );
+    cluster.workers[0].kill();
+    cluster.spawn_worker();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    eprintln!("[{:>5.1} s] restart NATS", started.elapsed().as_secs_f64());
+    cluster.nats.restart();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    eprintln!(
+        "[{:>5.1} s] crash-restart PostgreSQL",
+        started.elapsed().as_secs_f64()
+    );
+    cluster.pg.crash_restart();
+    let played = play.await.expect("workload task").expect("valid workload");
+    assert_eq!(
+        played.failed, 0,
+        "workload steps failed: {:?}",
+        played.errors
+    );
+    let truth = world.ground_truth();
+    eprintln!(
+        "[{:>5.1} s] workload played: {} joins, {} leaves",
+        started.elapsed().as_secs_f64(),
+        truth.len(),
+        truth.iter().filter(|t| t.left_at.is_some()).count()
+    );
+
+    // Every join decided (the engine gives up on undecided ones after 15 s), every leave
+    // applied, nothing pending.
+    let mut conn = cluster.connect_db().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let expected_left = truth.iter().filter(|t| t.left_at.is_some()).count();
+    loop {
+        let mut conn = cluster.connect_db().await;
+        let stored: i64 = joins::table
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap_or(0);
+        let left: i64 = joins::table
+            .filter(joins::has_left.eq(true))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap_or(0);
+        if usize::try_from(stored).unwrap_or(0) >= truth.len()
+            && usize::try_from(left).unwrap_or(0) >= expected_left
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "joins stored {stored}/{}, left {left}/{expected_left}\n{}",
+            truth.len(),
+            cluster.worker_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Let anything still in flight land, so a doubled effect would show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (index, worker) in cluster.workers.iter_mut().enumerate().skip(1) {
+        assert!(
+            worker.is_running(),
+            "worker-{index} exited:\n{}",
+            tail(&worker.log, 30)
+        );
+    }
+    assert_joins_once_and_counters_recount(&mut conn).await;
+    let rows: Vec<(i64, i64, DateTime<Utc>, bool)> = joins::table
+        .select((
+            joins::guild_id,
+            joins::member_id,
+            joins::created_at,
+            joins::has_left,
+        ))
+        .load(&mut conn)
+        .await
+        .expect("joins");
+    let mut stored: HashMap<(u64, u64, i64), bool> = rows
+        .iter()
+        .map(|(g, m, at, left)| {
+            (
+                (
+                    invitrack_storage::from_db_id(*g),
+                    invitrack_storage::from_db_id(*m),
+                    at.timestamp_millis(),
+                ),
+                *left,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows.len(),
+        truth.len(),
+        "stored joins vs the simulator's joins"
+    );
+    for t in &truth {
+        let key = (
+            t.guild_id.get(),
+            t.user_id.get(),
+            t.joined_at.timestamp_millis(),
+        );
+        let Some(left) = stored.remove(&key) else {
+            panic!(
+                "join of {} in guild {} at {} not stored",
+                t.user_id, t.guild_id, t.joined_at
+            );
+        };
+        assert_eq!(
+            left,
+            t.left_at.is_some(),
+            "leave of {} in guild {}",
+            t.user_id,
+            t.guild_id
+        );
+    }
+    let bus = connect_bus(&cluster.bus).await;
+    assert_eq!(dead_letters(&bus).await, 0, "dead letters");
+    eprintln!(
+        "[{:>5.1} s] {} simulated joins stored once each, {} leaves, counters = recount",
+        started.elapsed().as_secs_f64(),
+        truth.len(),
+        expected_left
+    );
+    shutdown.cancel();
+    sim.stop().await;
+}
