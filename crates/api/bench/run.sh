@@ -5,6 +5,7 @@
 #   RUNS="live user" DURATION=10s crates/api/bench/run.sh
 #   API_COUNTS_CACHE_SECS=0 crates/api/bench/run.sh   # without the counts cache
 #   SEED=0 ...                                   # reuse the seeded database (prints a new key)
+#   WARMUP=15s ...                               # an unmeasured wrk run before each measured one
 #
 # For each run it prints wrk's figures, the load average before it, the CPU seconds the API
 # process and all PostgreSQL processes used during it, and the counts cache's counters.
@@ -46,6 +47,10 @@ for run in ${RUNS:-live user leaderboard leaderboard7d leaderboard30d}; do
     leaderboard7d) export RANGE=7d; args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:$PORT" ;;
     leaderboard30d) export RANGE=30d; args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:$PORT" ;;
   esac
+  if [ -n "${WARMUP:-}" ] && [ "$run" != live ]; then
+    # shellcheck disable=SC2086
+    wrk -t2 -c"$CONNECTIONS" -d"$WARMUP" $args > /dev/null
+  fi
   echo "== $run (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
   api_before=$(ticks $API)
   # shellcheck disable=SC2046

@@ -28,8 +28,7 @@ async fn main() -> anyhow::Result<()> {
     for n in 0..40_u64 {
         let member = if n == 0 { MEMBER } else { MEMBER + 1000 + n };
         let joined_at = now - Duration::hours(i64::try_from(n * 7)?);
-        members::member_joined(&mut conn, BOT, GUILD, member, joined_at, n % 5 != 0, false)
-            .await?;
+        members::member_joined(&mut conn, BOT, GUILD, member, joined_at, n % 5 != 0, false).await?;
         let source = match n % 8 {
             6 => JoinSource::Vanity,
             7 => JoinSource::Ambiguous,
@@ -67,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let (token, _) = keys::create_key(&mut conn, BOT, None, KeyScope::Admin, "schemathesis").await?;
+    let (token, _) =
+        keys::create_key(&mut conn, BOT, None, KeyScope::Admin, "schemathesis").await?;
     println!("{token}");
     Ok(())
 }

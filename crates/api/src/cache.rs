@@ -151,7 +151,9 @@ impl CountsCache {
             return;
         };
         let (index, mut shard) = self.shard(guild);
-        if index != ticket.shard || shard.epoch != ticket.epoch || !self.live.load(Ordering::Acquire)
+        if index != ticket.shard
+            || shard.epoch != ticket.epoch
+            || !self.live.load(Ordering::Acquire)
         {
             return;
         }
@@ -209,7 +211,12 @@ impl CountsCache {
     ///
     /// # Errors
     /// On a miss, with the ticket (or `None` while the cache is bypassed).
-    pub fn get_body(&self, bot_id: u64, guild_id: u64, key: EntryKey) -> Result<Bytes, Option<Ticket>> {
+    pub fn get_body(
+        &self,
+        bot_id: u64,
+        guild_id: u64,
+        key: EntryKey,
+    ) -> Result<Bytes, Option<Ticket>> {
         match self.get((bot_id, guild_id), key)? {
             Value::Body(body) => Ok(body),
             Value::Counts(_) => Err(None),
@@ -329,7 +336,12 @@ async fn listen_once(
             }
             // Quiet for a while: make sure the connection still works.
             Err(_) => {
-                match tokio::time::timeout(PING_TIMEOUT, diesel::sql_query("SELECT 1").execute(&mut conn)).await {
+                match tokio::time::timeout(
+                    PING_TIMEOUT,
+                    diesel::sql_query("SELECT 1").execute(&mut conn),
+                )
+                .await
+                {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => return Err(error.into()),
                     Err(_) => {
@@ -394,7 +406,10 @@ mod tests {
             panic!("expected a miss");
         };
         cache.put_counts(ticket, 1, 2, 3, counts(1));
-        assert!(cache.get_counts(1, 2, 3).is_err(), "max_age 0 serves nothing");
+        assert!(
+            cache.get_counts(1, 2, 3).is_err(),
+            "max_age 0 serves nothing"
+        );
 
         let cache = CountsCache::new(SHARDS, Duration::from_secs(60), None);
         cache.set_live(true);

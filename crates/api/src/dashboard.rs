@@ -174,7 +174,14 @@ pub async fn leaderboard(
         } else {
             std::time::Duration::MAX
         };
-        cache.put_body(ticket, guild.bot_id, guild.guild_id, key, body.clone(), max_age);
+        cache.put_body(
+            ticket,
+            guild.bot_id,
+            guild.guild_id,
+            key,
+            body.clone(),
+            max_age,
+        );
     }
     Ok(json_body(body))
 }

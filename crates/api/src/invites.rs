@@ -65,7 +65,11 @@ pub async fn user(
         .record("guild_id", guild_id)
         .record("inviter_id", inviter_id);
     authorize(&key, bot_id, guild_id)?;
-    let c = match state.counts.as_ref().map(|cache| cache.get_counts(bot_id, guild_id, inviter_id)) {
+    let c = match state
+        .counts
+        .as_ref()
+        .map(|cache| cache.get_counts(bot_id, guild_id, inviter_id))
+    {
         Some(Ok(cached)) => cached,
         miss => {
             let mut conn = state.connection().await?;

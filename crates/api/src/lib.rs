@@ -302,8 +302,7 @@ fn request_pool(database_url: &str, size: usize) -> Result<Pool, StartError> {
     };
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
-    let manager =
-        AsyncDieselConnectionManager::new_with_config(database_url, manager_config);
+    let manager = AsyncDieselConnectionManager::new_with_config(database_url, manager_config);
     Pool::builder(manager)
         .max_size(size)
         .build()

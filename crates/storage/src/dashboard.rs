@@ -623,7 +623,10 @@ impl CountsChange {
             .split(',')
             .map(|pair| {
                 let (bot, guild) = pair.split_once(':')?;
-                Some((from_db_id(bot.parse().ok()?), from_db_id(guild.parse().ok()?)))
+                Some((
+                    from_db_id(bot.parse().ok()?),
+                    from_db_id(guild.parse().ok()?),
+                ))
             })
             .collect();
         match guilds {

@@ -102,7 +102,10 @@ async fn committed_changes_reach_cached_counts_at_once() {
         if board["entries"][0]["leaves"] == 1 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "stale leaderboard");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "stale leaderboard"
+        );
     }
 }
 

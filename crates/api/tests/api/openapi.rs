@@ -226,9 +226,8 @@ async fn every_documented_operation_checks_scope_and_every_parameter() {
             for value in invalid_values(schema) {
                 broken_params += 1;
                 let url = url_of(&op, GUILD, Some((param, &value)));
-                let (status, response) = app
-                    .send(op.method.clone(), &url, Some(&admin), &body)
-                    .await;
+                let (status, response) =
+                    app.send(op.method.clone(), &url, Some(&admin), &body).await;
                 assert_eq!(status, 400, "{name} {url}: {response}");
                 let message = response["error"]["message"].as_str().expect("message");
                 assert!(message.contains(param.as_str()), "{url}: {message}");
