@@ -1,26 +1,65 @@
 #!/bin/sh
 # The benchmark of BENCHMARKS.md: seed, start the API in release, measure with wrk.
+#
+#   crates/api/bench/run.sh                      # every run, defaults
+#   RUNS="live user" DURATION=10s crates/api/bench/run.sh
+#   API_COUNTS_CACHE_SECS=0 crates/api/bench/run.sh   # without the counts cache
+#   SEED=0 ...                                   # reuse the seeded database (prints a new key)
+#   WARMUP=15s ...                               # an unmeasured wrk run before each measured one
+#
+# For each run it prints wrk's figures, the load average before it, the CPU seconds the API
+# process and all PostgreSQL processes used during it, and the counts cache's counters.
 set -eu
 cd "$(dirname "$0")/../../.."
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/invitrack_bench}
 cargo build --release -p invitrack-api --bin invitrack-api --example bench_seed
-KEY=$(target/release/examples/bench_seed)
+if [ "${SEED:-1}" = 0 ]; then
+  KEY=$(BENCH_KEY_ONLY=1 target/release/examples/bench_seed)
+else
+  KEY=$(target/release/examples/bench_seed)
+fi
 export KEY
-API_BIND=127.0.0.1:18088 API_RATE_LIMIT_PER_SECOND=0 API_DB_CONNECTIONS=${API_DB_CONNECTIONS:-16} \
+PORT=18088
+API_BIND=127.0.0.1:$PORT API_RATE_LIMIT_PER_SECOND=0 \
+  API_WORKERS=${API_WORKERS:-0} API_DB_CONNECTIONS=${API_DB_CONNECTIONS:-16} \
+  API_COUNTS_CACHE_SECS=${API_COUNTS_CACHE_SECS:-300} \
   target/release/invitrack-api > /tmp/invitrack-bench-api.log 2>&1 &
 API=$!
 trap 'kill $API' EXIT
 sleep 2
+echo "API_WORKERS=${API_WORKERS:-0} API_DB_CONNECTIONS=${API_DB_CONNECTIONS:-16} API_COUNTS_CACHE_SECS=${API_COUNTS_CACHE_SECS:-300}"
+
+# CPU ticks (utime + stime) of a set of processes.
+ticks() {
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}'
+  done | awk '{s += $1} END {print s + 0}'
+}
+HZ=$(getconf CLK_TCK)
+
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
-for run in live user leaderboard leaderboard7d; do
+for run in ${RUNS:-live user leaderboard leaderboard7d leaderboard30d}; do
   case $run in
-    live) args="http://127.0.0.1:18088/health/live" ;;
-    user) args="-s crates/api/bench/user.lua http://127.0.0.1:18088" ;;
-    leaderboard) args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:18088" ;;
-    leaderboard7d) export RANGE=7d; args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:18088" ;;
+    live) args="http://127.0.0.1:$PORT/health/live" ;;
+    user) args="-s crates/api/bench/user.lua http://127.0.0.1:$PORT" ;;
+    leaderboard) export RANGE=all; args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:$PORT" ;;
+    leaderboard7d) export RANGE=7d; args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:$PORT" ;;
+    leaderboard30d) export RANGE=30d; args="-s crates/api/bench/leaderboard.lua http://127.0.0.1:$PORT" ;;
   esac
-  echo "== $run"
+  if [ -n "${WARMUP:-}" ] && [ "$run" != live ]; then
+    # shellcheck disable=SC2086
+    wrk -t2 -c"$CONNECTIONS" -d"$WARMUP" $args > /dev/null
+  fi
+  echo "== $run (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+  api_before=$(ticks $API)
+  # shellcheck disable=SC2046
+  pg_before=$(ticks $(pgrep -x postgres || true))
   # shellcheck disable=SC2086
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency $args | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+  api_after=$(ticks $API)
+  # shellcheck disable=SC2046
+  pg_after=$(ticks $(pgrep -x postgres || true))
+  echo "   CPU s: api $(( (api_after - api_before) / HZ )), postgres $(( (pg_after - pg_before) / HZ ))"
+  curl -s "http://127.0.0.1:$PORT/metrics" | grep '^invitrack_api_counts_cache_total' | sed 's/^/   /' || true
 done

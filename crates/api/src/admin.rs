@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use invitrack_storage::admin::{
-    self as queries, Actor, BonusRow, FakeSettings, ResetRow, RestoreOutcome,
+    self as queries, Actor, BonusRow, FakeSettings, ResetRow, RestoreOutcome, SettingsChange,
 };
 use invitrack_storage::from_db_id;
 use serde::Serialize;
@@ -14,7 +14,9 @@ use crate::auth::{Caller, GuildPath};
 use crate::dashboard::{Counts, fake_reason_names};
 use crate::error::ApiError;
 use crate::invites::timestamp;
-use crate::openapi::{CommonErrors, ConflictError, NotFoundError};
+use crate::openapi::{
+    AuditQuery, CommonErrors, ConflictError, GuildParams, InviterParams, NotFoundError, ResetParams,
+};
 use crate::params::{Body, Params, path_id, path_snowflake};
 
 const AUTHOR_MAX: usize = 100;
@@ -120,9 +122,7 @@ fn actor<'a>(caller: &'a Caller, author: &'a str) -> Actor<'a> {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("inviter_id" = String, Path, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        InviterParams,
     ),
     request_body = NewBonus,
     responses((status = 201, description = "added", body = BonusAdded), CommonErrors),
@@ -162,6 +162,7 @@ pub async fn add_bonus(
         &actor(&caller, &author),
     )
     .await?;
+    state.counts_changed(guild.bot_id, guild.guild_id);
     Ok(HttpResponse::Created().json(BonusAdded {
         bonus: row.into(),
         counts: counts.into(),
@@ -174,9 +175,7 @@ pub async fn add_bonus(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("inviter_id" = String, Path, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        InviterParams,
     ),
     responses((status = 200, description = "the adjustments", body = BonusList), CommonErrors),
     security(("bearer" = []))
@@ -280,8 +279,7 @@ pub struct ResetList {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/resets",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        GuildParams,
     ),
     request_body = NewReset,
     responses((status = 201, description = "reset", body = Reset), CommonErrors),
@@ -309,6 +307,7 @@ pub async fn reset(
         &actor(&caller, &author),
     )
     .await?;
+    state.counts_changed(guild.bot_id, guild.guild_id);
     Ok(HttpResponse::Created().json(Reset::from(row)))
 }
 
@@ -318,8 +317,7 @@ pub async fn reset(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/resets",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        GuildParams,
     ),
     responses((status = 200, description = "the resets", body = ResetList), CommonErrors),
     security(("bearer" = []))
@@ -344,9 +342,7 @@ pub async fn list_resets(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/resets/{reset_id}/restore",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("reset_id" = i64, Path, description = "the reset's id", minimum = 1),
+        ResetParams,
     ),
     request_body = RestoreRequest,
     responses(
@@ -382,7 +378,10 @@ pub async fn restore(
     )
     .await?
     {
-        RestoreOutcome::Restored(row) => Ok(HttpResponse::Ok().json(Reset::from(row))),
+        RestoreOutcome::Restored(row) => {
+            state.counts_changed(guild.bot_id, guild.guild_id);
+            Ok(HttpResponse::Ok().json(Reset::from(row)))
+        }
         RestoreOutcome::NotFound => Err(ApiError::NotFound {
             code: "reset_not_found",
             what: "reset",
@@ -453,8 +452,7 @@ pub struct SettingsUpdate {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/settings",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        GuildParams,
     ),
     responses((status = 200, description = "the settings", body = Settings), CommonErrors),
     security(("bearer" = []))
@@ -478,8 +476,7 @@ pub async fn settings(
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/settings",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        GuildParams,
     ),
     request_body = SettingsUpdate,
     responses((status = 200, description = "the new settings", body = Settings), CommonErrors),
@@ -500,31 +497,24 @@ pub async fn update_settings(
         ("no_avatar", 4),
         ("already_joined", 8),
     ];
-    let mut changes = Vec::new();
+    let mut change = SettingsChange::default();
     for (name, bit) in flags {
-        if let Some(on) = body.boolean(name)? {
-            changes.push((bit, on));
+        match body.boolean(name)? {
+            Some(true) => change.enable |= bit,
+            Some(false) => change.disable |= bit,
+            None => {}
         }
     }
-    let days = body.integer("young_account_days", 1, 3650)?;
+    change.young_account_days = body
+        .integer("young_account_days", 1, 3650)?
+        .map(|days| i32::try_from(days).unwrap_or(i32::MAX));
     let author = body.required_text("author", AUTHOR_MAX)?;
     let mut conn = state.connection().await?;
-    let mut s = queries::fake_settings(&mut conn, guild.bot_id, guild.guild_id).await?;
-    for (bit, on) in changes {
-        if on {
-            s.reasons |= bit;
-        } else {
-            s.reasons &= !bit;
-        }
-    }
-    if let Some(days) = days {
-        s.young_account_days = i32::try_from(days).unwrap_or(i32::MAX);
-    }
-    let s = queries::set_fake_settings(
+    let s = queries::update_fake_settings(
         &mut conn,
         guild.bot_id,
         guild.guild_id,
-        s,
+        change,
         &actor(&caller, &author),
     )
     .await?;
@@ -563,10 +553,8 @@ pub struct AuditLog {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/audit",
     tag = "admin",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("before" = Option<i64>, Query, description = "only entries with a smaller id (paging)", minimum = 1),
-        ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200),
+        GuildParams,
+        AuditQuery,
     ),
     responses((status = 200, description = "audit entries", body = AuditLog), CommonErrors),
     security(("bearer" = []))

@@ -11,9 +11,13 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, GuildPath};
+use crate::cache::EntryKey;
 use crate::error::ApiError;
 use crate::invites::timestamp;
-use crate::openapi::{CommonErrors, NotFoundError};
+use crate::openapi::{
+    CommonErrors, GuildParams, InviterParams, LeaderboardQuery, MemberParams, NotFoundError,
+    SummaryQuery,
+};
 use crate::params::{Params, path_snowflake};
 
 /// An inviter's counts, InviteLogger's definitions (`total = joins + bonus`,
@@ -92,12 +96,8 @@ fn name_of<T: PartialEq>(options: &[(&'static str, T)], value: &T) -> String {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/leaderboard",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("order" = Option<String>, Query, description = "`real` (default), `total`, `fake`, `leaves` or `bonus`", pattern = "^(real|total|fake|leaves|bonus)$"),
-        ("range" = Option<String>, Query, description = "`all` (default), `7d` or `30d`", pattern = "^(all|7d|30d)$"),
-        ("page" = Option<i64>, Query, description = "1-based page, default 1", minimum = 1, maximum = 100000),
-        ("per_page" = Option<i64>, Query, description = "rows per page, 1 to 100, default 25", minimum = 1, maximum = 100),
+        GuildParams,
+        LeaderboardQuery,
     ),
     responses((status = 200, description = "one page", body = Leaderboard), CommonErrors),
     security(("bearer" = []))
@@ -115,6 +115,24 @@ pub async fn leaderboard(
     let range = params.choice("range", &RANGES, None)?;
     let page = params.integer("page", 1, 100_000, 1)?;
     let per_page = params.integer("per_page", 1, 100, 25)?;
+    // Every input of a leaderboard (counters, or the joins and bonus rows of a window) changes
+    // in the same transaction as the guild's `inviter_counts`, whose commits invalidate the
+    // cache; a window also slides with time, so its pages are kept only briefly.
+    let key = EntryKey::Leaderboard {
+        order: index_of(&ORDERS, &order),
+        range: index_of(&RANGES, &range),
+        page,
+        per_page,
+    };
+    let ticket = match state
+        .counts
+        .as_ref()
+        .map(|cache| cache.get_body(guild.bot_id, guild.guild_id, key))
+    {
+        Some(Ok(body)) => return Ok(json_body(body)),
+        Some(Err(ticket)) => ticket,
+        None => None,
+    };
     let since = range.map(|days| Utc::now() - Duration::days(days));
     let mut conn = state.connection().await?;
     let result = queries::leaderboard(
@@ -127,6 +145,7 @@ pub async fn leaderboard(
         (page - 1) * per_page,
     )
     .await?;
+    drop(conn);
     let first_rank = (page - 1) * per_page + 1;
     let entries = result
         .entries
@@ -138,14 +157,51 @@ pub async fn leaderboard(
             counts: e.counts.into(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Leaderboard {
-        order: name_of(&ORDERS, &order),
-        range: name_of(&RANGES, &range),
-        page,
-        per_page,
-        total_inviters: result.total_inviters,
-        entries,
-    }))
+    let body = web::Bytes::from(
+        serde_json::to_vec(&Leaderboard {
+            order: name_of(&ORDERS, &order),
+            range: name_of(&RANGES, &range),
+            page,
+            per_page,
+            total_inviters: result.total_inviters,
+            entries,
+        })
+        .map_err(|_| ApiError::Internal("leaderboard serialization"))?,
+    );
+    if let (Some(cache), Some(ticket)) = (&state.counts, ticket) {
+        let max_age = if range.is_some() {
+            WINDOW_MAX_AGE
+        } else {
+            std::time::Duration::MAX
+        };
+        cache.put_body(
+            ticket,
+            guild.bot_id,
+            guild.guild_id,
+            key,
+            body.clone(),
+            max_age,
+        );
+    }
+    Ok(json_body(body))
+}
+
+/// How long a leaderboard page of a 7- or 30-day window is served from memory: joins leave the
+/// window as time passes, with no commit to announce it, so its edge may lag by this much.
+const WINDOW_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn json_body(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
+}
+
+fn index_of<T: PartialEq>(options: &[(&'static str, T)], value: &T) -> u8 {
+    options
+        .iter()
+        .position(|(_, v)| v == value)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(u8::MAX)
 }
 
 /// One join of a member.
@@ -205,9 +261,7 @@ pub(crate) fn fake_reason_names(bits: i32) -> Vec<String> {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/members/{member_id}",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("member_id" = String, Path, description = "the member's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        MemberParams,
     ),
     responses(
         (status = 200, description = "the member's joins", body = MemberInvites),
@@ -306,9 +360,7 @@ pub struct InviterCodes {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/codes",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("inviter_id" = String, Path, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
+        InviterParams,
     ),
     responses((status = 200, description = "the inviter's codes", body = InviterCodes), CommonErrors),
     security(("bearer" = []))
@@ -398,9 +450,8 @@ pub struct GuildSummary {
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/summary",
     tag = "dashboard",
     params(
-        ("bot_id" = String, Path, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("guild_id" = String, Path, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$"),
-        ("days" = Option<i64>, Query, description = "window in days, today included: 1 to 90, default 30", minimum = 1, maximum = 90),
+        GuildParams,
+        SummaryQuery,
     ),
     responses((status = 200, description = "the summary", body = GuildSummary), CommonErrors),
     security(("bearer" = []))

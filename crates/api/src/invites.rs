@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
-use crate::openapi::CommonErrors;
+use crate::openapi::{CodeQuery, CommonErrors, UserQuery};
 use crate::params::Params;
 
 /// `{total, leaves, fake, bonus, real}` for one inviter.
@@ -45,9 +45,7 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     path = "/v1/invites/user",
     tag = "invitelogger",
     params(
-        ("bot_id" = String, Query, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "859000000000000001"),
-        ("guild_id" = String, Query, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572747"),
-        ("inviter_id" = String, Query, description = "the inviter's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572748"),
+        UserQuery,
     ),
     responses((status = 200, description = "the inviter's counts", body = UserInvites), CommonErrors),
     security(("bearer" = []))
@@ -67,8 +65,21 @@ pub async fn user(
         .record("guild_id", guild_id)
         .record("inviter_id", inviter_id);
     authorize(&key, bot_id, guild_id)?;
-    let mut conn = state.connection().await?;
-    let c = counts::inviter_counts(&mut conn, bot_id, guild_id, inviter_id).await?;
+    let c = match state
+        .counts
+        .as_ref()
+        .map(|cache| cache.get_counts(bot_id, guild_id, inviter_id))
+    {
+        Some(Ok(cached)) => cached,
+        miss => {
+            let mut conn = state.connection().await?;
+            let c = counts::inviter_counts(&mut conn, bot_id, guild_id, inviter_id).await?;
+            if let (Some(cache), Some(Err(Some(ticket)))) = (&state.counts, miss) {
+                cache.put_counts(ticket, bot_id, guild_id, inviter_id, c);
+            }
+            c
+        }
+    };
     Ok(HttpResponse::Ok().json(UserInvites {
         total: c.total(),
         leaves: c.leaves,
@@ -85,9 +96,7 @@ pub async fn user(
     path = "/v1/invites/code",
     tag = "invitelogger",
     params(
-        ("bot_id" = String, Query, description = "the bot's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "859000000000000001"),
-        ("guild_id" = String, Query, description = "the guild's Discord id", pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572747"),
-        ("invite_code" = String, Query, description = "the code, without discord.gg/", pattern = "^[A-Za-z0-9_-]{1,64}$", example = "abcDEF12"),
+        CodeQuery,
     ),
     responses((status = 200, description = "the joins through this code", body = Vec<CodeMember>), CommonErrors),
     security(("bearer" = []))

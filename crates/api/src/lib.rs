@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod cache;
 mod dashboard;
 mod error;
 mod invites;
@@ -9,6 +10,7 @@ mod openapi;
 mod params;
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -63,6 +65,14 @@ pub struct ApiOptions {
     /// keeps working at most this long); 0 = ask every time.
     #[arg(long, env = "API_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
+    /// Longest time an inviter's counts are served from memory (`GET /v1/invites/user`); 0 =
+    /// no cache. Entries are dropped as soon as PostgreSQL announces a committed change of the
+    /// guild's counters, so this only bounds staleness if that announcement were lost.
+    #[arg(long, env = "API_COUNTS_CACHE_SECS", default_value_t = 300)]
+    pub counts_cache_secs: u64,
+    /// Most inviters whose counts are kept in memory.
+    #[arg(long, env = "API_COUNTS_CACHE_ENTRIES", default_value_t = 500_000)]
+    pub counts_cache_entries: usize,
 }
 
 impl Default for ApiOptions {
@@ -72,6 +82,8 @@ impl Default for ApiOptions {
             rate_limit_burst: 100,
             cors_origins: Vec::new(),
             key_cache_secs: 5,
+            counts_cache_secs: 300,
+            counts_cache_entries: 500_000,
         }
     }
 }
@@ -106,9 +118,19 @@ pub struct AppState {
     pool: Pool,
     keys: auth::KeyCache,
     limiter: auth::RateLimiter,
+    /// `None` when disabled (`API_COUNTS_CACHE_SECS=0`).
+    counts: Option<Arc<cache::CountsCache>>,
 }
 
 impl AppState {
+    /// This process committed a change of a guild's counters: forget them now, so the caller
+    /// reads its own write (the database's notification follows for the other processes).
+    fn counts_changed(&self, bot_id: u64, guild_id: u64) {
+        if let Some(cache) = &self.counts {
+            cache.invalidate_guild(bot_id, guild_id);
+        }
+    }
+
     async fn connection(&self) -> Result<PooledConnection, ApiError> {
         self.pool
             .get()
@@ -137,6 +159,8 @@ pub enum StartError {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// Stops the counts cache's listener when the application is dropped or stopped.
+    _background: tokio_util::sync::DropGuard,
 }
 
 impl Application {
@@ -156,7 +180,7 @@ impl Application {
     /// When the database cannot be migrated or the address cannot be bound.
     pub async fn build_with(config: &ApiConfig, options: &ApiOptions) -> Result<Self, StartError> {
         invitrack_storage::prepare_database(&config.database_url).await?;
-        let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
+        let pool = request_pool(&config.database_url, config.db_connections)?;
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
             addr: config.bind,
             source,
@@ -165,6 +189,39 @@ impl Application {
             addr: config.bind,
             source,
         })?;
+        let metrics = actix_web_prom::PrometheusMetricsBuilder::new("invitrack_api")
+            .endpoint("/metrics")
+            .mask_unmatched_patterns("UNKNOWN")
+            .build()
+            .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
+        let background = CancellationToken::new();
+        let counts = if options.counts_cache_secs > 0 {
+            let events = prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "invitrack_api_counts_cache_total",
+                    "counts cache lookups (hit, miss, bypass) and invalidations",
+                ),
+                &["event"],
+            )
+            .and_then(|events| {
+                metrics.registry.register(Box::new(events.clone()))?;
+                Ok(events)
+            })
+            .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
+            let counts = Arc::new(cache::CountsCache::new(
+                options.counts_cache_entries,
+                Duration::from_secs(options.counts_cache_secs),
+                Some(events),
+            ));
+            tokio::spawn(cache::listen(
+                counts.clone(),
+                config.database_url.clone(),
+                background.clone(),
+            ));
+            Some(counts)
+        } else {
+            None
+        };
         let state = web::Data::new(AppState {
             pool,
             keys: auth::KeyCache::new(Duration::from_secs(options.key_cache_secs)),
@@ -172,12 +229,8 @@ impl Application {
                 options.rate_limit_per_second,
                 options.rate_limit_burst,
             ),
+            counts,
         });
-        let metrics = actix_web_prom::PrometheusMetricsBuilder::new("invitrack_api")
-            .endpoint("/metrics")
-            .mask_unmatched_patterns("UNKNOWN")
-            .build()
-            .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
         let origins = options.origins();
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
@@ -217,6 +270,7 @@ impl Application {
         Ok(Self {
             addr,
             server: server.run(),
+            _background: background.drop_guard(),
         })
     }
 
@@ -236,6 +290,23 @@ impl Application {
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)?
     }
+}
+
+/// The pool handlers borrow connections from. Connections are handed out without the test
+/// query deadpool's default recycling sends first (`SELECT 1` per checkout, one more round
+/// trip per request); a connection that broke is dropped when its query fails.
+fn request_pool(database_url: &str, size: usize) -> Result<Pool, StartError> {
+    use diesel_async::AsyncPgConnection;
+    use diesel_async::pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    };
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::new_with_config(database_url, manager_config);
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| StartError::Config(format!("database pool: {e}")))
 }
 
 /// Builds and runs the API until `shutdown`, with [`ApiOptions`] from the environment.

@@ -241,7 +241,7 @@ impl Body {
     pub fn integer(&self, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => match v.as_i64() {
+            Some(v) => match json_integer(v) {
                 Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
                 _ => Err(ApiError::InvalidParameter {
                     name,
@@ -283,6 +283,19 @@ impl Body {
     }
 }
 
+/// An integer as JSON Schema counts them: `5` and also `5.0` (a number with no fraction, which
+/// some clients and generators send), within i64.
+fn json_integer(v: &Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    // Exactly representable and integral: the cast below neither truncates nor saturates.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let whole = (f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0).then_some(f as i64);
+    whole
+}
+
 /// Parses a snowflake: a non-zero decimal u64.
 ///
 /// # Errors
@@ -311,5 +324,14 @@ mod tests {
         assert!(parse_snowflake("x", "+12").is_err());
         assert!(parse_snowflake("x", "abc").is_err());
         assert!(parse_snowflake("x", "99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn integers_may_come_as_numbers_without_fraction() {
+        let body = Body::parse(br#"{"a": 317.0, "b": 2.5, "c": -3, "d": 1e300}"#).expect("json");
+        assert_eq!(body.integer("a", 1, 3650).ok(), Some(Some(317)));
+        assert!(body.integer("b", 1, 3650).is_err());
+        assert_eq!(body.integer("c", -5, 5).ok(), Some(Some(-3)));
+        assert!(body.integer("d", 1, 3650).is_err());
     }
 }

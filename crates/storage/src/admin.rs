@@ -303,13 +303,73 @@ async fn change_cleared(
     Ok((joins.n, bonus.n))
 }
 
+/// Most attempts of a reset or restore that PostgreSQL aborted as a deadlock victim or a
+/// serialization failure: both touch many rows the worker may be updating at the same time.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Whether a transaction failed only because of concurrent ones (SQLSTATE 40001 or 40P01), so
+/// running it again can succeed. diesel has no kind for deadlocks; PostgreSQL's message for
+/// 40P01 is "deadlock detected".
+fn is_transient(error: &StorageError) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        StorageError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+            true
+        }
+        StorageError::Query(Error::DatabaseError(_, info)) => {
+            info.message().contains("deadlock detected")
+        }
+        _ => false,
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or [`MAX_ATTEMPTS`] transient failures.
+async fn retrying<T>(
+    what: &'static str,
+    mut attempt: impl AsyncFnMut() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(error) if tries < MAX_ATTEMPTS && is_transient(&error) => {
+                tracing::warn!(what, tries, error = %diesel_cause(&error), "retrying after a transient failure");
+                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(tries))).await;
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn diesel_cause(error: &StorageError) -> String {
+    match error {
+        StorageError::Query(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Resets one inviter's counts (`Some`) or the whole guild's (`None`), softly: their joins and
 /// bonus rows not yet cleared are marked cleared by a new reset, and the counters drop by what
-/// those rows counted. [`restore`] undoes it.
+/// those rows counted. [`restore`] undoes it. Retried when PostgreSQL aborts it because of
+/// concurrent writes (deadlock, serialization failure), at most [`MAX_ATTEMPTS`] times.
 ///
 /// # Errors
 /// On database errors.
 pub async fn reset(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    inviter_id: Option<u64>,
+    reason: &str,
+    actor: &Actor<'_>,
+) -> Result<ResetRow, StorageError> {
+    retrying("reset", async || {
+        reset_once(conn, bot_id, guild_id, inviter_id, reason, actor).await
+    })
+    .await
+}
+
+async fn reset_once(
     conn: &mut AsyncPgConnection,
     bot_id: u64,
     guild_id: u64,
@@ -359,11 +419,25 @@ pub async fn reset(
     .await
 }
 
-/// Undoes a reset: the joins and bonus rows it cleared count again.
+/// Undoes a reset: the joins and bonus rows it cleared count again. Retried like [`reset`].
 ///
 /// # Errors
 /// On database errors.
 pub async fn restore(
+    conn: &mut AsyncPgConnection,
+    bot_id: u64,
+    guild_id: u64,
+    reset_id: i64,
+    reason: &str,
+    actor: &Actor<'_>,
+) -> Result<RestoreOutcome, StorageError> {
+    retrying("restore", async || {
+        restore_once(conn, bot_id, guild_id, reset_id, reason, actor).await
+    })
+    .await
+}
+
+async fn restore_once(
     conn: &mut AsyncPgConnection,
     bot_id: u64,
     guild_id: u64,
@@ -450,32 +524,55 @@ pub async fn fake_settings(
         }))
 }
 
-/// Stores a guild's fake settings (read by the worker for joins decided from now on).
+/// A change of fake settings: reasons to turn on and off, and the young-account threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SettingsChange {
+    /// Reason bits to enable.
+    pub enable: i32,
+    /// Reason bits to disable.
+    pub disable: i32,
+    pub young_account_days: Option<i32>,
+}
+
+/// Applies a change to a guild's fake settings (read by the worker for joins decided from now
+/// on) and audits it, in one transaction with the settings row locked, so two concurrent
+/// changes of different fields both take effect.
 ///
 /// # Errors
 /// On database errors.
-pub async fn set_fake_settings(
+pub async fn update_fake_settings(
     conn: &mut AsyncPgConnection,
     bot_id: u64,
     guild_id: u64,
-    settings: FakeSettings,
+    change: SettingsChange,
     actor: &Actor<'_>,
 ) -> Result<FakeSettings, StorageError> {
     conn.transaction::<_, StorageError, _>(async |c| {
-        let before = fake_settings(c, bot_id, guild_id).await?;
         use guild_settings::dsl as g;
+        // The row with the defaults if there is none, so there is always a row to lock.
         diesel::insert_into(g::guild_settings)
-            .values((
-                g::bot_id.eq(db_id(bot_id)),
-                g::guild_id.eq(db_id(guild_id)),
-                g::fake_reasons.eq(settings.reasons),
-                g::young_account_days.eq(settings.young_account_days),
-            ))
-            .on_conflict((g::bot_id, g::guild_id))
-            .do_update()
+            .values((g::bot_id.eq(db_id(bot_id)), g::guild_id.eq(db_id(guild_id))))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await?;
+        let (reasons, days): (i32, i32) = g::guild_settings
+            .find((db_id(bot_id), db_id(guild_id)))
+            .select((g::fake_reasons, g::young_account_days))
+            .for_update()
+            .first(c)
+            .await?;
+        let before = FakeSettings {
+            reasons,
+            young_account_days: days,
+        };
+        let after = FakeSettings {
+            reasons: (reasons | change.enable) & !change.disable,
+            young_account_days: change.young_account_days.unwrap_or(days),
+        };
+        diesel::update(g::guild_settings.find((db_id(bot_id), db_id(guild_id))))
             .set((
-                g::fake_reasons.eq(excluded(g::fake_reasons)),
-                g::young_account_days.eq(excluded(g::young_account_days)),
+                g::fake_reasons.eq(after.reasons),
+                g::young_account_days.eq(after.young_account_days),
             ))
             .execute(c)
             .await?;
@@ -487,11 +584,11 @@ pub async fn set_fake_settings(
             "settings.update",
             json!({
                 "before": {"fake_reasons": before.reasons, "young_account_days": before.young_account_days},
-                "after": {"fake_reasons": settings.reasons, "young_account_days": settings.young_account_days},
+                "after": {"fake_reasons": after.reasons, "young_account_days": after.young_account_days},
             }),
         )
         .await?;
-        Ok(settings)
+        Ok(after)
     })
     .await
 }

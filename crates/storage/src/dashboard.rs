@@ -600,3 +600,54 @@ pub async fn maintained_counts(
         .filter(|(_, c)| *c != InviterCounts::default())
         .collect())
 }
+
+/// The channel on which PostgreSQL announces committed changes of `inviter_counts` (a
+/// statement-level trigger, migration `2026-11-24-000001_counts_notify`).
+pub const COUNTS_CHANNEL: &str = "invitrack_inviter_counts";
+
+/// What one notification on [`COUNTS_CHANNEL`] says changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountsChange {
+    /// Anything may have changed (`TRUNCATE`, or a payload this version cannot read).
+    All,
+    /// The counters of these `(bot_id, guild_id)` changed.
+    Guilds(Vec<(u64, u64)>),
+}
+
+impl CountsChange {
+    /// Reads a payload: `*`, or `bot_id:guild_id` pairs separated by commas. Anything
+    /// unreadable means [`CountsChange::All`]: invalidating too much is safe, too little is not.
+    #[must_use]
+    pub fn parse(payload: &str) -> Self {
+        let guilds: Option<Vec<(u64, u64)>> = payload
+            .split(',')
+            .map(|pair| {
+                let (bot, guild) = pair.split_once(':')?;
+                Some((
+                    from_db_id(bot.parse().ok()?),
+                    from_db_id(guild.parse().ok()?),
+                ))
+            })
+            .collect();
+        match guilds {
+            Some(guilds) if payload != "*" => Self::Guilds(guilds),
+            _ => Self::All,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_notifications_parse_and_fail_safe() {
+        assert_eq!(
+            CountsChange::parse("1:2,-3:4"),
+            CountsChange::Guilds(vec![(1, 2), (from_db_id(-3), 4)])
+        );
+        assert_eq!(CountsChange::parse("*"), CountsChange::All);
+        assert_eq!(CountsChange::parse(""), CountsChange::All);
+        assert_eq!(CountsChange::parse("1:2,x"), CountsChange::All);
+    }
+}

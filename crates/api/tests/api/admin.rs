@@ -1,7 +1,7 @@
 //! Bonus, resets and restore, fake settings, audit.
 
 use invitrack_storage::keys::KeyScope;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{GUILD, Join, code_of, spawn_app};
 
@@ -320,4 +320,77 @@ async fn every_write_is_audited() {
         .await;
     assert_eq!(page["entries"][0]["action"], "reset");
     assert_eq!(page["entries"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn a_whole_guild_reset_is_retried_when_it_deadlocks_with_the_worker() {
+    use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    app.join(Join::invite(1, "c", ALICE, 30)).await;
+    app.join(Join::invite(2, "c", ALICE, 20)).await;
+    let mut worker = invitrack_storage::connect(&app.database_url())
+        .await
+        .expect("worker connection");
+    let mut watcher = invitrack_storage::connect(&app.database_url())
+        .await
+        .expect("watcher connection");
+    let sql = |s: &str| diesel::sql_query(s.to_owned());
+    // The reset's backend finds the deadlock first (1 s), so PostgreSQL aborts the reset.
+    sql("SET deadlock_timeout = '20s'")
+        .execute(&mut worker)
+        .await
+        .expect("set");
+    let reset = worker
+        .transaction::<_, diesel::result::Error, _>(async |w| {
+            // The worker holds Alice's counters...
+            sql(&format!(
+                "UPDATE inviter_counts SET joins = joins WHERE inviter_id = {ALICE}"
+            ))
+            .execute(w)
+            .await?;
+            // ...the reset clears the joins, then waits for those counters...
+            let http = app.http.clone();
+            let url = app.url(&app.guild_path("/resets"));
+            let key = admin.clone();
+            let reset = tokio::spawn(async move {
+                let response = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"author": "owner"}))
+                    .send()
+                    .await
+                    .expect("reset request");
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.expect("json"))
+            });
+            loop {
+                let waiting: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                ))
+                .get_result(&mut watcher)
+                .await?;
+                if waiting > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            // ...and the worker now marks a leave on a join the reset holds: a deadlock.
+            sql("UPDATE joins SET updated_at = now() WHERE member_id = 1")
+                .execute(w)
+                .await?;
+            Ok(reset)
+        })
+        .await
+        .expect("worker transaction");
+    // The worker committed; the retried reset goes through.
+    let (status, body) = reset.await.expect("reset task");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["joins_cleared"], 2);
+    // The first attempt's row was rolled back; its id was used up.
+    assert_eq!(body["id"], 2, "the reset was retried");
+    app.assert_counters_match_rows().await;
+    let (_, audit) = app.get(&app.guild_path("/audit"), Some(&admin)).await;
+    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(1));
 }

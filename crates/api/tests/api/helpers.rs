@@ -26,9 +26,13 @@ pub struct TestApp {
     pub conn: AsyncPgConnection,
 }
 
+/// The API without rate limit and without the counts cache: tests write as the worker does
+/// (another connection) and read back at once; `tests/api/cache.rs` covers the cache, whose
+/// answers follow commits within a small bound instead.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(ApiOptions {
         rate_limit_per_second: 0,
+        counts_cache_secs: 0,
         ..ApiOptions::default()
     })
     .await
@@ -169,6 +173,10 @@ impl TestApp {
                 .await
                 .expect("mark_left")
         );
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("{SERVER}/{}", self.db_name)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod cache;
 mod conventions;
 mod counters;
 mod dashboard;

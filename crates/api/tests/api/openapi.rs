@@ -4,7 +4,7 @@
 use invitrack_storage::keys::KeyScope;
 use serde_json::{Value, json};
 
-use crate::helpers::{BOT, GUILD, code_of, spawn_app};
+use crate::helpers::{BOT, GUILD, OTHER_GUILD, code_of, spawn_app};
 
 fn valid(name: &str) -> String {
     match name {
@@ -99,4 +99,152 @@ async fn every_documented_operation_checks_keys_and_ids() {
     }
     assert_eq!(operations, 14);
     assert_eq!(broken_ids, 34);
+}
+
+/// One documented operation: method, path template, parameters `(name, in, schema)`.
+struct Operation {
+    method: reqwest::Method,
+    path: String,
+    params: Vec<(String, String, Value)>,
+    responses: Value,
+}
+
+fn secured_operations(doc: &Value) -> Vec<Operation> {
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            if op.get("security").is_none() {
+                continue;
+            }
+            let params = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            (
+                                p["name"].as_str().expect("name").to_owned(),
+                                p["in"].as_str().expect("in").to_owned(),
+                                p["schema"].clone(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            operations.push(Operation {
+                method: reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+                    .expect("method"),
+                path: path.clone(),
+                params,
+                responses: op["responses"].clone(),
+            });
+        }
+    }
+    operations
+}
+
+/// The operation's URL with valid values for the required parameters, `override_` for one.
+fn url_of(op: &Operation, guild: u64, override_: Option<(&str, &str)>) -> String {
+    let mut url = op.path.clone();
+    let mut query = Vec::new();
+    for (name, location, _) in &op.params {
+        let value = match (override_, name.as_str()) {
+            (Some((n, v)), _) if n == name => v.to_owned(),
+            (_, "guild_id") => guild.to_string(),
+            _ => valid(name),
+        };
+        if location == "path" {
+            url = url.replace(&format!("{{{name}}}"), &value);
+        } else if override_.is_some_and(|(n, _)| n == name)
+            || name.ends_with("_id")
+            || name == "invite_code"
+        {
+            query.push(format!("{name}={value}"));
+        }
+    }
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{}", query.join("&"))
+    }
+}
+
+/// Values the parameter's schema rules out (besides the ids the other test breaks).
+fn invalid_values(schema: &Value) -> Vec<String> {
+    let mut values = Vec::new();
+    if schema["type"] == "integer" {
+        values.push("abc".to_owned());
+        values.push("1.5".to_owned());
+        if let Some(min) = schema["minimum"].as_i64() {
+            values.push((min - 1).to_string());
+        }
+        if let Some(max) = schema["maximum"].as_i64() {
+            values.push((max + 1).to_string());
+        }
+    } else if schema.get("pattern").is_some() {
+        values.push("%21%21".to_owned());
+        values.push(String::new());
+    }
+    values
+}
+
+#[tokio::test]
+async fn every_documented_operation_checks_scope_and_every_parameter() {
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    let read = app.key(None, KeyScope::Read).await;
+    let other_guild_admin = app.key(Some(OTHER_GUILD), KeyScope::Admin).await;
+    let (other_bot_admin, _) =
+        invitrack_storage::keys::create_key(&mut app.conn, BOT + 1, None, KeyScope::Admin, "x")
+            .await
+            .expect("key");
+    let (_, doc) = app.get("/openapi.json", None).await;
+    let body = json!({"author": "walker", "amount": 1});
+    let mut needs_admin = Vec::new();
+    let mut broken_params = 0;
+    for op in secured_operations(&doc) {
+        let url = url_of(&op, GUILD, None);
+        let name = format!("{} {}", op.method, op.path);
+        // 403 outside the key's bot and guild, for reads and writes alike.
+        for key in [&other_bot_admin, &other_guild_admin] {
+            let (status, response) = app.send(op.method.clone(), &url, Some(key), &body).await;
+            assert_eq!((status, code_of(&response)), (403, "forbidden"), "{name}");
+        }
+        // A read key: writes (and the audit log) answer 403 insufficient_scope.
+        let (status, response) = app.send(op.method.clone(), &url, Some(&read), &body).await;
+        if status == 403 {
+            assert_eq!(code_of(&response), "insufficient_scope", "{name}");
+            needs_admin.push(name.clone());
+        } else {
+            assert!(status < 500, "{name}: {status} {response}");
+        }
+        assert!(op.responses.get("403").is_some(), "{name} documents 403");
+        // 400 naming the parameter for each value its schema rules out.
+        for (param, location, schema) in &op.params {
+            if param.ends_with("_id") && location == "path" {
+                continue; // the other test breaks ids
+            }
+            for value in invalid_values(schema) {
+                broken_params += 1;
+                let url = url_of(&op, GUILD, Some((param, &value)));
+                let (status, response) =
+                    app.send(op.method.clone(), &url, Some(&admin), &body).await;
+                assert_eq!(status, 400, "{name} {url}: {response}");
+                let message = response["error"]["message"].as_str().expect("message");
+                assert!(message.contains(param.as_str()), "{url}: {message}");
+            }
+        }
+    }
+    needs_admin.sort();
+    assert_eq!(
+        needs_admin,
+        [
+            "GET /v1/bots/{bot_id}/guilds/{guild_id}/audit",
+            "POST /v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
+            "POST /v1/bots/{bot_id}/guilds/{guild_id}/resets",
+            "POST /v1/bots/{bot_id}/guilds/{guild_id}/resets/{reset_id}/restore",
+            "PUT /v1/bots/{bot_id}/guilds/{guild_id}/settings",
+        ]
+    );
+    // order, range, page, per_page, days, before, limit, the query ids and invite_code.
+    assert!(broken_params >= 30, "{broken_params} broken parameters");
 }
