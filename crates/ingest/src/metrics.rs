@@ -64,6 +64,8 @@ pub struct IngestMetrics {
     pub(crate) shards: AtomicU64,
     pub(crate) shards_connected: AtomicU64,
     pub(crate) guilds: AtomicU64,
+    /// Largest proven lead of this host's clock over Discord's, ms (0 = none seen).
+    pub(crate) clock_ahead_ms: AtomicU64,
 }
 
 impl IngestMetrics {
@@ -172,7 +174,7 @@ impl IngestMetrics {
             "Events waiting in memory for NATS to acknowledge them.",
         );
         let _ = writeln!(out, "ingest_buffer_events {}", self.buffered());
-        let plain: [(&str, &str, &str, &AtomicU64); 10] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 11] = [
             (
                 "ingest_buffer_capacity",
                 "gauge",
@@ -232,6 +234,12 @@ impl IngestMetrics {
                 "gauge",
                 "Guilds available on this process' shards.",
                 &self.guilds,
+            ),
+            (
+                "ingest_clock_ahead_of_discord_ms",
+                "gauge",
+                "Largest proven lead of this host's clock over Discord's (from answers' Date header); above ATTRIBUTION_CLOCK_SKEW_MS attribution may be wrong.",
+                &self.clock_ahead_ms,
             ),
         ];
         for (name, kind, help, value) in plain {

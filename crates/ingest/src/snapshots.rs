@@ -293,7 +293,7 @@ impl Inner {
         permit: OwnedSemaphorePermit,
     ) {
         let requested_at = unix_millis_now();
-        let outcome = self.fetch(guild_id, slot.has_vanity).await;
+        let outcome = self.fetch(guild_id, slot.has_vanity, requested_at).await;
         let observed_at = unix_millis_now();
         let kind = match outcome {
             Ok(mut snapshot) => {
@@ -393,6 +393,7 @@ impl Inner {
         &self,
         guild_id: u64,
         has_vanity: bool,
+        requested_at: i64,
     ) -> Result<proto::InviteSnapshot, Failure> {
         let id = Id::new_checked(guild_id).ok_or_else(|| Failure {
             reason: Reason::UnknownGuild,
@@ -406,7 +407,7 @@ impl Inner {
                 .guild_invites(id)
                 .await
                 .map_err(|e| self.classify(e))?;
-            self.note_route_limit(guild_id, &response);
+            self.note_answer_headers(guild_id, requested_at, &response);
             response.models().await.map_err(|e| {
                 self.metrics
                     .discord_server_errors
@@ -445,14 +446,43 @@ impl Inner {
         })
     }
 
-    /// Remembers when the guild's invite route is exhausted, from Discord's rate-limit headers.
-    fn note_route_limit<T>(&self, guild_id: u64, response: &twilight_http::Response<T>) {
-        let header = |name: &str| {
+    /// Reads what an invite-list answer's headers say: whether the host clock is ahead of
+    /// Discord's, and when the guild's invite route is exhausted.
+    fn note_answer_headers<T>(
+        &self,
+        guild_id: u64,
+        requested_at: i64,
+        response: &twilight_http::Response<T>,
+    ) {
+        let text = |name: &str| {
             response
                 .headers()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<f64>().ok())
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
         };
+        // Discord wrote `Date` (whole seconds) after our request left, so Discord's clock then
+        // was below `Date + 1 s`: a `requested_at` beyond that means our clock runs ahead, and
+        // snapshots would claim to have been requested later than they were, which the
+        // engine's clock allowance must cover.
+        if let Some(date) = text("date").and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+        {
+            let ahead_ms = requested_at - (date.timestamp_millis() + 1_000);
+            if ahead_ms > 0 {
+                let before = self
+                    .metrics
+                    .clock_ahead_ms
+                    .fetch_max(ahead_ms.cast_unsigned(), Ordering::Relaxed);
+                if before == 0 {
+                    tracing::error!(
+                        guild_id,
+                        ahead_ms,
+                        "this host's clock is ahead of Discord's: attribution may credit wrong \
+                         invites; synchronise it (NTP) or raise ATTRIBUTION_CLOCK_SKEW_MS"
+                    );
+                }
+            }
+        }
+        let header = |name: &str| text(name).and_then(|v| v.parse::<f64>().ok());
         if header("x-ratelimit-remaining") != Some(0.0) {
             return;
         }

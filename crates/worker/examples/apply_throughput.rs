@@ -10,9 +10,9 @@
 //! and reports the lag from `observed_at` to commit (p50/p99) the workers recorded.
 //!
 //! ```text
-//! cargo run --release -p invitrack-worker --example throughput -- EVENTS GUILDS WORKERS [RATE]
-//! cargo run --release -p invitrack-worker --example throughput -- 100000 1000 1
-//! cargo run --release -p invitrack-worker --example throughput -- 100000 1000 1 5000
+//! cargo run --release -p invitrack-worker --example apply_throughput -- EVENTS GUILDS WORKERS [RATE]
+//! cargo run --release -p invitrack-worker --example apply_throughput -- 100000 1000 1
+//! cargo run --release -p invitrack-worker --example apply_throughput -- 100000 1000 1 5000
 //! ```
 //! `WORKER_BATCH`, `WORKER_DB_CONNECTIONS` and `WORKER_SYNCHRONOUS_COMMIT=true` override the
 //! workers' defaults.
