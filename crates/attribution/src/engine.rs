@@ -682,5 +682,5 @@ fn unit_admits(config: &EngineConfig, unit: &Unit, joined_at: Millis) -> bool {
 fn consumed_last_use(invite: &TrackedInvite, latest: Millis) -> bool {
     let info = &invite.info;
     let expired = info.expires_at.is_some_and(|e| e <= latest);
-    info.max_uses > 0 && info.uses + 1 == info.max_uses && !expired
+    info.max_uses > 0 && info.uses.checked_add(1) == Some(info.max_uses) && !expired
 }
