@@ -595,13 +595,16 @@ impl GuildAttribution {
             unit_reads: units.iter().map(|&u| self.units[u].read).collect(),
             certain_gap: 2 * config.clock_skew_ms + 1,
         };
-        let evidence = matching::analyse(&group).map(|independent| {
-            let reads: BTreeSet<u64> = order.unit_reads.iter().flatten().copied().collect();
-            if reads.len() < 2 {
-                return independent;
-            }
-            matching::analyse_ordered(&group, &order, ORDERED_SEARCH_BUDGET).unwrap_or(independent)
-        });
+        // Read order can only narrow what the matching allows, so when its enumeration
+        // answers, the matching's answer is not needed; it is the fallback for groups too
+        // large to enumerate (and says `None` itself when nothing is consistent).
+        let reads: BTreeSet<u64> = order.unit_reads.iter().flatten().copied().collect();
+        let evidence = if reads.len() < 2 {
+            matching::analyse(&group)
+        } else {
+            matching::analyse_ordered(&group, &order, ORDERED_SEARCH_BUDGET)
+                .or_else(|| matching::analyse(&group))
+        };
         joins
             .iter()
             .enumerate()
