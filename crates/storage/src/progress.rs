@@ -106,20 +106,6 @@ pub struct GuildStateRow {
     pub last_snapshot_at: Option<DateTime<Utc>>,
 }
 
-/// The stored engine state of a guild, if any.
-///
-/// # Errors
-/// On database errors.
-pub async fn load_guild_state(
-    conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-) -> Result<Option<serde_json::Value>, StorageError> {
-    Ok(load_guild_states(conn, &[(bot_id, guild_id)])
-        .await?
-        .remove(&(bot_id, guild_id)))
-}
-
 /// `(bot_id, guild_id)` of a guild.
 pub type GuildKey = (u64, u64);
 
