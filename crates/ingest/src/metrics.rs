@@ -136,6 +136,12 @@ impl IngestMetrics {
         self.guilds.load(Ordering::Relaxed)
     }
 
+    /// Largest proven lead of this host's clock over Discord's, ms (0 = none).
+    #[must_use]
+    pub fn clock_ahead_ms(&self) -> u64 {
+        self.clock_ahead_ms.load(Ordering::Relaxed)
+    }
+
     /// The Prometheus text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {

@@ -461,12 +461,14 @@ impl Inner {
                 .and_then(|(_, v)| std::str::from_utf8(v).ok())
         };
         // Discord wrote `Date` (whole seconds) after our request left, so Discord's clock then
-        // was below `Date + 1 s`: a `requested_at` beyond that means our clock runs ahead, and
-        // snapshots would claim to have been requested later than they were, which the
-        // engine's clock allowance must cover.
+        // was below `Date + 1 s`, plus however stale a cached `Date` may be (HTTP servers
+        // such as actix-web refresh it every 500 ms; a second is allowed): a `requested_at`
+        // beyond that means our clock runs ahead, and snapshots would claim to have been
+        // requested later than they were, which the engine's clock allowance must cover. Only
+        // leads of seconds are caught this way.
         if let Some(date) = text("date").and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
         {
-            let ahead_ms = requested_at - (date.timestamp_millis() + 1_000);
+            let ahead_ms = requested_at - (date.timestamp_millis() + DATE_HEADER_SLACK_MS);
             if ahead_ms > 0 {
                 let before = self
                     .metrics
@@ -552,6 +554,10 @@ impl Inner {
         }
     }
 }
+
+/// How far behind the real time a `Date` header may be: its whole-second truncation plus a
+/// server's cached copy of it.
+const DATE_HEADER_SLACK_MS: i64 = 2_000;
 
 fn next_snapshot_number() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

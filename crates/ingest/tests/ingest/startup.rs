@@ -51,6 +51,8 @@ async fn hundreds_of_guilds_are_snapshotted_within_the_budget_without_429s() {
     assert_eq!(stats.rate_limited, 0, "{stats:?}");
     assert_eq!(ingest.metrics.snapshot_requests(), GUILDS);
     assert_eq!(ingest.metrics.guilds(), GUILDS);
+    // The simulator shares this host's clock: its `Date` headers must not look behind ours.
+    assert_eq!(ingest.metrics.clock_ahead_ms(), 0);
     let events = bus.events().await;
     let baselines = snapshots(&events);
     assert_eq!(baselines.len() as u64, GUILDS);
