@@ -41,10 +41,12 @@ pub struct ApiConfig {
     /// PostgreSQL connections shared by all HTTP workers.
     #[arg(long, env = "API_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: usize,
+    #[command(flatten)]
+    pub options: ApiOptions,
 }
 
-/// Limits and browser access: separate from [`ApiConfig`] so code that builds an `ApiConfig`
-/// keeps compiling; [`Application::build`] reads them from the environment.
+/// Limits, caches and browser access: the part of [`ApiConfig`] that has a sensible default
+/// everywhere, so the demo and tests override only what they need.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiOptions {
     /// Requests per second each API key may make on average; 0 = no limit.
@@ -89,21 +91,6 @@ impl Default for ApiOptions {
 }
 
 impl ApiOptions {
-    /// The options from `API_*` environment variables, defaults for those unset.
-    ///
-    /// # Errors
-    /// When a variable is set to something invalid.
-    pub fn from_env() -> Result<Self, StartError> {
-        #[derive(clap::Parser)]
-        struct EnvOnly {
-            #[command(flatten)]
-            options: ApiOptions,
-        }
-        <EnvOnly as clap::Parser>::try_parse_from(["invitrack-api"])
-            .map(|e| e.options)
-            .map_err(|e| StartError::Config(e.to_string()))
-    }
-
     fn origins(&self) -> Vec<String> {
         self.cors_origins
             .iter()
@@ -164,21 +151,12 @@ pub struct Application {
 }
 
 impl Application {
-    /// Migrates the database, binds and prepares the server, with [`ApiOptions`] from the
-    /// environment.
-    ///
-    /// # Errors
-    /// When the database cannot be migrated, the address cannot be bound or an `API_*`
-    /// variable is invalid.
-    pub async fn build(config: &ApiConfig) -> Result<Self, StartError> {
-        Self::build_with(config, &ApiOptions::from_env()?).await
-    }
-
-    /// [`Application::build`] with explicit options.
+    /// Migrates the database, binds and prepares the server.
     ///
     /// # Errors
     /// When the database cannot be migrated or the address cannot be bound.
-    pub async fn build_with(config: &ApiConfig, options: &ApiOptions) -> Result<Self, StartError> {
+    pub async fn build(config: &ApiConfig) -> Result<Self, StartError> {
+        let options = &config.options;
         invitrack_storage::prepare_database(&config.database_url).await?;
         let pool = request_pool(&config.database_url, config.db_connections)?;
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
@@ -309,24 +287,12 @@ fn request_pool(database_url: &str, size: usize) -> Result<Pool, StartError> {
         .map_err(|e| StartError::Config(format!("database pool: {e}")))
 }
 
-/// Builds and runs the API until `shutdown`, with [`ApiOptions`] from the environment.
+/// Builds and runs the API until `shutdown`.
 ///
 /// # Errors
 /// When it cannot start.
 pub async fn run(config: ApiConfig, shutdown: CancellationToken) -> Result<(), StartError> {
-    run_with(config, ApiOptions::from_env()?, shutdown).await
-}
-
-/// [`run`] with explicit options.
-///
-/// # Errors
-/// When it cannot start.
-pub async fn run_with(
-    config: ApiConfig,
-    options: ApiOptions,
-    shutdown: CancellationToken,
-) -> Result<(), StartError> {
-    let app = Application::build_with(&config, &options).await?;
+    let app = Application::build(&config).await?;
     tracing::info!(addr = %app.addr(), "API listening");
     app.run_until_stopped(shutdown)
         .await

@@ -5,8 +5,6 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     config: invitrack_api::ApiConfig,
-    #[command(flatten)]
-    options: invitrack_api::ApiOptions,
 }
 
 #[tokio::main]
@@ -14,6 +12,6 @@ async fn main() -> anyhow::Result<()> {
     invitrack_telemetry::init();
     let cli = Cli::parse();
     let shutdown = invitrack_telemetry::shutdown_on_ctrl_c();
-    invitrack_api::run_with(cli.config, cli.options, shutdown).await?;
+    invitrack_api::run(cli.config, shutdown).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use invitrack_api::{ApiConfig, Application};
+use invitrack_api::{ApiConfig, ApiOptions, Application};
 use invitrack_bus::BusConfig;
 use invitrack_ingest::IngestConfig;
 use invitrack_sim::{GuildSpec, InviteSpec, JoinSpec, JoinVia, SimConfig, Simulator, World};
@@ -52,6 +52,8 @@ pub struct DemoArgs {
     /// Seed of the simulated traffic.
     #[arg(long, env = "DEMO_SEED", default_value_t = 7)]
     seed: u64,
+    #[command(flatten)]
+    api_options: ApiOptions,
 }
 
 /// One simulated guild and who can invite to it.
@@ -130,6 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bind: args.api_bind,
         workers: 2,
         db_connections: 8,
+        options: args.api_options.clone(),
     };
     let api = match Application::build(&api_config).await {
         Ok(api) => api,

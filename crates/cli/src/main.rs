@@ -34,7 +34,7 @@ enum Command {
     },
     /// Run the simulator, ingest, worker and API together, with members joining and leaving,
     /// until Ctrl-C. With DISCORD_TOKEN set, run against Discord instead of the simulator.
-    Demo(demo::DemoArgs),
+    Demo(Box<demo::DemoArgs>),
 }
 
 #[tokio::main]
@@ -53,6 +53,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys::run(command).await,
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => demo::run(*args).await,
     }
 }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use invitrack_api::{ApiConfig, Application};
+use invitrack_api::{ApiConfig, ApiOptions, Application};
 use invitrack_bus::BusConfig;
 use invitrack_ingest::IngestConfig;
 use invitrack_sim::{SimConfig, Simulator};
@@ -73,6 +73,7 @@ impl Stack {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: 1,
             db_connections: 2,
+            options: ApiOptions::default(),
         })
         .await
         .expect("API starts");

@@ -44,15 +44,13 @@ pub async fn spawn_app_with(options: ApiOptions) -> TestApp {
     }
     let db_name = format!("invitrack_api_test_{:016x}", rand::rng().random::<u64>());
     let database_url = format!("{SERVER}/{db_name}");
-    let app = Application::build_with(
-        &ApiConfig {
-            database_url: database_url.clone(),
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            workers: 1,
-            db_connections: 4,
-        },
-        &options,
-    )
+    let app = Application::build(&ApiConfig {
+        database_url: database_url.clone(),
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        workers: 1,
+        db_connections: 4,
+        options,
+    })
     .await
     .expect("the API starts");
     let address = format!("http://{}", app.addr());
