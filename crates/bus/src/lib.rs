@@ -360,7 +360,7 @@ pub struct BusConfig {
     /// Number of partitions guilds are spread over. Fixed for a deployment.
     #[arg(long, env = "BUS_PARTITIONS", default_value_t = DEFAULT_PARTITIONS)]
     pub bus_partitions: u32,
-    /// How long the event stream keeps messages, in hours.
+    /// How long the event streams keep messages, in hours.
     #[arg(long, env = "BUS_MAX_AGE_HOURS", default_value_t = 72)]
     pub bus_max_age_hours: u64,
 }

@@ -332,7 +332,7 @@ async fn read_and_apply(
                 "Nats-Msg-Id",
                 format!("dead:{}:{}", layout.partition_stream(number), dead.sequence).as_str(),
             );
-            // Best effort: the original stays in the event stream until it ages out.
+            // Best effort: the original stays in the partition stream until it ages out.
             match ctx
                 .bus
                 .jetstream
