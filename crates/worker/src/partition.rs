@@ -9,8 +9,8 @@
 //! A claimed partition is read from its own stream with an unfiltered pull consumer starting
 //! right after the last sequence committed in PostgreSQL: effects and progress are committed
 //! together, so each event takes effect exactly once whatever crashes or restarts. A gap in the
-//! consumer's delivery sequence, missed heartbeats or a lost consumer (NATS restarted) end the
-//! consumer; the partition resumes from its last commit with a new one.
+//! consumer's delivery sequence, missed heartbeats, a lost consumer or a reconnection to NATS
+//! end the consumer; the partition resumes from its last commit with a new one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -216,6 +216,8 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
             );
         }
     }
+    // Counted before the consumer exists, so a reconnection while it is created is seen too.
+    let connects = ctx.bus.client.statistics().connects.load(Ordering::Relaxed);
     let consumer = ctx
         .bus
         .jetstream
@@ -234,7 +236,7 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         .await
         .map_err(|e| WorkerError::JetStream(e.to_string()))?;
     let name = consumer.cached_info().name.clone();
-    let result = read_and_apply(ctx, &consumer, &mut partition, stop).await;
+    let result = read_and_apply(ctx, &consumer, &mut partition, connects, stop).await;
     // Best effort: a consumer not deleted here expires after CONSUMER_INACTIVE.
     if let Err(error) = ctx
         .bus
@@ -251,6 +253,7 @@ async fn read_and_apply(
     ctx: &Context,
     consumer: &PullConsumer,
     partition: &mut Partition,
+    connects: u64,
     stop: &CancellationToken,
 ) -> Result<(), WorkerError> {
     let number = partition.number();
@@ -269,6 +272,13 @@ async fn read_and_apply(
     let mut batch: Vec<StreamMessage> = Vec::with_capacity(ctx.config.batch);
     loop {
         batch.clear();
+        // A new connection may be to a restarted server that lost this (memory) consumer: the
+        // pull would only find out after retries or missed heartbeats, seconds later.
+        if ctx.bus.client.statistics().connects.load(Ordering::Relaxed) != connects {
+            return Err(WorkerError::JetStream(
+                "reconnected to NATS; the consumer may be gone".into(),
+            ));
+        }
         // Time passes for pending joins even while messages keep coming.
         if last_tick.elapsed() >= tick {
             last_tick = tokio::time::Instant::now();
