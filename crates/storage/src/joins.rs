@@ -233,8 +233,8 @@ pub async fn write_joins(
     Ok(written)
 }
 
-/// Inserts joins with one statement of constant text (one array per column), so PostgreSQL
-/// plans it once per connection rather than once per batch. Returns the rows inserted (a join
+/// Inserts joins with one statement of constant text (one array per column): PostgreSQL parses
+/// and plans 11 array parameters instead of 13 per row. Returns the rows inserted (a join
 /// already stored is skipped).
 async fn insert_joins(
     conn: &mut AsyncPgConnection,

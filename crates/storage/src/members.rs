@@ -193,7 +193,7 @@ pub async fn save_members(
     rows: &[MemberRow],
 ) -> Result<(), StorageError> {
     use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Timestamptz};
-    // One statement of constant text (an array per column): planned once per connection.
+    // One array per column: 9 parameters to parse and plan instead of 9 per row.
     for chunk in rows.chunks(crate::ARRAY_CHUNK) {
         let (bots, guilds, ids) = (
             chunk.iter().map(|r| r.bot_id).collect::<Vec<_>>(),
