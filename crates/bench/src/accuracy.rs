@@ -18,11 +18,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures_util::StreamExt as _;
 use invitrack_bus::proto::{self, guild_event::Kind};
 use invitrack_bus::{Bus, BusConfig};
 use invitrack_ingest::IngestConfig;
@@ -353,14 +351,7 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     sim.stop().await;
-    let _ = bus
-        .jetstream
-        .delete_stream(bus.layout.events_stream())
-        .await;
-    let _ = bus
-        .jetstream
-        .delete_stream(bus.layout.dead_letter_stream())
-        .await;
+    invitrack_bus::delete_streams(&bus.jetstream, &bus.layout).await;
     drop(conn);
     let mut admin = invitrack_storage::connect(&format!("{PG}/postgres")).await?;
     diesel::sql_query(format!(
@@ -432,31 +423,13 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
     })
 }
 
-/// Every event of the run, in stream order.
+/// Every event of the run, in the order it was stored.
 async fn read_trace(bus: &Bus) -> anyhow::Result<Vec<proto::GuildEvent>> {
-    let mut stream = bus.jetstream.get_stream(bus.layout.events_stream()).await?;
-    let last = stream.info().await?.state.last_sequence;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: bus.layout.all_guilds_filter(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
-    let mut events = Vec::new();
-    while let Some(message) = messages.next().await {
-        let message = message?;
-        let sequence = message
-            .info()
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .stream_sequence;
-        events.push(invitrack_bus::decode_event(&message.payload)?);
-        if sequence >= last {
-            break;
-        }
-    }
-    Ok(events)
+    Ok(invitrack_bus::read_events(&bus.jetstream, &bus.layout)
+        .await?
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect())
 }
 
 /// Scores the seed's naive method and the "exactly one invite went up" method on the trace.

@@ -43,6 +43,11 @@ pub enum BusError {
     },
     #[error("partition count must be at least 1")]
     NoPartitions,
+    #[error(
+        "stream {0} of an earlier version holds every partition's events: let the earlier \
+         workers apply them, then delete it (`nats stream rm {0}`)"
+    )]
+    SingleEventStream(String),
     #[error("could not create or update stream {stream}")]
     Stream {
         stream: String,
@@ -100,9 +105,24 @@ impl BusLayout {
         self.partitions
     }
 
-    /// The JetStream stream holding every guild event.
+    /// The JetStream stream holding one partition's guild events.
     #[must_use]
-    pub fn events_stream(&self) -> String {
+    pub fn partition_stream(&self, partition: u32) -> String {
+        format!("{}_{partition}", self.events_group())
+    }
+
+    /// The JetStream streams of every partition, in partition order.
+    #[must_use]
+    pub fn partition_streams(&self) -> Vec<String> {
+        (0..self.partitions)
+            .map(|p| self.partition_stream(p))
+            .collect()
+    }
+
+    /// What the partition streams have in common: the name workers share partition locks and
+    /// liveness under. Also the name of the single event stream of earlier versions.
+    #[must_use]
+    pub fn events_group(&self) -> String {
         format!(
             "{}_EVENTS",
             self.prefix.to_ascii_uppercase().replace('-', "_")
@@ -136,13 +156,7 @@ impl BusLayout {
         format!("{}.guild.{partition}.{bot_id}.{guild_id}", self.prefix)
     }
 
-    /// The filter matching every guild subject.
-    #[must_use]
-    pub fn all_guilds_filter(&self) -> String {
-        format!("{}.guild.>", self.prefix)
-    }
-
-    /// The filter matching every guild of one partition.
+    /// The subjects of every guild of one partition: what its stream captures.
     #[must_use]
     pub fn partition_filter(&self, partition: u32) -> String {
         format!("{}.guild.{partition}.>", self.prefix)
@@ -178,28 +192,29 @@ impl BusLayout {
     }
 }
 
-/// Creates the event and dead-letter streams, or updates them to this configuration.
+/// Creates the partition and dead-letter streams, or updates them to this configuration.
+///
+/// Each partition has a stream of its own, capturing `{prefix}.guild.{partition}.>`: a worker
+/// reads it with an unfiltered consumer. A consumer filtered on one partition of a shared
+/// stream made NATS 2.9 count its pending messages by scanning the stream's last block on
+/// every delivery while it lagged, which stalled every publisher and consumer of the stream
+/// (BENCHMARKS.md of the worker has the evidence).
 ///
 /// Events are kept (limits retention) rather than removed on acknowledgement: each worker
 /// partition replays from the sequence it last committed in PostgreSQL, so the stream must still
 /// hold what a worker has not committed yet.
 ///
 /// # Errors
-/// When JetStream refuses the stream configuration.
+/// When JetStream refuses a stream configuration, or the single event stream of an earlier
+/// version still exists (its subjects overlap the partition streams').
 pub async fn ensure_streams(
     js: &jetstream::Context,
     layout: &BusLayout,
     max_age: Duration,
-) -> Result<stream::Stream, BusError> {
-    let events = stream::Config {
-        name: layout.events_stream(),
-        subjects: vec![layout.all_guilds_filter()],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        max_age,
-        duplicate_window: DEDUP_WINDOW,
-        ..Default::default()
-    };
+) -> Result<(), BusError> {
+    if js.get_stream(layout.events_group()).await.is_ok() {
+        return Err(BusError::SingleEventStream(layout.events_group()));
+    }
     let dead = stream::Config {
         name: layout.dead_letter_stream(),
         subjects: vec![format!("{}.dead.>", layout.prefix())],
@@ -209,30 +224,90 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     create_or_update(js, dead).await?;
-    create_or_update(js, events).await
+    for partition in 0..layout.partitions() {
+        let events = stream::Config {
+            name: layout.partition_stream(partition),
+            subjects: vec![layout.partition_filter(partition)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age,
+            duplicate_window: DEDUP_WINDOW,
+            ..Default::default()
+        };
+        create_or_update(js, events).await?;
+    }
+    Ok(())
 }
 
-async fn create_or_update(
+/// Every guild event stored in the partition streams with its subject, in the order JetStream
+/// stored them (by store time; a guild's events keep their stream order). For tests and tools.
+///
+/// # Errors
+/// When a stream or message cannot be read, or a message is not a guild event.
+pub async fn read_events(
     js: &jetstream::Context,
-    config: stream::Config,
-) -> Result<stream::Stream, BusError> {
+    layout: &BusLayout,
+) -> Result<Vec<(String, GuildEvent)>, BusError> {
+    let read_error = |stream: &str, e: Box<dyn std::error::Error + Send + Sync>| BusError::Stream {
+        stream: stream.to_owned(),
+        source: e,
+    };
+    let mut stored = Vec::new();
+    for name in layout.partition_streams() {
+        let mut stream = js
+            .get_stream(&name)
+            .await
+            .map_err(|e| read_error(&name, e.into()))?;
+        let state = stream
+            .info()
+            .await
+            .map_err(|e| read_error(&name, e.into()))?
+            .state
+            .clone();
+        for sequence in state.first_sequence.max(1)..=state.last_sequence {
+            let message = stream
+                .get_raw_message(sequence)
+                .await
+                .map_err(|e| read_error(&name, e.into()))?;
+            let event = decode_event(&message.payload)?;
+            stored.push((message.time, message.subject.to_string(), event));
+        }
+    }
+    // Stable: events stored in the same nanosecond stay in partition and stream order.
+    stored.sort_by_key(|(time, _, _)| *time);
+    Ok(stored
+        .into_iter()
+        .map(|(_, subject, event)| (subject, event))
+        .collect())
+}
+
+/// Deletes the partition and dead-letter streams (tests and tools cleaning up after a run).
+pub async fn delete_streams(js: &jetstream::Context, layout: &BusLayout) {
+    for name in layout
+        .partition_streams()
+        .into_iter()
+        .chain([layout.dead_letter_stream()])
+    {
+        let _ = js.delete_stream(&name).await;
+    }
+}
+
+async fn create_or_update(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
     let name = config.name.clone();
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| BusError::Stream {
         stream: name.clone(),
         source: e,
     };
     match js.get_stream(&config.name).await {
-        Ok(_) => {
-            js.update_stream(&config)
-                .await
-                .map_err(|e| wrap(e.into()))?;
-            js.get_stream(&config.name)
-                .await
-                .map_err(|e| wrap(e.into()))
-        }
+        Ok(_) => js
+            .update_stream(&config)
+            .await
+            .map(drop)
+            .map_err(|e| wrap(e.into())),
         Err(_) => js
             .create_stream(config.clone())
             .await
+            .map(drop)
             .map_err(|e| wrap(e.into())),
     }
 }
@@ -285,7 +360,7 @@ pub struct BusConfig {
     /// Number of partitions guilds are spread over. Fixed for a deployment.
     #[arg(long, env = "BUS_PARTITIONS", default_value_t = DEFAULT_PARTITIONS)]
     pub bus_partitions: u32,
-    /// How long the event stream keeps messages, in hours.
+    /// How long the event streams keep messages, in hours.
     #[arg(long, env = "BUS_MAX_AGE_HOURS", default_value_t = 72)]
     pub bus_max_age_hours: u64,
 }
@@ -315,23 +390,21 @@ impl BusConfig {
                 source: e,
             })?;
         let jetstream = jetstream::new(client.clone());
-        let events = ensure_streams(&jetstream, &layout, self.max_age()).await?;
+        ensure_streams(&jetstream, &layout, self.max_age()).await?;
         Ok(Bus {
             client,
             jetstream,
             layout,
-            events,
         })
     }
 }
 
-/// A connected bus: the client, its JetStream context, the layout and the event stream.
+/// A connected bus: the client, its JetStream context and the layout.
 #[derive(Debug, Clone)]
 pub struct Bus {
     pub client: async_nats::Client,
     pub jetstream: jetstream::Context,
     pub layout: BusLayout,
-    pub events: stream::Stream,
 }
 
 #[cfg(test)]
@@ -348,7 +421,8 @@ mod tests {
             assert_eq!((b, g), (42, guild));
             assert_eq!(p, layout.partition_of(42, guild));
         }
-        assert_eq!(layout.events_stream(), "IT_TEST_1_EVENTS");
+        assert_eq!(layout.partition_stream(3), "IT_TEST_1_EVENTS_3");
+        assert_eq!(layout.partition_filter(3), "it-test_1.guild.3.>");
     }
 
     #[test]

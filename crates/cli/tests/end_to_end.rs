@@ -149,12 +149,7 @@ impl Stack {
         tokio::time::sleep(Duration::from_millis(300)).await;
         if let Ok(nats) = async_nats::connect("nats://127.0.0.1:4222").await {
             let js = async_nats::jetstream::new(nats);
-            for stream in [
-                self.layout.events_stream(),
-                self.layout.dead_letter_stream(),
-            ] {
-                let _ = js.delete_stream(&stream).await;
-            }
+            invitrack_bus::delete_streams(&js, &self.layout).await;
         }
         if let Ok(mut conn) = invitrack_storage::connect(&format!("{PG}/postgres")).await {
             use diesel_async::RunQueryDsl as _;

@@ -195,8 +195,7 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     let client = async_nats::connect(&bus.nats_url).await?;
     let js = async_nats::jetstream::new(client);
     let layout = bus.layout()?;
-    let _ = js.delete_stream(layout.events_stream()).await;
-    let _ = js.delete_stream(layout.dead_letter_stream()).await;
+    invitrack_bus::delete_streams(&js, &layout).await;
 
     let mut stats = stats
         .split_whitespace()

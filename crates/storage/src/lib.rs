@@ -36,12 +36,8 @@ pub enum StorageError {
     Time(i64),
 }
 
-/// Rows per multi-row INSERT: the widest batch insert (`joins`, 13 columns) stays far below
-/// PostgreSQL's limit of 65,535 bind parameters per statement.
-pub(crate) const INSERT_CHUNK: usize = 2_000;
-
-/// Keys per `unnest($1::int8[], ..)` statement: arrays are one parameter each, so this only
-/// bounds the size of one message.
+/// Rows or keys per `unnest($1::int8[], ..)` statement: arrays are one parameter each, so this
+/// only bounds the size of one message.
 pub(crate) const ARRAY_CHUNK: usize = 10_000;
 
 /// Snowflakes are u64; PostgreSQL has BIGINT. The cast keeps every bit, so it round-trips.

@@ -203,14 +203,7 @@ async fn main() -> anyhow::Result<()> {
     }
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = connected
-        .jetstream
-        .delete_stream(connected.layout.events_stream())
-        .await;
-    let _ = connected
-        .jetstream
-        .delete_stream(connected.layout.dead_letter_stream())
-        .await;
+    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
     let mut conn = invitrack_storage::connect(&format!("{PG}/postgres")).await?;
     {
         use diesel_async::RunQueryDsl as _;

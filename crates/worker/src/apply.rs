@@ -126,6 +126,11 @@ impl Partition {
     }
 
     #[must_use]
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    #[must_use]
     pub fn last_sequence(&self) -> u64 {
         self.claim.last_sequence
     }

@@ -19,7 +19,7 @@ pub use lag::LagHistogram;
 pub use partition::WorkerStats;
 
 /// How long a JetStream request (creating a consumer, mostly) may take.
-const JETSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const JETSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Why the worker (or one step of it) failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,20 +67,12 @@ pub async fn run_with_stats(
 ) -> Result<(), WorkerError> {
     invitrack_storage::prepare_database(&config.database_url).await?;
     let mut bus = config.bus.connect().await?;
-    // Creating a filtered consumer deep into a large stream can keep a busy NATS 2.9 server
-    // for many seconds. With the default 5 s timeout the worker gave up and asked again while
-    // the server was still creating the first one, which only added load: a partition taken
-    // over mid-stream could stall. Wait longer instead.
-    let mut jetstream = bus.jetstream.clone();
-    jetstream.set_timeout(JETSTREAM_TIMEOUT);
-    bus.events = jetstream
-        .get_stream(bus.layout.events_stream())
-        .await
-        .map_err(|e| WorkerError::JetStream(e.to_string()))?;
-    bus.jetstream = jetstream;
+    // A consumer creation that times out on a busy server may still be carried out: a longer
+    // wait than the default 5 s leaves fewer consumers behind and asks the server less often.
+    bus.jetstream.set_timeout(JETSTREAM_TIMEOUT);
     let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
     tracing::info!(
-        stream = %bus.layout.events_stream(),
+        streams = %bus.layout.events_group(),
         partitions = bus.layout.partitions(),
         "worker started"
     );

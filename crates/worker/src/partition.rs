@@ -6,16 +6,19 @@
 //! `CLAIM_INTERVAL`). Claiming bumps the partition's epoch, and every commit checks it, so a
 //! worker that lost a partition cannot commit for it even if it has not noticed yet.
 //!
-//! A claimed partition is read with a JetStream ordered consumer starting right after the last
-//! sequence committed in PostgreSQL: effects and progress are committed together, so each
-//! event takes effect exactly once whatever crashes or restarts.
+//! A claimed partition is read from its own stream with an unfiltered pull consumer starting
+//! right after the last sequence committed in PostgreSQL: effects and progress are committed
+//! together, so each event takes effect exactly once whatever crashes or restarts. A gap in the
+//! consumer's delivery sequence, missed heartbeats, a lost consumer or a reconnection to NATS
+//! end the consumer; the partition resumes from its last commit with a new one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::consumer::pull::{self, MessagesError};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use futures_util::{FutureExt as _, StreamExt as _};
 use invitrack_bus::Bus;
 use invitrack_storage::{Pool, progress};
@@ -25,6 +28,13 @@ use crate::apply::{Partition, StreamMessage};
 use crate::{WorkerConfig, WorkerError};
 
 const CLAIM_INTERVAL: Duration = Duration::from_secs(2);
+/// Pull requests wait this long for messages, and the server sends a heartbeat after this much
+/// silence; two missed heartbeats end the consumer. Long enough that a server slowed down by
+/// load is not also asked to create consumers again and again.
+const PULL_EXPIRES: Duration = Duration::from_secs(60);
+const PULL_HEARTBEAT: Duration = Duration::from_secs(20);
+/// A consumer left behind (its worker died) is removed by the server after this idle time.
+const CONSUMER_INACTIVE: Duration = Duration::from_secs(120);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(16);
 /// Longest wait for more messages once a batch has started.
@@ -56,7 +66,8 @@ pub(crate) struct Context {
 /// free partitions up to that share (including those freed by dead workers), and hands back
 /// the excess when more workers join.
 pub(crate) async fn own_partitions(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let stream = ctx.bus.layout.events_stream();
+    // Partition locks and liveness are shared by every worker of the deployment.
+    let stream = ctx.bus.layout.events_group();
     let partitions = ctx.bus.layout.partitions();
     let worker_id = format!("{:016x}", rand::random::<u64>());
     let mut owned: BTreeMap<u32, CancellationToken> = BTreeMap::new();
@@ -178,13 +189,14 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
 
 async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result<(), WorkerError> {
     let layout = &ctx.bus.layout;
-    let stream = layout.events_stream();
+    // Progress is kept per partition stream: its sequences are the stream's own.
+    let stream = layout.partition_stream(number);
     let claim = {
         let mut conn = ctx.pool.get().await.map_err(pool_error)?;
         progress::claim_partition(&mut conn, &stream, number).await?
     };
     let mut partition = Partition::new(
-        stream,
+        stream.clone(),
         number,
         claim,
         layout.clone(),
@@ -204,27 +216,69 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
             );
         }
     }
+    // Counted before the consumer exists, so a reconnection while it is created is seen too.
+    let connects = ctx.bus.client.statistics().connects.load(Ordering::Relaxed);
     let consumer = ctx
         .bus
-        .events
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: layout.partition_filter(number),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: claim.last_sequence + 1,
+        .jetstream
+        .create_consumer_on_stream(
+            pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: claim.last_sequence + 1,
+                },
+                ack_policy: AckPolicy::None,
+                inactive_threshold: CONSUMER_INACTIVE,
+                memory_storage: true,
+                ..Default::default()
             },
-            ..Default::default()
-        })
+            &stream,
+        )
         .await
         .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+    let name = consumer.cached_info().name.clone();
+    let result = read_and_apply(ctx, &consumer, &mut partition, connects, stop).await;
+    // Best effort: a consumer not deleted here expires after CONSUMER_INACTIVE.
+    if let Err(error) = ctx
+        .bus
+        .jetstream
+        .delete_consumer_from_stream(&name, &stream)
+        .await
+    {
+        tracing::debug!(partition = number, %error, "consumer not deleted");
+    }
+    result
+}
+
+async fn read_and_apply(
+    ctx: &Context,
+    consumer: &PullConsumer,
+    partition: &mut Partition,
+    connects: u64,
+    stop: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let number = partition.number();
+    let layout = &ctx.bus.layout;
     let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(ctx.config.batch.max(1))
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
         .messages()
         .await
         .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+    let mut delivered = Delivered::default();
     let tick = ctx.config.tick();
     let mut last_tick = tokio::time::Instant::now();
     let mut batch: Vec<StreamMessage> = Vec::with_capacity(ctx.config.batch);
     loop {
         batch.clear();
+        // A new connection may be to a restarted server that lost this (memory) consumer: the
+        // pull would only find out after retries or missed heartbeats, seconds later.
+        if ctx.bus.client.statistics().connects.load(Ordering::Relaxed) != connects {
+            return Err(WorkerError::JetStream(
+                "reconnected to NATS; the consumer may be gone".into(),
+            ));
+        }
         // Time passes for pending joins even while messages keep coming.
         if last_tick.elapsed() >= tick {
             last_tick = tokio::time::Instant::now();
@@ -243,7 +297,7 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         match first {
             Err(_elapsed) => continue,
             Ok(None) => return Err(WorkerError::JetStream("consumer stream ended".into())),
-            Ok(Some(message)) => batch.push(stream_message(message)?),
+            Ok(Some(message)) => batch.push(delivered.check(message)?),
         }
         // Take what has already arrived up to the batch size, waiting a moment for more when
         // the consumer's buffer runs dry: a transaction costs about the same whatever its
@@ -258,7 +312,7 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
                 },
             };
             match next {
-                Some(message) => batch.push(stream_message(message)?),
+                Some(message) => batch.push(delivered.check(message)?),
                 None => break,
             }
         }
@@ -286,9 +340,9 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
             headers.insert("Invitrack-Sequence", dead.sequence.to_string().as_str());
             headers.insert(
                 "Nats-Msg-Id",
-                format!("dead:{}:{}", layout.events_stream(), dead.sequence).as_str(),
+                format!("dead:{}:{}", layout.partition_stream(number), dead.sequence).as_str(),
             );
-            // Best effort: the original stays in the event stream until it ages out.
+            // Best effort: the original stays in the partition stream until it ages out.
             match ctx
                 .bus
                 .jetstream
@@ -306,20 +360,37 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
     }
 }
 
-type JetStreamMessage =
-    Result<async_nats::jetstream::Message, async_nats::jetstream::consumer::pull::OrderedError>;
+/// The delivery sequence of the consumer so far. An unacknowledged consumer delivers each
+/// message once, numbered 1, 2, 3...: a skipped number is a message lost in transit (a pull
+/// answer dropped on a reconnect), after which the partition must resume from its last commit.
+#[derive(Default)]
+struct Delivered {
+    consumer_sequence: u64,
+}
 
-fn stream_message(message: JetStreamMessage) -> Result<StreamMessage, WorkerError> {
-    let message = message.map_err(|e| WorkerError::JetStream(e.to_string()))?;
-    let sequence = message
-        .info()
-        .map_err(|e| WorkerError::JetStream(e.to_string()))?
-        .stream_sequence;
-    Ok(StreamMessage {
-        sequence,
-        subject: message.subject.to_string(),
-        payload: message.payload.clone(),
-    })
+impl Delivered {
+    fn check(
+        &mut self,
+        message: Result<async_nats::jetstream::Message, MessagesError>,
+    ) -> Result<StreamMessage, WorkerError> {
+        let message = message.map_err(|e| WorkerError::JetStream(e.to_string()))?;
+        let info = message
+            .info()
+            .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+        if info.consumer_sequence != self.consumer_sequence + 1 {
+            return Err(WorkerError::JetStream(format!(
+                "delivery {} after {}: messages lost in transit",
+                info.consumer_sequence, self.consumer_sequence
+            )));
+        }
+        self.consumer_sequence = info.consumer_sequence;
+        let sequence = info.stream_sequence;
+        Ok(StreamMessage {
+            sequence,
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+        })
+    }
 }
 
 fn pool_error(e: impl std::fmt::Display) -> WorkerError {

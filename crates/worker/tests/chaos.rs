@@ -711,8 +711,6 @@ async fn dead_letters(bus: &invitrack_bus::Bus) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "stalls after the kill -9 in 2 of 3 runs (partitions taken over mid-stream stop; \
-            nats-server 2.9 logs long read loops): open in issue 6; run with --ignored"]
 async fn synthetic_stream_survives_crashes() {
     if let Some(why) = missing_tools() {
         eprintln!("SKIPPED synthetic_stream_survives_crashes: {why}");

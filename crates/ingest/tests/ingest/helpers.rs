@@ -9,7 +9,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use invitrack_bus::{BusConfig, BusLayout, GuildEvent, decode_event, proto::guild_event::Kind};
+use invitrack_bus::{BusConfig, BusLayout, GuildEvent, proto::guild_event::Kind};
 use invitrack_ingest::{Ingest, IngestConfig, IngestError, IngestMetrics};
 use invitrack_sim::{GuildSpec, InviteSpec, RunningSim, SimConfig, Simulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -97,26 +97,11 @@ impl TestBus {
         }
     }
 
-    /// Every event in the stream, in stream order, with its subject.
+    /// Every event in the streams, in the order they were stored, with its subject.
     pub async fn events(&self) -> Vec<(String, GuildEvent)> {
-        let stream = self
-            .js
-            .get_stream(self.layout.events_stream())
+        invitrack_bus::read_events(&self.js, &self.layout)
             .await
-            .expect("stream");
-        let last = stream
-            .get_info()
-            .await
-            .expect("stream info")
-            .state
-            .last_sequence;
-        let mut out = Vec::new();
-        for seq in 1..=last {
-            let message = stream.get_raw_message(seq).await.expect("message");
-            let event = decode_event(&message.payload).expect("a guild event");
-            out.push((message.subject.to_string(), event));
-        }
-        out
+            .expect("events readable")
     }
 
     /// Waits until `done` holds for the stream's events (at most `within`), and returns them.
@@ -142,11 +127,7 @@ impl TestBus {
     }
 
     pub async fn cleanup(&self) {
-        let _ = self.js.delete_stream(self.layout.events_stream()).await;
-        let _ = self
-            .js
-            .delete_stream(self.layout.dead_letter_stream())
-            .await;
+        invitrack_bus::delete_streams(&self.js, &self.layout).await;
     }
 }
 
