@@ -56,6 +56,25 @@ pub struct DemoArgs {
     api_options: ApiOptions,
 }
 
+/// The demo's bus is its own and disposable: when an earlier version's single event stream is
+/// still on the server (it captures the subjects of the partition streams), it is deleted
+/// instead of stopping the demo, as `invitrack_bus::ensure_streams` stops a deployment.
+async fn retire_earlier_event_stream(bus: &BusConfig) -> anyhow::Result<()> {
+    let stream = bus.layout()?.events_group();
+    let client = async_nats::connect(&bus.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", bus.nats_url))?;
+    let jetstream = async_nats::jetstream::new(client);
+    if jetstream.get_stream(&stream).await.is_ok() {
+        jetstream
+            .delete_stream(&stream)
+            .await
+            .with_context(|| format!("deleting the earlier event stream {stream}"))?;
+        tracing::info!(%stream, "deleted the demo's event stream of an earlier version");
+    }
+    Ok(())
+}
+
 /// One simulated guild and who can invite to it.
 struct DemoGuild {
     guild_id: Id<GuildMarker>,
@@ -112,6 +131,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bus_partitions: invitrack_bus::DEFAULT_PARTITIONS,
         bus_max_age_hours: 24,
     };
+    retire_earlier_event_stream(&bus).await?;
     let bot_id = bot_id(&token, api_proxy.as_deref()).await?;
 
     let worker = tokio::spawn(invitrack_worker::run(
