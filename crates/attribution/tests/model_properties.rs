@@ -22,6 +22,8 @@ proptest! {
         inviters in 1_usize..8,
         limited in 0_usize..4,
         counter_delay in 0_i64..=EngineConfig::default().clock_skew_ms,
+        // Any settle above the allowance: it decides when reads happen, never what they prove.
+        settle in EngineConfig::default().clock_skew_ms + 1..=200,
         raid in any::<bool>(),
     ) {
         let spec = ModelSpec {
@@ -32,7 +34,7 @@ proptest! {
             inviters,
             limited_invites: limited.min(invites),
             counter_delay_max: counter_delay,
-            settle_ms: 100,
+            settle_ms: settle,
             raid: raid.then_some((40, 60, 3, 5_000)),
             ..ModelSpec::default()
         };
@@ -62,7 +64,6 @@ fn recall_stays_above_its_floor() {
                 seed,
                 joins: 400,
                 joins_per_second: rate,
-                settle_ms: 100,
                 ..ModelSpec::default()
             };
             let (_, score) = run_engine(&simulate(&spec), &config());

@@ -57,7 +57,7 @@ impl Default for ModelSpec {
             gateway_delay: (50, 150),
             fetch_duration: (100, 300),
             counter_delay_max: 0,
-            settle_ms: 100,
+            settle_ms: 60,
             route_limit: (5, 5_000),
             raid: None,
             separate_vanity_read: false,
