@@ -22,6 +22,8 @@ proptest! {
         inviters in 1_usize..8,
         limited in 0_usize..4,
         counter_delay in 0_i64..=EngineConfig::default().clock_skew_ms,
+        // Any settle above the allowance: it decides when reads happen, never what they prove.
+        settle in EngineConfig::default().clock_skew_ms + 1..=200,
         raid in any::<bool>(),
     ) {
         let spec = ModelSpec {
@@ -32,7 +34,7 @@ proptest! {
             inviters,
             limited_invites: limited.min(invites),
             counter_delay_max: counter_delay,
-            settle_ms: 100,
+            settle_ms: settle,
             raid: raid.then_some((40, 60, 3, 5_000)),
             ..ModelSpec::default()
         };
@@ -62,7 +64,6 @@ fn recall_stays_above_its_floor() {
                 seed,
                 joins: 400,
                 joins_per_second: rate,
-                settle_ms: 100,
                 ..ModelSpec::default()
             };
             let (_, score) = run_engine(&simulate(&spec), &config());
@@ -76,5 +77,48 @@ fn recall_stays_above_its_floor() {
             recall >= floor,
             "rate {rate}: recall {recall:.3} below {floor}"
         );
+    }
+}
+
+/// The engine's figures on the model (crates/attribution/README.md):
+/// `cargo test --release -p invitrack-attribution --test model_properties -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints figures; slow in debug"]
+fn model_figures() {
+    let variants: [(&str, i64, i64, bool); 5] = [
+        ("50 ms allowance, 100 ms settle", 50, 100, false),
+        ("50 ms allowance, 60 ms settle", 50, 60, false),
+        ("25 ms allowance, 35 ms settle", 25, 35, false),
+        ("no allowance, no settle", 0, 0, false),
+        ("50 ms, 60 ms, vanity read apart", 50, 60, true),
+    ];
+    for (name, skew, settle, separate_vanity_read) in variants {
+        let config = EngineConfig {
+            clock_skew_ms: skew,
+            ..EngineConfig::default()
+        };
+        let mut line = format!("{name}:");
+        for rate in [0.1, 0.5, 1.0] {
+            let (mut right, mut wrong, mut joins) = (0, 0, 0);
+            for seed in 0..30 {
+                let spec = ModelSpec {
+                    seed,
+                    joins: 400,
+                    joins_per_second: rate,
+                    settle_ms: settle,
+                    separate_vanity_read,
+                    ..ModelSpec::default()
+                };
+                let (_, score) = run_engine(&simulate(&spec), &config);
+                right += score.code_right;
+                wrong += score.code_wrong + score.inviter_wrong;
+                joins += score.joins;
+            }
+            line += &format!(
+                " {rate}/s {:.1}% (wrong {wrong})",
+                100.0 * right as f64 / joins as f64
+            );
+        }
+        println!("{line}");
     }
 }

@@ -11,6 +11,11 @@
 //! cargo run --release -p invitrack-bench --bin accuracy [-- --write crates/bench/ACCURACY.md] [--only "1 join"]
 //! ```
 //! `BENCH_SCALE` (default 1) multiplies every duration; `BENCH_SEED` changes the workload.
+//! `--diagnose` replays each run's bus trace offline to show where recall is lost
+//! (`diagnose.rs`); `--dump DIR` saves the traces and truths, `--replay DIR` diagnoses saved ones
+//! without running anything.
+
+mod diagnose;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -100,6 +105,11 @@ async fn main() -> anyhow::Result<()> {
     let write_to = std::env::args().skip_while(|a| a != "--write").nth(1);
     // `--only "1 join"` runs the scenarios whose name starts with it, to look at one rate.
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let diagnosis = std::env::args().any(|a| a == "--diagnose");
+    let dump = std::env::args().skip_while(|a| a != "--dump").nth(1);
+    if let Some(dir) = std::env::args().skip_while(|a| a != "--replay").nth(1) {
+        return replay_saved(&dir, only.as_deref());
+    }
     // Per-guild rates are what the model measures; the guild counts keep the bot's requests
     // (an invite list and a vanity read per snapshot) near half of ingest's global budget, as
     // the model has no global limit. Near the budget, fetches wait their turn and recall drops.
@@ -153,9 +163,15 @@ async fn main() -> anyhow::Result<()> {
         .filter(|s| only.as_ref().is_none_or(|o| s.name.starts_with(o.as_str())))
     {
         let started = Instant::now();
-        let report = run(scenario, scale, seed)
+        let (report, trace, truth) = run(scenario, scale, seed)
             .await
             .with_context(|| scenario.name)?;
+        if let Some(dir) = &dump {
+            save(dir, scenario.name, &trace, &truth)?;
+        }
+        if diagnosis {
+            eprint!("{}", diagnose::diagnose(&trace, &truth, SETTLE_MS));
+        }
         eprintln!(
             "{}: done in {:.0} s",
             scenario.name,
@@ -239,7 +255,67 @@ fn table(reports: &[Report], scale: f64, seed: u64) -> String {
     out
 }
 
-async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Report> {
+/// Time between the guilds' creation and their first joins.
+const WARM_UP_MS: u64 = 10_000;
+
+/// Ingest's default `INGEST_SETTLE_MS`, which the bench runs with.
+const SETTLE_MS: i64 = 60;
+
+fn file_stem(dir: &str, name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{dir}/{slug}")
+}
+
+fn save(
+    dir: &str,
+    name: &str,
+    trace: &[proto::GuildEvent],
+    truth: &[diagnose::Truth],
+) -> anyhow::Result<()> {
+    use prost::Message as _;
+    std::fs::create_dir_all(dir)?;
+    let stem = file_stem(dir, name);
+    let mut bytes = Vec::new();
+    for event in trace {
+        event.encode_length_delimited(&mut bytes)?;
+    }
+    std::fs::write(format!("{stem}.trace"), bytes)?;
+    std::fs::write(format!("{stem}.truth.json"), serde_json::to_vec(truth)?)?;
+    Ok(())
+}
+
+fn replay_saved(dir: &str, only: Option<&str>) -> anyhow::Result<()> {
+    use prost::Message as _;
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".trace").map(str::to_owned))
+        .filter(|n| only.is_none_or(|o| n.starts_with(&o.replace(' ', "_"))))
+        .collect();
+    names.sort();
+    for name in names {
+        let stem = format!("{dir}/{name}");
+        let bytes = std::fs::read(format!("{stem}.trace"))?;
+        let mut buf = bytes.as_slice();
+        let mut trace = Vec::new();
+        while !buf.is_empty() {
+            trace.push(proto::GuildEvent::decode_length_delimited(&mut buf)?);
+        }
+        let truth: Vec<diagnose::Truth> =
+            serde_json::from_slice(&std::fs::read(format!("{stem}.truth.json"))?)?;
+        eprintln!("{name}:");
+        eprint!("{}", diagnose::diagnose(&trace, &truth, SETTLE_MS));
+    }
+    Ok(())
+}
+
+async fn run(
+    scenario: &Scenario,
+    scale: f64,
+    seed: u64,
+) -> anyhow::Result<(Report, Vec<proto::GuildEvent>, Vec<diagnose::Truth>)> {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let database_url = format!("{PG}/invitrack_bench_{run_id}");
     let bus_config = BusConfig {
@@ -295,11 +371,15 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
     let spec = WorkloadSpec {
         seed,
         guilds: scenario.guilds,
-        duration_ms,
+        // As in the model, joins begin once ingest has read every guild's invites (100
+        // guilds' baselines take 5 s of the 40/s budget); a join before its guild's first read
+        // cannot be attributed by any method, and measuring it would measure the start-up.
+        joins_from_ms: WARM_UP_MS,
+        duration_ms: WARM_UP_MS + duration_ms,
         joins_per_sec: scenario.joins_per_sec,
         raids: if scenario.raid {
             vec![RaidSpec {
-                at_ms: duration_ms / 4,
+                at_ms: WARM_UP_MS + duration_ms / 4,
                 ..RaidSpec::default()
             }]
         } else {
@@ -410,7 +490,23 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
     };
 
     let (naive, exactly_one) = score_baselines(&trace, &truth_by_member);
-    Ok(Report {
+    let truth_records = truth
+        .iter()
+        .map(|t| diagnose::Truth {
+            guild_id: t.guild_id.get(),
+            user_id: t.user_id.get(),
+            joined_at_ms: t.joined_at.timestamp_millis(),
+            code: t
+                .code
+                .clone()
+                .filter(|_| matches!(t.path, JoinPath::Invite | JoinPath::Vanity)),
+            inviter_id: t
+                .inviter_id
+                .filter(|_| t.path == JoinPath::Invite)
+                .map(|i| i.get()),
+        })
+        .collect();
+    let report = Report {
         name: scenario.name,
         ours,
         naive,
@@ -420,7 +516,8 @@ async fn run(scenario: &Scenario, scale: f64, seed: u64) -> anyhow::Result<Repor
         delay_p50_ms: percentile(0.5),
         delay_p99_ms: percentile(0.99),
         undecided: truth.len().saturating_sub(decided),
-    })
+    };
+    Ok((report, trace, truth_records))
 }
 
 /// Every event of the run, in the order it was stored.

@@ -1,7 +1,10 @@
 //! Invite snapshots: when a guild's invites are read, and how often.
 //!
 //! Per guild at most one fetch is scheduled or in flight and at most one is queued behind it;
-//! the queued one covers every join received meanwhile (DOMAIN.md rule 3). One dispatcher task
+//! the queued one covers every join received meanwhile (DOMAIN.md rule 3). A join received while
+//! the fetch is only scheduled (settling, or waiting for the route's reset) is covered by that
+//! fetch, which waits for it to settle: queueing another behind it would spend one of the
+//! route's few requests (5 per 5 s per guild) on a read that settles nothing. One dispatcher task
 //! hands guilds whose snapshot is due to short-lived fetch tasks, each request under the one
 //! request budget of the bot, so a start-up with thousands of guilds keeps only a guild id per
 //! waiting guild, not a task. A 5xx (or unreadable) answer is retried with backoff until it
@@ -48,16 +51,33 @@ impl RequestBudget {
         }
     }
 
-    /// Waits for this request's turn.
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+    /// Waits for the turn of `requests` requests sent together. They take one turn of
+    /// `requests` intervals, not one turn each: a snapshot's invite list and vanity URL must
+    /// leave at once, as the wait between them would delay the invite list (and so widen every
+    /// window of evidence) without lowering the rate.
+    pub async fn acquire(&self, requests: u32) {
+        tokio::time::sleep_until(self.reserve(requests).await).await;
     }
+
+    /// Books the next turn for `requests` requests and says when it starts.
+    async fn reserve(&self, requests: u32) -> Instant {
+        let mut next = self.next.lock().await;
+        let slot = (*next).max(Instant::now());
+        *next = slot + self.interval * requests;
+        slot
+    }
+}
+
+/// Where a guild's fetch is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    #[default]
+    Idle,
+    /// Waiting for its time (joins settling, the route's reset, a retry) or for the budget:
+    /// joins received meanwhile are read by it.
+    Scheduled,
+    /// Sent: joins received meanwhile need the next one.
+    InFlight,
 }
 
 /// What ingest keeps per guild: 32 bytes (plus the map's key and control byte).
@@ -73,9 +93,8 @@ struct GuildSlot {
     forbidden_until_ms: i64,
     shard_id: u32,
     has_vanity: bool,
-    /// A fetch is scheduled or in flight.
-    fetching: bool,
-    /// Another fetch is wanted after the current one.
+    fetch: Fetch,
+    /// Another fetch is wanted after the one in flight.
     queued: bool,
     /// Transient failures in a row (sets the retry delay).
     failures: u8,
@@ -192,17 +211,28 @@ impl SnapshotScheduler {
             if slot.forbidden_until_ms > unix_millis_now() {
                 return;
             }
-            if slot.fetching {
-                if slot.queued {
+            match slot.fetch {
+                Fetch::Idle => {}
+                // The dispatcher reads `not_before_ms` again before sending it.
+                Fetch::Scheduled => {
                     self.inner
                         .metrics
                         .snapshots_coalesced
                         .fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-                slot.queued = true;
-                return;
+                Fetch::InFlight => {
+                    if slot.queued {
+                        self.inner
+                            .metrics
+                            .snapshots_coalesced
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    slot.queued = true;
+                    return;
+                }
             }
-            slot.fetching = true;
+            slot.fetch = Fetch::Scheduled;
             slot.not_before_ms
         };
         Arc::clone(&self.inner).schedule(guild_id, not_before_ms);
@@ -273,15 +303,26 @@ impl Inner {
             };
             let Ok(permit) = permit else { return };
             let requests = if slot.has_vanity { 2 } else { 1 };
-            for _ in 0..requests {
-                tokio::select! {
-                    () = self.budget.acquire() => {}
-                    () = stop.cancelled() => return,
-                }
+            tokio::select! {
+                () = self.budget.acquire(requests) => {}
+                () = stop.cancelled() => return,
             }
+            let slot = {
+                let mut guilds = self.lock_guilds();
+                let Some(slot) = guilds.get_mut(&guild_id) else {
+                    continue;
+                };
+                slot.fetch = Fetch::InFlight;
+                // A join received during the budget's wait that has not settled yet needs the
+                // next read.
+                if slot.not_before_ms > unix_millis_now() {
+                    slot.queued = true;
+                }
+                *slot
+            };
             self.metrics
                 .snapshot_requests
-                .fetch_add(requests, Ordering::Relaxed);
+                .fetch_add(u64::from(requests), Ordering::Relaxed);
             tokio::spawn(Arc::clone(&self).fetch_once(guild_id, slot, permit));
         }
     }
@@ -352,6 +393,7 @@ impl Inner {
             slot.failures = slot.failures.saturating_add(1);
             let delay_ms = (500_i64 << slot.failures.min(7)).min(MAX_RETRY_DELAY_MS);
             slot.queued = false; // the retry covers the queued request too
+            slot.fetch = Fetch::Scheduled;
             slot.not_before_ms = slot.not_before_ms.max(unix_millis_now() + delay_ms);
             tracing::warn!(guild_id, http_status = failure.http_status, detail = %failure.detail, attempt = slot.failures, delay_ms, "invite snapshot failed; retrying");
             slot.not_before_ms
@@ -368,10 +410,11 @@ impl Inner {
                     slot.failures = 0;
                     if slot.queued && slot.forbidden_until_ms == 0 {
                         slot.queued = false;
+                        slot.fetch = Fetch::Scheduled;
                         Some(slot.not_before_ms)
                     } else {
                         slot.queued = false;
-                        slot.fetching = false;
+                        slot.fetch = Fetch::Idle;
                         None
                     }
                 }
@@ -562,4 +605,18 @@ const DATE_HEADER_SLACK_MS: i64 = 2_000;
 fn next_snapshot_number() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_snapshots_requests_leave_together_and_the_next_waits_for_both() {
+        let budget = RequestBudget::new(40);
+        let first = budget.reserve(2).await;
+        assert!(first <= Instant::now(), "an idle budget makes nobody wait");
+        let second = budget.reserve(1).await;
+        assert!(second - first >= Duration::from_millis(50));
+    }
 }

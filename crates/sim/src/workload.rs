@@ -68,6 +68,10 @@ pub struct WorkloadSpec {
     pub duration_ms: u64,
     /// Poisson join rate per guild, joins per second.
     pub joins_per_sec: f64,
+    /// Joins (not raids) begin this long after the guilds are created, ms: time for a bot to
+    /// read every guild's invites first, as the attribution model's guilds are already
+    /// tracked when joins begin. Joins before a guild's first read cannot be attributed.
+    pub joins_from_ms: u64,
     /// Invites per guild (K).
     pub invites_per_guild: u32,
     /// Inviters per guild (M).
@@ -113,6 +117,7 @@ impl Default for WorkloadSpec {
             guilds: 10,
             duration_ms: 60_000,
             joins_per_sec: 0.5,
+            joins_from_ms: 0,
             invites_per_guild: 20,
             inviters_per_guild: 8,
             top_inviter_invites: 7,
@@ -370,7 +375,7 @@ impl Planner {
                 cumulative: cumulative.clone(),
                 next_user: 0,
             });
-            if let Some(at) = self.next_arrival(0) {
+            if let Some(at) = self.next_arrival(self.spec.joins_from_ms) {
                 self.push(at, Event::Arrival { guild: g });
             }
         }
@@ -639,6 +644,24 @@ mod tests {
             }],
             ..WorkloadSpec::default()
         }
+    }
+
+    #[test]
+    fn joins_begin_after_the_warm_up() {
+        let s = generate(&WorkloadSpec {
+            joins_from_ms: 20_000,
+            raids: Vec::new(),
+            ..spec()
+        })
+        .expect("valid");
+        let joins: Vec<u64> = s
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Join { .. }))
+            .map(|s| s.at_ms)
+            .collect();
+        assert!(!joins.is_empty());
+        assert!(joins.iter().all(|at| *at >= 20_000), "{joins:?}");
     }
 
     #[test]

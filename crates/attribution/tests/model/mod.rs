@@ -37,6 +37,10 @@ pub struct ModelSpec {
     pub route_limit: (usize, i64),
     /// A raid: (index of its first join, joins, codes used, duration ms).
     pub raid: Option<(usize, usize, usize, i64)>,
+    /// The vanity URL is a request of its own, as on Discord, read and answered after its own
+    /// latency; the snapshot is received when both answers are. Off: one read of both, as in
+    /// ATTRIBUTION-NOTES.md's model.
+    pub separate_vanity_read: bool,
 }
 
 impl Default for ModelSpec {
@@ -53,9 +57,10 @@ impl Default for ModelSpec {
             gateway_delay: (50, 150),
             fetch_duration: (100, 300),
             counter_delay_max: 0,
-            settle_ms: 100,
+            settle_ms: 60,
             route_limit: (5, 5_000),
             raid: None,
+            separate_vanity_read: false,
         }
     }
 }
@@ -296,9 +301,15 @@ pub fn simulate(spec: &ModelSpec) -> History {
             request = request.max(seen_joins[next].1 + spec.settle_ms);
             next += 1;
         }
-        let answer = request + rng.random_range(spec.fetch_duration.0..=spec.fetch_duration.1);
+        let mut answer = request + rng.random_range(spec.fetch_duration.0..=spec.fetch_duration.1);
         let read_at = rng.random_range(request..=answer);
-        let (list, vanity_uses) = state_at(&changes, read_at);
+        let (list, mut vanity_uses) = state_at(&changes, read_at);
+        if spec.separate_vanity_read {
+            let vanity_answer =
+                request + rng.random_range(spec.fetch_duration.0..=spec.fetch_duration.1);
+            vanity_uses = state_at(&changes, rng.random_range(request..=vanity_answer)).1;
+            answer = answer.max(vanity_answer);
+        }
         observations.push((
             answer,
             Observation::Snapshot {
