@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use invitrack_attribution::{
-    EngineConfig, GuildAttribution, InviteInfo, Observation, UserId, VanityInfo, Verdict,
-};
+use invitrack_attribution::{EngineConfig, GuildAttribution, Observation, Verdict};
 use invitrack_bus::proto::{self, guild_event::Kind};
 use serde::{Deserialize, Serialize};
 
@@ -58,39 +56,6 @@ fn stats(values: &mut [i64]) -> String {
     )
 }
 
-fn observation(kind: &Kind) -> Option<Observation> {
-    let info = |i: &proto::Invite| InviteInfo {
-        code: i.code.clone(),
-        inviter_id: (i.inviter_id != 0).then_some(UserId(i.inviter_id)),
-        uses: i.uses,
-        max_uses: i.max_uses,
-        created_at: i.created_at_ms,
-        expires_at: (i.expires_at_ms != 0).then_some(i.expires_at_ms),
-    };
-    Some(match kind {
-        Kind::MemberAdd(add) => Observation::MemberJoined {
-            user_id: UserId(add.user_id),
-            joined_at: add.joined_at_ms,
-        },
-        Kind::InviteCreate(c) => Observation::InviteCreated {
-            invite: info(c.invite.as_ref()?),
-        },
-        Kind::InviteDelete(d) => Observation::InviteDeleted {
-            code: d.code.clone(),
-        },
-        Kind::InviteSnapshot(s) => Observation::Snapshot {
-            requested_at: s.requested_at_ms,
-            received_at: s.received_at_ms,
-            invites: s.invites.iter().map(info).collect(),
-            vanity: s.vanity.as_ref().map(|v| VanityInfo {
-                code: (!v.code.is_empty()).then(|| v.code.clone()),
-                uses: v.uses,
-            }),
-        },
-        Kind::MemberRemove(_) | Kind::SnapshotFailed(_) => return None,
-    })
-}
-
 /// Replays every guild's events through the engine, with `edit` applied to each observation.
 fn replay(
     trace: &[proto::GuildEvent],
@@ -101,7 +66,7 @@ fn replay(
     let mut right = HashSet::new();
     let mut by_guild: BTreeMap<u64, Vec<(i64, Observation)>> = BTreeMap::new();
     for event in trace {
-        if let Some(mut o) = event.kind.as_ref().and_then(observation) {
+        if let Some(mut o) = event.kind.as_ref().and_then(invitrack_worker::observation) {
             edit(&mut o);
             by_guild
                 .entry(event.guild_id)

@@ -156,6 +156,19 @@ impl BusLayout {
         format!("{}.guild.{partition}.{bot_id}.{guild_id}", self.prefix)
     }
 
+    /// The subject an event is published on: its guild's, or for a [`proto::ShardClock`] the
+    /// partition it names (with guild id 0).
+    #[must_use]
+    pub fn event_subject(&self, event: &GuildEvent) -> String {
+        match &event.kind {
+            Some(EventKind::ShardClock(clock)) => format!(
+                "{}.guild.{}.{}.0",
+                self.prefix, clock.partition, event.bot_id
+            ),
+            _ => self.guild_subject(event.bot_id, event.guild_id),
+        }
+    }
+
     /// The subjects of every guild of one partition: what its stream captures.
     #[must_use]
     pub fn partition_filter(&self, partition: u32) -> String {
@@ -323,7 +336,7 @@ pub async fn publish_event(
     event: &GuildEvent,
     message_id: &str,
 ) -> Result<PublishAckFuture, BusError> {
-    let subject = layout.guild_subject(event.bot_id, event.guild_id);
+    let subject = layout.event_subject(event);
     let payload = Bytes::from(event.encode_to_vec());
     let message = jetstream::message::PublishMessage::build()
         .payload(payload)

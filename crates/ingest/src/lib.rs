@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod clock;
 mod config;
 mod convert;
 mod metrics;
@@ -26,6 +27,7 @@ use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::GuildCreate;
 use twilight_model::guild::GuildFeature;
 
+pub use clock::CLOCK_INTERVAL;
 pub use config::{IngestConfig, ShardRange, ShardRangeError};
 pub use invitrack_bus::BusConfig;
 pub use metrics::{IngestMetrics, RateLimitCounter, rate_limit_layer, rate_limited_total};
@@ -237,6 +239,11 @@ impl Ingest {
             tokio::spawn(server.serve(Arc::clone(&metrics), stopped.clone()));
         }
         let publisher_stop = CancellationToken::new();
+        let clock_source = clock::ClockSource {
+            bot_id,
+            shard_total,
+            shards: shard_numbers.clone(),
+        };
         let (publisher, publisher_task) = Publisher::start(
             bus.jetstream,
             bus.layout,
@@ -244,6 +251,11 @@ impl Ingest {
             Arc::clone(&metrics),
             publisher_stop.clone(),
         );
+        tokio::spawn(clock::publish_clocks(
+            publisher.clone(),
+            clock_source,
+            stopped.clone(),
+        ));
         let scheduler = SnapshotScheduler::new(
             http,
             publisher.clone(),

@@ -19,13 +19,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The kinds of event ingest publishes, as metric labels.
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "member_add",
     "member_remove",
     "invite_create",
     "invite_delete",
     "invite_snapshot",
     "snapshot_failed",
+    "shard_clock",
 ];
 
 pub(crate) fn kind_index(kind: &Kind) -> usize {
@@ -36,6 +37,7 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
         Kind::InviteDelete(_) => 3,
         Kind::InviteSnapshot(_) => 4,
         Kind::SnapshotFailed(_) => 5,
+        Kind::ShardClock(_) => 6,
     }
 }
 

@@ -5,10 +5,11 @@
 //! and Discord holds the rest (a RESUME replays it).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use invitrack_bus::proto::guild_event::Kind;
 use invitrack_bus::{BusLayout, GuildEvent, publish_event};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,9 @@ struct Outgoing {
 pub struct Publisher {
     tx: mpsc::Sender<Outgoing>,
     metrics: Arc<IngestMetrics>,
+    layout: BusLayout,
+    /// Per partition, when a guild event was last queued for it (Unix ms): where clocks go.
+    last_event_ms: Arc<[AtomicI64]>,
 }
 
 impl Publisher {
@@ -46,8 +50,25 @@ impl Publisher {
             .store(capacity as u64, Ordering::Relaxed);
         // The drain task holds one event while it publishes it: the queue holds the rest.
         let (tx, rx) = mpsc::channel(capacity.saturating_sub(1).max(1));
-        let task = tokio::spawn(drain(js, layout, rx, Arc::clone(&metrics), shutdown));
-        (Self { tx, metrics }, task)
+        let last_event_ms = (0..layout.partitions())
+            .map(|_| AtomicI64::new(0))
+            .collect();
+        let task = tokio::spawn(drain(
+            js,
+            layout.clone(),
+            rx,
+            Arc::clone(&metrics),
+            shutdown,
+        ));
+        (
+            Self {
+                tx,
+                metrics,
+                layout,
+                last_event_ms,
+            },
+            task,
+        )
     }
 
     /// Queues one event. Waits while the buffer is full: the caller (a shard reader) stops
@@ -55,6 +76,11 @@ impl Publisher {
     pub async fn send(&self, event: GuildEvent, message_id: String) {
         if let Some(kind) = &event.kind {
             self.metrics.count_received(kind);
+            if !matches!(kind, Kind::ShardClock(_)) {
+                let partition = self.layout.partition_of(event.bot_id, event.guild_id);
+                self.last_event_ms[partition as usize]
+                    .fetch_max(event.observed_at_ms, Ordering::Relaxed);
+            }
         }
         let outgoing = Outgoing { event, message_id };
         let outgoing = match self.tx.try_send(outgoing) {
@@ -86,6 +112,13 @@ impl Publisher {
             }
             Err(mpsc::error::SendError(outgoing)) => self.log_not_queued(&outgoing),
         }
+    }
+
+    /// The partitions a guild event was queued for since `since_ms`.
+    pub(crate) fn partitions_active_since(&self, since_ms: i64) -> Vec<u32> {
+        (0..self.layout.partitions())
+            .filter(|p| self.last_event_ms[*p as usize].load(Ordering::Relaxed) >= since_ms)
+            .collect()
     }
 
     #[must_use]

@@ -60,6 +60,8 @@ pub struct Partition {
     lag: Option<Arc<LagHistogram>>,
     /// Commit without waiting for the WAL flush (see `progress::relax_commit`).
     relaxed_commit: bool,
+    /// How far ingest's clock has come, per bot and shard: time for undecided joins.
+    clocks: ShardClocks,
 }
 
 struct CachedGuild {
@@ -88,6 +90,7 @@ impl Partition {
             clock: 0,
             lag: None,
             relaxed_commit: false,
+            clocks: ShardClocks::default(),
         }
     }
 
@@ -171,9 +174,11 @@ impl Partition {
             ..Outcome::default()
         };
         let mut steps = Vec::with_capacity(fresh.len());
+        let mut clocks = Vec::new();
         for message in fresh {
             match self.decode(message) {
-                Ok(step) => steps.push(step),
+                Ok(Decoded::Step(step)) => steps.push(step),
+                Ok(Decoded::Clock(clock)) => clocks.push(clock),
                 Err(reason) => outcome.dead_letters.push(DeadLetter {
                     sequence: message.sequence,
                     subject: message.subject.clone(),
@@ -182,7 +187,7 @@ impl Partition {
                 }),
             }
         }
-        outcome.applied = steps.len();
+        outcome.applied = steps.len() + clocks.len();
         let observed: Vec<i64> = steps.iter().map(|s| s.observed_at).collect();
         let outcome = conn
             .transaction::<_, WorkerError, _>(async |c| {
@@ -201,6 +206,10 @@ impl Partition {
             })
             .await?;
         self.claim.last_sequence = last;
+        // Only now: the clocks say that the events before them, committed above, are known.
+        for clock in clocks {
+            self.clocks.advance(&clock);
+        }
         self.evict_idle();
         if let Some(lag) = &self.lag {
             let now = invitrack_bus::unix_millis_now();
@@ -211,15 +220,12 @@ impl Partition {
         Ok(outcome)
     }
 
-    /// Lets time pass for guilds with undecided joins.
+    /// Lets time pass for guilds with undecided joins, each up to its shard's latest clock
+    /// from ingest (not this host's clock: events still on their way must not be overtaken).
     ///
     /// # Errors
     /// On database errors, or when another worker claimed the partition meanwhile.
-    pub async fn tick(
-        &mut self,
-        conn: &mut AsyncPgConnection,
-        now: i64,
-    ) -> Result<Outcome, WorkerError> {
+    pub async fn tick(&mut self, conn: &mut AsyncPgConnection) -> Result<Outcome, WorkerError> {
         if !self.guilds.values().any(|g| g.state.has_pending()) {
             return Ok(Outcome::default());
         }
@@ -238,6 +244,9 @@ impl Partition {
                 .map(|(k, _)| *k)
                 .collect();
             for key in keys {
+                let Some(now) = self.clocks.now_of(key.0, key.1) else {
+                    continue;
+                };
                 let decisions = match self.guilds.get_mut(&key) {
                     Some(guild) => guild.state.tick(&self.engine, now),
                     None => continue,
@@ -377,7 +386,7 @@ impl Partition {
 
     /// Checks a message and turns it into what applying it takes. Errors are dead-letter
     /// reasons: such a message can never be applied.
-    fn decode(&self, message: &StreamMessage) -> Result<Step, String> {
+    fn decode(&self, message: &StreamMessage) -> Result<Decoded, String> {
         let (partition, bot_id, guild_id) = self
             .layout
             .parse_guild_subject(&message.subject)
@@ -392,6 +401,10 @@ impl Partition {
         let Some(kind) = event.kind.as_ref() else {
             return Err("no event kind".into());
         };
+        if let EventKind::ShardClock(clock) = kind {
+            return ClockReading::check(event.bot_id, clock, event.observed_at_ms, self.number)
+                .map(Decoded::Clock);
+        }
         let action = match kind {
             EventKind::MemberAdd(add) => Action::MemberAdd {
                 user_id: add.user_id,
@@ -406,11 +419,11 @@ impl Partition {
             },
             _ => Action::Observe(convert::observation(kind)),
         };
-        Ok(Step {
+        Ok(Decoded::Step(Step {
             guild: (bot_id, guild_id),
             observed_at: event.observed_at_ms,
             action,
-        })
+        }))
     }
 
     fn apply_step(
@@ -469,6 +482,93 @@ impl Partition {
             effects.decided(key, decision)?;
         }
         Ok(())
+    }
+}
+
+/// A checked message: an event of a guild, or ingest's clock.
+enum Decoded {
+    Step(Step),
+    Clock(ClockReading),
+}
+
+/// Most shards a bot may have: bounds what a clock message can make a worker allocate.
+const MAX_SHARDS: u32 = 1 << 20;
+
+/// One checked `ShardClock`: every event of these shards observed before `at` is applied.
+struct ClockReading {
+    bot_id: u64,
+    shard_total: u32,
+    shards: std::ops::RangeInclusive<u32>,
+    at: i64,
+}
+
+impl ClockReading {
+    fn check(
+        bot_id: u64,
+        clock: &invitrack_bus::proto::ShardClock,
+        at: i64,
+        partition: u32,
+    ) -> Result<Self, String> {
+        if clock.partition != partition {
+            return Err(format!(
+                "clock for partition {} in partition {partition}",
+                clock.partition
+            ));
+        }
+        if clock.shard_total == 0
+            || clock.shard_total > MAX_SHARDS
+            || clock.first_shard > clock.last_shard
+            || clock.last_shard >= clock.shard_total
+        {
+            return Err(format!(
+                "clock for shards {}..={} of {}",
+                clock.first_shard, clock.last_shard, clock.shard_total
+            ));
+        }
+        Ok(Self {
+            bot_id,
+            shard_total: clock.shard_total,
+            shards: clock.first_shard..=clock.last_shard,
+            at,
+        })
+    }
+}
+
+/// Ingest's latest clock per bot and shard (a guild's shard is Discord's
+/// `(guild_id >> 22) % shard_total`). Kept in memory only: after a restart the next clock,
+/// half a second away, sets it again.
+#[derive(Debug, Default)]
+struct ShardClocks {
+    bots: HashMap<u64, BotClocks>,
+}
+
+#[derive(Debug)]
+struct BotClocks {
+    shard_total: u32,
+    at: Vec<Option<i64>>,
+}
+
+impl ShardClocks {
+    fn advance(&mut self, clock: &ClockReading) {
+        let fresh = || BotClocks {
+            shard_total: clock.shard_total,
+            at: vec![None; clock.shard_total as usize],
+        };
+        let bot = self.bots.entry(clock.bot_id).or_insert_with(fresh);
+        if bot.shard_total != clock.shard_total {
+            // Resharded: times of the old layout say nothing about the new shards.
+            *bot = fresh();
+        }
+        for shard in clock.shards.clone() {
+            let at = &mut bot.at[shard as usize];
+            *at = Some(at.map_or(clock.at, |at| at.max(clock.at)));
+        }
+    }
+
+    fn now_of(&self, bot_id: u64, guild_id: u64) -> Option<i64> {
+        let bot = self.bots.get(&bot_id)?;
+        let shard = (guild_id >> 22) % u64::from(bot.shard_total);
+        bot.at[usize::try_from(shard).ok()?]
     }
 }
 

@@ -16,14 +16,14 @@ pub(crate) fn invite_info(invite: &proto::Invite) -> InviteInfo {
 }
 
 /// The observation an event carries for the engine; `None` for events the engine does not see
-/// (leaves are handled by storage).
-pub(crate) fn observation(kind: &EventKind) -> Option<Observation> {
+/// (leaves are handled by storage, ingest's clock by the partition).
+pub fn observation(kind: &EventKind) -> Option<Observation> {
     Some(match kind {
         EventKind::MemberAdd(add) => Observation::MemberJoined {
             user_id: UserId(add.user_id),
             joined_at: add.joined_at_ms,
         },
-        EventKind::MemberRemove(_) => return None,
+        EventKind::MemberRemove(_) | EventKind::ShardClock(_) => return None,
         EventKind::InviteCreate(create) => Observation::InviteCreated {
             invite: invite_info(create.invite.as_ref()?),
         },

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use apply::{DeadLetter, Outcome, Partition, StreamMessage};
 pub use config::WorkerConfig;
+pub use convert::observation;
 pub use lag::LagHistogram;
 pub use partition::WorkerStats;
 

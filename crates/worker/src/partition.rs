@@ -283,9 +283,7 @@ async fn read_and_apply(
         if last_tick.elapsed() >= tick {
             last_tick = tokio::time::Instant::now();
             let mut conn = ctx.pool.get().await.map_err(pool_error)?;
-            let outcome = partition
-                .tick(&mut conn, invitrack_bus::unix_millis_now())
-                .await?;
+            let outcome = partition.tick(&mut conn).await?;
             ctx.stats
                 .decisions
                 .fetch_add(outcome.decisions as u64, Ordering::Relaxed);

@@ -1,0 +1,186 @@
+//! Time passes for undecided joins by ingest's clock, never by the worker's: a join that is
+//! still on its way (buffered in ingest while NATS was away, or not yet read by a worker
+//! catching up) must not be overtaken by a decision it would have changed.
+//!
+//! Real NATS and PostgreSQL; the stream is published by hand so that the worker reads it
+//! long after the events happened, as a worker catching up does.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use invitrack_bus::proto::{self, guild_event::Kind};
+use invitrack_bus::{BusConfig, GuildEvent, publish_event, unix_millis_now};
+use invitrack_storage::schema::joins;
+use invitrack_worker::WorkerConfig;
+use tokio_util::sync::CancellationToken;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+const BOT: u64 = 7;
+const GUILD: u64 = 81_384_788_765_712_384;
+const INVITER: u64 = 42;
+/// Joins through no invite (untracked) and through `code`.
+const UNTRACKED_MEMBER: u64 = 5_000_000_001;
+const INVITED_MEMBER: u64 = 5_000_000_002;
+
+fn event(observed_at_ms: i64, kind: Kind) -> GuildEvent {
+    GuildEvent {
+        bot_id: BOT,
+        guild_id: GUILD,
+        observed_at_ms,
+        shard_id: 0,
+        kind: Some(kind),
+    }
+}
+
+fn snapshot(requested_at_ms: i64, received_at_ms: i64, uses: u64) -> Kind {
+    Kind::InviteSnapshot(proto::InviteSnapshot {
+        requested_at_ms,
+        received_at_ms,
+        invites: vec![proto::Invite {
+            code: "code".into(),
+            inviter_id: INVITER,
+            uses,
+            channel_id: 1,
+            created_at_ms: requested_at_ms - 3_600_000,
+            ..proto::Invite::default()
+        }],
+        vanity: None,
+    })
+}
+
+fn join(user_id: u64, joined_at_ms: i64) -> Kind {
+    Kind::MemberAdd(proto::MemberAdd {
+        user_id,
+        joined_at_ms,
+        has_avatar: true,
+        bot: false,
+        flags: 0,
+    })
+}
+
+fn clock(partition: u32) -> Kind {
+    Kind::ShardClock(proto::ShardClock {
+        partition,
+        shard_total: 1,
+        first_shard: 0,
+        last_shard: 0,
+    })
+}
+
+/// `(member_id, source, invite_code, inviter_id)` of every decided join.
+type Decided = (i64, String, Option<String>, Option<i64>);
+
+async fn decided(conn: &mut diesel_async::AsyncPgConnection) -> Vec<Decided> {
+    joins::table
+        .select((
+            joins::member_id,
+            joins::source,
+            joins::invite_code,
+            joins::inviter_id,
+        ))
+        .order(joins::member_id)
+        .load(conn)
+        .await
+        .expect("joins are readable")
+}
+
+#[tokio::test]
+async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
+    let run = format!("{:08x}", rand::random::<u32>());
+    let database_url = format!("{SERVER}/invitrack_clock_{run}");
+    let bus = BusConfig {
+        nats_url: "nats://127.0.0.1:4222".into(),
+        bus_prefix: format!("clock-{run}"),
+        bus_partitions: 1,
+        bus_max_age_hours: 1,
+    };
+    let connected = bus.connect().await.expect("NATS with JetStream is up");
+    let publish = async |events: &[GuildEvent]| {
+        for (n, e) in events.iter().enumerate() {
+            let id = format!("{}-{n}-{}", e.observed_at_ms, e.guild_id);
+            publish_event(&connected.jetstream, &connected.layout, e, &id)
+                .await
+                .expect("published")
+                .await
+                .expect("stored");
+        }
+    };
+
+    // A minute ago: a baseline, an untracked join, then a read showing one use of `code`. The
+    // member who used `code` joined just after the untracked one, but their GUILD_MEMBER_ADD
+    // is still on its way (within the gateway's lag), so the read looks explained by the
+    // untracked member alone.
+    let t0 = unix_millis_now() - 60_000;
+    publish(&[
+        event(t0, snapshot(t0 - 200, t0, 0)),
+        event(t0 + 1_100, join(UNTRACKED_MEMBER, t0 + 1_000)),
+        event(t0 + 1_400, snapshot(t0 + 1_200, t0 + 1_400, 1)),
+    ])
+    .await;
+
+    let shutdown = CancellationToken::new();
+    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
+    config.tick_ms = 50;
+    let worker = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
+    let mut conn = loop {
+        // The worker creates the database.
+        if let Ok(conn) = invitrack_storage::connect(&database_url).await {
+            break conn;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The worker's own clock is a minute past the read: with it, the untracked join would be
+    // credited to `code` on the first tick. Many ticks go by.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        decided(&mut conn).await,
+        vec![],
+        "nothing may be decided before ingest's clock says the stream is complete"
+    );
+
+    // The invited member's join arrives, a later read settles it, and ingest's clock follows.
+    publish(&[
+        event(t0 + 2_500, join(INVITED_MEMBER, t0 + 1_050)),
+        event(t0 + 2_800, snapshot(t0 + 2_600, t0 + 2_800, 1)),
+        GuildEvent {
+            guild_id: 0,
+            ..event(unix_millis_now(), clock(0))
+        },
+    ])
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = decided(&mut conn).await;
+        if rows.len() == 2 || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    shutdown.cancel();
+    let _ = worker.await;
+    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
+    drop(conn);
+    if let Ok(mut admin) = invitrack_storage::connect(&format!("{SERVER}/postgres")).await {
+        let _ = diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"invitrack_clock_{run}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await;
+    }
+
+    // One use, two joins that could have made it: neither may be credited with the code, nor
+    // with its inviter (one of them came through no invite).
+    let members: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(
+        members,
+        vec![UNTRACKED_MEMBER as i64, INVITED_MEMBER as i64],
+        "both joins decided once ingest's clock passed them: {rows:?}"
+    );
+    for (member, source, code, inviter) in &rows {
+        assert!(
+            source != "invite" && code.is_none() && inviter.is_none(),
+            "member {member} credited: {source} {code:?} {inviter:?}"
+        );
+    }
+}
