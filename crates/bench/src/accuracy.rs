@@ -183,7 +183,15 @@ async fn main() -> anyhow::Result<()> {
     let table = table(&reports, scale, seed);
     println!("\n{table}");
     if let Some(path) = write_to {
-        std::fs::write(&path, table).with_context(|| format!("writing {path}"))?;
+        // The table replaces the file's heading and table; what follows the table (how to read
+        // the figures) is written by hand and kept.
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.rfind("\n| ").map(|at| old[at + 1..].to_owned()))
+            .and_then(|rest| rest.find('\n').map(|at| rest[at..].to_owned()))
+            .unwrap_or_default();
+        std::fs::write(&path, format!("{}{kept}", table.trim_end()))
+            .with_context(|| format!("writing {path}"))?;
         eprintln!("written to {path}");
     }
     Ok(())
