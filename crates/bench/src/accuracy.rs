@@ -267,7 +267,7 @@ fn table(reports: &[Report], scale: f64, seed: u64) -> String {
 const WARM_UP_MS: u64 = 10_000;
 
 /// Ingest's default `INGEST_SETTLE_MS`, which the bench runs with.
-const SETTLE_MS: i64 = 60;
+const SETTLE_MS: i64 = invitrack_ingest::DEFAULT_SETTLE_MS;
 
 fn file_stem(dir: &str, name: &str) -> String {
     let slug: String = name

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::publisher::Publisher;
 
 /// How often the clock is sent: a join's decision waits up to this long for it.
-pub const CLOCK_INTERVAL: Duration = Duration::from_millis(500);
+const CLOCK_INTERVAL: Duration = Duration::from_millis(500);
 /// A partition gets clocks for this long after its last guild event: longer than a join may
 /// stay undecided (`ATTRIBUTION_MAX_PENDING_MS`), and no clocks at all for idle partitions.
 const ACTIVE_FOR_MS: i64 = 10 * 60 * 1000;

@@ -10,7 +10,7 @@ const DEFAULT_REQUESTS_PER_SECOND: u32 = 40;
 /// The worker's default clock allowance (50 ms) plus a margin: a read requested later than
 /// `joined_at + ATTRIBUTION_CLOCK_SKEW_MS` settles the join, and waiting longer only lets more
 /// joins share the read (100 ms cost 0.5 points of recall at 0.5 and 1 join/s on the model).
-const DEFAULT_SETTLE_MS: i64 = 60;
+pub const DEFAULT_SETTLE_MS: i64 = 60;
 const DEFAULT_FORBIDDEN_RETRY_SECS: u64 = 600;
 const DEFAULT_BUFFER: usize = 100_000;
 

@@ -27,8 +27,7 @@ use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::GuildCreate;
 use twilight_model::guild::GuildFeature;
 
-pub use clock::CLOCK_INTERVAL;
-pub use config::{IngestConfig, ShardRange, ShardRangeError};
+pub use config::{DEFAULT_SETTLE_MS, IngestConfig, ShardRange, ShardRangeError};
 pub use invitrack_bus::BusConfig;
 pub use metrics::{IngestMetrics, RateLimitCounter, rate_limit_layer, rate_limited_total};
 pub use publisher::Publisher;

@@ -113,24 +113,6 @@ struct CountDelta {
     leaves: i64,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = joins)]
-struct JoinInsert<'a> {
-    bot_id: i64,
-    guild_id: i64,
-    member_id: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    source: &'static str,
-    invite_code: Option<&'a str>,
-    inviter_id: Option<i64>,
-    candidates: &'a Vec<String>,
-    unknown_reason: Option<&'static str>,
-    fake: i32,
-    has_left: bool,
-    left_at: Option<DateTime<Utc>>,
-}
-
 #[derive(diesel::QueryableByName)]
 struct InsertedJoin {
     #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -132,7 +132,7 @@ pub async fn member(
 }
 
 /// A member row as the worker keeps it in memory while applying a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = members)]
 pub struct MemberRow {
     pub bot_id: i64,
