@@ -100,7 +100,10 @@ fn model_figures() {
         let mut line = format!("{name}:");
         for rate in [0.1, 0.5, 1.0] {
             let (mut right, mut wrong, mut joins) = (0, 0, 0);
-            for seed in 0..30 {
+            // 160,000 joins per rate: one standard error is 0.05–0.12 point, so the variants'
+            // differences are not sampling noise (ATTRIBUTION-NOTES.md's figures are 20,000-join
+            // samples, each a few tenths from the model's long-run value).
+            for seed in 0..400 {
                 let spec = ModelSpec {
                     seed,
                     joins: 400,
