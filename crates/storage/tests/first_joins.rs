@@ -1,0 +1,91 @@
+//! `first_joins` against a real PostgreSQL: the earliest stored join of each member asked for,
+//! members with none left out (ALREADY_JOINED after a restart depends on it).
+
+use chrono::{DateTime, TimeZone, Utc};
+use diesel_async::RunQueryDsl;
+use invitrack_storage::joins::{self, JoinSource, NewJoin};
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+const BOT: u64 = 7;
+const GUILD: u64 = 1_000;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+}
+
+fn join(guild_id: u64, member_id: u64, joined_at: DateTime<Utc>) -> NewJoin {
+    NewJoin {
+        bot_id: BOT,
+        guild_id,
+        member_id,
+        joined_at,
+        source: JoinSource::Unknown,
+        invite_code: None,
+        inviter_id: None,
+        candidates: Vec::new(),
+        unknown_reason: Some("untracked"),
+        fake: 0,
+        left_at: None,
+    }
+}
+
+#[tokio::test]
+async fn the_earliest_join_of_each_member_and_none_for_newcomers() {
+    let name = format!(
+        "invitrack_first_joins_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_subsec_nanos()
+    );
+    let database_url = format!("{SERVER}/{name}");
+    invitrack_storage::prepare_database(&database_url)
+        .await
+        .expect("a database of its own");
+    let mut conn = invitrack_storage::connect(&database_url)
+        .await
+        .expect("connects");
+
+    // Member 1 joined three times (stored out of order), member 2 once, member 3 only in
+    // another guild, and a crowd of 500 members once each.
+    let mut stored = vec![
+        join(GUILD, 1, at(300)),
+        join(GUILD, 1, at(100)),
+        join(GUILD, 1, at(200)),
+        join(GUILD, 2, at(50)),
+        join(GUILD + 1, 3, at(10)),
+    ];
+    stored.extend((0..500_u32).map(|m| join(GUILD, 10_000 + u64::from(m), at(i64::from(m)))));
+    for j in &stored {
+        assert!(joins::insert_join(&mut conn, j).await.expect("stored"));
+    }
+
+    let mut keys = vec![
+        (BOT, GUILD, 1),
+        (BOT, GUILD, 2),
+        (BOT, GUILD, 3),
+        (BOT, GUILD, 4),
+    ];
+    keys.extend((0..500).map(|m| (BOT, GUILD, 10_000 + m)));
+    let first = joins::first_joins(&mut conn, &keys).await.expect("read");
+
+    assert_eq!(
+        first.get(&(BOT, GUILD, 1)),
+        Some(&at(100)),
+        "the earliest of three"
+    );
+    assert_eq!(first.get(&(BOT, GUILD, 2)), Some(&at(50)));
+    assert_eq!(
+        first.get(&(BOT, GUILD, 3)),
+        None,
+        "joined another guild only"
+    );
+    assert_eq!(first.get(&(BOT, GUILD, 4)), None, "never joined");
+    assert_eq!(first.get(&(BOT, GUILD, 10_499)), Some(&at(499)));
+    assert_eq!(first.len(), 2 + 500);
+
+    drop(conn);
+    if let Ok(mut admin) = invitrack_storage::connect(&format!("{SERVER}/postgres")).await {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}
