@@ -186,7 +186,7 @@ pub async fn write_joins(
             left.push(leave.left_at);
         }
         use diesel::sql_types::{Array, BigInt, Timestamptz};
-        let marked: Vec<LeftJoin> = diesel::sql_query(
+        let marked: Vec<LeftJoin> = crate::prepared::prepared(
             "UPDATE joins AS j SET has_left = TRUE, left_at = l.left_at, updated_at = l.left_at \
              FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[]) \
                AS l(bot_id, guild_id, member_id, joined_at, left_at) \
@@ -254,7 +254,7 @@ async fn insert_joins(
         fakes.push(join.fake);
         left.push(join.left_at);
     }
-    Ok(diesel::sql_query(
+    Ok(crate::prepared::prepared(
         "INSERT INTO joins (bot_id, guild_id, member_id, created_at, updated_at, source, \
            invite_code, inviter_id, candidates, unknown_reason, fake, has_left, left_at) \
          SELECT j.bot_id, j.guild_id, j.member_id, j.created_at, \
@@ -326,7 +326,7 @@ async fn bump_counts(
             }
         }
         let [bots, guilds, inviters, joins, fake, leaves] = columns;
-        diesel::sql_query(
+        crate::prepared::prepared(
             "INSERT INTO inviter_counts (bot_id, guild_id, inviter_id, joins, fake, leaves) \
              SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
                $6::int8[]) \
@@ -370,7 +370,7 @@ pub async fn first_joins(
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(crate::ARRAY_CHUNK) {
         let (bots, guilds, ids) = crate::members::split_keys(chunk);
-        let rows: Vec<First> = diesel::sql_query(
+        let rows: Vec<First> = crate::prepared::prepared(
             "SELECT j.bot_id, j.guild_id, j.member_id, min(j.created_at) AS first FROM joins j \
              JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
              ON j.bot_id = k.bot_id AND j.guild_id = k.guild_id AND j.member_id = k.member_id \

@@ -7,6 +7,7 @@ mod db;
 pub mod joins;
 pub mod keys;
 pub mod members;
+mod prepared;
 pub mod progress;
 pub mod schema;
 

@@ -161,7 +161,7 @@ pub async fn load_members(
     for chunk in keys.chunks(crate::ARRAY_CHUNK) {
         let (bots, guilds, ids) = split_keys(chunk);
         // One index probe per key: the arrays are joined row by row, not as a cross product.
-        let rows: Vec<MemberRow> = diesel::sql_query(
+        let rows: Vec<MemberRow> = crate::prepared::prepared(
             "SELECT m.* FROM members m \
              JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
              ON m.bot_id = k.bot_id AND m.guild_id = k.guild_id AND m.member_id = k.member_id",
@@ -200,7 +200,7 @@ pub async fn save_members(
             chunk.iter().map(|r| r.guild_id).collect::<Vec<_>>(),
             chunk.iter().map(|r| r.member_id).collect::<Vec<_>>(),
         );
-        diesel::sql_query(
+        crate::prepared::prepared(
             "INSERT INTO members (bot_id, guild_id, member_id, present, joined_at, left_at, \
                has_avatar, rejoined, join_count) \
              SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], \

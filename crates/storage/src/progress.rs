@@ -90,7 +90,7 @@ pub async fn advance_sequence(
 /// # Errors
 /// On database errors.
 pub async fn relax_commit(conn: &mut AsyncPgConnection) -> Result<(), StorageError> {
-    diesel::sql_query("SET LOCAL synchronous_commit = off")
+    crate::prepared::prepared("SET LOCAL synchronous_commit = off")
         .execute(conn)
         .await?;
     Ok(())
@@ -128,7 +128,7 @@ pub async fn load_guild_states(
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(crate::ARRAY_CHUNK) {
         let (bots, guilds) = split_guild_keys(chunk);
-        let rows: Vec<State> = diesel::sql_query(
+        let rows: Vec<State> = crate::prepared::prepared(
             "SELECT s.bot_id, s.guild_id, s.state FROM guild_states s \
              JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
              ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
@@ -199,7 +199,7 @@ pub async fn save_guild_states(
     // One array per column: 6 parameters to parse and plan instead of 6 per row.
     for chunk in rows.chunks(crate::ARRAY_CHUNK) {
         let (bots, guilds) = split_guild_keys(&chunk.iter().map(|(k, _)| *k).collect::<Vec<_>>());
-        diesel::sql_query(
+        crate::prepared::prepared(
             "INSERT INTO guild_states (bot_id, guild_id, state, pending_joins, \
                missing_permissions, last_snapshot_at, updated_at) \
              SELECT s.*, now() FROM unnest($1::int8[], $2::int8[], $3::jsonb[], $4::int4[], \
@@ -279,7 +279,7 @@ pub async fn fake_settings_of(
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(crate::ARRAY_CHUNK) {
         let (bots, guilds) = split_guild_keys(chunk);
-        let rows: Vec<Settings> = diesel::sql_query(
+        let rows: Vec<Settings> = crate::prepared::prepared(
             "SELECT s.bot_id, s.guild_id, s.fake_reasons, s.young_account_days \
              FROM guild_settings s JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
              ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
@@ -320,7 +320,7 @@ pub async fn try_lock_partition(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         locked: bool,
     }
-    let row: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1, $2) AS locked")
+    let row: Locked = crate::prepared::prepared("SELECT pg_try_advisory_lock($1, $2) AS locked")
         .bind::<diesel::sql_types::Integer, _>(stream_lock_key(stream))
         .bind::<diesel::sql_types::Integer, _>(partition.cast_signed())
         .get_result(conn)
@@ -337,7 +337,7 @@ pub async fn unlock_partition(
     stream: &str,
     partition: u32,
 ) -> Result<(), StorageError> {
-    diesel::sql_query("SELECT pg_advisory_unlock($1, $2)")
+    crate::prepared::prepared("SELECT pg_advisory_unlock($1, $2)")
         .bind::<diesel::sql_types::Integer, _>(stream_lock_key(stream))
         .bind::<diesel::sql_types::Integer, _>(partition.cast_signed())
         .execute(conn)

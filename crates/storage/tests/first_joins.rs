@@ -82,6 +82,25 @@ async fn the_earliest_join_of_each_member_and_none_for_newcomers() {
     assert_eq!(first.get(&(BOT, GUILD, 10_499)), Some(&at(499)));
     assert_eq!(first.len(), 2 + 500);
 
+    // The worker runs this for every batch: the connection keeps it prepared instead of
+    // parsing and planning it each time.
+    joins::first_joins(&mut conn, &keys[..1])
+        .await
+        .expect("read");
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let kept: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements \
+         WHERE statement LIKE '%min(j.created_at)%' AND statement NOT LIKE '%pg_prepared%'",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("prepared statements");
+    assert_eq!(kept.n, 1, "first_joins is prepared once and kept");
+
     drop(conn);
     if let Ok(mut admin) = invitrack_storage::connect(&format!("{SERVER}/postgres")).await {
         let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
