@@ -57,10 +57,13 @@ pub(crate) trait Binds {
 impl Binds for () {
     const LEN: usize = 0;
     fn push<'b>(&'b self, _: usize, _: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        Err(diesel::result::Error::QueryBuilderError(
-            "a placeholder has no bound value".into(),
-        ))
+        Err(malformed("a placeholder has no bound value".into()))
     }
+}
+
+/// A statement whose placeholders do not match its binds: a bug in the statement's code.
+fn malformed(why: String) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(why.into())
 }
 
 impl<Earlier, ST, V> Binds for (Earlier, Bind<ST, V>)
@@ -87,28 +90,27 @@ impl<B: Binds> QueryFragment<Pg> for Prepared<B> {
         let mut next = 0;
         while let Some(at) = rest.find('$') {
             out.push_sql(&rest[..at]);
-            let digits = rest[at + 1..]
+            let after = &rest[at + 1..];
+            let digits = after
                 .find(|c: char| !c.is_ascii_digit())
-                .map_or(rest.len() - at - 1, |n| n);
-            let number: usize = rest[at + 1..at + 1 + digits].parse().map_err(|_| {
-                diesel::result::Error::QueryBuilderError(
-                    format!("bad placeholder in {}", self.sql).into(),
-                )
-            })?;
-            if number != next + 1 {
-                return Err(diesel::result::Error::QueryBuilderError(
-                    format!("placeholders must be $1, $2, … in order: {}", self.sql).into(),
-                ));
+                .unwrap_or(after.len());
+            if after[..digits].parse() != Ok(next + 1) {
+                return Err(malformed(format!(
+                    "placeholders must be $1, $2, … once each, in order: {}",
+                    self.sql
+                )));
             }
             B::push(&self.binds, next, &mut out)?;
             next += 1;
-            rest = &rest[at + 1 + digits..];
+            rest = &after[digits..];
         }
         out.push_sql(rest);
         if next != B::LEN {
-            return Err(diesel::result::Error::QueryBuilderError(
-                format!("{} values bound to {next} placeholders", B::LEN).into(),
-            ));
+            return Err(malformed(format!(
+                "{} values bound to {next} placeholders: {}",
+                B::LEN,
+                self.sql
+            )));
         }
         Ok(())
     }
