@@ -31,7 +31,7 @@ pub use config::{DEFAULT_SETTLE_MS, IngestConfig, ShardRange, ShardRangeError};
 pub use invitrack_bus::BusConfig;
 pub use metrics::{IngestMetrics, RateLimitCounter, rate_limit_layer, rate_limited_total};
 pub use publisher::Publisher;
-pub use snapshots::{RequestBudget, SnapshotScheduler};
+pub use snapshots::{BURST_REQUESTS, RequestBudget, SnapshotScheduler};
 
 /// What ingest needs from Discord: guilds, members, invites.
 pub const INTENTS: Intents = Intents::GUILDS

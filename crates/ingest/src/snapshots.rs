@@ -40,7 +40,7 @@ const MAX_RETRY_DELAY_MS: i64 = 60_000;
 /// and a vanity URL each) that become due together leave together instead of one waiting a
 /// turn, which would delay its read and widen its window of evidence. Any second then holds at
 /// most `per_second + BURST_REQUESTS` requests (44 at the default 40/s, under Discord's 50).
-const BURST_REQUESTS: u32 = 4;
+pub const BURST_REQUESTS: u32 = 4;
 
 /// Keeps all guilds together under `per_second` requests: a token bucket of `BURST_REQUESTS`
 /// tokens refilled at `per_second`.
