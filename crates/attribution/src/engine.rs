@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::matching::{self, Group, ReadOrder};
+use invitrack_model::{InviteCode, Millis, UnknownReason, UserId};
+
 use crate::model::{
-    Decision, InviteInfo, Millis, Observation, SnapshotFailure, Target, UnknownReason, UserId,
+    Decision, InviteInfo, Observation, SnapshotFailure, Target,
     VanityInfo, Verdict,
 };
 
@@ -52,7 +54,7 @@ const GONE_MEMORY_MS: Millis = 3_600_000;
 /// decisions it produced and pick it up again after a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuildAttribution {
-    invites: BTreeMap<String, TrackedInvite>,
+    invites: BTreeMap<InviteCode, TrackedInvite>,
     vanity: Option<TrackedVanity>,
     /// `received_at` of the first complete snapshot: joins before it have no baseline.
     baseline_at: Option<Millis>,
@@ -69,7 +71,7 @@ pub struct GuildAttribution {
     tainted_until: Option<Millis>,
     pending: Vec<PendingJoin>,
     units: Vec<Unit>,
-    gone: BTreeMap<String, Millis>,
+    gone: BTreeMap<InviteCode, Millis>,
     now: Millis,
 }
 
@@ -97,7 +99,7 @@ impl TrackedInvite {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct TrackedVanity {
-    code: Option<String>,
+    code: Option<InviteCode>,
     uses: u64,
     read_at: Millis,
 }
@@ -178,7 +180,7 @@ impl GuildAttribution {
                 }
             }
             Observation::InviteCreated { invite } => self.invite_created(invite),
-            Observation::InviteDeleted { code } => self.invite_deleted(config, &code),
+            Observation::InviteDeleted { code } => self.invite_deleted(config, code),
             Observation::Snapshot {
                 requested_at,
                 received_at,
@@ -225,11 +227,11 @@ impl GuildAttribution {
         );
     }
 
-    fn invite_deleted(&mut self, config: &EngineConfig, code: &str) {
-        let Some(invite) = self.invites.remove(code) else {
+    fn invite_deleted(&mut self, config: &EngineConfig, code: InviteCode) {
+        let Some(invite) = self.invites.remove(&code) else {
             return;
         };
-        self.gone.insert(code.to_owned(), self.now);
+        self.gone.insert(code, self.now);
         if consumed_last_use(&invite, self.now + config.clock_skew_ms) {
             self.add_unit(invite.target(), invite.evidence_from(), self.now, None);
         }
@@ -328,7 +330,7 @@ impl GuildAttribution {
             }
         }
 
-        let vanished: Vec<String> = self
+        let vanished: Vec<InviteCode> = self
             .invites
             .iter()
             .filter(|(code, t)| {
@@ -614,12 +616,12 @@ impl GuildAttribution {
                     Some(evidence) => verdict_from(&evidence[local], &targets),
                     // No explanation fits every unit: some join was never seen. Credit nobody.
                     None => {
-                        let candidates: BTreeSet<String> = group
+                        let candidates: BTreeSet<InviteCode> = group
                             .unit_joins
                             .iter()
                             .zip(&group.unit_targets)
                             .filter(|(js, _)| js.contains(&local))
-                            .map(|(_, t)| targets[*t].code().to_owned())
+                            .map(|(_, t)| targets[*t].code().clone())
                             .collect();
                         if candidates.is_empty() {
                             Verdict::Unknown {
@@ -665,7 +667,7 @@ fn verdict_from(evidence: &matching::JoinEvidence, targets: &[Target]) -> Verdic
             let one_inviter = !evidence.may_be_untracked
                 && first_inviter.is_some()
                 && several.iter().all(|t| t.inviter_id() == first_inviter);
-            let mut candidates: Vec<String> = several.iter().map(|t| t.code().to_owned()).collect();
+            let mut candidates: Vec<InviteCode> = several.iter().map(|t| t.code().clone()).collect();
             candidates.sort();
             candidates.dedup();
             Verdict::Ambiguous {

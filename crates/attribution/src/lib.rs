@@ -1,13 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 mod engine;
-mod fakes;
 mod matching;
 mod model;
 
 pub use engine::{EngineConfig, GuildAttribution};
-pub use fakes::{FakeReasons, FakeSettings, MemberFacts};
+pub use invitrack_model::{InviteCode, JoinSource, Millis, UnknownReason, UserId};
 pub use model::{
-    Decision, InviteInfo, Millis, Observation, SnapshotFailure, Target, UnknownReason, UserId,
-    VanityInfo, Verdict,
+    Decision, InviteInfo, Observation, SnapshotFailure, Target, VanityInfo, Verdict,
 };

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::Millis;
+use invitrack_model::Millis;
 
 /// Joins `0..joins`, units `0..unit_targets.len()`, edges unit -> joins that may explain it.
 pub(crate) struct Group {

@@ -1,27 +1,12 @@
 //! The plain data the engine takes in and gives out.
 
+use invitrack_model::{InviteCode, JoinSource, Millis, UnknownReason, UserId};
 use serde::{Deserialize, Serialize};
-
-/// Unix time in milliseconds. Join times come from Discord's `joined_at`, snapshot times from
-/// the ingest clock; `EngineConfig::clock_skew_ms` allows for the difference.
-pub type Millis = i64;
-
-/// A Discord user id (snowflake).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct UserId(pub u64);
-
-impl UserId {
-    /// When the account was created, from the snowflake: `(id >> 22) + 1420070400000`.
-    #[must_use]
-    pub fn created_at(self) -> Millis {
-        i64::try_from(self.0 >> 22).unwrap_or(i64::MAX) + 1_420_070_400_000
-    }
-}
 
 /// What the engine knows about one invite from a snapshot or an INVITE_CREATE.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteInfo {
-    pub code: String,
+    pub code: InviteCode,
     pub inviter_id: Option<UserId>,
     pub uses: u64,
     /// 0 = unlimited.
@@ -34,7 +19,7 @@ pub struct InviteInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VanityInfo {
     /// `None` when the guild has no vanity URL.
-    pub code: Option<String>,
+    pub code: Option<InviteCode>,
     pub uses: u64,
 }
 
@@ -56,7 +41,7 @@ pub enum Observation {
         invite: InviteInfo,
     },
     InviteDeleted {
-        code: String,
+        code: InviteCode,
     },
     /// A complete invite list, read somewhere between `requested_at` and `received_at`.
     Snapshot {
@@ -76,17 +61,17 @@ pub enum Observation {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Target {
     Invite {
-        code: String,
+        code: InviteCode,
         inviter_id: Option<UserId>,
     },
     Vanity {
-        code: String,
+        code: InviteCode,
     },
 }
 
 impl Target {
     #[must_use]
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> &InviteCode {
         match self {
             Self::Invite { code, .. } | Self::Vanity { code } => code,
         }
@@ -101,45 +86,22 @@ impl Target {
     }
 }
 
-/// Why a join could not be explained at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum UnknownReason {
-    /// No invite counter moved for it: discovery, OAuth2, a one-use invite created and consumed
-    /// between snapshots, or a counter we could not read.
-    Untracked,
-    /// The bot could not read the guild's invites (no MANAGE_GUILD).
-    MissingPermissions,
-    /// The join happened before the first snapshot of the guild, or snapshots kept failing.
-    NoSnapshot,
-}
-
-impl UnknownReason {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Untracked => "untracked",
-            Self::MissingPermissions => "missing_permissions",
-            Self::NoSnapshot => "no_snapshot",
-        }
-    }
-}
-
 /// The engine's answer for one join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     /// The evidence forces this invite code.
     Invite {
-        code: String,
+        code: InviteCode,
         inviter_id: Option<UserId>,
     },
     /// The evidence forces the vanity URL.
     Vanity {
-        code: String,
+        code: InviteCode,
     },
     /// Several explanations fit. `inviter_id` is set when the join certainly came through an
     /// invite and every candidate belongs to that inviter.
     Ambiguous {
-        candidates: Vec<String>,
+        candidates: Vec<InviteCode>,
         inviter_id: Option<UserId>,
     },
     Unknown {
@@ -158,7 +120,7 @@ pub struct Decision {
 impl Decision {
     /// The code the join is credited to, if any.
     #[must_use]
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<&InviteCode> {
         match &self.verdict {
             Verdict::Invite { code, .. } | Verdict::Vanity { code } => Some(code),
             Verdict::Ambiguous { .. } | Verdict::Unknown { .. } => None,
@@ -173,6 +135,19 @@ impl Decision {
                 *inviter_id
             }
             Verdict::Vanity { .. } | Verdict::Unknown { .. } => None,
+        }
+    }
+}
+
+impl Verdict {
+    /// How the join is recorded.
+    #[must_use]
+    pub fn source(&self) -> JoinSource {
+        match self {
+            Self::Invite { .. } => JoinSource::Invite,
+            Self::Vanity { .. } => JoinSource::Vanity,
+            Self::Ambiguous { .. } => JoinSource::Ambiguous,
+            Self::Unknown { .. } => JoinSource::Unknown,
         }
     }
 }

@@ -6,14 +6,15 @@
 use std::collections::BTreeSet;
 
 use invitrack_attribution::{
-    EngineConfig, GuildAttribution, InviteInfo, Observation, SnapshotFailure, UserId, VanityInfo,
+    EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure, UserId, VanityInfo,
 };
 use proptest::prelude::*;
 
 const T0: i64 = 1_800_000_000_000;
 
-fn code() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(str::to_owned)
+fn code() -> impl Strategy<Value = InviteCode> {
+    prop::sample::select(vec!["a", "b", "c", "d", "e"])
+        .prop_map(|c| InviteCode::parse(c).expect("a valid code"))
 }
 
 fn invite() -> impl Strategy<Value = InviteInfo> {
@@ -28,7 +29,7 @@ fn invite() -> impl Strategy<Value = InviteInfo> {
         .prop_map(
             |(code, inviter, uses, max_uses, created, expires)| InviteInfo {
                 code,
-                inviter_id: inviter.map(UserId),
+                inviter_id: inviter.map(UserId::new),
                 uses,
                 max_uses,
                 created_at: T0 + created,
@@ -40,7 +41,7 @@ fn invite() -> impl Strategy<Value = InviteInfo> {
 fn observation() -> impl Strategy<Value = Observation> {
     prop_oneof![
         4 => (1_u64..40, -5_000_i64..60_000).prop_map(|(user, at)| Observation::MemberJoined {
-            user_id: UserId(user),
+            user_id: UserId::new(user),
             joined_at: T0 + at,
         }),
         1 => invite().prop_map(|invite| Observation::InviteCreated { invite }),
@@ -49,7 +50,7 @@ fn observation() -> impl Strategy<Value = Observation> {
             -5_000_i64..60_000,
             0_i64..2_000,
             prop::collection::vec(invite(), 0..6),
-            prop::option::of((prop::option::of(Just("v".to_owned())), 0_u64..20)),
+            prop::option::of((prop::option::of(Just(InviteCode::parse("v").expect("a valid code"))), 0_u64..20)),
         )
             .prop_map(|(requested, took, invites, vanity)| Observation::Snapshot {
                 requested_at: T0 + requested,

@@ -1,17 +1,18 @@
 //! One test per attribution rule of DOMAIN.md, driven through the public API with explicit times.
 
 use invitrack_attribution::{
+    InviteCode,
     Decision, EngineConfig, GuildAttribution, InviteInfo, Observation, SnapshotFailure,
     UnknownReason, UserId, VanityInfo, Verdict,
 };
 
 const T0: i64 = 1_800_000_000_000;
-const ALICE: UserId = UserId(1);
-const BOB: UserId = UserId(2);
+const ALICE: UserId = UserId::new(1);
+const BOB: UserId = UserId::new(2);
 
 fn invite(code: &str, inviter: UserId, uses: u64, max_uses: u64) -> InviteInfo {
     InviteInfo {
-        code: code.into(),
+        code: c(code),
         inviter_id: Some(inviter),
         uses,
         max_uses,
@@ -47,7 +48,7 @@ impl Guild {
         self.at(
             joined_at + 80,
             Observation::MemberJoined {
-                user_id: UserId(user),
+                user_id: UserId::new(user),
                 joined_at,
             },
         );
@@ -62,7 +63,7 @@ impl Guild {
                 received_at: requested_at + 150,
                 invites,
                 vanity: vanity_uses.map(|uses| VanityInfo {
-                    code: Some("vanity".into()),
+                    code: Some(c("vanity")),
                     uses,
                 }),
             },
@@ -79,7 +80,7 @@ impl Guild {
         &self
             .decisions
             .iter()
-            .find(|d| d.user_id == UserId(user))
+            .find(|d| d.user_id == UserId::new(user))
             .unwrap_or_else(|| panic!("user {user} undecided; decisions: {:?}", self.decisions))
             .verdict
     }
@@ -87,7 +88,7 @@ impl Guild {
 
 fn code(code: &str, inviter: UserId) -> Verdict {
     Verdict::Invite {
-        code: code.into(),
+        code: c(code),
         inviter_id: Some(inviter),
     }
 }
@@ -152,7 +153,7 @@ fn two_joins_through_two_codes_of_one_inviter_credit_the_inviter() {
         assert_eq!(
             g.verdict(user),
             &Verdict::Ambiguous {
-                candidates: vec!["a".into(), "b".into()],
+                candidates: vec![c("a"), c("b")],
                 inviter_id: Some(ALICE)
             }
         );
@@ -170,7 +171,7 @@ fn the_vanity_counter_is_evidence_and_silence_is_not() {
     assert_eq!(
         g.verdict(10),
         &Verdict::Vanity {
-            code: "vanity".into()
+            code: c("vanity")
         }
     );
     // Nothing moved: not "the vanity URL", but untracked.
@@ -189,7 +190,7 @@ fn an_invite_deleted_at_its_last_use_was_used() {
         None,
     );
     g.join(10, T0);
-    g.at(T0 + 90, Observation::InviteDeleted { code: "one".into() });
+    g.at(T0 + 90, Observation::InviteDeleted { code: c("one") });
     g.snapshot(T0 + 200, vec![invite("a", ALICE, 0, 0)], None);
     g.settle(T0 + 5_000);
     assert_eq!(g.verdict(10), &code("one", BOB));
@@ -211,7 +212,7 @@ fn expired_and_moderator_deleted_invites_are_not_uses() {
     let mut g = Guild::new(vec![expiring, invite("mod", ALICE, 1, 5)], None);
     g.join(10, T0 + 150);
     // "mod" deleted by a moderator with uses left; "exp" expired.
-    g.at(T0 + 160, Observation::InviteDeleted { code: "mod".into() });
+    g.at(T0 + 160, Observation::InviteDeleted { code: c("mod") });
     g.snapshot(T0 + 400, vec![], None);
     g.settle(T0 + 5_000);
     assert_eq!(
@@ -383,4 +384,8 @@ fn state_survives_serialization() {
     g.engine = serde_json::from_str(&json).expect("deserializes");
     g.settle(T0 + 5_000);
     assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+fn c(code: &str) -> InviteCode {
+    InviteCode::parse(code).expect("a valid code")
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use invitrack_attribution::{
-    Decision, EngineConfig, GuildAttribution, InviteInfo, Observation, UserId, VanityInfo, Verdict,
+    Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, UserId, VanityInfo, Verdict,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -67,7 +67,7 @@ impl Default for ModelSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TruthPath {
-    Invite { code: String, inviter: UserId },
+    Invite { code: InviteCode, inviter: UserId },
     Vanity,
     Untracked,
 }
@@ -81,7 +81,7 @@ pub struct TruthJoin {
 
 #[derive(Debug, Clone)]
 struct ModelInvite {
-    code: String,
+    code: InviteCode,
     inviter: UserId,
     uses: u64,
     max_uses: u64,
@@ -90,9 +90,9 @@ struct ModelInvite {
 
 #[derive(Debug, Clone)]
 enum CounterChange {
-    Use(String),
+    Use(InviteCode),
     Vanity,
-    Deleted(String),
+    Deleted(InviteCode),
     Created(ModelInvite),
 }
 
@@ -115,16 +115,16 @@ pub fn simulate(spec: &ModelSpec) -> History {
     let mut next_code = 0;
     let mut code = || {
         next_code += 1;
-        format!("c{next_code}")
+        InviteCode::parse(format!("c{next_code}")).expect("a valid code")
     };
 
     let mut invites: Vec<ModelInvite> = (0..spec.invites)
         .map(|i| {
             // One inviter owns a third of the invites, as in the model.
             let inviter = if i < spec.invites / 3 {
-                UserId(9_000)
+                UserId::new(9_000)
             } else {
-                UserId(9_000 + rng.random_range(0..spec.inviters.max(1)) as u64)
+                UserId::new(9_000 + rng.random_range(0..spec.inviters.max(1)) as u64)
             };
             let max_uses = if i < spec.limited_invites {
                 rng.random_range(1..=5)
@@ -151,7 +151,7 @@ pub fn simulate(spec: &ModelSpec) -> History {
             received_at: START,
             invites: invites.iter().map(info).collect(),
             vanity: Some(VanityInfo {
-                code: Some(VANITY.into()),
+                code: Some(InviteCode::parse(VANITY).expect("a valid code")),
                 uses: 0,
             }),
         },
@@ -194,7 +194,7 @@ pub fn simulate(spec: &ModelSpec) -> History {
                 ));
             }
         }
-        let user_id = UserId(100_000 + n as u64);
+        let user_id = UserId::new(100_000 + n as u64);
         let roll: f64 = rng.random();
         let chosen = if let Some((_, _, codes, _)) = raid {
             let live: Vec<usize> = (0..invites.len())
@@ -317,7 +317,7 @@ pub fn simulate(spec: &ModelSpec) -> History {
                 received_at: answer,
                 invites: list,
                 vanity: Some(VanityInfo {
-                    code: Some(VANITY.into()),
+                    code: Some(InviteCode::parse(VANITY).expect("a valid code")),
                     uses: vanity_uses,
                 }),
             },
@@ -339,7 +339,7 @@ pub fn simulate(spec: &ModelSpec) -> History {
 
 /// The invite list and the vanity uses as a fetch reading at `at` sees them.
 fn state_at(changes: &[(i64, CounterChange)], at: i64) -> (Vec<InviteInfo>, u64) {
-    let mut list: BTreeMap<String, InviteInfo> = BTreeMap::new();
+    let mut list: BTreeMap<InviteCode, InviteInfo> = BTreeMap::new();
     let mut vanity = 0;
     for (when, change) in changes {
         if *when > at {
