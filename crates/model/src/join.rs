@@ -68,6 +68,37 @@ impl UnknownReason {
     }
 }
 
+/// Why an invite stopped being one of the guild's invites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow),
+    diesel(sql_type = diesel::sql_types::Text)
+)]
+pub enum VanishedReason {
+    /// INVITE_DELETE: a moderator deleted it, or it reached its max uses.
+    Deleted,
+    /// A snapshot no longer showed it and its expiry had passed.
+    Expired,
+    /// A snapshot no longer showed it before its expiry, and no INVITE_DELETE was seen (the bot
+    /// may not see invite events of every channel).
+    Missing,
+}
+
+impl VanishedReason {
+    pub const ALL: [Self; 3] = [Self::Deleted, Self::Expired, Self::Missing];
+
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::Expired => "expired",
+            Self::Missing => "missing",
+        }
+    }
+}
+
 /// A name that is not one of an enum's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {name:?}")]
@@ -99,6 +130,7 @@ macro_rules! names {
 }
 names!(JoinSource, "join source");
 names!(UnknownReason, "unknown reason");
+names!(VanishedReason, "vanished reason");
 
 #[cfg(test)]
 mod tests {

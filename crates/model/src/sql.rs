@@ -8,7 +8,7 @@ use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{BigInt, Integer, Text};
 
-use crate::{FakeReasons, Id, InviteCode, JoinSource, UnknownReason};
+use crate::{FakeReasons, Id, InviteCode, JoinSource, UnknownReason, VanishedReason};
 
 impl<M> ToSql<BigInt, Pg> for Id<M> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
@@ -56,6 +56,7 @@ macro_rules! text_enum {
 }
 text_enum!(JoinSource);
 text_enum!(UnknownReason);
+text_enum!(VanishedReason);
 
 impl ToSql<Integer, Pg> for FakeReasons {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {

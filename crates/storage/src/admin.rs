@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::counts::InviterCounts;
 use crate::schema::{audit_log, bonus_invites, guild_settings, inviter_counts, resets};
-use crate::{StorageError, db_id, from_db_id};
+use crate::StorageError;
+use invitrack_model::{FakeReasons, FakeSettings, GuildKey, UserId};
 
 /// Who makes a write: the API key and the person the caller names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub struct Actor<'a> {
 #[diesel(table_name = bonus_invites)]
 pub struct BonusRow {
     pub id: i64,
-    pub inviter_id: i64,
+    pub inviter_id: UserId,
     pub amount: i64,
     pub reason: String,
     pub author: String,
@@ -46,7 +47,7 @@ pub struct BonusRow {
 #[diesel(table_name = resets)]
 pub struct ResetRow {
     pub id: i64,
-    pub inviter_id: Option<i64>,
+    pub inviter_id: Option<UserId>,
     pub reason: String,
     pub author: String,
     pub key_id: i64,
@@ -77,36 +78,17 @@ pub enum RestoreOutcome {
     AlreadyRestored(ResetRow),
 }
 
-/// A guild's fake settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FakeSettings {
-    /// Enabled reasons: YOUNG = 1, SELF = 2, NO_AVATAR = 4, ALREADY_JOINED = 8.
-    pub reasons: i32,
-    pub young_account_days: i32,
-}
-
-impl Default for FakeSettings {
-    /// DOMAIN.md's defaults (the migration's column defaults).
-    fn default() -> Self {
-        Self {
-            reasons: 11,
-            young_account_days: 7,
-        }
-    }
-}
-
 async fn audit(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     actor: &Actor<'_>,
     action: &str,
     details: serde_json::Value,
 ) -> Result<(), StorageError> {
     diesel::insert_into(audit_log::table)
         .values((
-            audit_log::bot_id.eq(db_id(bot_id)),
-            audit_log::guild_id.eq(db_id(guild_id)),
+            audit_log::bot_id.eq(guild.bot_id),
+            audit_log::guild_id.eq(guild.guild_id),
             audit_log::key_id.eq(actor.key_id),
             audit_log::key_label.eq(actor.key_label),
             audit_log::author.eq(actor.author),
@@ -125,9 +107,8 @@ async fn audit(
 /// On database errors.
 pub async fn add_bonus(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: u64,
+    guild: GuildKey,
+    inviter_id: UserId,
     amount: i64,
     reason: &str,
     actor: &Actor<'_>,
@@ -135,9 +116,9 @@ pub async fn add_bonus(
     conn.transaction::<_, StorageError, _>(async |c| {
         let row: BonusRow = diesel::insert_into(bonus_invites::table)
             .values((
-                bonus_invites::bot_id.eq(db_id(bot_id)),
-                bonus_invites::guild_id.eq(db_id(guild_id)),
-                bonus_invites::inviter_id.eq(db_id(inviter_id)),
+                bonus_invites::bot_id.eq(guild.bot_id),
+                bonus_invites::guild_id.eq(guild.guild_id),
+                bonus_invites::inviter_id.eq(inviter_id),
                 bonus_invites::amount.eq(amount),
                 bonus_invites::reason.eq(reason),
                 bonus_invites::author.eq(actor.author),
@@ -149,9 +130,9 @@ pub async fn add_bonus(
         use inviter_counts::dsl as ic;
         let counts: InviterCounts = diesel::insert_into(ic::inviter_counts)
             .values((
-                ic::bot_id.eq(db_id(bot_id)),
-                ic::guild_id.eq(db_id(guild_id)),
-                ic::inviter_id.eq(db_id(inviter_id)),
+                ic::bot_id.eq(guild.bot_id),
+                ic::guild_id.eq(guild.guild_id),
+                ic::inviter_id.eq(inviter_id),
                 ic::bonus.eq(amount),
             ))
             .on_conflict((ic::bot_id, ic::guild_id, ic::inviter_id))
@@ -162,8 +143,7 @@ pub async fn add_bonus(
             .await?;
         audit(
             c,
-            bot_id,
-            guild_id,
+            guild,
             actor,
             "bonus.add",
             json!({
@@ -185,14 +165,13 @@ pub async fn add_bonus(
 /// On database errors.
 pub async fn list_bonus(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: u64,
+    guild: GuildKey,
+    inviter_id: UserId,
 ) -> Result<Vec<BonusRow>, StorageError> {
     Ok(bonus_invites::table
-        .filter(bonus_invites::bot_id.eq(db_id(bot_id)))
-        .filter(bonus_invites::guild_id.eq(db_id(guild_id)))
-        .filter(bonus_invites::inviter_id.eq(db_id(inviter_id)))
+        .filter(bonus_invites::bot_id.eq(guild.bot_id))
+        .filter(bonus_invites::guild_id.eq(guild.guild_id))
+        .filter(bonus_invites::inviter_id.eq(inviter_id))
         .order(bonus_invites::id.desc())
         .select(BonusRow::as_select())
         .load(conn)
@@ -220,9 +199,9 @@ fn joins_statement(clear: bool) -> &'static str {
                   count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
            FROM c WHERE inviter_id IS NOT NULL GROUP BY inviter_id), \
          u AS ( \
-           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, joins, fake, leaves) \
+           INSERT INTO inviter_counts AS ic (guild, inviter_id, joins, fake, leaves) \
            SELECT $1, $2, inviter_id, -joins, -fake, -leaves FROM d \
-           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
+           ON CONFLICT (guild, inviter_id) DO UPDATE SET \
              joins = ic.joins + excluded.joins, fake = ic.fake + excluded.fake, \
              leaves = ic.leaves + excluded.leaves) \
          SELECT count(*) AS n FROM c"
@@ -239,9 +218,9 @@ fn joins_statement(clear: bool) -> &'static str {
                   count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
            FROM c WHERE inviter_id IS NOT NULL GROUP BY inviter_id), \
          u AS ( \
-           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, joins, fake, leaves) \
+           INSERT INTO inviter_counts AS ic (guild, inviter_id, joins, fake, leaves) \
            SELECT $1, $2, inviter_id, joins, fake, leaves FROM d \
-           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
+           ON CONFLICT (guild, inviter_id) DO UPDATE SET \
              joins = ic.joins + excluded.joins, fake = ic.fake + excluded.fake, \
              leaves = ic.leaves + excluded.leaves) \
          SELECT count(*) AS n FROM c"
@@ -269,9 +248,9 @@ fn bonus_statement(clear: bool) -> String {
            RETURNING inviter_id, amount), \
          d AS (SELECT inviter_id, sum(amount)::BIGINT AS bonus FROM c GROUP BY inviter_id), \
          u AS ( \
-           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, bonus) \
+           INSERT INTO inviter_counts AS ic (guild, inviter_id, bonus) \
            SELECT $1, $2, inviter_id, {sign}bonus FROM d \
-           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
+           ON CONFLICT (guild, inviter_id) DO UPDATE SET \
              bonus = ic.bonus + excluded.bonus \
            RETURNING 1) \
          SELECT count(*) AS n FROM c"
@@ -280,24 +259,23 @@ fn bonus_statement(clear: bool) -> String {
 
 async fn change_cleared(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     reset_id: i64,
-    inviter_id: Option<u64>,
+    inviter_id: Option<UserId>,
     clear: bool,
 ) -> Result<(i64, i64), StorageError> {
     let joins: Changed = diesel::sql_query(joins_statement(clear))
-        .bind::<BigInt, _>(db_id(bot_id))
-        .bind::<BigInt, _>(db_id(guild_id))
+        .bind::<BigInt, _>(guild.bot_id)
+        .bind::<BigInt, _>(guild.guild_id)
         .bind::<BigInt, _>(reset_id)
-        .bind::<Nullable<BigInt>, _>(inviter_id.map(db_id))
+        .bind::<Nullable<BigInt>, _>(inviter_id)
         .get_result(conn)
         .await?;
     let bonus: Changed = diesel::sql_query(bonus_statement(clear))
-        .bind::<BigInt, _>(db_id(bot_id))
-        .bind::<BigInt, _>(db_id(guild_id))
+        .bind::<BigInt, _>(guild.bot_id)
+        .bind::<BigInt, _>(guild.guild_id)
         .bind::<BigInt, _>(reset_id)
-        .bind::<Nullable<BigInt>, _>(inviter_id.map(db_id))
+        .bind::<Nullable<BigInt>, _>(inviter_id)
         .get_result(conn)
         .await?;
     Ok((joins.n, bonus.n))
@@ -357,32 +335,30 @@ fn diesel_cause(error: &StorageError) -> String {
 /// On database errors.
 pub async fn reset(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: Option<u64>,
+    guild: GuildKey,
+    inviter_id: Option<UserId>,
     reason: &str,
     actor: &Actor<'_>,
 ) -> Result<ResetRow, StorageError> {
     retrying("reset", async || {
-        reset_once(conn, bot_id, guild_id, inviter_id, reason, actor).await
+        reset_once(conn, guild, inviter_id, reason, actor).await
     })
     .await
 }
 
 async fn reset_once(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: Option<u64>,
+    guild: GuildKey,
+    inviter_id: Option<UserId>,
     reason: &str,
     actor: &Actor<'_>,
 ) -> Result<ResetRow, StorageError> {
     conn.transaction::<_, StorageError, _>(async |c| {
         let id: i64 = diesel::insert_into(resets::table)
             .values((
-                resets::bot_id.eq(db_id(bot_id)),
-                resets::guild_id.eq(db_id(guild_id)),
-                resets::inviter_id.eq(inviter_id.map(db_id)),
+                resets::bot_id.eq(guild.bot_id),
+                resets::guild_id.eq(guild.guild_id),
+                resets::inviter_id.eq(inviter_id),
                 resets::reason.eq(reason),
                 resets::author.eq(actor.author),
                 resets::key_id.eq(actor.key_id),
@@ -390,7 +366,7 @@ async fn reset_once(
             .returning(resets::id)
             .get_result(c)
             .await?;
-        let (joins, bonus) = change_cleared(c, bot_id, guild_id, id, inviter_id, true).await?;
+        let (joins, bonus) = change_cleared(c, guild, id, inviter_id, true).await?;
         let row: ResetRow = diesel::update(resets::table.find(id))
             .set((
                 resets::joins_cleared.eq(joins),
@@ -401,8 +377,7 @@ async fn reset_once(
             .await?;
         audit(
             c,
-            bot_id,
-            guild_id,
+            guild,
             actor,
             "reset",
             json!({
@@ -425,22 +400,20 @@ async fn reset_once(
 /// On database errors.
 pub async fn restore(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     reset_id: i64,
     reason: &str,
     actor: &Actor<'_>,
 ) -> Result<RestoreOutcome, StorageError> {
     retrying("restore", async || {
-        restore_once(conn, bot_id, guild_id, reset_id, reason, actor).await
+        restore_once(conn, guild, reset_id, reason, actor).await
     })
     .await
 }
 
 async fn restore_once(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     reset_id: i64,
     reason: &str,
     actor: &Actor<'_>,
@@ -448,8 +421,8 @@ async fn restore_once(
     conn.transaction::<_, StorageError, _>(async |c| {
         let found: Option<ResetRow> = resets::table
             .find(reset_id)
-            .filter(resets::bot_id.eq(db_id(bot_id)))
-            .filter(resets::guild_id.eq(db_id(guild_id)))
+            .filter(resets::bot_id.eq(guild.bot_id))
+            .filter(resets::guild_id.eq(guild.guild_id))
             .select(ResetRow::as_select())
             .for_update()
             .first(c)
@@ -461,7 +434,7 @@ async fn restore_once(
         if found.restored_at.is_some() {
             return Ok(RestoreOutcome::AlreadyRestored(found));
         }
-        let (joins, bonus) = change_cleared(c, bot_id, guild_id, reset_id, None, false).await?;
+        let (joins, bonus) = change_cleared(c, guild, reset_id, None, false).await?;
         let row: ResetRow = diesel::update(resets::table.find(reset_id))
             .set(resets::restored_at.eq(Some(Utc::now())))
             .returning(ResetRow::as_returning())
@@ -469,13 +442,12 @@ async fn restore_once(
             .await?;
         audit(
             c,
-            bot_id,
-            guild_id,
+            guild,
             actor,
             "reset.restore",
             json!({
                 "reset_id": reset_id,
-                "inviter_id": row.inviter_id.map(|i| from_db_id(i).to_string()),
+                "inviter_id": row.inviter_id.map(|i| i.to_string()),
                 "reason": reason,
                 "joins_restored": joins,
                 "bonus_restored": bonus,
@@ -493,12 +465,11 @@ async fn restore_once(
 /// On database errors.
 pub async fn list_resets(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
 ) -> Result<Vec<ResetRow>, StorageError> {
     Ok(resets::table
-        .filter(resets::bot_id.eq(db_id(bot_id)))
-        .filter(resets::guild_id.eq(db_id(guild_id)))
+        .filter(resets::bot_id.eq(guild.bot_id))
+        .filter(resets::guild_id.eq(guild.guild_id))
         .order(resets::id.desc())
         .select(ResetRow::as_select())
         .load(conn)
@@ -511,27 +482,20 @@ pub async fn list_resets(
 /// On database errors.
 pub async fn fake_settings(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
 ) -> Result<FakeSettings, StorageError> {
-    Ok(crate::progress::fake_settings(conn, bot_id, guild_id)
+    Ok(crate::progress::fake_settings_of(conn, &[guild])
         .await?
-        .map_or_else(FakeSettings::default, |(reasons, young_account_days)| {
-            FakeSettings {
-                reasons,
-                young_account_days,
-            }
-        }))
+        .remove(&guild)
+        .unwrap_or_default())
 }
 
 /// A change of fake settings: reasons to turn on and off, and the young-account threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SettingsChange {
-    /// Reason bits to enable.
-    pub enable: i32,
-    /// Reason bits to disable.
-    pub disable: i32,
-    pub young_account_days: Option<i32>,
+    pub enable: FakeReasons,
+    pub disable: FakeReasons,
+    pub young_account_days: Option<u32>,
 }
 
 /// Applies a change to a guild's fake settings (read by the worker for joins decided from now
@@ -542,8 +506,7 @@ pub struct SettingsChange {
 /// On database errors.
 pub async fn update_fake_settings(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     change: SettingsChange,
     actor: &Actor<'_>,
 ) -> Result<FakeSettings, StorageError> {
@@ -551,40 +514,41 @@ pub async fn update_fake_settings(
         use guild_settings::dsl as g;
         // The row with the defaults if there is none, so there is always a row to lock.
         diesel::insert_into(g::guild_settings)
-            .values((g::bot_id.eq(db_id(bot_id)), g::guild_id.eq(db_id(guild_id))))
+            .values((g::bot_id.eq(guild.bot_id), g::guild_id.eq(guild.guild_id)))
             .on_conflict_do_nothing()
             .execute(c)
             .await?;
-        let (reasons, days): (i32, i32) = g::guild_settings
-            .find((db_id(bot_id), db_id(guild_id)))
+        let (reasons, days): (FakeReasons, i32) = g::guild_settings
+            .find((guild.bot_id, guild.guild_id))
             .select((g::fake_reasons, g::young_account_days))
             .for_update()
             .first(c)
             .await?;
         let before = FakeSettings {
-            reasons,
-            young_account_days: days,
+            enabled: reasons,
+            young_account_days: days.cast_unsigned(),
         };
         let after = FakeSettings {
-            reasons: (reasons | change.enable) & !change.disable,
-            young_account_days: change.young_account_days.unwrap_or(days),
+            enabled: reasons.union(change.enable).without(change.disable),
+            young_account_days: change
+                .young_account_days
+                .unwrap_or(before.young_account_days),
         };
-        diesel::update(g::guild_settings.find((db_id(bot_id), db_id(guild_id))))
+        diesel::update(g::guild_settings.find((guild.bot_id, guild.guild_id)))
             .set((
-                g::fake_reasons.eq(after.reasons),
-                g::young_account_days.eq(after.young_account_days),
+                g::fake_reasons.eq(after.enabled),
+                g::young_account_days.eq(after.young_account_days.cast_signed()),
             ))
             .execute(c)
             .await?;
         audit(
             c,
-            bot_id,
-            guild_id,
+            guild,
             actor,
             "settings.update",
             json!({
-                "before": {"fake_reasons": before.reasons, "young_account_days": before.young_account_days},
-                "after": {"fake_reasons": after.reasons, "young_account_days": after.young_account_days},
+                "before": {"fake_reasons": before.enabled.bits(), "young_account_days": before.young_account_days},
+                "after": {"fake_reasons": after.enabled.bits(), "young_account_days": after.young_account_days},
             }),
         )
         .await?;
@@ -599,14 +563,13 @@ pub async fn update_fake_settings(
 /// On database errors.
 pub async fn audit_entries(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, StorageError> {
     Ok(audit_log::table
-        .filter(audit_log::bot_id.eq(db_id(bot_id)))
-        .filter(audit_log::guild_id.eq(db_id(guild_id)))
+        .filter(audit_log::bot_id.eq(guild.bot_id))
+        .filter(audit_log::guild_id.eq(guild.guild_id))
         .filter(audit_log::id.lt(before.unwrap_or(i64::MAX)))
         .order(audit_log::id.desc())
         .limit(limit)

@@ -5,9 +5,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::schema::{inviter_counts, joins};
-use crate::{StorageError, db_id};
+use crate::StorageError;
+use invitrack_model::{FakeReasons, GuildKey, InviteCode, UserId};
 
-/// An inviter's maintained counters (DOMAIN.md's definitions).
+/// An inviter's maintained counters (`docs/counting.md#inviter-counts`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = inviter_counts)]
 pub struct InviterCounts {
@@ -35,12 +36,11 @@ impl InviterCounts {
 /// On database errors.
 pub async fn inviter_counts(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: u64,
+    guild: GuildKey,
+    inviter_id: UserId,
 ) -> Result<InviterCounts, StorageError> {
     Ok(inviter_counts::table
-        .find((db_id(bot_id), db_id(guild_id), db_id(inviter_id)))
+        .find((guild.bot_id, guild.guild_id, inviter_id))
         .select(InviterCounts::as_select())
         .first(conn)
         .await
@@ -54,8 +54,8 @@ pub async fn inviter_counts(
 pub struct CodeJoin {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub member_id: i64,
-    pub fake: i32,
+    pub member_id: UserId,
+    pub fake: FakeReasons,
     pub has_left: bool,
     pub cleared: bool,
 }
@@ -66,13 +66,12 @@ pub struct CodeJoin {
 /// On database errors.
 pub async fn joins_by_code(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    code: &str,
+    guild: GuildKey,
+    code: &InviteCode,
 ) -> Result<Vec<CodeJoin>, StorageError> {
     Ok(joins::table
-        .filter(joins::bot_id.eq(db_id(bot_id)))
-        .filter(joins::guild_id.eq(db_id(guild_id)))
+        .filter(joins::bot_id.eq(guild.bot_id))
+        .filter(joins::guild_id.eq(guild.guild_id))
         .filter(joins::invite_code.eq(code))
         .order((joins::created_at.asc(), joins::id.asc()))
         .select(CodeJoin::as_select())
@@ -87,14 +86,13 @@ pub async fn joins_by_code(
 /// On database errors.
 pub async fn recount_from_joins(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: u64,
+    guild: GuildKey,
+    inviter_id: UserId,
 ) -> Result<InviterCounts, StorageError> {
-    let rows: Vec<(i32, bool)> = joins::table
-        .filter(joins::bot_id.eq(db_id(bot_id)))
-        .filter(joins::guild_id.eq(db_id(guild_id)))
-        .filter(joins::inviter_id.eq(db_id(inviter_id)))
+    let rows: Vec<(FakeReasons, bool)> = joins::table
+        .filter(joins::bot_id.eq(guild.bot_id))
+        .filter(joins::guild_id.eq(guild.guild_id))
+        .filter(joins::inviter_id.eq(inviter_id))
         .filter(joins::cleared.eq(false))
         .select((joins::fake, joins::has_left))
         .load(conn)
@@ -102,7 +100,7 @@ pub async fn recount_from_joins(
     let mut counts = InviterCounts::default();
     for (fake, left) in rows {
         counts.joins += 1;
-        if fake != 0 {
+        if fake.is_fake() {
             counts.fake += 1;
         } else if left {
             counts.leaves += 1;

@@ -10,7 +10,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::counts::InviterCounts;
 use crate::schema::{guild_states, inviter_counts, joins, members};
-use crate::{StorageError, db_id, from_db_id};
+use crate::StorageError;
+use invitrack_model::{
+    BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, UnknownReason, UserId,
+};
+
+use crate::invites::StoredInvite;
 
 /// What a leaderboard is ordered by (highest first, ties by inviter id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +44,7 @@ impl LeaderboardOrder {
 /// One leaderboard row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderboardEntry {
-    pub inviter_id: u64,
+    pub inviter_id: UserId,
     pub counts: InviterCounts,
 }
 
@@ -53,7 +58,7 @@ pub struct LeaderboardPage {
 #[derive(QueryableByName)]
 struct LeaderboardRow {
     #[diesel(sql_type = BigInt)]
-    inviter_id: i64,
+    inviter_id: UserId,
     #[diesel(sql_type = BigInt)]
     joins: i64,
     #[diesel(sql_type = BigInt)]
@@ -72,7 +77,7 @@ fn into_page(rows: Vec<LeaderboardRow>) -> LeaderboardPage {
         entries: rows
             .into_iter()
             .map(|r| LeaderboardEntry {
-                inviter_id: from_db_id(r.inviter_id),
+                inviter_id: r.inviter_id,
                 counts: InviterCounts {
                     joins: r.joins,
                     fake: r.fake,
@@ -93,8 +98,7 @@ fn into_page(rows: Vec<LeaderboardRow>) -> LeaderboardPage {
 /// On database errors.
 pub async fn leaderboard(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     order: LeaderboardOrder,
     since: Option<DateTime<Utc>>,
     limit: i64,
@@ -109,8 +113,8 @@ pub async fn leaderboard(
                  WHERE bot_id = $1 AND guild_id = $2 AND (joins <> 0 OR bonus <> 0) \
                  ORDER BY {by} DESC, inviter_id ASC LIMIT $3 OFFSET $4"
             ))
-            .bind::<BigInt, _>(db_id(bot_id))
-            .bind::<BigInt, _>(db_id(guild_id))
+            .bind::<BigInt, _>(guild.bot_id)
+            .bind::<BigInt, _>(guild.guild_id)
             .bind::<BigInt, _>(limit)
             .bind::<BigInt, _>(offset)
             .load(conn)
@@ -138,8 +142,8 @@ pub async fn leaderboard(
                  FROM t WHERE joins <> 0 OR bonus <> 0 \
                  ORDER BY {by} DESC, inviter_id ASC LIMIT $4 OFFSET $5"
                 ))
-                .bind::<BigInt, _>(db_id(bot_id))
-                .bind::<BigInt, _>(db_id(guild_id))
+                .bind::<BigInt, _>(guild.bot_id)
+                .bind::<BigInt, _>(guild.guild_id)
                 .bind::<Timestamptz, _>(since)
                 .bind::<BigInt, _>(limit)
                 .bind::<BigInt, _>(offset)
@@ -156,12 +160,12 @@ pub async fn leaderboard(
 pub struct MemberJoinRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub source: String,
-    pub invite_code: Option<String>,
-    pub inviter_id: Option<i64>,
-    pub candidates: Vec<String>,
-    pub unknown_reason: Option<String>,
-    pub fake: i32,
+    pub source: JoinSource,
+    pub invite_code: Option<InviteCode>,
+    pub inviter_id: Option<UserId>,
+    pub candidates: Vec<InviteCode>,
+    pub unknown_reason: Option<UnknownReason>,
+    pub fake: FakeReasons,
     pub has_left: bool,
     pub left_at: Option<DateTime<Utc>>,
     pub cleared: bool,
@@ -182,20 +186,19 @@ pub struct MemberHistory {
 /// On database errors.
 pub async fn member_history(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    member_id: u64,
+    guild: GuildKey,
+    member_id: UserId,
 ) -> Result<MemberHistory, StorageError> {
     let joins = joins::table
-        .filter(joins::bot_id.eq(db_id(bot_id)))
-        .filter(joins::guild_id.eq(db_id(guild_id)))
-        .filter(joins::member_id.eq(db_id(member_id)))
+        .filter(joins::bot_id.eq(guild.bot_id))
+        .filter(joins::guild_id.eq(guild.guild_id))
+        .filter(joins::member_id.eq(member_id))
         .order((joins::created_at.desc(), joins::id.desc()))
         .select(MemberJoinRow::as_select())
         .load(conn)
         .await?;
     let present = members::table
-        .find((db_id(bot_id), db_id(guild_id), db_id(member_id)))
+        .find((guild.bot_id, guild.guild_id, member_id))
         .select(members::present)
         .first(conn)
         .await
@@ -216,30 +219,20 @@ pub struct CodeUses {
     pub last_join_at: Option<DateTime<Utc>>,
 }
 
-/// What the attribution engine last saw of an invite (from the worker's saved state).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LiveInvite {
-    pub uses: Option<u64>,
-    /// `Some(0)` = unlimited.
-    pub max_uses: Option<u64>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
 /// One code of an inviter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InviterCode {
-    pub code: String,
+    pub code: InviteCode,
     pub uses: CodeUses,
-    /// `None` when the invite is not among the guild's current invites (deleted, expired, or
-    /// never seen in a snapshot).
-    pub live: Option<LiveInvite>,
+    /// The invite as last seen (`invites` table); `None` when it was never seen (a join credited
+    /// to it before invitrack tracked invites) or it vanished.
+    pub live: Option<StoredInvite>,
 }
 
 #[derive(QueryableByName)]
 struct CodeRow {
     #[diesel(sql_type = Text)]
-    code: String,
+    code: InviteCode,
     #[diesel(sql_type = BigInt)]
     joins: i64,
     #[diesel(sql_type = BigInt)]
@@ -255,16 +248,15 @@ struct CodeRow {
 }
 
 /// An inviter's codes: every code joins were credited to (counted from the join rows, fake and
-/// leaves over the joins not cleared) and every current invite of theirs the engine knows,
-/// with its uses, max uses and expiry. Sorted by code.
+/// leaves over the joins not cleared) and every current invite of theirs, with its uses, max
+/// uses and expiry. Sorted by code.
 ///
 /// # Errors
 /// On database errors.
 pub async fn inviter_codes(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    inviter_id: u64,
+    guild: GuildKey,
+    inviter_id: UserId,
 ) -> Result<Vec<InviterCode>, StorageError> {
     let rows: Vec<CodeRow> = diesel::sql_query(
         "SELECT invite_code AS code, count(*) AS joins, \
@@ -276,18 +268,13 @@ pub async fn inviter_codes(
          WHERE bot_id = $1 AND guild_id = $2 AND inviter_id = $3 AND invite_code IS NOT NULL \
          GROUP BY invite_code",
     )
-    .bind::<BigInt, _>(db_id(bot_id))
-    .bind::<BigInt, _>(db_id(guild_id))
-    .bind::<BigInt, _>(db_id(inviter_id))
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
+    .bind::<BigInt, _>(inviter_id)
     .load(conn)
     .await?;
-    let state: Option<serde_json::Value> = guild_states::table
-        .find((db_id(bot_id), db_id(guild_id)))
-        .select(guild_states::state)
-        .first(conn)
-        .await
-        .optional()?;
-    let mut codes: BTreeMap<String, InviterCode> = rows
+    let live = crate::invites::guild_invites(conn, guild, Some(inviter_id), false).await?;
+    let mut codes: BTreeMap<InviteCode, InviterCode> = rows
         .into_iter()
         .map(|r| {
             (
@@ -307,50 +294,18 @@ pub async fn inviter_codes(
             )
         })
         .collect();
-    if let Some(state) = state {
-        for (code, live) in live_invites_of(&state, inviter_id) {
-            codes
-                .entry(code.clone())
-                .or_insert_with(|| InviterCode {
-                    code,
-                    uses: CodeUses::default(),
-                    live: None,
-                })
-                .live = Some(live);
-        }
+    for invite in live {
+        let code = invite.code.clone();
+        codes
+            .entry(code.clone())
+            .or_insert_with(|| InviterCode {
+                code,
+                uses: CodeUses::default(),
+                live: None,
+            })
+            .live = Some(invite);
     }
     Ok(codes.into_values().collect())
-}
-
-/// The invites of one inviter in the engine's saved state (`GuildAttribution` serialized:
-/// `{"invites": {code: {"info": {code, inviter_id, uses, max_uses, created_at, expires_at}}}}`).
-/// Read leniently: a field it cannot read is left out rather than failing the request.
-fn live_invites_of(state: &serde_json::Value, inviter_id: u64) -> Vec<(String, LiveInvite)> {
-    let Some(invites) = state.get("invites").and_then(serde_json::Value::as_object) else {
-        return Vec::new();
-    };
-    let time = |v: Option<&serde_json::Value>| {
-        v.and_then(serde_json::Value::as_i64)
-            .and_then(DateTime::from_timestamp_millis)
-    };
-    invites
-        .iter()
-        .filter_map(|(code, tracked)| {
-            let info = tracked.get("info")?;
-            let owner = info.get("inviter_id").and_then(serde_json::Value::as_u64)?;
-            (owner == inviter_id).then(|| {
-                (
-                    code.clone(),
-                    LiveInvite {
-                        uses: info.get("uses").and_then(serde_json::Value::as_u64),
-                        max_uses: info.get("max_uses").and_then(serde_json::Value::as_u64),
-                        created_at: time(info.get("created_at")),
-                        expires_at: time(info.get("expires_at")),
-                    },
-                )
-            })
-        })
-        .collect()
 }
 
 /// Joins of one day (UTC), by source, with how many were fake and how many real ones left.
@@ -396,7 +351,7 @@ struct DayRow {
     #[diesel(sql_type = Date)]
     day: NaiveDate,
     #[diesel(sql_type = Text)]
-    source: String,
+    source: JoinSource,
     #[diesel(sql_type = BigInt)]
     joins: i64,
     #[diesel(sql_type = BigInt)]
@@ -427,8 +382,7 @@ struct TotalsRow {
 /// On database errors.
 pub async fn guild_summary(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
+    guild: GuildKey,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<GuildSummary, StorageError> {
@@ -443,8 +397,8 @@ pub async fn guild_summary(
          FROM joins WHERE bot_id = $1 AND guild_id = $2 AND created_at >= $3 \
          GROUP BY 1, 2",
     )
-    .bind::<BigInt, _>(db_id(bot_id))
-    .bind::<BigInt, _>(db_id(guild_id))
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
     .bind::<Timestamptz, _>(start)
     .load(conn)
     .await?;
@@ -468,12 +422,12 @@ pub async fn guild_summary(
             day: Some(row.day),
             ..DayActivity::default()
         });
-        match row.source.as_str() {
-            "invite" => entry.invite += row.joins,
-            "vanity" => entry.vanity += row.joins,
-            "ambiguous" => entry.ambiguous += row.joins,
-            _ => entry.unknown += row.joins,
-        }
+        *match row.source {
+            JoinSource::Invite => &mut entry.invite,
+            JoinSource::Vanity => &mut entry.vanity,
+            JoinSource::Ambiguous => &mut entry.ambiguous,
+            JoinSource::Unknown => &mut entry.unknown,
+        } += row.joins;
         entry.fake += row.fake;
         entry.leaves += row.leaves;
     }
@@ -483,12 +437,12 @@ pub async fn guild_summary(
                 count(*) FILTER (WHERE joins <> 0 OR bonus <> 0) AS inviters \
          FROM inviter_counts WHERE bot_id = $1 AND guild_id = $2",
     )
-    .bind::<BigInt, _>(db_id(bot_id))
-    .bind::<BigInt, _>(db_id(guild_id))
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
     .get_result(conn)
     .await?;
     let health: Option<HealthRow> = guild_states::table
-        .find((db_id(bot_id), db_id(guild_id)))
+        .find((guild.bot_id, guild.guild_id))
         .select((
             guild_states::pending_joins,
             guild_states::missing_permissions,
@@ -528,13 +482,12 @@ pub async fn guild_summary(
 /// On database errors.
 pub async fn recount_guild(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-) -> Result<BTreeMap<u64, InviterCounts>, StorageError> {
+    guild: GuildKey,
+) -> Result<BTreeMap<UserId, InviterCounts>, StorageError> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
-        inviter_id: i64,
+        inviter_id: UserId,
         #[diesel(sql_type = BigInt)]
         joins: i64,
         #[diesel(sql_type = BigInt)]
@@ -558,15 +511,15 @@ pub async fn recount_guild(
                 coalesce(j.leaves, 0) AS leaves, coalesce(b.bonus, 0) AS bonus \
          FROM j FULL JOIN b ON j.inviter_id = b.inviter_id",
     )
-    .bind::<BigInt, _>(db_id(bot_id))
-    .bind::<BigInt, _>(db_id(guild_id))
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
     .load(conn)
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| {
             (
-                from_db_id(r.inviter_id),
+                r.inviter_id,
                 InviterCounts {
                     joins: r.joins,
                     fake: r.fake,
@@ -585,18 +538,16 @@ pub async fn recount_guild(
 /// On database errors.
 pub async fn maintained_counts(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-) -> Result<BTreeMap<u64, InviterCounts>, StorageError> {
-    let rows: Vec<(i64, InviterCounts)> = inviter_counts::table
-        .filter(inviter_counts::bot_id.eq(db_id(bot_id)))
-        .filter(inviter_counts::guild_id.eq(db_id(guild_id)))
+    guild: GuildKey,
+) -> Result<BTreeMap<UserId, InviterCounts>, StorageError> {
+    let rows: Vec<(UserId, InviterCounts)> = inviter_counts::table
+        .filter(inviter_counts::bot_id.eq(guild.bot_id))
+        .filter(inviter_counts::guild_id.eq(guild.guild_id))
         .select((inviter_counts::inviter_id, InviterCounts::as_select()))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, c)| (from_db_id(id), c))
         .filter(|(_, c)| *c != InviterCounts::default())
         .collect())
 }
@@ -610,8 +561,8 @@ pub const COUNTS_CHANNEL: &str = "invitrack_inviter_counts";
 pub enum CountsChange {
     /// Anything may have changed (`TRUNCATE`, or a payload this version cannot read).
     All,
-    /// The counters of these `(bot_id, guild_id)` changed.
-    Guilds(Vec<(u64, u64)>),
+    /// The counters of these guilds changed.
+    Guilds(Vec<GuildKey>),
 }
 
 impl CountsChange {
@@ -619,13 +570,13 @@ impl CountsChange {
     /// unreadable means [`CountsChange::All`]: invalidating too much is safe, too little is not.
     #[must_use]
     pub fn parse(payload: &str) -> Self {
-        let guilds: Option<Vec<(u64, u64)>> = payload
+        let guilds: Option<Vec<GuildKey>> = payload
             .split(',')
             .map(|pair| {
                 let (bot, guild) = pair.split_once(':')?;
-                Some((
-                    from_db_id(bot.parse().ok()?),
-                    from_db_id(guild.parse().ok()?),
+                Some(GuildKey::new(
+                    BotId::from_db(bot.parse().ok()?),
+                    GuildId::from_db(guild.parse().ok()?),
                 ))
             })
             .collect();
@@ -644,7 +595,10 @@ mod tests {
     fn counts_notifications_parse_and_fail_safe() {
         assert_eq!(
             CountsChange::parse("1:2,-3:4"),
-            CountsChange::Guilds(vec![(1, 2), (from_db_id(-3), 4)])
+            CountsChange::Guilds(vec![
+                GuildKey::new(BotId::new(1), GuildId::new(2)),
+                GuildKey::new(BotId::from_db(-3), GuildId::new(4)),
+            ])
         );
         assert_eq!(CountsChange::parse("*"), CountsChange::All);
         assert_eq!(CountsChange::parse(""), CountsChange::All);

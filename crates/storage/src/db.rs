@@ -1,6 +1,5 @@
 //! Connections, the pool, migrations.
 
-use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -133,17 +132,4 @@ pub async fn ensure_database(database_url: &str) -> Result<(), StorageError> {
         }
     }
     Ok(())
-}
-
-/// Unix milliseconds to a timestamp.
-///
-/// # Errors
-/// When the value is outside chrono's range.
-pub fn millis_to_time(ms: i64) -> Result<DateTime<Utc>, StorageError> {
-    DateTime::from_timestamp_millis(ms).ok_or(StorageError::Time(ms))
-}
-
-#[must_use]
-pub fn time_to_millis(time: DateTime<Utc>) -> i64 {
-    time.timestamp_millis()
 }

@@ -3,94 +3,34 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::schema::joins;
-use crate::{StorageError, db_id};
+use invitrack_model::{
+    BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, MemberKey, UnknownReason,
+    UserId,
+};
 
-/// How a join was explained (the `source` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JoinSource {
-    Invite,
-    Vanity,
-    Ambiguous,
-    Unknown,
-}
-
-impl JoinSource {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Invite => "invite",
-            Self::Vanity => "vanity",
-            Self::Ambiguous => "ambiguous",
-            Self::Unknown => "unknown",
-        }
-    }
-}
+use crate::StorageError;
 
 /// A decided join, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJoin {
-    pub bot_id: u64,
-    pub guild_id: u64,
-    pub member_id: u64,
+    pub member: MemberKey,
     pub joined_at: DateTime<Utc>,
     pub source: JoinSource,
-    pub invite_code: Option<String>,
-    pub inviter_id: Option<u64>,
-    pub candidates: Vec<String>,
-    pub unknown_reason: Option<&'static str>,
-    pub fake: i32,
+    pub invite_code: Option<InviteCode>,
+    pub inviter_id: Option<UserId>,
+    pub candidates: Vec<InviteCode>,
+    pub unknown_reason: Option<UnknownReason>,
+    pub fake: FakeReasons,
     /// Set when the member already left before the join was decided.
     pub left_at: Option<DateTime<Utc>>,
-}
-
-/// Stores a decided join and counts it for its inviter. Returns `false` when this join was
-/// stored before (a replayed decision), in which case nothing is counted twice.
-///
-/// # Errors
-/// On database errors.
-pub async fn insert_join(
-    conn: &mut AsyncPgConnection,
-    join: &NewJoin,
-) -> Result<bool, StorageError> {
-    let written = write_joins(conn, std::slice::from_ref(join), &[]).await?;
-    Ok(written.inserted == 1)
-}
-
-/// Marks the join of the membership that started at `joined_at` as left, and counts the leave
-/// for its inviter when the join was real. Returns `false` when no such undecided-left join is
-/// stored (the join is still pending in the engine, or was already marked).
-///
-/// # Errors
-/// On database errors.
-pub async fn mark_left(
-    conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    member_id: u64,
-    joined_at: DateTime<Utc>,
-    left_at: DateTime<Utc>,
-) -> Result<bool, StorageError> {
-    let leave = Leave {
-        bot_id,
-        guild_id,
-        member_id,
-        joined_at,
-        left_at,
-    };
-    let written = write_joins(conn, &[], &[leave]).await?;
-    Ok(written.left == 1)
 }
 
 /// The end of a membership whose join is already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leave {
-    pub bot_id: u64,
-    pub guild_id: u64,
-    pub member_id: u64,
+    pub member: MemberKey,
     /// Start of the membership that ended: the join's `created_at`.
     pub joined_at: DateTime<Utc>,
     pub left_at: DateTime<Utc>,
@@ -113,16 +53,19 @@ struct CountDelta {
     leaves: i64,
 }
 
+/// Counters are kept per inviter of a guild.
+type InviterKey = (GuildKey, UserId);
+
 #[derive(diesel::QueryableByName)]
 struct InsertedJoin {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    bot_id: i64,
+    bot_id: BotId,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    guild_id: i64,
+    guild_id: GuildId,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    inviter_id: Option<i64>,
+    inviter_id: Option<UserId>,
     #[diesel(sql_type = diesel::sql_types::Integer)]
-    fake: i32,
+    fake: FakeReasons,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     has_left: bool,
 }
@@ -130,19 +73,20 @@ struct InsertedJoin {
 #[derive(diesel::QueryableByName)]
 struct LeftJoin {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    bot_id: i64,
+    bot_id: BotId,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    guild_id: i64,
+    guild_id: GuildId,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    inviter_id: Option<i64>,
+    inviter_id: Option<UserId>,
     #[diesel(sql_type = diesel::sql_types::Integer)]
-    fake: i32,
+    fake: FakeReasons,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     cleared: bool,
 }
 
 /// Stores decided joins, marks stored joins as left, and moves each inviter's counters by the
-/// sum of what changed: a few statements for a whole batch. Counting follows DOMAIN.md: a join
+/// sum of what changed: a few statements for a whole batch. Counting follows
+/// `docs/counting.md#inviter-counts`: a join
 /// counts once, in `fake` when it has a fake reason, else in `leaves` once its member left.
 /// Joins stored before (replays) and leaves of joins already marked change nothing.
 ///
@@ -156,7 +100,7 @@ pub async fn write_joins(
     new_joins: &[NewJoin],
     leaves: &[Leave],
 ) -> Result<WrittenJoins, StorageError> {
-    let mut deltas: BTreeMap<(i64, i64, i64), CountDelta> = BTreeMap::new();
+    let mut deltas: BTreeMap<InviterKey, CountDelta> = BTreeMap::new();
     let mut written = WrittenJoins::default();
     for chunk in new_joins.chunks(crate::ARRAY_CHUNK) {
         let inserted = insert_joins(conn, chunk).await?;
@@ -164,11 +108,11 @@ pub async fn write_joins(
         for row in inserted {
             if let Some(inviter) = row.inviter_id {
                 let delta = deltas
-                    .entry((row.bot_id, row.guild_id, inviter))
+                    .entry((GuildKey::new(row.bot_id, row.guild_id), inviter))
                     .or_default();
                 delta.joins += 1;
-                delta.fake += i64::from(row.fake != 0);
-                delta.leaves += i64::from(row.fake == 0 && row.has_left);
+                delta.fake += i64::from(row.fake.is_fake());
+                delta.leaves += i64::from(!row.fake.is_fake() && row.has_left);
             }
         }
     }
@@ -179,9 +123,9 @@ pub async fn write_joins(
         let mut joined = Vec::with_capacity(chunk.len());
         let mut left = Vec::with_capacity(chunk.len());
         for leave in chunk {
-            bots.push(db_id(leave.bot_id));
-            guilds.push(db_id(leave.guild_id));
-            members.push(db_id(leave.member_id));
+            bots.push(leave.member.bot_id);
+            guilds.push(leave.member.guild_id);
+            members.push(leave.member.member_id);
             joined.push(leave.joined_at);
             left.push(leave.left_at);
         }
@@ -203,9 +147,10 @@ pub async fn write_joins(
         .await?;
         written.left += marked.len();
         for row in marked {
-            if let (Some(inviter), 0, false) = (row.inviter_id, row.fake, row.cleared) {
+            if let (Some(inviter), false, false) = (row.inviter_id, row.fake.is_fake(), row.cleared)
+            {
                 deltas
-                    .entry((row.bot_id, row.guild_id, inviter))
+                    .entry((GuildKey::new(row.bot_id, row.guild_id), inviter))
                     .or_default()
                     .leaves += 1;
             }
@@ -242,14 +187,16 @@ async fn insert_joins(
         Vec::with_capacity(n),
     );
     for join in new_joins {
-        bots.push(db_id(join.bot_id));
-        guilds.push(db_id(join.guild_id));
-        members.push(db_id(join.member_id));
+        bots.push(join.member.bot_id);
+        guilds.push(join.member.guild_id);
+        members.push(join.member.member_id);
         joined.push(join.joined_at);
-        sources.push(join.source.as_str());
-        codes.push(join.invite_code.as_deref());
-        inviters.push(join.inviter_id.map(db_id));
-        candidates.push(text_array_literal(&join.candidates));
+        sources.push(join.source);
+        codes.push(join.invite_code.clone());
+        inviters.push(join.inviter_id);
+        candidates.push(crate::text_array_literal(
+            join.candidates.iter().map(InviteCode::as_str),
+        ));
         reasons.push(join.unknown_reason);
         fakes.push(join.fake);
         left.push(join.left_at);
@@ -282,45 +229,25 @@ async fn insert_joins(
     .await?)
 }
 
-/// A `text[]` literal (`{"a","b"}`): ragged arrays cannot be one array parameter, so each
-/// row's candidates travel as text and are cast back.
-fn text_array_literal(items: &[String]) -> String {
-    let mut literal = String::from("{");
-    for (index, item) in items.iter().enumerate() {
-        if index > 0 {
-            literal.push(',');
-        }
-        literal.push('"');
-        for c in item.chars() {
-            if c == '"' || c == '\\' {
-                literal.push('\\');
-            }
-            literal.push(c);
-        }
-        literal.push('"');
-    }
-    literal.push('}');
-    literal
-}
-
 /// Adds summed deltas to inviter counters, one statement per chunk. The keys are sorted (a
 /// `BTreeMap`), so concurrent transactions lock counter rows in the same order.
 async fn bump_counts(
     conn: &mut AsyncPgConnection,
-    deltas: &BTreeMap<(i64, i64, i64), CountDelta>,
+    deltas: &BTreeMap<InviterKey, CountDelta>,
 ) -> Result<(), StorageError> {
     use diesel::sql_types::{Array, BigInt};
-    let changed: Vec<(&(i64, i64, i64), &CountDelta)> = deltas
+    let changed: Vec<(&InviterKey, &CountDelta)> = deltas
         .iter()
         .filter(|(_, d)| **d != CountDelta::default())
         .collect();
     // Keys in order (the map is sorted): concurrent batches lock counter rows in one order.
     for chunk in changed.chunks(crate::ARRAY_CHUNK) {
         let mut columns: [Vec<i64>; 6] = Default::default();
-        for &(&(bot, guild, inviter), d) in chunk {
+        for &(&(guild, inviter), d) in chunk {
+            let (bot, guild) = (guild.bot_id.to_db(), guild.guild_id.to_db());
             for (column, value) in columns
                 .iter_mut()
-                .zip([bot, guild, inviter, d.joins, d.fake, d.leaves])
+                .zip([bot, guild, inviter.to_db(), d.joins, d.fake, d.leaves])
             {
                 column.push(value);
             }
@@ -353,16 +280,16 @@ async fn bump_counts(
 /// On database errors.
 pub async fn first_joins(
     conn: &mut AsyncPgConnection,
-    keys: &[crate::members::MemberKey],
-) -> Result<HashMap<crate::members::MemberKey, DateTime<Utc>>, StorageError> {
+    keys: &[MemberKey],
+) -> Result<HashMap<MemberKey, DateTime<Utc>>, StorageError> {
     #[derive(diesel::QueryableByName)]
     struct First {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        bot_id: i64,
+        bot_id: BotId,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        guild_id: i64,
+        guild_id: GuildId,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        member_id: i64,
+        member_id: UserId,
         #[diesel(sql_type = diesel::sql_types::Timestamptz)]
         first: DateTime<Utc>,
     }
@@ -382,53 +309,9 @@ pub async fn first_joins(
         .load(conn)
         .await?;
         for row in rows {
-            found.insert(
-                (
-                    crate::from_db_id(row.bot_id),
-                    crate::from_db_id(row.guild_id),
-                    crate::from_db_id(row.member_id),
-                ),
-                row.first,
-            );
+            let member = GuildKey::new(row.bot_id, row.guild_id).member(row.member_id);
+            found.insert(member, row.first);
         }
     }
     Ok(found)
-}
-
-/// Whether an earlier join of this member in this guild is on record.
-///
-/// # Errors
-/// On database errors.
-pub async fn joined_before(
-    conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    member_id: u64,
-    before: DateTime<Utc>,
-) -> Result<bool, StorageError> {
-    use diesel::dsl::exists;
-    Ok(diesel::select(exists(
-        joins::table
-            .filter(joins::bot_id.eq(db_id(bot_id)))
-            .filter(joins::guild_id.eq(db_id(guild_id)))
-            .filter(joins::member_id.eq(db_id(member_id)))
-            .filter(joins::created_at.lt(before)),
-    ))
-    .get_result(conn)
-    .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::text_array_literal;
-
-    #[test]
-    fn candidates_literal_quotes_every_element() {
-        assert_eq!(text_array_literal(&[]), "{}");
-        let items = ["ab", "a\"b", "c\\d", "x,y", "{z}"].map(String::from);
-        assert_eq!(
-            text_array_literal(&items),
-            r#"{"ab","a\"b","c\\d","x,y","{z}"}"#
-        );
-    }
 }

@@ -8,7 +8,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::schema::api_keys;
-use crate::{StorageError, db_id, from_db_id};
+use crate::StorageError;
+use invitrack_model::{BotId, GuildId};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +41,8 @@ impl KeyScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: i64,
-    pub bot_id: u64,
-    pub guild_id: Option<u64>,
+    pub bot_id: BotId,
+    pub guild_id: Option<GuildId>,
     pub scope: KeyScope,
     pub label: String,
     pub created_at: DateTime<Utc>,
@@ -50,7 +51,7 @@ pub struct ApiKey {
 impl ApiKey {
     /// Whether this key may read data of this bot and guild.
     #[must_use]
-    pub fn allows(&self, bot_id: u64, guild_id: u64) -> bool {
+    pub fn allows(&self, bot_id: BotId, guild_id: GuildId) -> bool {
         self.bot_id == bot_id && self.guild_id.is_none_or(|g| g == guild_id)
     }
 }
@@ -59,8 +60,8 @@ impl ApiKey {
 #[diesel(table_name = api_keys)]
 struct KeyRow {
     id: i64,
-    bot_id: i64,
-    guild_id: Option<i64>,
+    bot_id: BotId,
+    guild_id: Option<GuildId>,
     scope: String,
     label: String,
     created_at: DateTime<Utc>,
@@ -70,8 +71,8 @@ impl From<KeyRow> for ApiKey {
     fn from(row: KeyRow) -> Self {
         Self {
             id: row.id,
-            bot_id: from_db_id(row.bot_id),
-            guild_id: row.guild_id.map(from_db_id),
+            bot_id: row.bot_id,
+            guild_id: row.guild_id,
             // The column has a CHECK constraint; anything else is treated as the lesser scope.
             scope: KeyScope::parse(&row.scope).unwrap_or(KeyScope::Read),
             label: row.label,
@@ -90,8 +91,8 @@ fn hash_token(token: &str) -> String {
 /// On database errors.
 pub async fn create_key(
     conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: Option<u64>,
+    bot_id: BotId,
+    guild_id: Option<GuildId>,
     scope: KeyScope,
     label: &str,
 ) -> Result<(String, ApiKey), StorageError> {
@@ -101,8 +102,8 @@ pub async fn create_key(
     let row: KeyRow = diesel::insert_into(api_keys::table)
         .values((
             api_keys::token_hash.eq(hash_token(&token)),
-            api_keys::bot_id.eq(db_id(bot_id)),
-            api_keys::guild_id.eq(guild_id.map(db_id)),
+            api_keys::bot_id.eq(bot_id),
+            api_keys::guild_id.eq(guild_id),
             api_keys::scope.eq(scope.as_str()),
             api_keys::label.eq(label),
         ))

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod counts;
 pub mod dashboard;
+pub mod invites;
 mod db;
 pub mod joins;
 pub mod keys;
@@ -11,10 +12,7 @@ mod prepared;
 pub mod progress;
 pub mod schema;
 
-pub use db::{
-    Pool, PooledConnection, connect, ensure_database, millis_to_time, pool, prepare_database,
-    run_migrations, time_to_millis,
-};
+pub use db::{Pool, PooledConnection, connect, ensure_database, pool, prepare_database, run_migrations};
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 /// Errors of the storage layer.
@@ -33,22 +31,45 @@ pub enum StorageError {
     InvalidUrl(String),
     #[error("stored engine state is not readable")]
     State(#[from] serde_json::Error),
-    #[error("timestamp out of range: {0} ms")]
-    Time(i64),
+    #[error(transparent)]
+    Time(#[from] invitrack_model::time::TimeOutOfRange),
 }
 
 /// Rows or keys per `unnest($1::int8[], ..)` statement: arrays are one parameter each, so this
 /// only bounds the size of one message.
 pub(crate) const ARRAY_CHUNK: usize = 10_000;
 
-/// Snowflakes are u64; PostgreSQL has BIGINT. The cast keeps every bit, so it round-trips.
-#[must_use]
-pub fn db_id(id: u64) -> i64 {
-    id.cast_signed()
+/// A `text[]` literal (`{"a","b"}`): ragged arrays cannot be one array parameter, so each
+/// row's list travels as text and is cast back.
+pub(crate) fn text_array_literal<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut literal = String::from("{");
+    for (index, item) in items.into_iter().enumerate() {
+        if index > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
 }
 
-/// The inverse of [`db_id`].
-#[must_use]
-pub fn from_db_id(id: i64) -> u64 {
-    id.cast_unsigned()
+#[cfg(test)]
+mod tests {
+    use super::text_array_literal;
+
+    #[test]
+    fn text_array_literal_quotes_every_element() {
+        assert_eq!(text_array_literal([]), "{}");
+        assert_eq!(
+            text_array_literal(["ab", "a\"b", "c\\d", "x,y", "{z}"]),
+            r#"{"ab","a\"b","c\\d","x,y","{z}"}"#
+        );
+    }
 }

@@ -8,8 +8,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::schema::{guild_settings, guild_states, partition_progress};
-use crate::{StorageError, db_id};
+use invitrack_model::{BotId, FakeReasons, FakeSettings, GuildId, GuildKey};
+
+use crate::StorageError;
+use crate::schema::{guild_states, partition_progress};
 
 /// A worker's claim on a partition: where to resume, and the epoch that fences its commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +107,6 @@ pub struct GuildStateRow {
     pub last_snapshot_at: Option<DateTime<Utc>>,
 }
 
-/// `(bot_id, guild_id)` of a guild.
-pub type GuildKey = (u64, u64);
-
 /// The stored engine states of many guilds (guilds without one are missing from the map).
 ///
 /// # Errors
@@ -119,9 +118,9 @@ pub async fn load_guild_states(
     #[derive(QueryableByName)]
     struct State {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        bot_id: i64,
+        bot_id: BotId,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        guild_id: i64,
+        guild_id: GuildId,
         #[diesel(sql_type = diesel::sql_types::Jsonb)]
         state: serde_json::Value,
     }
@@ -138,13 +137,7 @@ pub async fn load_guild_states(
         .load(conn)
         .await?;
         for row in rows {
-            found.insert(
-                (
-                    crate::from_db_id(row.bot_id),
-                    crate::from_db_id(row.guild_id),
-                ),
-                row.state,
-            );
+            found.insert(GuildKey::new(row.bot_id, row.guild_id), row.state);
         }
     }
     Ok(found)
@@ -158,7 +151,7 @@ pub async fn load_guild_states(
 pub async fn pending_guild_states(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<(GuildKey, serde_json::Value)>, StorageError> {
-    let rows: Vec<(i64, i64, serde_json::Value)> = guild_states::table
+    let rows: Vec<(BotId, GuildId, serde_json::Value)> = guild_states::table
         .filter(guild_states::pending_joins.gt(0))
         .select((
             guild_states::bot_id,
@@ -169,21 +162,8 @@ pub async fn pending_guild_states(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(bot, guild, state)| ((crate::from_db_id(bot), crate::from_db_id(guild)), state))
+        .map(|(bot, guild, state)| (GuildKey::new(bot, guild), state))
         .collect())
-}
-
-/// Saves a guild's engine state.
-///
-/// # Errors
-/// On database errors.
-pub async fn save_guild_state(
-    conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-    row: &GuildStateRow,
-) -> Result<(), StorageError> {
-    save_guild_states(conn, &[((bot_id, guild_id), row.clone())]).await
 }
 
 /// Saves the engine states of many guilds in a few statements. Each guild may appear at most
@@ -236,43 +216,23 @@ pub async fn save_guild_states(
     Ok(())
 }
 
-/// A guild's fake settings: `(enabled reasons bitfield, young account days)`; the defaults of
-/// DOMAIN.md when the guild never changed them.
-///
-/// # Errors
-/// On database errors.
-pub async fn fake_settings(
-    conn: &mut AsyncPgConnection,
-    bot_id: u64,
-    guild_id: u64,
-) -> Result<Option<(i32, i32)>, StorageError> {
-    Ok(guild_settings::table
-        .find((db_id(bot_id), db_id(guild_id)))
-        .select((
-            guild_settings::fake_reasons,
-            guild_settings::young_account_days,
-        ))
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// [`fake_settings`] of many guilds: guilds that never changed theirs are missing.
+/// The fake settings of many guilds: guilds that never changed theirs are missing (they have
+/// [`FakeSettings::default`]).
 ///
 /// # Errors
 /// On database errors.
 pub async fn fake_settings_of(
     conn: &mut AsyncPgConnection,
     keys: &[GuildKey],
-) -> Result<HashMap<GuildKey, (i32, i32)>, StorageError> {
+) -> Result<HashMap<GuildKey, FakeSettings>, StorageError> {
     #[derive(QueryableByName)]
     struct Settings {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        bot_id: i64,
+        bot_id: BotId,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        guild_id: i64,
+        guild_id: GuildId,
         #[diesel(sql_type = diesel::sql_types::Integer)]
-        fake_reasons: i32,
+        fake_reasons: FakeReasons,
         #[diesel(sql_type = diesel::sql_types::Integer)]
         young_account_days: i32,
     }
@@ -290,19 +250,19 @@ pub async fn fake_settings_of(
         .await?;
         for row in rows {
             found.insert(
-                (
-                    crate::from_db_id(row.bot_id),
-                    crate::from_db_id(row.guild_id),
-                ),
-                (row.fake_reasons, row.young_account_days),
+                GuildKey::new(row.bot_id, row.guild_id),
+                FakeSettings {
+                    enabled: row.fake_reasons,
+                    young_account_days: row.young_account_days.cast_unsigned(),
+                },
             );
         }
     }
     Ok(found)
 }
 
-fn split_guild_keys(keys: &[GuildKey]) -> (Vec<i64>, Vec<i64>) {
-    keys.iter().map(|&(b, g)| (db_id(b), db_id(g))).unzip()
+fn split_guild_keys(keys: &[GuildKey]) -> (Vec<BotId>, Vec<GuildId>) {
+    keys.iter().map(|k| (k.bot_id, k.guild_id)).unzip()
 }
 
 /// Takes the session-level advisory lock that says "this worker owns this partition". It is

@@ -100,6 +100,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    invites (bot_id, guild_id, code) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        code -> Text,
+        channel_id -> Nullable<Int8>,
+        inviter_id -> Nullable<Int8>,
+        uses -> Int8,
+        max_uses -> Int8,
+        max_age_secs -> Int4,
+        temporary -> Bool,
+        created_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+        vanished_at -> Nullable<Timestamptz>,
+        vanished_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     joins (id) {
         id -> Int8,
         bot_id -> Int8,
@@ -154,6 +173,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     resets,
     guild_settings,
     guild_states,
+    invites,
     inviter_counts,
     joins,
     members,
