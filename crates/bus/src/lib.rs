@@ -14,6 +14,8 @@ pub mod proto {
 
 pub use proto::{GuildEvent, guild_event::Kind as EventKind};
 
+use invitrack_model::{BotId, GuildId, GuildKey};
+
 /// Default number of partitions guilds are spread over. Changing it re-maps guilds, so it is
 /// fixed per deployment (see the worker's README).
 pub const DEFAULT_PARTITIONS: u32 = 16;
@@ -140,9 +142,9 @@ impl BusLayout {
 
     /// The partition a guild's events belong to: a stable mix of both ids.
     #[must_use]
-    pub fn partition_of(&self, bot_id: u64, guild_id: u64) -> u32 {
+    pub fn partition_of(&self, guild: GuildKey) -> u32 {
         // splitmix64 finaliser: snowflakes share their low bits, so mix before the modulo.
-        let mut z = guild_id ^ bot_id.rotate_left(32);
+        let mut z = guild.guild_id.get() ^ guild.bot_id.get().rotate_left(32);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
@@ -151,8 +153,9 @@ impl BusLayout {
 
     /// The subject of one guild's events.
     #[must_use]
-    pub fn guild_subject(&self, bot_id: u64, guild_id: u64) -> String {
-        let partition = self.partition_of(bot_id, guild_id);
+    pub fn guild_subject(&self, guild: GuildKey) -> String {
+        let partition = self.partition_of(guild);
+        let GuildKey { bot_id, guild_id } = guild;
         format!("{}.guild.{partition}.{bot_id}.{guild_id}", self.prefix)
     }
 
@@ -165,7 +168,7 @@ impl BusLayout {
                 "{}.guild.{}.{}.0",
                 self.prefix, clock.partition, event.bot_id
             ),
-            _ => self.guild_subject(event.bot_id, event.guild_id),
+            _ => self.guild_subject(event.guild()),
         }
     }
 
@@ -181,11 +184,12 @@ impl BusLayout {
         format!("{}.dead.{partition}", self.prefix)
     }
 
-    /// Reads `(partition, bot_id, guild_id)` back from a guild subject.
+    /// Reads the partition and the guild back from a guild subject (guild id 0 for ingest's
+    /// clock).
     ///
     /// # Errors
     /// When the subject is not one of this layout's guild subjects.
-    pub fn parse_guild_subject(&self, subject: &str) -> Result<(u32, u64, u64), BusError> {
+    pub fn parse_guild_subject(&self, subject: &str) -> Result<(u32, GuildKey), BusError> {
         let bad = || BusError::UnexpectedSubject(subject.to_owned());
         let rest = subject
             .strip_prefix(self.prefix.as_str())
@@ -197,11 +201,19 @@ impl BusLayout {
         else {
             return Err(bad());
         };
+        let id = |raw: &str| raw.parse::<u64>().map_err(|_| bad());
         Ok((
             p.parse().map_err(|_| bad())?,
-            b.parse().map_err(|_| bad())?,
-            g.parse().map_err(|_| bad())?,
+            GuildKey::new(BotId::new(id(b)?), GuildId::new(id(g)?)),
         ))
+    }
+}
+
+impl GuildEvent {
+    /// The guild the event is about (guild id 0 for ingest's clock).
+    #[must_use]
+    pub fn guild(&self) -> GuildKey {
+        GuildKey::new(BotId::new(self.bot_id), GuildId::new(self.guild_id))
     }
 }
 
@@ -428,11 +440,12 @@ mod tests {
     fn subjects_round_trip_and_stay_in_range() {
         let layout = BusLayout::new("it-test_1", 7).expect("valid layout");
         for guild in [0_u64, 1, 81_384_788_765_712_384, u64::MAX] {
-            let subject = layout.guild_subject(42, guild);
-            let (p, b, g) = layout.parse_guild_subject(&subject).expect("parses");
+            let key = GuildKey::new(BotId::new(42), GuildId::new(guild));
+            let subject = layout.guild_subject(key);
+            let (p, parsed) = layout.parse_guild_subject(&subject).expect("parses");
             assert!(p < 7);
-            assert_eq!((b, g), (42, guild));
-            assert_eq!(p, layout.partition_of(42, guild));
+            assert_eq!(parsed, key);
+            assert_eq!(p, layout.partition_of(key));
         }
         assert_eq!(layout.partition_stream(3), "IT_TEST_1_EVENTS_3");
         assert_eq!(layout.partition_filter(3), "it-test_1.guild.3.>");
@@ -445,7 +458,7 @@ mod tests {
         for i in 0..1600_u64 {
             // Snowflakes created in the same millisecond range differ only in low bits.
             let guild = (1_700_000_000_000_u64 << 22) + i;
-            seen[layout.partition_of(1, guild) as usize] += 1;
+            seen[layout.partition_of(GuildKey::new(BotId::new(1), GuildId::new(guild))) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "uneven spread: {seen:?}");
     }
