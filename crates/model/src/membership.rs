@@ -5,6 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
+/// Discord's guild member flag `DID_REJOIN`: the member has left and rejoined the guild.
+pub const DID_REJOIN: u32 = 1 << 0;
+
 /// A member's latest membership of a guild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {

@@ -1,38 +1,27 @@
 //! The worker's step function: a batch of one partition's messages in, effects committed to
 //! PostgreSQL in one transaction together with the partition's progress.
+//!
+//! The jobs of a step live beside it: checking messages (`decode`), the guilds' engine states
+//! (`guild_cache`), ingest's clock (`clock`), the batch's rows (`effects`) and the fenced
+//! commit (`commit`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use invitrack_attribution::{EngineConfig, GuildAttribution, Observation};
-use invitrack_bus::{BusLayout, EventKind, decode_event};
-use invitrack_storage::members::MemberKey;
-use invitrack_storage::progress::{self, GuildKey, GuildStateRow, PartitionClaim};
-use invitrack_storage::{AsyncConnection, AsyncPgConnection, millis_to_time};
+use invitrack_attribution::{Decision, EngineConfig};
+use invitrack_bus::BusLayout;
+use invitrack_model::{GuildKey, MemberKey, Millis};
+use invitrack_model::membership::JoinKind;
+use invitrack_storage::progress::{self, PartitionClaim};
+use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 
 use crate::WorkerError;
-use crate::convert;
-use crate::effects::{BatchEffects, MemberJoin};
+use crate::clock::ShardClocks;
+use crate::commit::Progress;
+use crate::decode::{Action, DeadLetter, Decoded, InviteEvent, Step, StreamMessage, decode};
+use crate::effects::BatchEffects;
+use crate::guild_cache::GuildCache;
 use crate::lag::LagHistogram;
-
-/// One message of the partition as the stream delivered it.
-#[derive(Debug, Clone)]
-pub struct StreamMessage {
-    pub sequence: u64,
-    pub subject: String,
-    pub payload: Bytes,
-}
-
-/// A message that could not be applied, with why.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub sequence: u64,
-    pub subject: String,
-    pub reason: String,
-    pub payload: Bytes,
-}
 
 /// What a step did.
 #[derive(Debug, Default)]
@@ -46,27 +35,16 @@ pub struct Outcome {
 /// A partition this worker has claimed: its progress, fence and the engine state of the guilds
 /// it has touched.
 pub struct Partition {
-    stream: String,
-    number: u32,
-    claim: PartitionClaim,
+    progress: Progress,
     layout: BusLayout,
     engine: EngineConfig,
-    guilds: HashMap<GuildKey, CachedGuild>,
-    /// Most guild states kept in memory; the least recently used idle ones are dropped
-    /// beyond it (their state is in PostgreSQL).
-    max_cached: usize,
-    clock: u64,
+    guilds: GuildCache,
     /// Where the time from `observed_at` to commit is recorded, if anywhere.
     lag: Option<Arc<LagHistogram>>,
     /// Commit without waiting for the WAL flush (see `progress::relax_commit`).
     relaxed_commit: bool,
     /// How far ingest's clock has come, per bot and shard: time for undecided joins.
     clocks: ShardClocks,
-}
-
-struct CachedGuild {
-    state: GuildAttribution,
-    last_used: u64,
 }
 
 impl Partition {
@@ -80,14 +58,14 @@ impl Partition {
         max_cached: usize,
     ) -> Self {
         Self {
-            stream,
-            number,
-            claim,
+            progress: Progress {
+                stream,
+                partition: number,
+                claim,
+            },
             layout,
             engine,
-            guilds: HashMap::new(),
-            max_cached: max_cached.max(1),
-            clock: 0,
+            guilds: GuildCache::new(max_cached),
             lag: None,
             relaxed_commit: false,
             clocks: ShardClocks::default(),
@@ -110,32 +88,14 @@ impl Partition {
         self
     }
 
-    /// Drops the least recently used guilds with nothing pending while over `max_cached`.
-    fn evict_idle(&mut self) {
-        let excess = self.guilds.len().saturating_sub(self.max_cached);
-        if excess == 0 {
-            return;
-        }
-        let mut idle: Vec<(u64, GuildKey)> = self
-            .guilds
-            .iter()
-            .filter(|(_, g)| !g.state.has_pending())
-            .map(|(k, g)| (g.last_used, *k))
-            .collect();
-        idle.sort_unstable();
-        for (_, key) in idle.into_iter().take(excess) {
-            self.guilds.remove(&key);
-        }
-    }
-
     #[must_use]
     pub fn number(&self) -> u32 {
-        self.number
+        self.progress.partition
     }
 
     #[must_use]
     pub fn last_sequence(&self) -> u64 {
-        self.claim.last_sequence
+        self.progress.claim.last_sequence
     }
 
     /// Guilds whose engine state is held in memory.
@@ -159,10 +119,9 @@ impl Partition {
         conn: &mut AsyncPgConnection,
         batch: &[StreamMessage],
     ) -> Result<Outcome, WorkerError> {
-        let fresh: Vec<&StreamMessage> = batch
-            .iter()
-            .filter(|m| m.sequence > self.claim.last_sequence)
-            .collect();
+        let committed = self.last_sequence();
+        let fresh: Vec<&StreamMessage> =
+            batch.iter().filter(|m| m.sequence > committed).collect();
         let Some(last) = fresh.last().map(|m| m.sequence) else {
             return Ok(Outcome {
                 skipped: batch.len(),
@@ -176,7 +135,7 @@ impl Partition {
         let mut steps = Vec::with_capacity(fresh.len());
         let mut clocks = Vec::new();
         for message in fresh {
-            match self.decode(message) {
+            match decode(&self.layout, self.number(), message) {
                 Ok(Decoded::Step(step)) => steps.push(step),
                 Ok(Decoded::Clock(clock)) => clocks.push(clock),
                 Err(reason) => outcome.dead_letters.push(DeadLetter {
@@ -188,7 +147,7 @@ impl Partition {
             }
         }
         outcome.applied = steps.len() + clocks.len();
-        let observed: Vec<i64> = steps.iter().map(|s| s.observed_at).collect();
+        let observed: Vec<Millis> = steps.iter().map(|s| s.observed_at).collect();
         let outcome = conn
             .transaction::<_, WorkerError, _>(async |c| {
                 if self.relaxed_commit {
@@ -199,18 +158,16 @@ impl Partition {
                 for step in steps {
                     self.apply_step(&mut effects, step, &mut touched, &mut outcome)?;
                 }
-                effects.finish(c).await?;
-                effects.write(c).await?;
-                self.commit(c, &touched, last).await?;
+                self.finish(c, effects, &touched, last).await?;
                 Ok(outcome)
             })
             .await?;
-        self.claim.last_sequence = last;
+        self.progress.claim.last_sequence = last;
         // Only now: the clocks say that the events before them, committed above, are known.
         for clock in clocks {
             self.clocks.advance(&clock);
         }
-        self.evict_idle();
+        self.guilds.evict_idle();
         if let Some(lag) = &self.lag {
             let now = invitrack_bus::unix_millis_now();
             for at in observed {
@@ -226,10 +183,10 @@ impl Partition {
     /// # Errors
     /// On database errors, or when another worker claimed the partition meanwhile.
     pub async fn tick(&mut self, conn: &mut AsyncPgConnection) -> Result<Outcome, WorkerError> {
-        if !self.guilds.values().any(|g| g.state.has_pending()) {
+        if !self.guilds.any_pending() {
             return Ok(Outcome::default());
         }
-        let last = self.claim.last_sequence;
+        let last = self.last_sequence();
         conn.transaction::<_, WorkerError, _>(async |c| {
             if self.relaxed_commit {
                 progress::relax_commit(c).await?;
@@ -237,31 +194,20 @@ impl Partition {
             let mut outcome = Outcome::default();
             let mut touched = BTreeSet::new();
             let mut effects = BatchEffects::default();
-            let keys: Vec<GuildKey> = self
-                .guilds
-                .iter()
-                .filter(|(_, g)| g.state.has_pending())
-                .map(|(k, _)| *k)
-                .collect();
-            for key in keys {
-                let Some(now) = self.clocks.now_of(key.0, key.1) else {
+            for key in self.guilds.pending() {
+                let Some(now) = self.clocks.now_of(key) else {
                     continue;
                 };
-                let decisions = match self.guilds.get_mut(&key) {
-                    Some(guild) => guild.state.tick(&self.engine, now),
-                    None => continue,
+                let Some(guild) = self.guilds.get_mut(key) else {
+                    continue;
                 };
+                let decisions = guild.tick(&self.engine, now);
                 if !decisions.is_empty() {
                     touched.insert(key);
-                    outcome.decisions += decisions.len();
-                    for decision in decisions {
-                        effects.decided(key, decision)?;
-                    }
+                    record_decisions(&mut effects, key, decisions, &mut outcome)?;
                 }
             }
-            effects.finish(c).await?;
-            effects.write(c).await?;
-            self.commit(c, &touched, last).await?;
+            self.finish(c, effects, &touched, last).await?;
             Ok(outcome)
         })
         .await
@@ -277,25 +223,9 @@ impl Partition {
         &mut self,
         conn: &mut AsyncPgConnection,
     ) -> Result<usize, WorkerError> {
-        let mut loaded = 0;
-        for (key, state) in progress::pending_guild_states(conn).await? {
-            if self.layout.partition_of(key.0, key.1) != self.number
-                || self.guilds.contains_key(&key)
-            {
-                continue;
-            }
-            let state: GuildAttribution =
-                serde_json::from_value(state).map_err(invitrack_storage::StorageError::from)?;
-            self.guilds.insert(
-                key,
-                CachedGuild {
-                    state,
-                    last_used: 0,
-                },
-            );
-            loaded += 1;
-        }
-        Ok(loaded)
+        self.guilds
+            .load_pending(conn, &self.layout, self.progress.partition)
+            .await
     }
 
     /// Loads the engine state of guilds not in memory, and reads the rows the batch's events
@@ -308,122 +238,28 @@ impl Partition {
         let mut guilds: Vec<GuildKey> = steps.iter().map(|s| s.guild).collect();
         guilds.sort_unstable();
         guilds.dedup();
-        let missing: Vec<GuildKey> = guilds
-            .iter()
-            .filter(|k| !self.guilds.contains_key(k))
-            .copied()
-            .collect();
-        if !missing.is_empty() {
-            // First events of these guilds since the partition was claimed: resume their state.
-            let mut stored = progress::load_guild_states(c, &missing).await?;
-            for key in missing {
-                let state = match stored.remove(&key) {
-                    Some(value) => serde_json::from_value(value)
-                        .map_err(invitrack_storage::StorageError::from)?,
-                    None => GuildAttribution::new(),
-                };
-                self.guilds.insert(
-                    key,
-                    CachedGuild {
-                        state,
-                        last_used: 0,
-                    },
-                );
-            }
-        }
+        self.guilds.load_missing(c, &guilds).await?;
         let mut members: Vec<MemberKey> = steps
             .iter()
-            .filter_map(|s| match &s.action {
-                Action::MemberAdd { user_id, .. } | Action::MemberRemove { user_id, .. } => {
-                    Some((s.guild.0, s.guild.1, *user_id))
-                }
-                Action::Observe(_) => None,
-            })
+            .filter_map(|s| s.member().map(|user| s.guild.member(user)))
             .collect();
         members.sort_unstable();
         members.dedup();
         Ok(BatchEffects::read(c, &members, &guilds).await?)
     }
 
-    async fn commit(
+    /// Writes the effects and commits the touched guilds' states with the new sequence.
+    async fn finish(
         &self,
         c: &mut AsyncPgConnection,
+        mut effects: BatchEffects,
         touched: &BTreeSet<GuildKey>,
         last: u64,
     ) -> Result<(), WorkerError> {
-        let mut rows = Vec::with_capacity(touched.len());
-        for key in touched {
-            if let Some(CachedGuild { state: guild, .. }) = self.guilds.get(key) {
-                let row = GuildStateRow {
-                    state: serde_json::to_value(guild)
-                        .map_err(invitrack_storage::StorageError::from)?,
-                    pending_joins: i32::try_from(guild.pending_joins()).unwrap_or(i32::MAX),
-                    missing_permissions: guild.missing_permissions(),
-                    last_snapshot_at: guild
-                        .last_snapshot_at()
-                        .and_then(|ms| millis_to_time(ms).ok()),
-                };
-                rows.push((*key, row));
-            }
-        }
-        progress::save_guild_states(c, &rows).await?;
-        let advanced = progress::advance_sequence(
-            c,
-            &self.stream,
-            self.number,
-            self.claim.epoch,
-            self.claim.last_sequence,
-            last,
-        )
-        .await?;
-        if !advanced {
-            return Err(WorkerError::Fenced {
-                partition: self.number,
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks a message and turns it into what applying it takes. Errors are dead-letter
-    /// reasons: such a message can never be applied.
-    fn decode(&self, message: &StreamMessage) -> Result<Decoded, String> {
-        let (partition, bot_id, guild_id) = self
-            .layout
-            .parse_guild_subject(&message.subject)
-            .map_err(|e| e.to_string())?;
-        let event = decode_event(&message.payload).map_err(|e| e.to_string())?;
-        if (event.bot_id, event.guild_id) != (bot_id, guild_id) || partition != self.number {
-            return Err(format!(
-                "event for bot {} guild {} on subject {}",
-                event.bot_id, event.guild_id, message.subject
-            ));
-        }
-        let Some(kind) = event.kind.as_ref() else {
-            return Err("no event kind".into());
-        };
-        if let EventKind::ShardClock(clock) = kind {
-            return ClockReading::check(event.bot_id, clock, event.observed_at_ms, self.number)
-                .map(Decoded::Clock);
-        }
-        let action = match kind {
-            EventKind::MemberAdd(add) => Action::MemberAdd {
-                user_id: add.user_id,
-                joined_at: millis_to_time(add.joined_at_ms).map_err(|e| e.to_string())?,
-                has_avatar: add.has_avatar,
-                flagged_rejoin: add.flags & 1 != 0,
-                observation: convert::observation(kind),
-            },
-            EventKind::MemberRemove(remove) => Action::MemberRemove {
-                user_id: remove.user_id,
-                left_at: millis_to_time(event.observed_at_ms).map_err(|e| e.to_string())?,
-            },
-            _ => Action::Observe(convert::observation(kind)),
-        };
-        Ok(Decoded::Step(Step {
-            guild: (bot_id, guild_id),
-            observed_at: event.observed_at_ms,
-            action,
-        }))
+        effects.finish(c).await?;
+        effects.write(c).await?;
+        let states = self.guilds.state_rows(touched)?;
+        self.progress.commit(c, &states, last).await
     }
 
     fn apply_step(
@@ -442,13 +278,13 @@ impl Partition {
                 flagged_rejoin,
                 observation,
             } => {
-                let member = (key.0, key.1, user_id);
+                let member = key.member(user_id);
                 if effects.member_joined(member, joined_at, has_avatar, flagged_rejoin)
-                    == MemberJoin::Repeated
+                    == JoinKind::Repeated
                 {
                     tracing::debug!(
-                        guild_id = key.1,
-                        member_id = user_id,
+                        guild_id = %key.guild_id,
+                        member_id = %user_id,
                         "repeated GUILD_MEMBER_ADD ignored"
                     );
                     return Ok(());
@@ -456,140 +292,45 @@ impl Partition {
                 observation
             }
             Action::MemberRemove { user_id, left_at } => {
-                effects.member_left((key.0, key.1, user_id), left_at);
+                effects.member_left(key.member(user_id), left_at);
                 return Ok(());
+            }
+            Action::Invites {
+                change,
+                at,
+                observation,
+            } => {
+                match change {
+                    InviteEvent::Created(invite) => effects.invite_created(key, invite, at),
+                    InviteEvent::Deleted(code) => effects.invite_deleted(key, code, at),
+                    InviteEvent::Snapshot {
+                        requested_at,
+                        received_at,
+                        invites,
+                    } => effects.invite_snapshot(key, requested_at, received_at, invites),
+                }
+                observation
             }
             Action::Observe(observation) => observation,
         };
-        let Some(observation) = observation else {
-            return Ok(());
-        };
-        self.clock += 1;
-        let Some(cached) = self.guilds.get_mut(&key) else {
-            // read_for loaded every guild of the batch.
-            return Err(WorkerError::Internal(format!(
-                "guild {} of the batch was not loaded",
-                key.1
-            )));
-        };
-        cached.last_used = self.clock;
-        let decisions = cached
-            .state
+        let decisions = self
+            .guilds
+            .use_guild(key)?
             .observe(&self.engine, observation, step.observed_at);
         touched.insert(key);
-        outcome.decisions += decisions.len();
-        for decision in decisions {
-            effects.decided(key, decision)?;
-        }
-        Ok(())
+        record_decisions(effects, key, decisions, outcome)
     }
 }
 
-/// A checked message: an event of a guild, or ingest's clock.
-enum Decoded {
-    Step(Step),
-    Clock(ClockReading),
-}
-
-/// Most shards a bot may have: bounds what a clock message can make a worker allocate.
-const MAX_SHARDS: u32 = 1 << 20;
-
-/// One checked `ShardClock`: every event of these shards observed before `at` is applied.
-struct ClockReading {
-    bot_id: u64,
-    shard_total: u32,
-    shards: std::ops::RangeInclusive<u32>,
-    at: i64,
-}
-
-impl ClockReading {
-    fn check(
-        bot_id: u64,
-        clock: &invitrack_bus::proto::ShardClock,
-        at: i64,
-        partition: u32,
-    ) -> Result<Self, String> {
-        if clock.partition != partition {
-            return Err(format!(
-                "clock for partition {} in partition {partition}",
-                clock.partition
-            ));
-        }
-        if clock.shard_total == 0
-            || clock.shard_total > MAX_SHARDS
-            || clock.first_shard > clock.last_shard
-            || clock.last_shard >= clock.shard_total
-        {
-            return Err(format!(
-                "clock for shards {}..={} of {}",
-                clock.first_shard, clock.last_shard, clock.shard_total
-            ));
-        }
-        Ok(Self {
-            bot_id,
-            shard_total: clock.shard_total,
-            shards: clock.first_shard..=clock.last_shard,
-            at,
-        })
-    }
-}
-
-/// Ingest's latest clock per bot and shard (a guild's shard is Discord's
-/// `(guild_id >> 22) % shard_total`). Kept in memory only: after a restart the next clock,
-/// half a second away, sets it again.
-#[derive(Debug, Default)]
-struct ShardClocks {
-    bots: HashMap<u64, BotClocks>,
-}
-
-#[derive(Debug)]
-struct BotClocks {
-    shard_total: u32,
-    at: Vec<Option<i64>>,
-}
-
-impl ShardClocks {
-    fn advance(&mut self, clock: &ClockReading) {
-        let fresh = || BotClocks {
-            shard_total: clock.shard_total,
-            at: vec![None; clock.shard_total as usize],
-        };
-        let bot = self.bots.entry(clock.bot_id).or_insert_with(fresh);
-        if bot.shard_total != clock.shard_total {
-            // Resharded: times of the old layout say nothing about the new shards.
-            *bot = fresh();
-        }
-        for shard in clock.shards.clone() {
-            let at = &mut bot.at[shard as usize];
-            *at = Some(at.map_or(clock.at, |at| at.max(clock.at)));
-        }
-    }
-
-    fn now_of(&self, bot_id: u64, guild_id: u64) -> Option<i64> {
-        let bot = self.bots.get(&bot_id)?;
-        let shard = (guild_id >> 22) % u64::from(bot.shard_total);
-        bot.at[usize::try_from(shard).ok()?]
-    }
-}
-
-/// One checked message of a batch.
-struct Step {
+fn record_decisions(
+    effects: &mut BatchEffects,
     guild: GuildKey,
-    observed_at: i64,
-    action: Action,
-}
-
-enum Action {
-    MemberAdd {
-        user_id: u64,
-        joined_at: DateTime<Utc>,
-        has_avatar: bool,
-        flagged_rejoin: bool,
-        observation: Option<Observation>,
-    },
-    MemberRemove {
-        user_id: u64,
-        left_at: DateTime<Utc>,
-    },
-    Observe(Option<Observation>),
+    decisions: Vec<Decision>,
+    outcome: &mut Outcome,
+) -> Result<(), WorkerError> {
+    outcome.decisions += decisions.len();
+    for decision in decisions {
+        effects.decided(guild, decision)?;
+    }
+    Ok(())
 }

@@ -1,43 +1,86 @@
-//! Bus messages to engine observations.
+//! Bus messages to what the engine and storage take: codes parsed, times checked.
 
-use invitrack_attribution::{InviteInfo, Observation, SnapshotFailure, UserId, VanityInfo};
+use chrono::{DateTime, Utc};
+use invitrack_attribution::{InviteInfo, Observation, SnapshotFailure, VanityInfo};
 use invitrack_bus::EventKind;
 use invitrack_bus::proto::{self, snapshot_failed::Reason};
+use invitrack_model::time::millis_to_time;
+use invitrack_model::{ChannelId, InviteCode, Millis, UserId};
+use invitrack_storage::invites::SeenInvite;
 
-pub(crate) fn invite_info(invite: &proto::Invite) -> InviteInfo {
-    InviteInfo {
-        code: invite.code.clone(),
-        inviter_id: (invite.inviter_id != 0).then_some(UserId(invite.inviter_id)),
+use crate::decode::DecodeError;
+
+fn code(raw: &str) -> Result<InviteCode, DecodeError> {
+    Ok(InviteCode::parse(raw)?)
+}
+
+/// A time the bus marks absent with 0.
+fn optional_time(ms: Millis) -> Result<Option<DateTime<Utc>>, DecodeError> {
+    (ms != 0).then(|| millis_to_time(ms)).transpose().map_err(Into::into)
+}
+
+pub(crate) fn invite_info(invite: &proto::Invite) -> Result<InviteInfo, DecodeError> {
+    Ok(InviteInfo {
+        code: code(&invite.code)?,
+        inviter_id: UserId::new_checked(invite.inviter_id),
         uses: invite.uses,
         max_uses: invite.max_uses,
         created_at: invite.created_at_ms,
         expires_at: (invite.expires_at_ms != 0).then_some(invite.expires_at_ms),
-    }
+    })
+}
+
+pub(crate) fn seen_invite(invite: &proto::Invite) -> Result<SeenInvite, DecodeError> {
+    Ok(SeenInvite {
+        code: code(&invite.code)?,
+        channel_id: ChannelId::new_checked(invite.channel_id),
+        inviter_id: UserId::new_checked(invite.inviter_id),
+        uses: invite.uses,
+        max_uses: invite.max_uses,
+        max_age_secs: invite.max_age_secs,
+        temporary: invite.temporary,
+        created_at: optional_time(invite.created_at_ms)?,
+        expires_at: optional_time(invite.expires_at_ms)?,
+    })
 }
 
 /// The observation an event carries for the engine; `None` for events the engine does not see
-/// (leaves are handled by storage, ingest's clock by the partition).
-pub fn observation(kind: &EventKind) -> Option<Observation> {
-    Some(match kind {
+/// (leaves are membership, ingest's clock is time).
+///
+/// # Errors
+/// When the event holds a value no Discord event can (an invite code outside the alphabet, an
+/// INVITE_CREATE without its invite).
+pub fn observation(kind: &EventKind) -> Result<Option<Observation>, DecodeError> {
+    Ok(Some(match kind {
         EventKind::MemberAdd(add) => Observation::MemberJoined {
-            user_id: UserId(add.user_id),
+            user_id: UserId::new(add.user_id),
             joined_at: add.joined_at_ms,
         },
-        EventKind::MemberRemove(_) | EventKind::ShardClock(_) => return None,
+        EventKind::MemberRemove(_) | EventKind::ShardClock(_) => return Ok(None),
         EventKind::InviteCreate(create) => Observation::InviteCreated {
-            invite: invite_info(create.invite.as_ref()?),
+            invite: invite_info(create.invite.as_ref().ok_or(DecodeError::NoInvite)?)?,
         },
         EventKind::InviteDelete(delete) => Observation::InviteDeleted {
-            code: delete.code.clone(),
+            code: code(&delete.code)?,
         },
         EventKind::InviteSnapshot(snapshot) => Observation::Snapshot {
             requested_at: snapshot.requested_at_ms,
             received_at: snapshot.received_at_ms,
-            invites: snapshot.invites.iter().map(invite_info).collect(),
-            vanity: snapshot.vanity.as_ref().map(|v| VanityInfo {
-                code: (!v.code.is_empty()).then(|| v.code.clone()),
-                uses: v.uses,
-            }),
+            invites: snapshot
+                .invites
+                .iter()
+                .map(invite_info)
+                .collect::<Result<_, _>>()?,
+            vanity: snapshot
+                .vanity
+                .as_ref()
+                .map(|v| {
+                    Ok::<_, DecodeError>(VanityInfo {
+                        code: (!v.code.is_empty()).then(|| code(&v.code)).transpose()?,
+                        uses: v.uses,
+                    })
+                })
+                .transpose()?,
         },
         EventKind::SnapshotFailed(failed) => Observation::SnapshotFailed {
             requested_at: failed.requested_at_ms,
@@ -47,5 +90,5 @@ pub fn observation(kind: &EventKind) -> Option<Observation> {
                 SnapshotFailure::Unavailable
             },
         },
-    })
+    }))
 }

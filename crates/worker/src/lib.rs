@@ -1,52 +1,31 @@
 #![doc = include_str!("../README.md")]
 
 mod apply;
+mod clock;
+mod commit;
 mod config;
 mod convert;
-mod effects;
+mod decode;
+pub mod effects;
+mod error;
+mod guild_cache;
 mod lag;
 mod partition;
 
 use std::sync::Arc;
 
-use invitrack_bus::BusError;
-use invitrack_storage::StorageError;
 use tokio_util::sync::CancellationToken;
 
-pub use apply::{DeadLetter, Outcome, Partition, StreamMessage};
+pub use apply::{Outcome, Partition};
 pub use config::WorkerConfig;
 pub use convert::observation;
+pub use decode::{DeadLetter, DecodeError, StreamMessage};
+pub use error::{Interruption, WorkerError};
 pub use lag::LagHistogram;
 pub use partition::WorkerStats;
 
 /// How long a JetStream request (creating a consumer, mostly) may take.
 const JETSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Why the worker (or one step of it) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WorkerError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Bus(#[from] BusError),
-    #[error("JetStream: {0}")]
-    JetStream(String),
-    #[error("partition {partition} was claimed by another worker")]
-    Fenced { partition: u32 },
-    /// A message that can never be applied; it goes to the dead-letter subject.
-    #[error("malformed message: {0}")]
-    Malformed(String),
-    /// A broken assumption inside the worker: a bug, reported rather than panicking.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<diesel::result::Error> for WorkerError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Storage(StorageError::Query(e))
-    }
-}
 
 /// Runs the worker until `shutdown` fires: migrates the database, then claims partitions and
 /// applies their events.

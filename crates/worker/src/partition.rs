@@ -24,8 +24,9 @@ use invitrack_bus::Bus;
 use invitrack_storage::{Pool, progress};
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Partition, StreamMessage};
-use crate::{WorkerConfig, WorkerError};
+use crate::apply::Partition;
+use crate::decode::StreamMessage;
+use crate::{Interruption, WorkerConfig, WorkerError};
 
 const CLAIM_INTERVAL: Duration = Duration::from_secs(2);
 /// Pull requests wait this long for messages, and the server sends a heartbeat after this much
@@ -234,7 +235,7 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
             &stream,
         )
         .await
-        .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+        .map_err(|e| WorkerError::jetstream("create consumer", e))?;
     let name = consumer.cached_info().name.clone();
     let result = read_and_apply(ctx, &consumer, &mut partition, connects, stop).await;
     // Best effort: a consumer not deleted here expires after CONSUMER_INACTIVE.
@@ -265,7 +266,7 @@ async fn read_and_apply(
         .heartbeat(PULL_HEARTBEAT)
         .messages()
         .await
-        .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+        .map_err(|e| WorkerError::jetstream("pull messages", e))?;
     let mut delivered = Delivered::default();
     let tick = ctx.config.tick();
     let mut last_tick = tokio::time::Instant::now();
@@ -275,9 +276,7 @@ async fn read_and_apply(
         // A new connection may be to a restarted server that lost this (memory) consumer: the
         // pull would only find out after retries or missed heartbeats, seconds later.
         if ctx.bus.client.statistics().connects.load(Ordering::Relaxed) != connects {
-            return Err(WorkerError::JetStream(
-                "reconnected to NATS; the consumer may be gone".into(),
-            ));
+            return Err(WorkerError::Interrupted(Interruption::Reconnected));
         }
         // Time passes for pending joins even while messages keep coming.
         if last_tick.elapsed() >= tick {
@@ -294,7 +293,7 @@ async fn read_and_apply(
         };
         match first {
             Err(_elapsed) => continue,
-            Ok(None) => return Err(WorkerError::JetStream("consumer stream ended".into())),
+            Ok(None) => return Err(WorkerError::Interrupted(Interruption::Ended)),
             Ok(Some(message)) => batch.push(delivered.check(message)?),
         }
         // Take what has already arrived up to the batch size, waiting a moment for more when
@@ -333,7 +332,7 @@ async fn read_and_apply(
             ctx.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(partition = number, sequence = dead.sequence, subject = %dead.subject, reason = %dead.reason, "dead letter");
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Invitrack-Reason", dead.reason.as_str());
+            headers.insert("Invitrack-Reason", dead.reason.to_string().as_str());
             headers.insert("Invitrack-Subject", dead.subject.as_str());
             headers.insert("Invitrack-Sequence", dead.sequence.to_string().as_str());
             headers.insert(
@@ -371,15 +370,15 @@ impl Delivered {
         &mut self,
         message: Result<async_nats::jetstream::Message, MessagesError>,
     ) -> Result<StreamMessage, WorkerError> {
-        let message = message.map_err(|e| WorkerError::JetStream(e.to_string()))?;
+        let message = message.map_err(|e| WorkerError::jetstream("receive message", e))?;
         let info = message
             .info()
-            .map_err(|e| WorkerError::JetStream(e.to_string()))?;
+            .map_err(|e| WorkerError::jetstream("read message info", e))?;
         if info.consumer_sequence != self.consumer_sequence + 1 {
-            return Err(WorkerError::JetStream(format!(
-                "delivery {} after {}: messages lost in transit",
-                info.consumer_sequence, self.consumer_sequence
-            )));
+            return Err(WorkerError::Interrupted(Interruption::Gap {
+                previous: self.consumer_sequence,
+                delivered: info.consumer_sequence,
+            }));
         }
         self.consumer_sequence = info.consumer_sequence;
         let sequence = info.stream_sequence;
