@@ -6,6 +6,7 @@
 //! worker (catching up after a restart) is then never overtaken by a decision that it would
 //! have changed.
 
+use invitrack_model::BotId;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ const ACTIVE_FOR_MS: i64 = 10 * 60 * 1000;
 /// Which shards this process runs, as its clocks name them.
 #[derive(Debug, Clone)]
 pub(crate) struct ClockSource {
-    pub bot_id: u64,
+    pub bot_id: BotId,
     pub shard_total: u32,
     pub shards: RangeInclusive<u32>,
 }
@@ -46,7 +47,7 @@ pub(crate) async fn publish_clocks(
         let now = unix_millis_now();
         for partition in publisher.partitions_active_since(now - ACTIVE_FOR_MS) {
             let event = GuildEvent {
-                bot_id: source.bot_id,
+                bot_id: source.bot_id.get(),
                 guild_id: 0,
                 observed_at_ms: now,
                 shard_id: *source.shards.start(),

@@ -1,4 +1,5 @@
-//! twilight models to bus messages.
+//! twilight models to bus messages and our ids: the only place twilight's types are turned
+//! into invitrack's.
 
 use invitrack_bus::proto;
 use twilight_model::gateway::payload::incoming::{
@@ -6,6 +7,25 @@ use twilight_model::gateway::payload::incoming::{
 };
 use twilight_model::guild::invite::Invite;
 use twilight_model::util::Timestamp;
+
+/// A twilight id as ours, of the same kind (`Id<twilight GuildMarker>` → [`GuildId`], ...).
+pub(crate) trait ToModel {
+    type Model;
+    fn to_model(self) -> Self::Model;
+}
+
+macro_rules! to_model {
+    ($twilight:ty => $ours:ty) => {
+        impl ToModel for twilight_model::id::Id<$twilight> {
+            type Model = $ours;
+            fn to_model(self) -> $ours {
+                <$ours>::new(self.get())
+            }
+        }
+    };
+}
+to_model!(twilight_model::id::marker::GuildMarker => invitrack_model::GuildId);
+to_model!(twilight_model::id::marker::UserMarker => invitrack_model::UserId);
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_micros() / 1000

@@ -7,6 +7,9 @@ mod metrics;
 mod publisher;
 mod snapshots;
 
+use invitrack_model::BotId;
+
+use crate::convert::ToModel as _;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -96,7 +99,7 @@ pub async fn run(config: IngestConfig, shutdown: CancellationToken) -> Result<()
 pub struct Ingest {
     config: IngestConfig,
     http: Arc<Client>,
-    bot_id: u64,
+    bot_id: BotId,
     shard_total: u32,
     shards: RangeInclusive<u32>,
     queue: InMemoryQueue,
@@ -122,7 +125,7 @@ impl Ingest {
             .model()
             .await
             .map_err(|e| discord_error("GET /users/@me", e))?;
-        let bot_id = bot.id.get();
+        let bot_id = BotId::new(bot.id.get());
         let gateway = http
             .gateway()
             .authed()
@@ -170,7 +173,7 @@ impl Ingest {
         };
         let bus = config.bus.connect().await?;
         tracing::info!(
-            bot_id,
+            bot_id = %bot_id,
             shard_total,
             first_shard = shards.start(),
             last_shard = shards.end(),
@@ -193,7 +196,7 @@ impl Ingest {
 
     /// The bot's user id, as Discord reported it.
     #[must_use]
-    pub fn bot_id(&self) -> u64 {
+    pub fn bot_id(&self) -> BotId {
         self.bot_id
     }
 
@@ -347,7 +350,7 @@ fn discord_error(
 
 /// Reads one shard and turns its events into bus messages.
 struct ShardReader {
-    bot_id: u64,
+    bot_id: BotId,
     settle_ms: i64,
     publisher: Publisher,
     scheduler: SnapshotScheduler,
@@ -455,56 +458,56 @@ impl ShardReader {
                 if let GuildCreate::Available(guild) = *create {
                     let vanity = guild.features.contains(&GuildFeature::VanityUrl);
                     tracing::debug!(
-                        guild_id = guild.id.get(),
+                        guild_id = %guild.id,
                         shard = shard_id,
                         "guild available"
                     );
                     self.scheduler
-                        .guild_available(guild.id.get(), shard_id, vanity);
+                        .guild_available(guild.id.to_model(), shard_id, vanity);
                 }
                 return;
             }
             Event::GuildUpdate(update) => {
                 let vanity = update.features.contains(&GuildFeature::VanityUrl);
                 self.scheduler
-                    .permissions_may_have_changed(update.id.get(), Some(vanity));
+                    .permissions_may_have_changed(update.id.to_model(), Some(vanity));
                 return;
             }
             Event::RoleCreate(role) => {
                 self.scheduler
-                    .permissions_may_have_changed(role.guild_id.get(), None);
+                    .permissions_may_have_changed(role.guild_id.to_model(), None);
                 return;
             }
             Event::RoleUpdate(role) => {
                 self.scheduler
-                    .permissions_may_have_changed(role.guild_id.get(), None);
+                    .permissions_may_have_changed(role.guild_id.to_model(), None);
                 return;
             }
             Event::RoleDelete(role) => {
                 self.scheduler
-                    .permissions_may_have_changed(role.guild_id.get(), None);
+                    .permissions_may_have_changed(role.guild_id.to_model(), None);
                 return;
             }
             Event::GuildDelete(delete) => {
                 if !delete.unavailable.unwrap_or(false) {
-                    self.scheduler.guild_removed(delete.id.get());
+                    self.scheduler.guild_removed(delete.id.to_model());
                 }
                 return;
             }
             Event::MemberAdd(add) => (
-                add.guild_id.get(),
+                add.guild_id.to_model(),
                 Kind::MemberAdd(convert::member_add(&add, observed_at)),
             ),
             Event::MemberRemove(remove) => (
-                remove.guild_id.get(),
+                remove.guild_id.to_model(),
                 Kind::MemberRemove(convert::member_remove(&remove)),
             ),
             Event::InviteCreate(create) => (
-                create.guild_id.get(),
+                create.guild_id.to_model(),
                 Kind::InviteCreate(convert::invite_create(&create)),
             ),
             Event::InviteDelete(delete) => (
-                delete.guild_id.get(),
+                delete.guild_id.to_model(),
                 Kind::InviteDelete(convert::invite_delete(&delete)),
             ),
             _ => return,
@@ -514,8 +517,8 @@ impl ShardReader {
             _ => None,
         };
         let event = proto::GuildEvent {
-            bot_id: self.bot_id,
-            guild_id,
+            bot_id: self.bot_id.get(),
+            guild_id: guild_id.get(),
             observed_at_ms: observed_at,
             shard_id,
             kind: Some(kind),

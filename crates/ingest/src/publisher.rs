@@ -77,7 +77,7 @@ impl Publisher {
         if let Some(kind) = &event.kind {
             self.metrics.count_received(kind);
             if !matches!(kind, Kind::ShardClock(_)) {
-                let partition = self.layout.partition_of(event.bot_id, event.guild_id);
+                let partition = self.layout.partition_of(event.guild());
                 self.last_event_ms[partition as usize]
                     .fetch_max(event.observed_at_ms, Ordering::Relaxed);
             }

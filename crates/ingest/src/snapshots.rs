@@ -12,6 +12,7 @@
 //! answers 403 is not asked again until its permissions may have changed or `forbidden_retry`
 //! has passed.
 
+use invitrack_model::{BotId, GuildId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -114,12 +115,12 @@ struct GuildSlot {
 struct Inner {
     http: Arc<Client>,
     publisher: Publisher,
-    bot_id: u64,
+    bot_id: BotId,
     budget: RequestBudget,
     forbidden_retry_ms: i64,
-    guilds: Mutex<HashMap<u64, GuildSlot>>,
+    guilds: Mutex<HashMap<GuildId, GuildSlot>>,
     /// Guilds whose snapshot is due, in the order they became due.
-    ready: Mutex<VecDeque<u64>>,
+    ready: Mutex<VecDeque<GuildId>>,
     ready_signal: Notify,
     in_flight: Arc<Semaphore>,
     metrics: Arc<IngestMetrics>,
@@ -146,7 +147,7 @@ impl SnapshotScheduler {
     pub fn new(
         http: Arc<Client>,
         publisher: Publisher,
-        bot_id: u64,
+        bot_id: BotId,
         budget: RequestBudget,
         forbidden_retry: Duration,
         stop: CancellationToken,
@@ -169,7 +170,7 @@ impl SnapshotScheduler {
     }
 
     /// A guild became available (GUILD_CREATE): take its baseline.
-    pub fn guild_available(&self, guild_id: u64, shard_id: u32, has_vanity: bool) {
+    pub fn guild_available(&self, guild_id: GuildId, shard_id: u32, has_vanity: bool) {
         {
             let mut guilds = self.inner.lock_guilds();
             let slot = guilds.entry(guild_id).or_default();
@@ -185,7 +186,7 @@ impl SnapshotScheduler {
     }
 
     /// The guild's roles or settings changed: a 403 may be over.
-    pub fn permissions_may_have_changed(&self, guild_id: u64, has_vanity: Option<bool>) {
+    pub fn permissions_may_have_changed(&self, guild_id: GuildId, has_vanity: Option<bool>) {
         let was_forbidden = {
             let mut guilds = self.inner.lock_guilds();
             let Some(slot) = guilds.get_mut(&guild_id) else {
@@ -201,7 +202,7 @@ impl SnapshotScheduler {
         }
     }
 
-    pub fn guild_removed(&self, guild_id: u64) {
+    pub fn guild_removed(&self, guild_id: GuildId) {
         let mut guilds = self.inner.lock_guilds();
         guilds.remove(&guild_id);
         self.inner
@@ -212,7 +213,7 @@ impl SnapshotScheduler {
 
     /// Something happened that the guild's counters may show (a join): read them once
     /// `not_before_ms` (Unix ms) has passed.
-    pub fn request(&self, guild_id: u64, not_before_ms: i64) {
+    pub fn request(&self, guild_id: GuildId, not_before_ms: i64) {
         let not_before_ms = {
             let mut guilds = self.inner.lock_guilds();
             let Some(slot) = guilds.get_mut(&guild_id) else {
@@ -251,12 +252,12 @@ impl SnapshotScheduler {
 }
 
 impl Inner {
-    fn lock_guilds(&self) -> std::sync::MutexGuard<'_, HashMap<u64, GuildSlot>> {
+    fn lock_guilds(&self) -> std::sync::MutexGuard<'_, HashMap<GuildId, GuildSlot>> {
         self.guilds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Puts the guild in the ready queue at `at_ms` (Unix ms).
-    fn schedule(self: Arc<Self>, guild_id: u64, at_ms: i64) {
+    fn schedule(self: Arc<Self>, guild_id: GuildId, at_ms: i64) {
         let wait_ms = at_ms - unix_millis_now();
         if wait_ms <= 0 {
             self.push_ready(guild_id);
@@ -269,7 +270,7 @@ impl Inner {
         });
     }
 
-    fn push_ready(&self, guild_id: u64) {
+    fn push_ready(&self, guild_id: GuildId) {
         self.ready
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -277,7 +278,7 @@ impl Inner {
         self.ready_signal.notify_one();
     }
 
-    async fn next_ready(&self, stop: &CancellationToken) -> Option<u64> {
+    async fn next_ready(&self, stop: &CancellationToken) -> Option<GuildId> {
         loop {
             let popped = self
                 .ready
@@ -340,7 +341,7 @@ impl Inner {
 
     async fn fetch_once(
         self: Arc<Self>,
-        guild_id: u64,
+        guild_id: GuildId,
         slot: GuildSlot,
         permit: OwnedSemaphorePermit,
     ) {
@@ -359,7 +360,7 @@ impl Inner {
                 return;
             }
             Err(failure) => {
-                tracing::warn!(guild_id, http_status = failure.http_status, reason = ?failure.reason, detail = %failure.detail, "invite snapshot failed");
+                tracing::warn!(guild_id = %guild_id, http_status = failure.http_status, reason = ?failure.reason, detail = %failure.detail, "invite snapshot failed");
                 if failure.reason == Reason::MissingPermissions {
                     self.forbid(guild_id);
                 }
@@ -378,8 +379,8 @@ impl Inner {
             next_snapshot_number()
         );
         let event = proto::GuildEvent {
-            bot_id: self.bot_id,
-            guild_id,
+            bot_id: self.bot_id.get(),
+            guild_id: guild_id.get(),
             observed_at_ms: observed_at,
             shard_id: slot.shard_id,
             kind: Some(kind),
@@ -392,7 +393,7 @@ impl Inner {
     /// A 5xx or unreadable answer: nothing was learnt, so the same snapshot (covering every
     /// join so far) is tried again after a growing delay. Nothing is published: the engine
     /// waits for the next snapshot either way.
-    fn retry_later(self: Arc<Self>, guild_id: u64, failure: &Failure) {
+    fn retry_later(self: Arc<Self>, guild_id: GuildId, failure: &Failure) {
         self.metrics
             .snapshot_retries
             .fetch_add(1, Ordering::Relaxed);
@@ -406,14 +407,14 @@ impl Inner {
             slot.queued = false; // the retry covers the queued request too
             slot.fetch = Fetch::Scheduled;
             slot.not_before_ms = slot.not_before_ms.max(unix_millis_now() + delay_ms);
-            tracing::warn!(guild_id, http_status = failure.http_status, detail = %failure.detail, attempt = slot.failures, delay_ms, "invite snapshot failed; retrying");
+            tracing::warn!(guild_id = %guild_id, http_status = failure.http_status, detail = %failure.detail, attempt = slot.failures, delay_ms, "invite snapshot failed; retrying");
             slot.not_before_ms
         };
         self.schedule(guild_id, at_ms);
     }
 
     /// The fetch is over: run the queued one, if any.
-    fn finish(self: Arc<Self>, guild_id: u64) {
+    fn finish(self: Arc<Self>, guild_id: GuildId) {
         let again = {
             let mut guilds = self.lock_guilds();
             match guilds.get_mut(&guild_id) {
@@ -437,7 +438,7 @@ impl Inner {
         }
     }
 
-    fn forbid(&self, guild_id: u64) {
+    fn forbid(&self, guild_id: GuildId) {
         if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
             slot.forbidden_until_ms = unix_millis_now().saturating_add(self.forbidden_retry_ms);
         }
@@ -445,11 +446,11 @@ impl Inner {
 
     async fn fetch(
         &self,
-        guild_id: u64,
+        guild_id: GuildId,
         has_vanity: bool,
         requested_at: i64,
     ) -> Result<proto::InviteSnapshot, Failure> {
-        let id = Id::new_checked(guild_id).ok_or_else(|| Failure {
+        let id = Id::new_checked(guild_id.get()).ok_or_else(|| Failure {
             reason: Reason::UnknownGuild,
             http_status: 0,
             detail: "guild id 0".into(),
@@ -486,7 +487,7 @@ impl Inner {
                 // The invite list decides the snapshot's fate; a vanity read that fails only
                 // means its counter is not known this time.
                 Err(e) => {
-                    tracing::debug!(guild_id, error = %e, "vanity URL not readable");
+                    tracing::debug!(guild_id = %guild_id, error = %e, "vanity URL not readable");
                     None
                 }
             }
@@ -504,7 +505,7 @@ impl Inner {
     /// Discord's, and when the guild's invite route is exhausted.
     fn note_answer_headers<T>(
         &self,
-        guild_id: u64,
+        guild_id: GuildId,
         requested_at: i64,
         response: &twilight_http::Response<T>,
     ) {
@@ -530,7 +531,7 @@ impl Inner {
                     .fetch_max(ahead_ms.cast_unsigned(), Ordering::Relaxed);
                 if before == 0 {
                     tracing::error!(
-                        guild_id,
+                        guild_id = %guild_id,
                         ahead_ms,
                         "this host's clock is ahead of Discord's: attribution may credit wrong \
                          invites; synchronise it (NTP) or raise ATTRIBUTION_CLOCK_SKEW_MS"
