@@ -1,11 +1,11 @@
 //! Admin writes (keys with the `admin` scope): bonus invites, soft resets and their restore,
 //! fake settings; and the reads that go with them. Every write is audited in its transaction.
 
+use invitrack_model::{FakeReasons, FakeSettings};
 use actix_web::{HttpRequest, HttpResponse, web};
 use invitrack_storage::admin::{
-    self as queries, Actor, BonusRow, FakeSettings, ResetRow, RestoreOutcome, SettingsChange,
+    self as queries, Actor, BonusRow, ResetRow, RestoreOutcome, SettingsChange,
 };
-use invitrack_storage::from_db_id;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -44,7 +44,7 @@ impl From<BonusRow> for Bonus {
     fn from(b: BonusRow) -> Self {
         Self {
             id: b.id,
-            inviter_id: from_db_id(b.inviter_id).to_string(),
+            inviter_id: b.inviter_id.to_string(),
             amount: b.amount,
             reason: b.reason,
             author: b.author,
@@ -128,7 +128,7 @@ fn actor<'a>(caller: &'a Caller, author: &'a str) -> Actor<'a> {
     responses((status = 201, description = "added", body = BonusAdded), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, inviter_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id, inviter_id))]
 pub async fn add_bonus(
     caller: Caller,
     guild: GuildPath,
@@ -138,7 +138,7 @@ pub async fn add_bonus(
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    tracing::Span::current().record("inviter_id", inviter_id);
+    tracing::Span::current().record("inviter_id", inviter_id.get());
     let body = Body::parse(&body)?;
     let amount = body
         .integer("amount", -BONUS_MAX, BONUS_MAX)?
@@ -154,15 +154,14 @@ pub async fn add_bonus(
     let mut conn = state.connection().await?;
     let (row, counts) = queries::add_bonus(
         &mut conn,
-        guild.bot_id,
-        guild.guild_id,
+        guild.key(),
         inviter_id,
         amount,
         &reason,
         &actor(&caller, &author),
     )
     .await?;
-    state.counts_changed(guild.bot_id, guild.guild_id);
+    state.counts_changed(guild.key());
     Ok(HttpResponse::Created().json(BonusAdded {
         bonus: row.into(),
         counts: counts.into(),
@@ -180,7 +179,7 @@ pub async fn add_bonus(
     responses((status = 200, description = "the adjustments", body = BonusList), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, inviter_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id, inviter_id))]
 pub async fn list_bonus(
     caller: Caller,
     guild: GuildPath,
@@ -189,9 +188,9 @@ pub async fn list_bonus(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    tracing::Span::current().record("inviter_id", inviter_id);
+    tracing::Span::current().record("inviter_id", inviter_id.get());
     let mut conn = state.connection().await?;
-    let rows = queries::list_bonus(&mut conn, guild.bot_id, guild.guild_id, inviter_id).await?;
+    let rows = queries::list_bonus(&mut conn, guild.key(), inviter_id).await?;
     Ok(HttpResponse::Ok().json(BonusList {
         inviter_id: inviter_id.to_string(),
         entries: rows.into_iter().map(Into::into).collect(),
@@ -218,7 +217,7 @@ impl From<ResetRow> for Reset {
     fn from(r: ResetRow) -> Self {
         Self {
             id: r.id,
-            inviter_id: r.inviter_id.map(|i| from_db_id(i).to_string()),
+            inviter_id: r.inviter_id.map(|i| i.to_string()),
             reason: r.reason,
             author: r.author,
             key_id: r.key_id,
@@ -285,7 +284,7 @@ pub struct ResetList {
     responses((status = 201, description = "reset", body = Reset), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn reset(
     caller: Caller,
     guild: GuildPath,
@@ -300,14 +299,13 @@ pub async fn reset(
     let mut conn = state.connection().await?;
     let row = queries::reset(
         &mut conn,
-        guild.bot_id,
-        guild.guild_id,
+        guild.key(),
         inviter_id,
         &reason,
         &actor(&caller, &author),
     )
     .await?;
-    state.counts_changed(guild.bot_id, guild.guild_id);
+    state.counts_changed(guild.key());
     Ok(HttpResponse::Created().json(Reset::from(row)))
 }
 
@@ -322,7 +320,7 @@ pub async fn reset(
     responses((status = 200, description = "the resets", body = ResetList), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn list_resets(
     caller: Caller,
     guild: GuildPath,
@@ -330,7 +328,7 @@ pub async fn list_resets(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let mut conn = state.connection().await?;
-    let rows = queries::list_resets(&mut conn, guild.bot_id, guild.guild_id).await?;
+    let rows = queries::list_resets(&mut conn, guild.key()).await?;
     Ok(HttpResponse::Ok().json(ResetList {
         resets: rows.into_iter().map(Into::into).collect(),
     }))
@@ -353,7 +351,7 @@ pub async fn list_resets(
     ),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, reset_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id, reset_id))]
 pub async fn restore(
     caller: Caller,
     guild: GuildPath,
@@ -370,8 +368,7 @@ pub async fn restore(
     let mut conn = state.connection().await?;
     match queries::restore(
         &mut conn,
-        guild.bot_id,
-        guild.guild_id,
+        guild.key(),
         reset_id,
         &reason,
         &actor(&caller, &author),
@@ -379,7 +376,7 @@ pub async fn restore(
     .await?
     {
         RestoreOutcome::Restored(row) => {
-            state.counts_changed(guild.bot_id, guild.guild_id);
+            state.counts_changed(guild.key());
             Ok(HttpResponse::Ok().json(Reset::from(row)))
         }
         RestoreOutcome::NotFound => Err(ApiError::NotFound {
@@ -404,9 +401,9 @@ pub struct Settings {
     pub no_avatar: bool,
     /// The member joined this guild before.
     pub already_joined: bool,
-    pub young_account_days: i32,
+    pub young_account_days: u32,
     /// The same as a bitfield: YOUNG = 1, SELF = 2, NO_AVATAR = 4, ALREADY_JOINED = 8.
-    pub fake_reasons: i32,
+    pub fake_reasons: u32,
     /// Names of the enabled reasons.
     pub enabled: Vec<String>,
 }
@@ -414,13 +411,13 @@ pub struct Settings {
 impl From<FakeSettings> for Settings {
     fn from(s: FakeSettings) -> Self {
         Self {
-            young_account: s.reasons & 1 != 0,
-            self_invite: s.reasons & 2 != 0,
-            no_avatar: s.reasons & 4 != 0,
-            already_joined: s.reasons & 8 != 0,
+            young_account: s.enabled.contains(FakeReasons::YOUNG),
+            self_invite: s.enabled.contains(FakeReasons::SELF),
+            no_avatar: s.enabled.contains(FakeReasons::NO_AVATAR),
+            already_joined: s.enabled.contains(FakeReasons::ALREADY_JOINED),
             young_account_days: s.young_account_days,
-            fake_reasons: s.reasons,
-            enabled: fake_reason_names(s.reasons),
+            fake_reasons: s.enabled.bits(),
+            enabled: fake_reason_names(s.enabled),
         }
     }
 }
@@ -457,7 +454,7 @@ pub struct SettingsUpdate {
     responses((status = 200, description = "the settings", body = Settings), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn settings(
     caller: Caller,
     guild: GuildPath,
@@ -465,7 +462,7 @@ pub async fn settings(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let mut conn = state.connection().await?;
-    let s = queries::fake_settings(&mut conn, guild.bot_id, guild.guild_id).await?;
+    let s = queries::fake_settings(&mut conn, guild.key()).await?;
     Ok(HttpResponse::Ok().json(Settings::from(s)))
 }
 
@@ -482,7 +479,7 @@ pub async fn settings(
     responses((status = 200, description = "the new settings", body = Settings), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn update_settings(
     caller: Caller,
     guild: GuildPath,
@@ -492,28 +489,31 @@ pub async fn update_settings(
     caller.admin(&guild)?;
     let body = Body::parse(&body)?;
     let flags = [
-        ("young_account", 1),
-        ("self_invite", 2),
-        ("no_avatar", 4),
-        ("already_joined", 8),
+        ("young_account", FakeReasons::YOUNG),
+        ("self_invite", FakeReasons::SELF),
+        ("no_avatar", FakeReasons::NO_AVATAR),
+        ("already_joined", FakeReasons::ALREADY_JOINED),
     ];
     let mut change = SettingsChange::default();
     for (name, bit) in flags {
         match body.boolean(name)? {
-            Some(true) => change.enable |= bit,
-            Some(false) => change.disable |= bit,
+            Some(true) => change.enable = change.enable.union(bit),
+            Some(false) => change.disable = change.disable.union(bit),
             None => {}
         }
     }
     change.young_account_days = body
-        .integer("young_account_days", 1, 3650)?
-        .map(|days| i32::try_from(days).unwrap_or(i32::MAX));
+        .integer(
+            "young_account_days",
+            1,
+            i64::from(FakeSettings::MAX_YOUNG_ACCOUNT_DAYS),
+        )?
+        .map(|days| u32::try_from(days).unwrap_or(FakeSettings::MAX_YOUNG_ACCOUNT_DAYS));
     let author = body.required_text("author", AUTHOR_MAX)?;
     let mut conn = state.connection().await?;
     let s = queries::update_fake_settings(
         &mut conn,
-        guild.bot_id,
-        guild.guild_id,
+        guild.key(),
         change,
         &actor(&caller, &author),
     )
@@ -559,7 +559,7 @@ pub struct AuditLog {
     responses((status = 200, description = "audit entries", body = AuditLog), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn audit(
     caller: Caller,
     guild: GuildPath,
@@ -571,7 +571,7 @@ pub async fn audit(
     let before = params.integer("before", 1, i64::MAX, i64::MAX)?;
     let limit = params.integer("limit", 1, 200, 50)?;
     let mut conn = state.connection().await?;
-    let rows = queries::audit_entries(&mut conn, guild.bot_id, guild.guild_id, Some(before), limit)
+    let rows = queries::audit_entries(&mut conn, guild.key(), Some(before), limit)
         .await?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
     let next_before = rows.last().filter(|_| full).map(|r| r.id);

@@ -6,6 +6,7 @@
 //! revoked key stops working within that time. Each key has a token bucket
 //! (`API_RATE_LIMIT_PER_SECOND`, `API_RATE_LIMIT_BURST`): past it, 429 with `Retry-After`.
 
+use invitrack_model::{BotId, GuildId, GuildKey};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -143,7 +144,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ApiKey,
 ///
 /// # Errors
 /// When the key belongs to another bot or guild.
-pub fn authorize(key: &ApiKey, bot_id: u64, guild_id: u64) -> Result<(), ApiError> {
+pub fn authorize(key: &ApiKey, bot_id: BotId, guild_id: GuildId) -> Result<(), ApiError> {
     if key.bot_id != bot_id {
         return Err(ApiError::Forbidden("another bot's data"));
     }
@@ -203,8 +204,15 @@ impl FromRequest for Caller {
 /// `{bot_id}` and `{guild_id}` of the URL path, parsed: 400 naming the parameter when malformed.
 #[derive(Debug, Clone, Copy)]
 pub struct GuildPath {
-    pub bot_id: u64,
-    pub guild_id: u64,
+    pub bot_id: BotId,
+    pub guild_id: GuildId,
+}
+
+impl GuildPath {
+    #[must_use]
+    pub fn key(&self) -> GuildKey {
+        GuildKey::new(self.bot_id, self.guild_id)
+    }
 }
 
 impl FromRequest for GuildPath {

@@ -17,6 +17,7 @@
 //!
 //! `max_age` bounds every entry's age as well, as a last line of defence.
 
+use invitrack_model::{GuildKey, UserId};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,13 +43,12 @@ pub const LISTENER_NAME: &str = "invitrack-api-counts-listener";
 /// Wait between reconnection attempts.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-type GuildKey = (u64, u64);
 
 /// What is cached about one guild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKey {
     /// An inviter's counts.
-    Inviter(u64),
+    Inviter(UserId),
     /// A leaderboard page: order, range, page, rows per page (as the handler names them).
     Leaderboard {
         order: u8,
@@ -178,11 +178,10 @@ impl CountsCache {
     /// On a miss, with the ticket (or `None`).
     pub fn get_counts(
         &self,
-        bot_id: u64,
-        guild_id: u64,
-        inviter_id: u64,
+        guild: GuildKey,
+        inviter_id: UserId,
     ) -> Result<InviterCounts, Option<Ticket>> {
-        match self.get((bot_id, guild_id), EntryKey::Inviter(inviter_id))? {
+        match self.get(guild, EntryKey::Inviter(inviter_id))? {
             Value::Counts(counts) => Ok(counts),
             Value::Body(_) => Err(None),
         }
@@ -193,14 +192,13 @@ impl CountsCache {
     pub fn put_counts(
         &self,
         ticket: Ticket,
-        bot_id: u64,
-        guild_id: u64,
-        inviter_id: u64,
+        guild: GuildKey,
+        inviter_id: UserId,
         counts: InviterCounts,
     ) {
         self.put(
             ticket,
-            (bot_id, guild_id),
+            guild,
             EntryKey::Inviter(inviter_id),
             Value::Counts(counts),
             self.max_age,
@@ -213,11 +211,10 @@ impl CountsCache {
     /// On a miss, with the ticket (or `None` while the cache is bypassed).
     pub fn get_body(
         &self,
-        bot_id: u64,
-        guild_id: u64,
+        guild: GuildKey,
         key: EntryKey,
     ) -> Result<Bytes, Option<Ticket>> {
-        match self.get((bot_id, guild_id), key)? {
+        match self.get(guild, key)? {
             Value::Body(body) => Ok(body),
             Value::Counts(_) => Err(None),
         }
@@ -229,20 +226,19 @@ impl CountsCache {
     pub fn put_body(
         &self,
         ticket: Ticket,
-        bot_id: u64,
-        guild_id: u64,
+        guild: GuildKey,
         key: EntryKey,
         body: Bytes,
         max_age: Duration,
     ) {
-        self.put(ticket, (bot_id, guild_id), key, Value::Body(body), max_age);
+        self.put(ticket, guild, key, Value::Body(body), max_age);
     }
 
     /// Drops a guild's entries.
-    pub fn invalidate_guild(&self, bot_id: u64, guild_id: u64) {
-        let (_, mut shard) = self.shard((bot_id, guild_id));
+    pub fn invalidate_guild(&self, guild: GuildKey) {
+        let (_, mut shard) = self.shard(guild);
         shard.epoch += 1;
-        if let Some(inviters) = shard.guilds.remove(&(bot_id, guild_id)) {
+        if let Some(inviters) = shard.guilds.remove(&guild) {
             shard.entries -= inviters.len();
         }
     }
@@ -262,8 +258,8 @@ impl CountsCache {
         match change {
             CountsChange::All => self.invalidate_all(),
             CountsChange::Guilds(guilds) => {
-                for (bot_id, guild_id) in guilds {
-                    self.invalidate_guild(*bot_id, *guild_id);
+                for guild in guilds {
+                    self.invalidate_guild(*guild);
                 }
             }
         }

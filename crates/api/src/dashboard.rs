@@ -1,11 +1,11 @@
 //! Reads for dashboards: leaderboard, a member's inviter and joins, an inviter's codes, a guild
 //! summary for charts. Any key of the bot (and guild) may read them.
 
+use invitrack_model::{FakeReasons, InviteCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use invitrack_storage::counts::InviterCounts;
 use invitrack_storage::dashboard::{self as queries, LeaderboardOrder};
-use invitrack_storage::from_db_id;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -102,7 +102,7 @@ fn name_of<T: PartialEq>(options: &[(&'static str, T)], value: &T) -> String {
     responses((status = 200, description = "one page", body = Leaderboard), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn leaderboard(
     caller: Caller,
     guild: GuildPath,
@@ -127,7 +127,7 @@ pub async fn leaderboard(
     let ticket = match state
         .counts
         .as_ref()
-        .map(|cache| cache.get_body(guild.bot_id, guild.guild_id, key))
+        .map(|cache| cache.get_body(guild.key(), key))
     {
         Some(Ok(body)) => return Ok(json_body(body)),
         Some(Err(ticket)) => ticket,
@@ -137,8 +137,7 @@ pub async fn leaderboard(
     let mut conn = state.connection().await?;
     let result = queries::leaderboard(
         &mut conn,
-        guild.bot_id,
-        guild.guild_id,
+        guild.key(),
         order,
         since,
         per_page,
@@ -176,8 +175,7 @@ pub async fn leaderboard(
         };
         cache.put_body(
             ticket,
-            guild.bot_id,
-            guild.guild_id,
+            guild.key(),
             key,
             body.clone(),
             max_age,
@@ -242,17 +240,8 @@ pub struct MemberInvites {
     pub joins: Vec<MemberJoin>,
 }
 
-pub(crate) fn fake_reason_names(bits: i32) -> Vec<String> {
-    [
-        (1, "young"),
-        (2, "self"),
-        (4, "no_avatar"),
-        (8, "already_joined"),
-    ]
-    .iter()
-    .filter(|(bit, _)| bits & bit != 0)
-    .map(|(_, name)| (*name).to_owned())
-    .collect()
+pub(crate) fn fake_reason_names(reasons: FakeReasons) -> Vec<String> {
+    reasons.names().map(str::to_owned).collect()
 }
 
 /// Who invited a member (their latest join) and all their joins in the guild, newest first.
@@ -270,7 +259,7 @@ pub(crate) fn fake_reason_names(bits: i32) -> Vec<String> {
     ),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, member_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id, member_id))]
 pub async fn member(
     caller: Caller,
     guild: GuildPath,
@@ -279,10 +268,10 @@ pub async fn member(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let member_id = path_snowflake(&req, "member_id")?;
-    tracing::Span::current().record("member_id", member_id);
+    tracing::Span::current().record("member_id", member_id.get());
     let mut conn = state.connection().await?;
     let history =
-        queries::member_history(&mut conn, guild.bot_id, guild.guild_id, member_id).await?;
+        queries::member_history(&mut conn, guild.key(), member_id).await?;
     if history.present.is_none() && history.joins.is_empty() {
         return Err(ApiError::NotFound {
             code: "member_not_found",
@@ -295,21 +284,21 @@ pub async fn member(
         present: history.present,
         inviter_id: latest
             .and_then(|j| j.inviter_id)
-            .map(|i| from_db_id(i).to_string()),
-        invite_code: latest.and_then(|j| j.invite_code.clone()),
-        source: latest.map(|j| j.source.clone()),
+            .map(|i| i.to_string()),
+        invite_code: latest.and_then(|j| j.invite_code.as_ref().map(InviteCode::to_string)),
+        source: latest.map(|j| j.source.to_string()),
         joins: history
             .joins
             .into_iter()
             .map(|j| MemberJoin {
                 created_at: timestamp(j.created_at),
                 updated_at: timestamp(j.updated_at),
-                source: j.source,
-                invite_code: j.invite_code,
-                inviter_id: j.inviter_id.map(|i| from_db_id(i).to_string()),
-                candidates: j.candidates,
-                unknown_reason: j.unknown_reason,
-                fake: j.fake != 0,
+                source: j.source.to_string(),
+                invite_code: j.invite_code.map(InviteCode::into_string),
+                inviter_id: j.inviter_id.map(|i| i.to_string()),
+                candidates: j.candidates.into_iter().map(InviteCode::into_string).collect(),
+                unknown_reason: j.unknown_reason.map(|r| r.to_string()),
+                fake: j.fake.is_fake(),
                 fake_reasons: fake_reason_names(j.fake),
                 left: j.has_left,
                 left_at: j.left_at.map(timestamp),
@@ -365,7 +354,7 @@ pub struct InviterCodes {
     responses((status = 200, description = "the inviter's codes", body = InviterCodes), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id, inviter_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id, inviter_id))]
 pub async fn inviter_codes(
     caller: Caller,
     guild: GuildPath,
@@ -374,15 +363,15 @@ pub async fn inviter_codes(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    tracing::Span::current().record("inviter_id", inviter_id);
+    tracing::Span::current().record("inviter_id", inviter_id.get());
     let mut conn = state.connection().await?;
-    let codes = queries::inviter_codes(&mut conn, guild.bot_id, guild.guild_id, inviter_id).await?;
+    let codes = queries::inviter_codes(&mut conn, guild.key(), inviter_id).await?;
     Ok(HttpResponse::Ok().json(InviterCodes {
         inviter_id: inviter_id.to_string(),
         codes: codes
             .into_iter()
             .map(|c| InviterCode {
-                code: c.code,
+                code: c.code.into_string(),
                 joins: c.uses.joins,
                 counted: c.uses.counted,
                 fake: c.uses.fake,
@@ -390,8 +379,8 @@ pub async fn inviter_codes(
                 first_join_at: c.uses.first_join_at.map(timestamp),
                 last_join_at: c.uses.last_join_at.map(timestamp),
                 live: c.live.is_some(),
-                uses: c.live.as_ref().and_then(|l| l.uses),
-                max_uses: c.live.as_ref().and_then(|l| l.max_uses),
+                uses: c.live.as_ref().map(|l| l.uses.unsigned_abs()),
+                max_uses: c.live.as_ref().map(|l| l.max_uses.unsigned_abs()),
                 created_at: c.live.as_ref().and_then(|l| l.created_at).map(timestamp),
                 expires_at: c.live.as_ref().and_then(|l| l.expires_at).map(timestamp),
             })
@@ -456,7 +445,7 @@ pub struct GuildSummary {
     responses((status = 200, description = "the summary", body = GuildSummary), CommonErrors),
     security(("bearer" = []))
 )]
-#[tracing::instrument(skip_all, fields(guild_id = guild.guild_id))]
+#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
 pub async fn summary(
     caller: Caller,
     guild: GuildPath,
@@ -469,7 +458,7 @@ pub async fn summary(
     let now = Utc::now();
     let since = now - Duration::days(days - 1);
     let mut conn = state.connection().await?;
-    let s = queries::guild_summary(&mut conn, guild.bot_id, guild.guild_id, since, now).await?;
+    let s = queries::guild_summary(&mut conn, guild.key(), since, now).await?;
     let unknown_joins = s.days.iter().map(|d| d.unknown).sum();
     Ok(HttpResponse::Ok().json(GuildSummary {
         days: s

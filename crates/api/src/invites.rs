@@ -1,5 +1,6 @@
 //! The InviteLogger-compatible endpoints (`seeds/000_2deffae17cb0fab2.txt`).
 
+use invitrack_model::GuildKey;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use invitrack_storage::counts;
@@ -62,20 +63,21 @@ pub async fn user(
     let guild_id = params.snowflake("guild_id")?;
     let inviter_id = params.snowflake("inviter_id")?;
     tracing::Span::current()
-        .record("guild_id", guild_id)
-        .record("inviter_id", inviter_id);
+        .record("guild_id", guild_id.get())
+        .record("inviter_id", inviter_id.get());
     authorize(&key, bot_id, guild_id)?;
+    let guild = GuildKey::new(bot_id, guild_id);
     let c = match state
         .counts
         .as_ref()
-        .map(|cache| cache.get_counts(bot_id, guild_id, inviter_id))
+        .map(|cache| cache.get_counts(guild, inviter_id))
     {
         Some(Ok(cached)) => cached,
         miss => {
             let mut conn = state.connection().await?;
-            let c = counts::inviter_counts(&mut conn, bot_id, guild_id, inviter_id).await?;
+            let c = counts::inviter_counts(&mut conn, guild, inviter_id).await?;
             if let (Some(cache), Some(Err(Some(ticket)))) = (&state.counts, miss) {
-                cache.put_counts(ticket, bot_id, guild_id, inviter_id, c);
+                cache.put_counts(ticket, guild, inviter_id, c);
             }
             c
         }
@@ -113,18 +115,19 @@ pub async fn code(
     let guild_id = params.snowflake("guild_id")?;
     let invite_code = params.invite_code("invite_code")?;
     tracing::Span::current()
-        .record("guild_id", guild_id)
+        .record("guild_id", guild_id.get())
         .record("invite_code", invite_code.as_str());
     authorize(&key, bot_id, guild_id)?;
     let mut conn = state.connection().await?;
-    let rows = counts::joins_by_code(&mut conn, bot_id, guild_id, &invite_code).await?;
+    let guild = GuildKey::new(bot_id, guild_id);
+    let rows = counts::joins_by_code(&mut conn, guild, &invite_code).await?;
     let members: Vec<CodeMember> = rows
         .into_iter()
         .map(|row| CodeMember {
             created_at: timestamp(row.created_at),
             updated_at: timestamp(row.updated_at),
-            member_id: invitrack_storage::from_db_id(row.member_id).to_string(),
-            fake: row.fake != 0,
+            member_id: row.member_id.to_string(),
+            fake: row.fake.is_fake(),
             left: row.has_left,
             cleared: row.cleared,
         })

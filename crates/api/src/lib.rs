@@ -9,6 +9,7 @@ mod invites;
 mod openapi;
 mod params;
 
+use invitrack_model::GuildKey;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,9 +113,9 @@ pub struct AppState {
 impl AppState {
     /// This process committed a change of a guild's counters: forget them now, so the caller
     /// reads its own write (the database's notification follows for the other processes).
-    fn counts_changed(&self, bot_id: u64, guild_id: u64) {
+    fn counts_changed(&self, guild: GuildKey) {
         if let Some(cache) = &self.counts {
-            cache.invalidate_guild(bot_id, guild_id);
+            cache.invalidate_guild(guild);
         }
     }
 

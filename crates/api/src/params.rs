@@ -1,6 +1,7 @@
 //! Request parameters, parsed once at the boundary. InviteLogger documents its parameters as a
 //! GET body; clients also send them as a query string. Both are accepted, the query string first.
 
+use invitrack_model::{Id, InviteCode, MAX_INVITE_CODE_LEN};
 use std::collections::HashMap;
 
 use actix_web::HttpRequest;
@@ -55,7 +56,7 @@ impl Params {
     ///
     /// # Errors
     /// When it is missing or not a snowflake.
-    pub fn snowflake(&self, name: &'static str) -> Result<u64, ApiError> {
+    pub fn snowflake<M>(&self, name: &'static str) -> Result<Id<M>, ApiError> {
         let raw = self.raw(name)?.ok_or(ApiError::MissingParameter(name))?;
         parse_snowflake(name, &raw)
     }
@@ -64,23 +65,17 @@ impl Params {
     ///
     /// # Errors
     /// When it is missing or cannot be an invite code.
-    pub fn invite_code(&self, name: &'static str) -> Result<String, ApiError> {
+    pub fn invite_code(&self, name: &'static str) -> Result<InviteCode, ApiError> {
         let raw = self.raw(name)?.ok_or(ApiError::MissingParameter(name))?;
-        let valid = (1..=64).contains(&raw.len())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if valid {
-            Ok(raw)
-        } else {
-            Err(ApiError::InvalidParameter {
-                name,
-                problem:
-                    "an invite code is 1 to 64 letters, digits, '-' or '_' (without discord.gg/)"
-                        .into(),
-            })
-        }
+        InviteCode::parse(raw).map_err(|_| ApiError::InvalidParameter {
+            name,
+            problem: format!(
+                "an invite code is 1 to {MAX_INVITE_CODE_LEN} letters, digits, '-' or '_' \
+                 (without discord.gg/)"
+            ),
+        })
     }
+
     /// Parameters from the query string only (endpoints that take a JSON body for writes).
     ///
     /// # Errors
@@ -147,7 +142,7 @@ impl Params {
 ///
 /// # Errors
 /// When it is not a snowflake.
-pub fn path_snowflake(req: &HttpRequest, name: &'static str) -> Result<u64, ApiError> {
+pub fn path_snowflake<M>(req: &HttpRequest, name: &'static str) -> Result<Id<M>, ApiError> {
     let raw = req
         .match_info()
         .get(name)
@@ -270,7 +265,7 @@ impl Body {
     ///
     /// # Errors
     /// When present and not a snowflake.
-    pub fn snowflake(&self, name: &'static str) -> Result<Option<u64>, ApiError> {
+    pub fn snowflake<M>(&self, name: &'static str) -> Result<Option<Id<M>>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => parse_snowflake(name, s).map(Some),
@@ -300,30 +295,27 @@ fn json_integer(v: &Value) -> Option<i64> {
 ///
 /// # Errors
 /// When `raw` is not one.
-pub fn parse_snowflake(name: &'static str, raw: &str) -> Result<u64, ApiError> {
-    match raw.parse::<u64>() {
-        Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
-        _ => Err(ApiError::InvalidParameter {
-            name,
-            problem: format!("{raw:?} is not a Discord id (a positive integer as a string)"),
-        }),
-    }
+pub fn parse_snowflake<M>(name: &'static str, raw: &str) -> Result<Id<M>, ApiError> {
+    Id::parse(raw).map_err(|_| ApiError::InvalidParameter {
+        name,
+        problem: format!("{raw:?} is not a Discord id (a positive integer as a string)"),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use invitrack_model::{UserId, UserMarker};
 
     #[test]
     fn snowflakes_and_percent_decoding() {
         assert_eq!(
-            parse_snowflake("x", "417977361011572747").ok(),
-            Some(417_977_361_011_572_747)
+            parse_snowflake::<UserMarker>("x", "417977361011572747").ok(),
+            Some(UserId::new(417_977_361_011_572_747))
         );
-        assert!(parse_snowflake("x", "0").is_err());
-        assert!(parse_snowflake("x", "+12").is_err());
-        assert!(parse_snowflake("x", "abc").is_err());
-        assert!(parse_snowflake("x", "99999999999999999999999").is_err());
+        for bad in ["0", "+12", "abc", "99999999999999999999999"] {
+            assert!(parse_snowflake::<UserMarker>("x", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
