@@ -17,6 +17,7 @@
 
 mod diagnose;
 
+use invitrack_model::{GuildId, InviteCode, JoinSource, UserId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -41,12 +42,12 @@ const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// `(guild, member, joined_at, source, code, inviter, decided_at)` of a stored join.
 type JoinRow = (
-    i64,
-    i64,
+    GuildId,
+    UserId,
     DateTime<Utc>,
-    String,
-    Option<String>,
-    Option<i64>,
+    JoinSource,
+    Option<InviteCode>,
+    Option<UserId>,
     DateTime<Utc>,
 );
 
@@ -461,19 +462,16 @@ async fn run(
     let mut delays = Vec::new();
     let mut decided = 0;
     for (guild, member, created_at, source, code, inviter, decided_at) in &rows {
-        let key = (
-            invitrack_storage::from_db_id(*guild),
-            invitrack_storage::from_db_id(*member),
-        );
+        let key = (guild.get(), member.get());
         let Some(t) = truth_by_member.get(&key) else {
             continue;
         };
         decided += 1;
         delays.push((*decided_at - *created_at).num_milliseconds());
-        match source.as_str() {
-            "unknown" => ours.unknown += 1,
-            "ambiguous" => ours.ambiguous += 1,
-            _ => {}
+        match source {
+            JoinSource::Unknown => ours.unknown += 1,
+            JoinSource::Ambiguous => ours.ambiguous += 1,
+            JoinSource::Invite | JoinSource::Vanity => {}
         }
         if let Some(code) = code {
             ours.code_credited += 1;
@@ -484,7 +482,7 @@ async fn run(
         if let Some(inviter) = inviter {
             ours.inviter_credited += 1;
             if t.path == JoinPath::Invite
-                && t.inviter_id.map(|i| i.get()) == Some(invitrack_storage::from_db_id(*inviter))
+                && t.inviter_id.map(|i| i.get()) == Some(inviter.get())
             {
                 ours.inviter_right += 1;
             }

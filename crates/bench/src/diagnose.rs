@@ -66,7 +66,10 @@ fn replay(
     let mut right = HashSet::new();
     let mut by_guild: BTreeMap<u64, Vec<(i64, Observation)>> = BTreeMap::new();
     for event in trace {
-        if let Some(mut o) = event.kind.as_ref().and_then(invitrack_worker::observation) {
+        if let Some(mut o) = event
+            .kind
+            .as_ref()
+            .and_then(|kind| invitrack_worker::observation(kind).ok().flatten()) {
             edit(&mut o);
             by_guild
                 .entry(event.guild_id)
@@ -95,13 +98,13 @@ fn replay(
         }
         decisions.extend(engine.tick(config, now + config.max_pending_ms + 10_000));
         for d in decisions {
-            let Some(t) = truth.get(&(guild, d.user_id.0)) else {
+            let Some(t) = truth.get(&(guild, d.user_id.get())) else {
                 continue;
             };
             match (d.code(), &d.verdict) {
                 (Some(code), _) if t.code.as_deref() == Some(code) => {
                     score.code_right += 1;
-                    right.insert((guild, d.user_id.0));
+                    right.insert((guild, d.user_id.get()));
                 }
                 (Some(_), _) => score.code_wrong += 1,
                 (None, Verdict::Unknown { reason }) => {
@@ -113,7 +116,7 @@ fn replay(
                 (None, _) => {}
             }
             if let Some(inviter) = d.inviter_id() {
-                if t.inviter_id == Some(inviter.0) {
+                if t.inviter_id == Some(inviter.get()) {
                     score.inviter_right += 1;
                 } else {
                     score.inviter_wrong += 1;

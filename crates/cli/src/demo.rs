@@ -1,6 +1,7 @@
 //! `invitrack demo`: every service in one process, against the simulator (or Discord), with
 //! members joining and leaving, until Ctrl-C.
 
+use invitrack_model::BotId;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -214,7 +215,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The bot's user id, as Discord (or the simulator) reports it.
-async fn bot_id(token: &str, api_proxy: Option<&str>) -> anyhow::Result<u64> {
+async fn bot_id(token: &str, api_proxy: Option<&str>) -> anyhow::Result<BotId> {
     let mut builder = twilight_http::Client::builder().token(token.to_owned());
     if let Some(proxy) = api_proxy {
         builder = builder.proxy(proxy.to_owned(), true);
@@ -226,7 +227,7 @@ async fn bot_id(token: &str, api_proxy: Option<&str>) -> anyhow::Result<u64> {
         .context("asking Discord who the bot is (GET /users/@me)")?
         .model()
         .await?;
-    Ok(user.id.get())
+    Ok(BotId::new(user.id.get()))
 }
 
 const GUILD_NAMES: [&str; 6] = [
@@ -280,7 +281,7 @@ fn populate(world: &World, count: usize, seed: u64) -> anyhow::Result<Vec<DemoGu
 fn print_banner(
     api_url: &str,
     key: &str,
-    bot_id: u64,
+    bot_id: BotId,
     guilds: &[DemoGuild],
     control_url: Option<String>,
 ) {

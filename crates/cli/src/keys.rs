@@ -1,5 +1,6 @@
 //! `invitrack keys create|list|revoke`.
 
+use invitrack_model::{BotId, GuildId};
 use anyhow::Context as _;
 use clap::Subcommand;
 use invitrack_storage::keys::{self, KeyScope};
@@ -16,10 +17,10 @@ pub enum KeysCommand {
         database_url: String,
         /// The bot whose data the key may read.
         #[arg(long)]
-        bot_id: u64,
+        bot_id: BotId,
         /// Restrict the key to one guild.
         #[arg(long)]
-        guild_id: Option<u64>,
+        guild_id: Option<GuildId>,
         /// `read`, or `admin` for writes.
         #[arg(long, default_value = "read", value_parser = parse_scope)]
         scope: KeyScope,
@@ -61,7 +62,6 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
             scope,
             label,
         } => {
-            anyhow::ensure!(bot_id > 0, "--bot-id must be a Discord id");
             invitrack_storage::prepare_database(&database_url).await?;
             let mut conn = invitrack_storage::connect(&database_url).await?;
             let (token, key) = keys::create_key(&mut conn, bot_id, guild_id, scope, &label)

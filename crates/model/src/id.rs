@@ -93,11 +93,14 @@ impl<M> Id<M> {
     /// # Errors
     /// When the text is not such a number.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
+        // `u64::from_str` also takes a leading `+`; a snowflake is digits only.
         match raw.parse::<u64>() {
-            Ok(0) | Err(_) => Err(IdError {
+            Ok(value) if value != 0 && raw.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Self::new(value))
+            }
+            _ => Err(IdError {
                 raw: raw.chars().take(40).collect(),
             }),
-            Ok(value) => Ok(Self::new(value)),
         }
     }
 }
@@ -178,7 +181,7 @@ mod tests {
             UserId::parse("18446744073709551615").map(Id::get),
             Ok(u64::MAX)
         );
-        for bad in ["", "0", "-1", "1.5", " 1", "18446744073709551616", "abc"] {
+        for bad in ["", "0", "-1", "+1", "1.5", " 1", "18446744073709551616", "abc"] {
             assert!(UserId::parse(bad).is_err(), "{bad:?}");
         }
     }
