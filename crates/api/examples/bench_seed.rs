@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
     let (token, _) = keys::create_key(
         &mut conn,
-        BOT.cast_unsigned(),
+        invitrack_model::BotId::from_db(BOT),
         None,
         KeyScope::Read,
         "benchmark",

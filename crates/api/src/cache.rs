@@ -355,6 +355,12 @@ async fn listen_once(
 mod tests {
     use super::*;
 
+    const G: GuildKey = GuildKey::new(invitrack_model::BotId::new(1), invitrack_model::GuildId::new(2));
+
+    fn user(id: u64) -> UserId {
+        UserId::new(id)
+    }
+
     fn counts(joins: i64) -> InviterCounts {
         InviterCounts {
             joins,
@@ -366,52 +372,52 @@ mod tests {
     fn serves_only_while_live_and_refuses_values_older_than_an_invalidation() {
         let cache = CountsCache::new(1000, Duration::from_secs(60), None);
         // Not live: bypassed, nothing stored.
-        assert!(matches!(cache.get_counts(1, 2, 3), Err(None)));
+        assert!(matches!(cache.get_counts(G, user(3)), Err(None)));
         cache.set_live(true);
-        let Err(Some(ticket)) = cache.get_counts(1, 2, 3) else {
+        let Err(Some(ticket)) = cache.get_counts(G, user(3)) else {
             panic!("expected a miss with a ticket");
         };
-        cache.put_counts(ticket, 1, 2, 3, counts(5));
-        assert_eq!(cache.get_counts(1, 2, 3), Ok(counts(5)));
+        cache.put_counts(ticket, G, user(3), counts(5));
+        assert_eq!(cache.get_counts(G, user(3)), Ok(counts(5)));
 
         // A read races with a commit: its ticket predates the invalidation, so its (possibly
         // old) value is not stored.
-        cache.invalidate_guild(1, 2);
-        let Err(Some(ticket)) = cache.get_counts(1, 2, 3) else {
+        cache.invalidate_guild(G);
+        let Err(Some(ticket)) = cache.get_counts(G, user(3)) else {
             panic!("expected a miss");
         };
-        cache.apply(&CountsChange::Guilds(vec![(1, 2)]));
-        cache.put_counts(ticket, 1, 2, 3, counts(5));
-        assert!(cache.get_counts(1, 2, 3).is_err());
+        cache.apply(&CountsChange::Guilds(vec![G]));
+        cache.put_counts(ticket, G, user(3), counts(5));
+        assert!(cache.get_counts(G, user(3)).is_err());
 
         // Losing the listener empties and bypasses the cache; values read before are refused.
-        let Err(Some(ticket)) = cache.get_counts(1, 2, 4) else {
+        let Err(Some(ticket)) = cache.get_counts(G, user(4)) else {
             panic!("expected a miss");
         };
         cache.set_live(false);
-        cache.put_counts(ticket, 1, 2, 4, counts(1));
+        cache.put_counts(ticket, G, user(4), counts(1));
         cache.set_live(true);
-        assert!(cache.get_counts(1, 2, 4).is_err());
+        assert!(cache.get_counts(G, user(4)).is_err());
     }
 
     #[test]
     fn entries_expire_and_capacity_is_bounded() {
         let cache = CountsCache::new(SHARDS, Duration::ZERO, None);
         cache.set_live(true);
-        let Err(Some(ticket)) = cache.get_counts(1, 2, 3) else {
+        let Err(Some(ticket)) = cache.get_counts(G, user(3)) else {
             panic!("expected a miss");
         };
-        cache.put_counts(ticket, 1, 2, 3, counts(1));
+        cache.put_counts(ticket, G, user(3), counts(1));
         assert!(
-            cache.get_counts(1, 2, 3).is_err(),
+            cache.get_counts(G, user(3)).is_err(),
             "max_age 0 serves nothing"
         );
 
         let cache = CountsCache::new(SHARDS, Duration::from_secs(60), None);
         cache.set_live(true);
         for inviter in 0..1000 {
-            if let Err(Some(ticket)) = cache.get_counts(1, 2, inviter) {
-                cache.put_counts(ticket, 1, 2, inviter, counts(1));
+            if let Err(Some(ticket)) = cache.get_counts(G, user(inviter)) {
+                cache.put_counts(ticket, G, user(inviter), counts(1));
             }
         }
         let stored: usize = cache

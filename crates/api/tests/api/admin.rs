@@ -220,11 +220,14 @@ async fn fake_settings_are_read_and_written() {
     assert_eq!(body["fake_reasons"], 14);
     assert_eq!(body["young_account_days"], 30);
     // The worker reads what was written.
-    let stored =
-        invitrack_storage::progress::fake_settings(&mut app.conn, crate::helpers::BOT, GUILD)
-            .await
-            .expect("settings");
-    assert_eq!(stored, Some((14, 30)));
+    let guild = crate::helpers::guild_key(GUILD);
+    let stored = invitrack_storage::progress::fake_settings_of(&mut app.conn, &[guild])
+        .await
+        .expect("settings");
+    assert_eq!(
+        stored.get(&guild).map(|s| (s.enabled.bits(), s.young_account_days)),
+        Some((14, 30))
+    );
     for (body, name) in [
         (json!({"no_avatar": "yes", "author": "o"}), "no_avatar"),
         (

@@ -1,5 +1,6 @@
 //! Keys, scopes, guild binding, rate limits, CORS.
 
+use invitrack_model::BotId;
 use invitrack_api::ApiOptions;
 use invitrack_storage::keys::{self, KeyScope};
 use serde_json::json;
@@ -51,7 +52,7 @@ async fn revoked_keys_stop_working_once_the_cache_expires() {
         ..ApiOptions::default()
     })
     .await;
-    let (token, key) = keys::create_key(&mut app.conn, BOT, None, KeyScope::Read, "x")
+    let (token, key) = keys::create_key(&mut app.conn, BotId::new(BOT), None, KeyScope::Read, "x")
         .await
         .expect("key");
     let path = app.guild_path("/summary");

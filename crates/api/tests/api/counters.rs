@@ -23,14 +23,9 @@ async fn counters_equal_a_recount_after_a_mix_of_everything() {
                 } else {
                     GUILD
                 };
-                let fake = match (member + k) % 7 {
-                    0 => 1,
-                    3 => 8,
-                    _ => 0,
-                };
                 app.join(Join {
                     guild,
-                    fake,
+                    flagged_rejoin: matches!((member + k) % 7, 0 | 3),
                     ..Join::invite(member, "c", *inviter, i64::try_from(member).expect("small"))
                 })
                 .await;
@@ -62,12 +57,7 @@ async fn counters_equal_a_recount_after_a_mix_of_everything() {
         app.assert_counters_match_rows().await;
         // Members of cleared joins leave meanwhile.
         for m in (member - 3)..=member {
-            let present =
-                invitrack_storage::members::member(&mut app.conn, crate::helpers::BOT, GUILD, m)
-                    .await
-                    .expect("member")
-                    .is_some_and(|m| m.present);
-            if present {
+            if app.present(GUILD, m).await {
                 app.leave(GUILD, m).await;
             }
         }
@@ -97,10 +87,12 @@ async fn counters_equal_a_recount_after_a_mix_of_everything() {
         app.assert_counters_match_rows().await;
     }
     // Non-trivial: something of every kind is counted.
-    let maintained =
-        invitrack_storage::dashboard::maintained_counts(&mut app.conn, crate::helpers::BOT, GUILD)
-            .await
-            .expect("counts");
+    let maintained = invitrack_storage::dashboard::maintained_counts(
+        &mut app.conn,
+        crate::helpers::guild_key(GUILD),
+    )
+    .await
+    .expect("counts");
     assert_eq!(maintained.len(), 4);
     assert!(maintained.values().any(|c| c.fake > 0));
     assert!(maintained.values().any(|c| c.leaves > 0));

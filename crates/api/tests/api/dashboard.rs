@@ -1,11 +1,13 @@
 //! Leaderboard, member history, inviter codes, guild summary.
 
-use invitrack_storage::joins::JoinSource;
+use invitrack_attribution::Verdict;
+use invitrack_model::{ChannelId, UserId};
+use invitrack_storage::invites::SeenInvite;
 use invitrack_storage::keys::KeyScope;
 use invitrack_storage::progress::{self, GuildStateRow};
 use serde_json::json;
 
-use crate::helpers::{BOT, GUILD, Join, OTHER_GUILD, at, code_of, spawn_app};
+use crate::helpers::{GUILD, Join, OTHER_GUILD, at, code, code_of, guild_key, spawn_app};
 
 const ALICE: u64 = 100_000_000_000_000_001;
 const BOB: u64 = 100_000_000_000_000_002;
@@ -29,7 +31,7 @@ async fn leaderboard_orders_pages_and_ranges() {
         .await;
     app.join(Join::invite(member(5), "bob1", BOB, 5)).await;
     app.join(Join {
-        fake: 8,
+        flagged_rejoin: true,
         ..Join::invite(member(6), "bob1", BOB, 6)
     })
     .await;
@@ -108,11 +110,8 @@ async fn member_history_says_who_invited_them() {
     let key = app.key(None, KeyScope::Read).await;
     app.join(Join::invite(member(1), "alice1", ALICE, 60)).await;
     app.leave(GUILD, member(1)).await;
-    app.join(Join {
-        fake: 8,
-        ..Join::invite(member(1), "bob1", BOB, 0)
-    })
-    .await;
+    // Rejoining makes the second join fake (already_joined) by the rule, with no flag.
+    app.join(Join::invite(member(1), "bob1", BOB, 0)).await;
     let (status, body) = app
         .get(
             &app.guild_path(&format!("/members/{}", member(1))),
@@ -132,13 +131,7 @@ async fn member_history_says_who_invited_them() {
     assert!(joins[1]["left_at"].is_string());
 
     // Unknown joins: no inviter.
-    app.join(Join {
-        source: JoinSource::Unknown,
-        code: None,
-        inviter: None,
-        ..Join::invite(member(2), "", 0, 1)
-    })
-    .await;
+    app.join(Join::unknown(member(2), 1)).await;
     let (_, body) = app
         .get(
             &app.guild_path(&format!("/members/{}", member(2))),
@@ -146,7 +139,7 @@ async fn member_history_says_who_invited_them() {
         )
         .await;
     assert_eq!(body["inviter_id"], json!(null));
-    assert_eq!(body["joins"][0]["unknown_reason"], "no_evidence");
+    assert_eq!(body["joins"][0]["unknown_reason"], "untracked");
 
     let (status, body) = app.get(&app.guild_path("/members/12345"), Some(&key)).await;
     assert_eq!((status, code_of(&body)), (404, "member_not_found"));
@@ -159,35 +152,45 @@ async fn inviter_codes_merge_join_rows_and_live_invites() {
     app.join(Join::invite(member(1), "alice1", ALICE, 30)).await;
     app.join(Join::invite(member(2), "alice1", ALICE, 20)).await;
     app.join(Join {
-        fake: 1,
+        flagged_rejoin: true,
         ..Join::invite(member(3), "gone", ALICE, 10)
     })
     .await;
     app.leave(GUILD, member(2)).await;
-    let expires = at(-60).timestamp_millis();
-    let state = json!({
-        "invites": {
-            "alice1": {"info": {"code": "alice1", "inviter_id": ALICE, "uses": 2, "max_uses": 10,
-                                 "created_at": at(120).timestamp_millis(), "expires_at": expires},
-                       "read_at": null},
-            "alice9": {"info": {"code": "alice9", "inviter_id": ALICE, "uses": 0, "max_uses": 0,
-                                 "created_at": at(5).timestamp_millis(), "expires_at": null},
-                       "read_at": null},
-            "bob1": {"info": {"code": "bob1", "inviter_id": BOB, "uses": 7, "max_uses": 0,
-                               "created_at": 0, "expires_at": null}, "read_at": null}
+    let invite = |name: &str, inviter: u64, uses: u64, max_uses: u64| SeenInvite {
+        code: code(name),
+        channel_id: Some(ChannelId::new(5)),
+        inviter_id: Some(UserId::new(inviter)),
+        uses,
+        max_uses,
+        max_age_secs: 0,
+        temporary: false,
+        created_at: Some(at(120)),
+        expires_at: None,
+    };
+    // A snapshot that no longer shows "gone2" (seen before): it is not live any more.
+    app.snapshot(vec![invite("gone2", ALICE, 0, 0)]).await;
+    app.snapshot(vec![
+        SeenInvite {
+            expires_at: Some(at(-60)),
+            ..invite("alice1", ALICE, 2, 10)
         },
-        "pending": []
-    });
-    progress::save_guild_state(
+        invite("alice9", ALICE, 0, 0),
+        invite("bob1", BOB, 7, 0),
+    ])
+    .await;
+    // The tracking health the worker saves with a guild's engine state.
+    progress::save_guild_states(
         &mut app.conn,
-        BOT,
-        GUILD,
-        &GuildStateRow {
-            state,
-            pending_joins: 2,
-            missing_permissions: true,
-            last_snapshot_at: Some(at(1)),
-        },
+        &[(
+            guild_key(GUILD),
+            GuildStateRow {
+                state: json!({}),
+                pending_joins: 2,
+                missing_permissions: true,
+                last_snapshot_at: Some(at(1)),
+            },
+        )],
     )
     .await
     .expect("state");
@@ -234,23 +237,27 @@ async fn summary_counts_joins_per_day_by_source() {
     let key = app.key(None, KeyScope::Read).await;
     app.join(Join::invite(member(1), "a", ALICE, 1)).await;
     app.join(Join {
-        fake: 1,
+        flagged_rejoin: true,
         ..Join::invite(member(2), "a", ALICE, 2)
     })
     .await;
-    for (n, source) in [
-        (3, JoinSource::Vanity),
-        (4, JoinSource::Ambiguous),
-        (5, JoinSource::Unknown),
+    for (n, verdict) in [
+        (3, Verdict::Vanity { code: code("cool") }),
+        (
+            4,
+            Verdict::Ambiguous {
+                candidates: vec![code("a"), code("b")],
+                inviter_id: None,
+            },
+        ),
     ] {
         app.join(Join {
-            source,
-            code: None,
-            inviter: None,
-            ..Join::invite(member(n), "", 0, 3)
+            verdict,
+            ..Join::unknown(member(n), 3)
         })
         .await;
     }
+    app.join(Join::unknown(member(5), 3)).await;
     app.join(Join::invite(member(6), "a", ALICE, 3 * 24 * 60))
         .await;
     app.leave(GUILD, member(6)).await;

@@ -1,13 +1,17 @@
 //! `spawn_app()`: a fresh database, the API on port 0, request helpers, and seeding through the
-//! storage functions the worker calls.
+//! worker's own batch effects (`invitrack_worker::effects`), so the API reads data written by
+//! the code production runs.
 
 use std::net::SocketAddr;
 
 use chrono::{DateTime, Duration, Utc};
 use invitrack_api::{ApiConfig, ApiOptions, Application};
-use invitrack_storage::joins::{self, JoinSource, NewJoin};
+use invitrack_attribution::{Decision, Verdict};
+use invitrack_model::{BotId, GuildId, GuildKey, InviteCode, UnknownReason, UserId};
+use invitrack_storage::AsyncPgConnection;
+use invitrack_storage::invites::SeenInvite;
 use invitrack_storage::keys::{self, KeyScope};
-use invitrack_storage::{AsyncPgConnection, members};
+use invitrack_worker::effects::BatchEffects;
 use rand::Rng as _;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -101,76 +105,113 @@ pub fn at(minutes_ago: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).expect("in range")
 }
 
-pub struct Join<'a> {
+/// A decided join to seed.
+pub struct Join {
     pub guild: u64,
     pub member: u64,
     pub at: DateTime<Utc>,
-    pub source: JoinSource,
-    pub code: Option<&'a str>,
-    pub inviter: Option<u64>,
-    pub fake: i32,
+    pub verdict: Verdict,
+    /// Discord's `DID_REJOIN` flag: the member was in the guild before, so the join is fake
+    /// (`already_joined`) by the default settings.
+    pub flagged_rejoin: bool,
 }
 
-impl Join<'_> {
-    pub fn invite(member: u64, code: &str, inviter: u64, minutes_ago: i64) -> Join<'_> {
+pub fn code(code: &str) -> InviteCode {
+    InviteCode::parse(code).expect("a valid code")
+}
+
+impl Join {
+    pub fn invite(member: u64, invite: &str, inviter: u64, minutes_ago: i64) -> Join {
+        Join {
+            verdict: Verdict::Invite {
+                code: code(invite),
+                inviter_id: Some(UserId::new(inviter)),
+            },
+            ..Join::unknown(member, minutes_ago)
+        }
+    }
+
+    pub fn unknown(member: u64, minutes_ago: i64) -> Join {
         Join {
             guild: GUILD,
             member,
             at: at(minutes_ago),
-            source: JoinSource::Invite,
-            code: Some(code),
-            inviter: Some(inviter),
-            fake: 0,
+            verdict: Verdict::Unknown {
+                reason: UnknownReason::Untracked,
+            },
+            flagged_rejoin: false,
         }
     }
 }
 
+pub fn guild_key(guild: u64) -> GuildKey {
+    GuildKey::new(BotId::new(BOT), GuildId::new(guild))
+}
+
 impl TestApp {
     pub async fn key(&mut self, guild: Option<u64>, scope: KeyScope) -> String {
-        keys::create_key(&mut self.conn, BOT, guild, scope, "test")
+        keys::create_key(&mut self.conn, BotId::new(BOT), guild.map(GuildId::new), scope, "test")
             .await
             .expect("key")
             .0
     }
 
-    /// A join as the worker stores it: the member first, then the decided join.
-    pub async fn join(&mut self, j: Join<'_>) {
-        members::member_joined(&mut self.conn, BOT, j.guild, j.member, j.at, true, false)
+    /// Applies what `record` adds to a batch, as the worker does: read, record, write.
+    async fn apply(
+        &mut self,
+        guild: u64,
+        member: Option<u64>,
+        record: impl FnOnce(&mut BatchEffects, GuildKey),
+    ) {
+        let guild = guild_key(guild);
+        let members: Vec<_> = member.map(|m| guild.member(UserId::new(m))).into_iter().collect();
+        let mut effects = BatchEffects::read(&mut self.conn, &members, &[guild])
             .await
-            .expect("member_joined");
-        let stored = joins::insert_join(
-            &mut self.conn,
-            &NewJoin {
-                bot_id: BOT,
-                guild_id: j.guild,
-                member_id: j.member,
-                joined_at: j.at,
-                source: j.source,
-                invite_code: j.code.map(str::to_owned),
-                inviter_id: j.inviter,
-                candidates: Vec::new(),
-                unknown_reason: (j.source == JoinSource::Unknown).then_some("no_evidence"),
-                fake: j.fake,
-                left_at: None,
-            },
-        )
-        .await
-        .expect("insert_join");
-        assert!(stored);
+            .expect("read");
+        record(&mut effects, guild);
+        effects.finish(&mut self.conn).await.expect("finish");
+        effects.write(&mut self.conn).await.expect("write");
     }
 
-    /// A leave as the worker applies it.
+    /// A join as the worker applies it: GUILD_MEMBER_ADD, then the engine's decision.
+    pub async fn join(&mut self, j: Join) {
+        let member = UserId::new(j.member);
+        self.apply(j.guild, Some(j.member), |effects, guild| {
+            effects.member_joined(guild.member(member), j.at, true, j.flagged_rejoin);
+            let decision = Decision {
+                user_id: member,
+                joined_at: j.at.timestamp_millis(),
+                verdict: j.verdict,
+            };
+            effects.decided(guild, decision).expect("decided");
+        })
+        .await;
+    }
+
+    /// A GUILD_MEMBER_REMOVE as the worker applies it.
     pub async fn leave(&mut self, guild: u64, member: u64) {
-        let left_at = at(0);
-        let joined_at = members::member_left(&mut self.conn, BOT, guild, member, left_at)
+        self.apply(guild, Some(member), |effects, guild| {
+            effects.member_left(guild.member(UserId::new(member)), at(0));
+        })
+        .await;
+    }
+
+    /// Whether the gateway last showed the member present.
+    pub async fn present(&mut self, guild: u64, member: u64) -> bool {
+        let key = guild_key(guild).member(UserId::new(member));
+        invitrack_storage::members::load_members(&mut self.conn, &[key])
             .await
-            .expect("member_left")
-            .expect("member was present");
-        assert!(
-            joins::mark_left(&mut self.conn, BOT, guild, member, joined_at, left_at)
-                .await
-                .expect("mark_left")
-        );
+            .expect("members")
+            .get(&key)
+            .is_some_and(|m| m.present)
+    }
+
+    /// An invite snapshot of `GUILD` as the worker applies it, read a second ago.
+    pub async fn snapshot(&mut self, invites: Vec<SeenInvite>) {
+        self.apply(GUILD, None, |effects, guild| {
+            effects.invite_snapshot(guild, at(0) - Duration::seconds(1), at(0), invites);
+        })
+        .await;
     }
 
     pub fn database_url(&self) -> String {
@@ -233,10 +274,10 @@ impl TestApp {
     pub async fn assert_counters_match_rows(&mut self) {
         use invitrack_storage::dashboard::{maintained_counts, recount_guild};
         for guild in [GUILD, OTHER_GUILD] {
-            let maintained = maintained_counts(&mut self.conn, BOT, guild)
+            let maintained = maintained_counts(&mut self.conn, guild_key(guild))
                 .await
                 .expect("counts");
-            let recounted = recount_guild(&mut self.conn, BOT, guild)
+            let recounted = recount_guild(&mut self.conn, guild_key(guild))
                 .await
                 .expect("recount");
             assert_eq!(maintained, recounted, "guild {guild}");

@@ -15,7 +15,7 @@ async fn user_and_code_answer_invitelogger_shapes() {
     app.join(Join::invite(200_000_000_000_000_002, "abc", alice, 20))
         .await;
     app.join(Join {
-        fake: 1,
+        flagged_rejoin: true,
         ..Join::invite(200_000_000_000_000_003, "abc", alice, 10)
     })
     .await;
