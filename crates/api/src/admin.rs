@@ -1,8 +1,8 @@
 //! Admin writes (keys with the `admin` scope): bonus invites, soft resets and their restore,
 //! fake settings; and the reads that go with them. Every write is audited in its transaction.
 
-use invitrack_model::{FakeReasons, FakeSettings};
 use actix_web::{HttpRequest, HttpResponse, web};
+use invitrack_model::{FakeReasons, FakeSettings};
 use invitrack_storage::admin::{
     self as queries, Actor, BonusRow, ResetRow, RestoreOutcome, SettingsChange,
 };
@@ -511,13 +511,8 @@ pub async fn update_settings(
         .map(|days| u32::try_from(days).unwrap_or(FakeSettings::MAX_YOUNG_ACCOUNT_DAYS));
     let author = body.required_text("author", AUTHOR_MAX)?;
     let mut conn = state.connection().await?;
-    let s = queries::update_fake_settings(
-        &mut conn,
-        guild.key(),
-        change,
-        &actor(&caller, &author),
-    )
-    .await?;
+    let s = queries::update_fake_settings(&mut conn, guild.key(), change, &actor(&caller, &author))
+        .await?;
     Ok(HttpResponse::Ok().json(Settings::from(s)))
 }
 
@@ -571,8 +566,7 @@ pub async fn audit(
     let before = params.integer("before", 1, i64::MAX, i64::MAX)?;
     let limit = params.integer("limit", 1, 200, 50)?;
     let mut conn = state.connection().await?;
-    let rows = queries::audit_entries(&mut conn, guild.key(), Some(before), limit)
-        .await?;
+    let rows = queries::audit_entries(&mut conn, guild.key(), Some(before), limit).await?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
     let next_before = rows.last().filter(|_| full).map(|r| r.id);
     Ok(HttpResponse::Ok().json(AuditLog {

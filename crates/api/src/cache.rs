@@ -43,7 +43,6 @@ pub const LISTENER_NAME: &str = "invitrack-api-counts-listener";
 /// Wait between reconnection attempts.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-
 /// What is cached about one guild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKey {
@@ -209,11 +208,7 @@ impl CountsCache {
     ///
     /// # Errors
     /// On a miss, with the ticket (or `None` while the cache is bypassed).
-    pub fn get_body(
-        &self,
-        guild: GuildKey,
-        key: EntryKey,
-    ) -> Result<Bytes, Option<Ticket>> {
+    pub fn get_body(&self, guild: GuildKey, key: EntryKey) -> Result<Bytes, Option<Ticket>> {
         match self.get(guild, key)? {
             Value::Body(body) => Ok(body),
             Value::Counts(_) => Err(None),
@@ -355,7 +350,10 @@ async fn listen_once(
 mod tests {
     use super::*;
 
-    const G: GuildKey = GuildKey::new(invitrack_model::BotId::new(1), invitrack_model::GuildId::new(2));
+    const G: GuildKey = GuildKey::new(
+        invitrack_model::BotId::new(1),
+        invitrack_model::GuildId::new(2),
+    );
 
     fn user(id: u64) -> UserId {
         UserId::new(id)

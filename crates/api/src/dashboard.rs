@@ -1,9 +1,9 @@
 //! Reads for dashboards: leaderboard, a member's inviter and joins, an inviter's codes, a guild
 //! summary for charts. Any key of the bot (and guild) may read them.
 
-use invitrack_model::{FakeReasons, InviteCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
+use invitrack_model::{FakeReasons, InviteCode};
 use invitrack_storage::counts::InviterCounts;
 use invitrack_storage::dashboard::{self as queries, LeaderboardOrder};
 use serde::Serialize;
@@ -173,13 +173,7 @@ pub async fn leaderboard(
         } else {
             std::time::Duration::MAX
         };
-        cache.put_body(
-            ticket,
-            guild.key(),
-            key,
-            body.clone(),
-            max_age,
-        );
+        cache.put_body(ticket, guild.key(), key, body.clone(), max_age);
     }
     Ok(json_body(body))
 }
@@ -270,8 +264,7 @@ pub async fn member(
     let member_id = path_snowflake(&req, "member_id")?;
     tracing::Span::current().record("member_id", member_id.get());
     let mut conn = state.connection().await?;
-    let history =
-        queries::member_history(&mut conn, guild.key(), member_id).await?;
+    let history = queries::member_history(&mut conn, guild.key(), member_id).await?;
     if history.present.is_none() && history.joins.is_empty() {
         return Err(ApiError::NotFound {
             code: "member_not_found",
@@ -282,9 +275,7 @@ pub async fn member(
     Ok(HttpResponse::Ok().json(MemberInvites {
         member_id: member_id.to_string(),
         present: history.present,
-        inviter_id: latest
-            .and_then(|j| j.inviter_id)
-            .map(|i| i.to_string()),
+        inviter_id: latest.and_then(|j| j.inviter_id).map(|i| i.to_string()),
         invite_code: latest.and_then(|j| j.invite_code.as_ref().map(InviteCode::to_string)),
         source: latest.map(|j| j.source.to_string()),
         joins: history
@@ -296,7 +287,11 @@ pub async fn member(
                 source: j.source.to_string(),
                 invite_code: j.invite_code.map(InviteCode::into_string),
                 inviter_id: j.inviter_id.map(|i| i.to_string()),
-                candidates: j.candidates.into_iter().map(InviteCode::into_string).collect(),
+                candidates: j
+                    .candidates
+                    .into_iter()
+                    .map(InviteCode::into_string)
+                    .collect(),
                 unknown_reason: j.unknown_reason.map(|r| r.to_string()),
                 fake: j.fake.is_fake(),
                 fake_reasons: fake_reason_names(j.fake),

@@ -1,8 +1,8 @@
 //! The InviteLogger-compatible endpoints (`seeds/000_2deffae17cb0fab2.txt`).
 
-use invitrack_model::GuildKey;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
+use invitrack_model::GuildKey;
 use invitrack_storage::counts;
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -9,8 +9,7 @@ use crate::matching::{self, Group, ReadOrder};
 use invitrack_model::{InviteCode, Millis, UnknownReason, UserId};
 
 use crate::model::{
-    Decision, InviteInfo, Observation, SnapshotFailure, Target,
-    VanityInfo, Verdict,
+    Decision, InviteInfo, Observation, SnapshotFailure, Target, VanityInfo, Verdict,
 };
 
 /// Timing assumptions. They bound how long a join waits for evidence and how wide the window of
@@ -667,7 +666,8 @@ fn verdict_from(evidence: &matching::JoinEvidence, targets: &[Target]) -> Verdic
             let one_inviter = !evidence.may_be_untracked
                 && first_inviter.is_some()
                 && several.iter().all(|t| t.inviter_id() == first_inviter);
-            let mut candidates: Vec<InviteCode> = several.iter().map(|t| t.code().clone()).collect();
+            let mut candidates: Vec<InviteCode> =
+                several.iter().map(|t| t.code().clone()).collect();
             candidates.sort();
             candidates.dedup();
             Verdict::Ambiguous {

@@ -6,6 +6,4 @@ mod model;
 
 pub use engine::{EngineConfig, GuildAttribution};
 pub use invitrack_model::{InviteCode, JoinSource, Millis, UnknownReason, UserId};
-pub use model::{
-    Decision, InviteInfo, Observation, SnapshotFailure, Target, VanityInfo, Verdict,
-};
+pub use model::{Decision, InviteInfo, Observation, SnapshotFailure, Target, VanityInfo, Verdict};

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use invitrack_attribution::{
-    EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure, UserId, VanityInfo,
+    EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure, UserId,
+    VanityInfo,
 };
 use proptest::prelude::*;
 

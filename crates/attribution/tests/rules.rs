@@ -1,8 +1,7 @@
 //! One test per attribution rule of DOMAIN.md, driven through the public API with explicit times.
 
 use invitrack_attribution::{
-    InviteCode,
-    Decision, EngineConfig, GuildAttribution, InviteInfo, Observation, SnapshotFailure,
+    Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure,
     UnknownReason, UserId, VanityInfo, Verdict,
 };
 
@@ -168,12 +167,7 @@ fn the_vanity_counter_is_evidence_and_silence_is_not() {
     g.join(11, T0 + 2_000);
     g.snapshot(T0 + 2_200, vec![invite("a", ALICE, 0, 0)], Some(8));
     g.settle(T0 + 8_000);
-    assert_eq!(
-        g.verdict(10),
-        &Verdict::Vanity {
-            code: c("vanity")
-        }
-    );
+    assert_eq!(g.verdict(10), &Verdict::Vanity { code: c("vanity") });
     // Nothing moved: not "the vanity URL", but untracked.
     assert_eq!(
         g.verdict(11),

@@ -481,9 +481,7 @@ async fn run(
         }
         if let Some(inviter) = inviter {
             ours.inviter_credited += 1;
-            if t.path == JoinPath::Invite
-                && t.inviter_id.map(|i| i.get()) == Some(inviter.get())
-            {
+            if t.path == JoinPath::Invite && t.inviter_id.map(|i| i.get()) == Some(inviter.get()) {
                 ours.inviter_right += 1;
             }
         }

@@ -69,7 +69,8 @@ fn replay(
         if let Some(mut o) = event
             .kind
             .as_ref()
-            .and_then(|kind| invitrack_worker::observation(kind).ok().flatten()) {
+            .and_then(|kind| invitrack_worker::observation(kind).ok().flatten())
+        {
             edit(&mut o);
             by_guild
                 .entry(event.guild_id)

@@ -458,7 +458,8 @@ mod tests {
         for i in 0..1600_u64 {
             // Snowflakes created in the same millisecond range differ only in low bits.
             let guild = (1_700_000_000_000_u64 << 22) + i;
-            seen[layout.partition_of(GuildKey::new(BotId::new(1), GuildId::new(guild))) as usize] += 1;
+            seen[layout.partition_of(GuildKey::new(BotId::new(1), GuildId::new(guild)))
+                as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "uneven spread: {seen:?}");
     }

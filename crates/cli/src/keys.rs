@@ -1,8 +1,8 @@
 //! `invitrack keys create|list|revoke`.
 
-use invitrack_model::{BotId, GuildId};
 use anyhow::Context as _;
 use clap::Subcommand;
+use invitrack_model::{BotId, GuildId};
 use invitrack_storage::keys::{self, KeyScope};
 
 #[derive(Subcommand)]

@@ -9,17 +9,18 @@ use std::time::{Duration, Instant};
 use invitrack_api::{ApiConfig, ApiOptions, Application};
 use invitrack_bus::BusConfig;
 use invitrack_ingest::IngestConfig;
+use invitrack_model::{BotId, GuildId, GuildKey, UserId};
 use invitrack_sim::{SimConfig, Simulator};
+use invitrack_testkit::TestDatabase;
 use invitrack_worker::WorkerConfig;
-use rand::Rng;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 struct Stack {
     sim: invitrack_sim::RunningSim,
     api: String,
+    /// Dropped (with FORCE) when the stack is.
+    _database: TestDatabase,
     database_url: String,
     bot_id: u64,
     layout: invitrack_bus::BusLayout,
@@ -29,11 +30,11 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
-        let run_id: u32 = rand::rng().random();
-        let database_url = format!("{PG}/invitrack_e2e_{run_id:08x}");
+        let database = TestDatabase::new("invitrack_e2e");
+        let database_url = database.url();
         let bus = BusConfig {
-            nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
-            bus_prefix: format!("e2e-{run_id:08x}"),
+            nats_url: invitrack_testkit::nats_url(),
+            bus_prefix: invitrack_testkit::unique("e2e"),
             bus_partitions: 4,
             bus_max_age_hours: 1,
         };
@@ -82,6 +83,7 @@ impl Stack {
         Self {
             sim,
             api: api_url,
+            _database: database,
             database_url,
             bot_id: SimConfig::default().bot_user_id,
             layout,
@@ -147,22 +149,11 @@ impl Stack {
     async fn clean_up(self) {
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Ok(nats) = async_nats::connect("nats://127.0.0.1:4222").await {
+        if let Ok(nats) = async_nats::connect(invitrack_testkit::nats_url()).await {
             let js = async_nats::jetstream::new(nats);
             invitrack_bus::delete_streams(&js, &self.layout).await;
         }
-        if let Ok(mut conn) = invitrack_storage::connect(&format!("{PG}/postgres")).await {
-            use diesel_async::RunQueryDsl as _;
-            let name = self
-                .database_url
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
-        }
+        // The database goes with `self.database`.
     }
 }
 
@@ -335,9 +326,8 @@ async fn joins_travel_from_gateway_to_api() {
         .expect("db");
     let inviter_total = invitrack_storage::counts::recount_from_joins(
         &mut conn,
-        bot,
-        guild_id.parse().expect("id"),
-        alice.parse().expect("id"),
+        GuildKey::new(BotId::new(bot), GuildId::parse(&guild_id).expect("id")),
+        UserId::parse(&alice).expect("id"),
     )
     .await
     .expect("recount");

@@ -216,7 +216,10 @@ mod tests {
             enabled: FakeReasons::NONE,
             ..strict
         };
-        assert_eq!(none.reasons(&facts(1, false, true), None), FakeReasons::NONE);
+        assert_eq!(
+            none.reasons(&facts(1, false, true), None),
+            FakeReasons::NONE
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ impl<M> Id<M> {
     /// `None` for 0, the bus's "absent".
     #[must_use]
     pub const fn new_checked(value: u64) -> Option<Self> {
-        if value == 0 { None } else { Some(Self::new(value)) }
+        if value == 0 {
+            None
+        } else {
+            Some(Self::new(value))
+        }
     }
 
     #[must_use]
@@ -181,7 +185,16 @@ mod tests {
             UserId::parse("18446744073709551615").map(Id::get),
             Ok(u64::MAX)
         );
-        for bad in ["", "0", "-1", "+1", "1.5", " 1", "18446744073709551616", "abc"] {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            "1.5",
+            " 1",
+            "18446744073709551616",
+            "abc",
+        ] {
             assert!(UserId::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -196,7 +209,10 @@ mod tests {
     #[test]
     fn account_creation_time_from_snowflake() {
         // Discord's documented example: 175928847299117063 was made at 1462015105796.
-        assert_eq!(UserId::new(175_928_847_299_117_063).created_at(), 1_462_015_105_796);
+        assert_eq!(
+            UserId::new(175_928_847_299_117_063).created_at(),
+            1_462_015_105_796
+        );
     }
 
     #[test]

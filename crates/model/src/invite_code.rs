@@ -110,13 +110,24 @@ mod tests {
     #[test]
     fn accepts_discord_codes() {
         for ok in ["a", "AbC123xy", "my-server", "under_score", &"x".repeat(64)] {
-            assert_eq!(InviteCode::parse(ok).map(|c| c.to_string()), Ok(ok.to_owned()));
+            assert_eq!(
+                InviteCode::parse(ok).map(|c| c.to_string()),
+                Ok(ok.to_owned())
+            );
         }
     }
 
     #[test]
     fn rejects_what_is_not_a_code() {
-        for bad in ["", "a b", "nul\0", "a/b", "é", "discord.gg/x", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a b",
+            "nul\0",
+            "a/b",
+            "é",
+            "discord.gg/x",
+            &"x".repeat(65),
+        ] {
             assert!(InviteCode::parse(bad).is_err(), "{bad:?}");
         }
     }

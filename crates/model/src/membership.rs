@@ -70,7 +70,10 @@ pub fn member_joined(
 
 /// Applies a GUILD_MEMBER_REMOVE. Returns the start of the membership that ended, or `None`
 /// when the member was not known to be present (nothing changes then).
-pub fn member_left(record: &mut Option<Membership>, left_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn member_left(
+    record: &mut Option<Membership>,
+    left_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let member = record.as_mut().filter(|m| m.present)?;
     member.present = false;
     member.left_at = Some(left_at);
@@ -142,17 +145,32 @@ mod tests {
         let table = [
             (None, 0, false, JoinKind::New, false, 1),
             (None, 0, true, JoinKind::New, true, 1),
-            (Some(present(0, false)), 0, false, JoinKind::Repeated, false, 1),
+            (
+                Some(present(0, false)),
+                0,
+                false,
+                JoinKind::Repeated,
+                false,
+                1,
+            ),
             (Some(present(0, false)), 9, false, JoinKind::New, true, 2),
             (Some(gone), 9, false, JoinKind::New, true, 2),
             (Some(gone), 0, false, JoinKind::New, true, 2),
         ];
         for (before, joined, flag, kind, rejoined, count) in table {
             let mut record = before;
-            assert_eq!(member_joined(&mut record, at(joined), false, flag), kind, "{before:?}");
+            assert_eq!(
+                member_joined(&mut record, at(joined), false, flag),
+                kind,
+                "{before:?}"
+            );
             let after = record.expect("recorded");
             assert!(after.present && after.left_at.is_none());
-            assert_eq!((after.rejoined, after.join_count), (rejoined, count), "{before:?}");
+            assert_eq!(
+                (after.rejoined, after.join_count),
+                (rejoined, count),
+                "{before:?}"
+            );
             assert_eq!(after.joined_at, at(joined));
         }
     }
@@ -164,7 +182,10 @@ mod tests {
         assert_eq!(none, None);
         let mut record = Some(present(0, false));
         assert_eq!(member_left(&mut record, at(3)), Some(at(0)));
-        assert_eq!(record.map(|m| (m.present, m.left_at)), Some((false, Some(at(3)))));
+        assert_eq!(
+            record.map(|m| (m.present, m.left_at)),
+            Some((false, Some(at(3))))
+        );
         // A second leave changes nothing.
         assert_eq!(member_left(&mut record, at(4)), None);
         assert_eq!(record.and_then(|m| m.left_at), Some(at(3)));

@@ -13,9 +13,9 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
+use crate::StorageError;
 use crate::counts::InviterCounts;
 use crate::schema::{audit_log, bonus_invites, guild_settings, inviter_counts, resets};
-use crate::StorageError;
 use invitrack_model::{FakeReasons, FakeSettings, GuildKey, UserId};
 
 /// Who makes a write: the API key and the person the caller names.
@@ -199,9 +199,9 @@ fn joins_statement(clear: bool) -> &'static str {
                   count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
            FROM c WHERE inviter_id IS NOT NULL GROUP BY inviter_id), \
          u AS ( \
-           INSERT INTO inviter_counts AS ic (guild, inviter_id, joins, fake, leaves) \
+           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, joins, fake, leaves) \
            SELECT $1, $2, inviter_id, -joins, -fake, -leaves FROM d \
-           ON CONFLICT (guild, inviter_id) DO UPDATE SET \
+           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
              joins = ic.joins + excluded.joins, fake = ic.fake + excluded.fake, \
              leaves = ic.leaves + excluded.leaves) \
          SELECT count(*) AS n FROM c"
@@ -218,9 +218,9 @@ fn joins_statement(clear: bool) -> &'static str {
                   count(*) FILTER (WHERE fake = 0 AND has_left) AS leaves \
            FROM c WHERE inviter_id IS NOT NULL GROUP BY inviter_id), \
          u AS ( \
-           INSERT INTO inviter_counts AS ic (guild, inviter_id, joins, fake, leaves) \
+           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, joins, fake, leaves) \
            SELECT $1, $2, inviter_id, joins, fake, leaves FROM d \
-           ON CONFLICT (guild, inviter_id) DO UPDATE SET \
+           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
              joins = ic.joins + excluded.joins, fake = ic.fake + excluded.fake, \
              leaves = ic.leaves + excluded.leaves) \
          SELECT count(*) AS n FROM c"
@@ -248,9 +248,9 @@ fn bonus_statement(clear: bool) -> String {
            RETURNING inviter_id, amount), \
          d AS (SELECT inviter_id, sum(amount)::BIGINT AS bonus FROM c GROUP BY inviter_id), \
          u AS ( \
-           INSERT INTO inviter_counts AS ic (guild, inviter_id, bonus) \
+           INSERT INTO inviter_counts AS ic (bot_id, guild_id, inviter_id, bonus) \
            SELECT $1, $2, inviter_id, {sign}bonus FROM d \
-           ON CONFLICT (guild, inviter_id) DO UPDATE SET \
+           ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
              bonus = ic.bonus + excluded.bonus \
            RETURNING 1) \
          SELECT count(*) AS n FROM c"

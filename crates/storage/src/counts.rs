@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::schema::{inviter_counts, joins};
 use crate::StorageError;
+use crate::schema::{inviter_counts, joins};
 use invitrack_model::{FakeReasons, GuildKey, InviteCode, UserId};
 
 /// An inviter's maintained counters (`docs/counting.md#inviter-counts`).

@@ -8,9 +8,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::StorageError;
 use crate::counts::InviterCounts;
 use crate::schema::{guild_states, inviter_counts, joins, members};
-use crate::StorageError;
 use invitrack_model::{
     BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, UnknownReason, UserId,
 };

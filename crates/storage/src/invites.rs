@@ -116,7 +116,9 @@ impl InviteChanges {
                 changes.codes.get(&code),
                 Some(Change::Vanished(VanishedReason::Deleted, _))
             ) {
-                changes.codes.insert(code, Change::Seen(invite, received_at));
+                changes
+                    .codes
+                    .insert(code, Change::Seen(invite, received_at));
             }
         }
         changes.sweep = Some(Sweep {
@@ -138,10 +140,9 @@ impl InviteChanges {
     /// INVITE_DELETE.
     pub fn deleted(&mut self, guild: GuildKey, code: InviteCode, observed_at: DateTime<Utc>) {
         let changes = self.guilds.entry(guild).or_default();
-        changes.codes.insert(
-            code,
-            Change::Vanished(VanishedReason::Deleted, observed_at),
-        );
+        changes
+            .codes
+            .insert(code, Change::Vanished(VanishedReason::Deleted, observed_at));
     }
 
     #[must_use]
@@ -201,7 +202,12 @@ async fn sweep(
         )
         .bind::<Array<BigInt>, _>(chunk.iter().map(|(k, _)| k.bot_id).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(chunk.iter().map(|(k, _)| k.guild_id).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|(_, s)| s.requested_at).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(
+            chunk
+                .iter()
+                .map(|(_, s)| s.requested_at)
+                .collect::<Vec<_>>(),
+        )
         .bind::<Array<Timestamptz>, _>(chunk.iter().map(|(_, s)| s.received_at).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(shown)
         .execute(conn)
@@ -248,16 +254,28 @@ async fn upsert(
         insert_then!("ON CONFLICT (bot_id, guild_id, code) DO NOTHING")
     };
     for chunk in rows.chunks(crate::ARRAY_CHUNK) {
-        let column = |f: fn(&SeenInvite) -> i64| chunk.iter().map(|(_, i, _)| f(i)).collect::<Vec<_>>();
+        let column =
+            |f: fn(&SeenInvite) -> i64| chunk.iter().map(|(_, i, _)| f(i)).collect::<Vec<_>>();
         crate::prepared::prepared(statement)
             .bind::<Array<BigInt>, _>(chunk.iter().map(|(k, _, _)| k.bot_id).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(chunk.iter().map(|(k, _, _)| k.guild_id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(chunk.iter().map(|(_, i, _)| i.code.clone()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<BigInt>>, _>(
-                chunk.iter().map(|(_, i, _)| i.channel_id).collect::<Vec<_>>(),
+            .bind::<Array<Text>, _>(
+                chunk
+                    .iter()
+                    .map(|(_, i, _)| i.code.clone())
+                    .collect::<Vec<_>>(),
             )
             .bind::<Array<Nullable<BigInt>>, _>(
-                chunk.iter().map(|(_, i, _)| i.inviter_id).collect::<Vec<_>>(),
+                chunk
+                    .iter()
+                    .map(|(_, i, _)| i.channel_id)
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<BigInt>>, _>(
+                chunk
+                    .iter()
+                    .map(|(_, i, _)| i.inviter_id)
+                    .collect::<Vec<_>>(),
             )
             .bind::<Array<BigInt>, _>(column(|i| i64::try_from(i.uses).unwrap_or(i64::MAX)))
             .bind::<Array<BigInt>, _>(column(|i| i64::try_from(i.max_uses).unwrap_or(i64::MAX)))
@@ -267,12 +285,23 @@ async fn upsert(
                     .map(|(_, i, _)| i32::try_from(i.max_age_secs).unwrap_or(i32::MAX))
                     .collect::<Vec<_>>(),
             )
-            .bind::<Array<Bool>, _>(chunk.iter().map(|(_, i, _)| i.temporary).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Timestamptz>>, _>(
-                chunk.iter().map(|(_, i, _)| i.created_at).collect::<Vec<_>>(),
+            .bind::<Array<Bool>, _>(
+                chunk
+                    .iter()
+                    .map(|(_, i, _)| i.temporary)
+                    .collect::<Vec<_>>(),
             )
             .bind::<Array<Nullable<Timestamptz>>, _>(
-                chunk.iter().map(|(_, i, _)| i.expires_at).collect::<Vec<_>>(),
+                chunk
+                    .iter()
+                    .map(|(_, i, _)| i.created_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Timestamptz>>, _>(
+                chunk
+                    .iter()
+                    .map(|(_, i, _)| i.expires_at)
+                    .collect::<Vec<_>>(),
             )
             .bind::<Array<Timestamptz>, _>(chunk.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
             .execute(conn)
@@ -299,7 +328,12 @@ async fn vanish(
         )
         .bind::<Array<BigInt>, _>(chunk.iter().map(|(k, ..)| k.bot_id).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(chunk.iter().map(|(k, ..)| k.guild_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|(_, c, ..)| (*c).clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            chunk
+                .iter()
+                .map(|(_, c, ..)| (*c).clone())
+                .collect::<Vec<_>>(),
+        )
         .bind::<Array<Text>, _>(chunk.iter().map(|(_, _, r, _)| *r).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(chunk.iter().map(|(.., at)| *at).collect::<Vec<_>>())
         .execute(conn)

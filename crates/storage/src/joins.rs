@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use invitrack_model::{
-    BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, MemberKey, UnknownReason,
-    UserId,
+    BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, MemberKey, UnknownReason, UserId,
 };
 
 use crate::StorageError;
@@ -245,9 +244,10 @@ async fn bump_counts(
         let mut columns: [Vec<i64>; 6] = Default::default();
         for &(&(guild, inviter), d) in chunk {
             let (bot, guild) = (guild.bot_id.to_db(), guild.guild_id.to_db());
-            for (column, value) in columns
-                .iter_mut()
-                .zip([bot, guild, inviter.to_db(), d.joins, d.fake, d.leaves])
+            for (column, value) in
+                columns
+                    .iter_mut()
+                    .zip([bot, guild, inviter.to_db(), d.joins, d.fake, d.leaves])
             {
                 column.push(value);
             }

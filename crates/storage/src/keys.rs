@@ -7,8 +7,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::schema::api_keys;
 use crate::StorageError;
+use crate::schema::api_keys;
 use invitrack_model::{BotId, GuildId};
 
 /// What a key may do.

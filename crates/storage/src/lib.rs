@@ -3,8 +3,8 @@
 pub mod admin;
 pub mod counts;
 pub mod dashboard;
-pub mod invites;
 mod db;
+pub mod invites;
 pub mod joins;
 pub mod keys;
 pub mod members;
@@ -12,7 +12,9 @@ mod prepared;
 pub mod progress;
 pub mod schema;
 
-pub use db::{Pool, PooledConnection, connect, ensure_database, pool, prepare_database, run_migrations};
+pub use db::{
+    Pool, PooledConnection, connect, ensure_database, pool, prepare_database, run_migrations,
+};
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 /// Errors of the storage layer.

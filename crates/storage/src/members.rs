@@ -78,7 +78,8 @@ pub async fn save_members(
     for chunk in members.chunks(crate::ARRAY_CHUNK) {
         let keys: Vec<MemberKey> = chunk.iter().map(|(k, _)| *k).collect();
         let (bots, guilds, ids) = split_keys(&keys);
-        let column = |f: fn(&Membership) -> bool| chunk.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
+        let column =
+            |f: fn(&Membership) -> bool| chunk.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
         crate::prepared::prepared(
             "INSERT INTO members (bot_id, guild_id, member_id, present, joined_at, left_at, \
                has_avatar, rejoined, join_count) \

@@ -3,40 +3,42 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use diesel_async::RunQueryDsl;
-use invitrack_storage::joins::{self, JoinSource, NewJoin};
+use invitrack_model::{
+    BotId, FakeReasons, GuildId, GuildKey, JoinSource, MemberKey, UnknownReason, UserId,
+};
+use invitrack_storage::joins::{self, NewJoin};
+use invitrack_testkit::TestDatabase;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-const BOT: u64 = 7;
-const GUILD: u64 = 1_000;
+const BOT: BotId = BotId::new(7);
+const GUILD: GuildId = GuildId::new(1_000);
+const OTHER_GUILD: GuildId = GuildId::new(1_001);
+
+fn member(guild_id: GuildId, member_id: u64) -> MemberKey {
+    GuildKey::new(BOT, guild_id).member(UserId::new(member_id))
+}
 
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
 }
 
-fn join(guild_id: u64, member_id: u64, joined_at: DateTime<Utc>) -> NewJoin {
+fn join(guild_id: GuildId, member_id: u64, joined_at: DateTime<Utc>) -> NewJoin {
     NewJoin {
-        bot_id: BOT,
-        guild_id,
-        member_id,
+        member: member(guild_id, member_id),
         joined_at,
         source: JoinSource::Unknown,
         invite_code: None,
         inviter_id: None,
         candidates: Vec::new(),
-        unknown_reason: Some("untracked"),
-        fake: 0,
+        unknown_reason: Some(UnknownReason::Untracked),
+        fake: FakeReasons::NONE,
         left_at: None,
     }
 }
 
 #[tokio::test]
 async fn the_earliest_join_of_each_member_and_none_for_newcomers() {
-    let name = format!(
-        "invitrack_first_joins_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_subsec_nanos()
-    );
-    let database_url = format!("{SERVER}/{name}");
+    let database = TestDatabase::new("invitrack_first_joins");
+    let database_url = database.url();
     invitrack_storage::prepare_database(&database_url)
         .await
         .expect("a database of its own");
@@ -51,35 +53,31 @@ async fn the_earliest_join_of_each_member_and_none_for_newcomers() {
         join(GUILD, 1, at(100)),
         join(GUILD, 1, at(200)),
         join(GUILD, 2, at(50)),
-        join(GUILD + 1, 3, at(10)),
+        join(OTHER_GUILD, 3, at(10)),
     ];
     stored.extend((0..500_u32).map(|m| join(GUILD, 10_000 + u64::from(m), at(i64::from(m)))));
-    for j in &stored {
-        assert!(joins::insert_join(&mut conn, j).await.expect("stored"));
-    }
+    let written = joins::write_joins(&mut conn, &stored, &[])
+        .await
+        .expect("stored");
+    assert_eq!(written.inserted, stored.len());
 
-    let mut keys = vec![
-        (BOT, GUILD, 1),
-        (BOT, GUILD, 2),
-        (BOT, GUILD, 3),
-        (BOT, GUILD, 4),
-    ];
-    keys.extend((0..500).map(|m| (BOT, GUILD, 10_000 + m)));
+    let mut keys: Vec<MemberKey> = (1..=4).map(|m| member(GUILD, m)).collect();
+    keys.extend((0..500).map(|m| member(GUILD, 10_000 + m)));
     let first = joins::first_joins(&mut conn, &keys).await.expect("read");
 
     assert_eq!(
-        first.get(&(BOT, GUILD, 1)),
+        first.get(&member(GUILD, 1)),
         Some(&at(100)),
         "the earliest of three"
     );
-    assert_eq!(first.get(&(BOT, GUILD, 2)), Some(&at(50)));
+    assert_eq!(first.get(&member(GUILD, 2)), Some(&at(50)));
     assert_eq!(
-        first.get(&(BOT, GUILD, 3)),
+        first.get(&member(GUILD, 3)),
         None,
         "joined another guild only"
     );
-    assert_eq!(first.get(&(BOT, GUILD, 4)), None, "never joined");
-    assert_eq!(first.get(&(BOT, GUILD, 10_499)), Some(&at(499)));
+    assert_eq!(first.get(&member(GUILD, 4)), None, "never joined");
+    assert_eq!(first.get(&member(GUILD, 10_499)), Some(&at(499)));
     assert_eq!(first.len(), 2 + 500);
 
     // The worker runs this for every batch: the connection keeps it prepared instead of
@@ -100,11 +98,4 @@ async fn the_earliest_join_of_each_member_and_none_for_newcomers() {
     .await
     .expect("prepared statements");
     assert_eq!(kept.n, 1, "first_joins is prepared once and kept");
-
-    drop(conn);
-    if let Ok(mut admin) = invitrack_storage::connect(&format!("{SERVER}/postgres")).await {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
 }

@@ -13,7 +13,8 @@
 
 use std::collections::HashMap;
 
-use invitrack_attribution::{EngineConfig, GuildAttribution, InviteInfo, Observation, UserId};
+use invitrack_attribution::{EngineConfig, GuildAttribution, InviteInfo, Observation};
+use invitrack_model::{InviteCode, UserId};
 
 const GUILDS: u64 = 10_000;
 
@@ -31,8 +32,8 @@ fn resident_bytes() -> u64 {
 fn invites(guild: u64, count: u64, uses: u64, t: i64) -> Vec<InviteInfo> {
     (0..count)
         .map(|i| InviteInfo {
-            code: format!("{:08x}", guild * 1_000 + i),
-            inviter_id: Some(UserId(400_000_000_000_000_000 + i % 8)),
+            code: InviteCode::parse(&format!("{:08x}", guild * 1_000 + i)).expect("a valid code"),
+            inviter_id: Some(UserId::new(400_000_000_000_000_000 + i % 8)),
             uses: if i == 0 { uses } else { 3 },
             max_uses: 0,
             created_at: t - 86_400_000,
@@ -84,7 +85,7 @@ fn measure(count: u64) {
                 state.observe(
                     &engine,
                     Observation::MemberJoined {
-                        user_id: UserId(5_000_000_000 + guild * 10 + j),
+                        user_id: UserId::new(5_000_000_000 + guild * 10 + j),
                         joined_at: at,
                     },
                     at,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use invitrack_attribution::{Decision, EngineConfig};
 use invitrack_bus::BusLayout;
-use invitrack_model::{GuildKey, MemberKey, Millis};
 use invitrack_model::membership::JoinKind;
+use invitrack_model::{GuildKey, MemberKey, Millis};
 use invitrack_storage::progress::{self, PartitionClaim};
 use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 
@@ -120,8 +120,7 @@ impl Partition {
         batch: &[StreamMessage],
     ) -> Result<Outcome, WorkerError> {
         let committed = self.last_sequence();
-        let fresh: Vec<&StreamMessage> =
-            batch.iter().filter(|m| m.sequence > committed).collect();
+        let fresh: Vec<&StreamMessage> = batch.iter().filter(|m| m.sequence > committed).collect();
         let Some(last) = fresh.last().map(|m| m.sequence) else {
             return Ok(Outcome {
                 skipped: batch.len(),
@@ -313,10 +312,10 @@ impl Partition {
             }
             Action::Observe(observation) => observation,
         };
-        let decisions = self
-            .guilds
-            .use_guild(key)?
-            .observe(&self.engine, observation, step.observed_at);
+        let decisions =
+            self.guilds
+                .use_guild(key)?
+                .observe(&self.engine, observation, step.observed_at);
         touched.insert(key);
         record_decisions(effects, key, decisions, outcome)
     }

@@ -114,7 +114,10 @@ mod tests {
         assert!(ClockReading::check(BOT, &clock(0, 1, 2), 5, 3).is_ok());
         assert!(matches!(
             ClockReading::check(BOT, &clock(0, 1, 2), 5, 4),
-            Err(DecodeError::ClockPartition { named: 3, partition: 4 })
+            Err(DecodeError::ClockPartition {
+                named: 3,
+                partition: 4
+            })
         ));
         for (first, last, total) in [(0, 0, 0), (1, 0, 2), (0, 2, 2), (0, 0, MAX_SHARDS + 1)] {
             assert!(

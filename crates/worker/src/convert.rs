@@ -16,7 +16,10 @@ fn code(raw: &str) -> Result<InviteCode, DecodeError> {
 
 /// A time the bus marks absent with 0.
 fn optional_time(ms: Millis) -> Result<Option<DateTime<Utc>>, DecodeError> {
-    (ms != 0).then(|| millis_to_time(ms)).transpose().map_err(Into::into)
+    (ms != 0)
+        .then(|| millis_to_time(ms))
+        .transpose()
+        .map_err(Into::into)
 }
 
 pub(crate) fn invite_info(invite: &proto::Invite) -> Result<InviteInfo, DecodeError> {

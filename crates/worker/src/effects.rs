@@ -214,7 +214,10 @@ impl BatchEffects {
     ///
     /// # Errors
     /// On database errors.
-    pub async fn write(&mut self, conn: &mut AsyncPgConnection) -> Result<WrittenJoins, StorageError> {
+    pub async fn write(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<WrittenJoins, StorageError> {
         debug_assert!(self.deferred.is_empty(), "finish() before write()");
         let written = joins::write_joins(conn, &self.new_joins, &self.leaves).await?;
         let records: Vec<(MemberKey, Membership)> = self

@@ -100,7 +100,10 @@ impl GuildCache {
     }
 
     /// A loaded guild's engine, marked as just used.
-    pub(crate) fn use_guild(&mut self, key: GuildKey) -> Result<&mut GuildAttribution, WorkerError> {
+    pub(crate) fn use_guild(
+        &mut self,
+        key: GuildKey,
+    ) -> Result<&mut GuildAttribution, WorkerError> {
         self.uses += 1;
         let cached = self
             .guilds

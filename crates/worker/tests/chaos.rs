@@ -10,12 +10,12 @@
 //! - `simulated_guilds_survive_crashes`: a smaller run from the simulator through real ingest
 //!   (twilight), compared with the simulator's ground truth.
 //!
-//! `CHAOS_KEEP_DIR=1` keeps the processes' logs. Both skip, saying why, when `nats-server` or PostgreSQL's `initdb` is not installed.
+//! `INVITRACK_KEEP_TEST_DIRS=1` keeps the processes' logs. Both skip, saying why, when `nats-server` or PostgreSQL's `initdb` is not installed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -24,9 +24,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use invitrack_bus::proto::{self, guild_event::Kind};
 use invitrack_bus::{BusConfig, GuildEvent};
 use invitrack_storage::schema::{inviter_counts, joins, partition_progress};
+use invitrack_testkit::{NatsServer, PostgresCluster, TempDir, tail};
 
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const PARTITIONS: u32 = 8;
 const BOT: u64 = 1;
 
@@ -35,259 +34,13 @@ const BOT: u64 = 1;
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn missing_tools() -> Option<String> {
-    for tool in [
-        PathBuf::from(NATS_SERVER),
-        Path::new(PG_BIN).join("initdb"),
-        Path::new(PG_BIN).join("pg_ctl"),
-    ] {
-        if !tool.exists() {
-            return Some(format!("{} is not installed", tool.display()));
-        }
+    if NatsServer::binary().is_none() {
+        return Some("nats-server is not installed (PATH or NATS_SERVER_BIN)".into());
+    }
+    if PostgresCluster::bin_dir().is_none() {
+        return Some("PostgreSQL's initdb is not installed (PG_BIN_DIR or pg_config)".into());
     }
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn wait_for_port(port: u16, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(
-            &SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// A directory removed on drop, whatever happened.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("invitrack-{name}-{:08x}", rand::random::<u32>()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // `CHAOS_KEEP_DIR=1` keeps the logs (workers, NATS, PostgreSQL) for a look afterwards.
-        if std::env::var_os("CHAOS_KEEP_DIR").is_some() {
-            eprintln!("kept {}", self.0.display());
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The tail of a log file, for failure messages.
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A nats-server with JetStream, on a free port, with its store in a temp dir.
-struct Nats {
-    port: u16,
-    store: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Self {
-        let mut nats = Self {
-            port: free_port(),
-            store: dir.join("nats-store"),
-            log: dir.join("nats.log"),
-            child: None,
-        };
-        nats.spawn();
-        nats
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(NATS_SERVER)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
-            .args(["-l"])
-            .arg(&self.log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
-        assert!(
-            wait_for_port(self.port, Duration::from_secs(20)),
-            "nats-server not listening: {}",
-            tail(&self.log, 20)
-        );
-    }
-
-    /// `kill -9` and start again on the same port and store.
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A PostgreSQL cluster of our own (initdb on a temp dir, a free port), so the test can crash
-/// and restart it without disturbing anybody else.
-struct Postgres {
-    data: PathBuf,
-    socket_dir: PathBuf,
-    log: PathBuf,
-    port: u16,
-    as_postgres_user: bool,
-}
-
-impl Postgres {
-    fn start(dir: &Path) -> Self {
-        let root = dir.join("pg");
-        std::fs::create_dir_all(&root).expect("pg dir");
-        // initdb refuses to run as root: run the cluster as the `postgres` user then.
-        let as_postgres_user = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        if as_postgres_user {
-            // The user must reach the directory and own the cluster's.
-            let status = Command::new("chmod")
-                .arg("755")
-                .arg(dir)
-                .status()
-                .expect("chmod");
-            assert!(status.success());
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&root)
-                .status()
-                .expect("chown");
-            assert!(status.success(), "chown {} to postgres", root.display());
-        }
-        let pg = Self {
-            data: root.join("data"),
-            socket_dir: root.clone(),
-            log: root.join("postgres.log"),
-            port: free_port(),
-            as_postgres_user,
-        };
-        let output = pg
-            .command("initdb")
-            .arg("-D")
-            .arg(&pg.data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-            .output()
-            .expect("initdb runs");
-        assert!(
-            output.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        pg.run_server();
-        pg
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let path = Path::new(PG_BIN).join(program);
-        if self.as_postgres_user {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(path);
-            command
-        } else {
-            Command::new(path)
-        }
-    }
-
-    fn run_server(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
-            self.port,
-            self.socket_dir.display()
-        );
-        let output = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(&self.log)
-            .args(["-o", &options, "-w", "-t", "60", "start"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("pg_ctl start runs");
-        assert!(
-            output.status.success(),
-            "pg_ctl start: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            tail(&self.log, 20)
-        );
-    }
-
-    /// Stops the server the way a crash would (no shutdown checkpoint: recovery on start).
-    fn stop_immediately(&self) {
-        let _ = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    fn crash_restart(&self) {
-        self.stop_immediately();
-        self.run_server();
-    }
-
-    fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        self.stop_immediately();
-    }
 }
 
 /// One `invitrack-worker` process, killed on drop.
@@ -340,8 +93,8 @@ impl Drop for WorkerProcess {
 /// then the directory).
 struct Cluster {
     workers: Vec<WorkerProcess>,
-    pg: Postgres,
-    nats: Nats,
+    pg: PostgresCluster,
+    nats: NatsServer,
     dir: TempDir,
     database_url: String,
     bus: BusConfig,
@@ -350,8 +103,8 @@ struct Cluster {
 impl Cluster {
     fn start(name: &str) -> Self {
         let dir = TempDir::new(name);
-        let nats = Nats::start(&dir.0);
-        let pg = Postgres::start(&dir.0);
+        let nats = NatsServer::start();
+        let pg = PostgresCluster::start(dir.path());
         let database_url = pg.url("invitrack");
         let bus = BusConfig {
             nats_url: nats.url(),
@@ -372,7 +125,7 @@ impl Cluster {
     fn spawn_worker(&mut self) {
         let name = format!("worker-{}", self.workers.len());
         self.workers.push(WorkerProcess::spawn(
-            &self.dir.0,
+            self.dir.path(),
             &name,
             &self.database_url,
             &self.bus,
@@ -568,7 +321,7 @@ async fn publish_chunk(
     let mut pending = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
     for index in range {
         let event = synthetic::event(index, base);
-        let partition = bus.layout.partition_of(event.bot_id, event.guild_id);
+        let partition = bus.layout.partition_of(event.guild());
         let ack = invitrack_bus::publish_event(
             &bus.jetstream,
             &bus.layout,
@@ -1007,11 +760,7 @@ async fn simulated_guilds_survive_crashes() {
         .iter()
         .map(|(g, m, at, left)| {
             (
-                (
-                    invitrack_storage::from_db_id(*g),
-                    invitrack_storage::from_db_id(*m),
-                    at.timestamp_millis(),
-                ),
+                (g.cast_unsigned(), m.cast_unsigned(), at.timestamp_millis()),
                 *left,
             )
         })

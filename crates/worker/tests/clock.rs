@@ -12,10 +12,10 @@ use diesel_async::RunQueryDsl;
 use invitrack_bus::proto::{self, guild_event::Kind};
 use invitrack_bus::{BusConfig, GuildEvent, publish_event, unix_millis_now};
 use invitrack_storage::schema::joins;
+use invitrack_testkit::TestDatabase;
 use invitrack_worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const BOT: u64 = 7;
 const GUILD: u64 = 81_384_788_765_712_384;
 const INVITER: u64 = 42;
@@ -87,11 +87,11 @@ async fn decided(conn: &mut diesel_async::AsyncPgConnection) -> Vec<Decided> {
 
 #[tokio::test]
 async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
-    let run = format!("{:08x}", rand::random::<u32>());
-    let database_url = format!("{SERVER}/invitrack_clock_{run}");
+    let database = TestDatabase::new("invitrack_clock");
+    let database_url = database.url();
     let bus = BusConfig {
-        nats_url: "nats://127.0.0.1:4222".into(),
-        bus_prefix: format!("clock-{run}"),
+        nats_url: invitrack_testkit::nats_url(),
+        bus_prefix: invitrack_testkit::unique("clock"),
         bus_partitions: 1,
         bus_max_age_hours: 1,
     };
@@ -161,13 +161,6 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
     let _ = worker.await;
     invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
     drop(conn);
-    if let Ok(mut admin) = invitrack_storage::connect(&format!("{SERVER}/postgres")).await {
-        let _ = diesel::sql_query(format!(
-            "DROP DATABASE IF EXISTS \"invitrack_clock_{run}\" WITH (FORCE)"
-        ))
-        .execute(&mut admin)
-        .await;
-    }
 
     // One use, two joins that could have made it: neither may be credited with the code, nor
     // with its inviter (one of them came through no invite).

@@ -225,7 +225,9 @@ async fn fake_settings_are_read_and_written() {
         .await
         .expect("settings");
     assert_eq!(
-        stored.get(&guild).map(|s| (s.enabled.bits(), s.young_account_days)),
+        stored
+            .get(&guild)
+            .map(|s| (s.enabled.bits(), s.young_account_days)),
         Some((14, 30))
     );
     for (body, name) in [
@@ -268,9 +270,10 @@ async fn every_write_is_audited() {
         &json!({"amount": 1, "author": "a1", "reason": "r"}),
     )
     .await;
-    let (_, reset) = app
+    let (status, reset) = app
         .post(&app.guild_path("/resets"), &admin, &json!({"author": "a2"}))
         .await;
+    assert_eq!(status, 201, "{reset}");
     app.post(
         &app.guild_path(&format!("/resets/{}/restore", reset["id"])),
         &admin,
@@ -367,7 +370,12 @@ async fn a_whole_guild_reset_is_retried_when_it_deadlocks_with_the_worker() {
                 let status = response.status().as_u16();
                 (status, response.json::<Value>().await.expect("json"))
             });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the reset never waited for the worker's lock"
+                );
                 let waiting: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
                     "count(*) FROM pg_stat_activity \
                      WHERE datname = current_database() AND wait_event_type = 'Lock'",

@@ -1,7 +1,7 @@
 //! Keys, scopes, guild binding, rate limits, CORS.
 
-use invitrack_model::BotId;
 use invitrack_api::ApiOptions;
+use invitrack_model::BotId;
 use invitrack_storage::keys::{self, KeyScope};
 use serde_json::json;
 

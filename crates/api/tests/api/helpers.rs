@@ -11,8 +11,8 @@ use invitrack_model::{BotId, GuildId, GuildKey, InviteCode, UnknownReason, UserI
 use invitrack_storage::AsyncPgConnection;
 use invitrack_storage::invites::SeenInvite;
 use invitrack_storage::keys::{self, KeyScope};
+use invitrack_testkit::TestDatabase;
 use invitrack_worker::effects::BatchEffects;
-use rand::Rng as _;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +20,13 @@ pub const BOT: u64 = 859_000_000_000_000_001;
 pub const GUILD: u64 = 417_977_361_011_572_747;
 pub const OTHER_GUILD: u64 = 417_977_361_011_572_999;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
 pub struct TestApp {
     pub address: String,
-    db_name: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     pub conn: AsyncPgConnection,
+    /// Dropped last (with FORCE), after the API and the connection.
+    database: TestDatabase,
 }
 
 /// The API without rate limit and without the counts cache: tests write as the worker does
@@ -46,8 +45,8 @@ pub async fn spawn_app_with(options: ApiOptions) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         invitrack_telemetry::init();
     }
-    let db_name = format!("invitrack_api_test_{:016x}", rand::rng().random::<u64>());
-    let database_url = format!("{SERVER}/{db_name}");
+    let database = TestDatabase::new("invitrack_api_test");
+    let database_url = database.url();
     let app = Application::build(&ApiConfig {
         database_url: database_url.clone(),
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -65,37 +64,16 @@ pub async fn spawn_app_with(options: ApiOptions) -> TestApp {
         .expect("test connection");
     TestApp {
         address,
-        db_name,
         http: reqwest::Client::new(),
         shutdown,
         conn,
+        database,
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let name = self.db_name.clone();
-        // Drop may run inside the test's runtime: drop the database from a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                use diesel_async::RunQueryDsl as _;
-                if let Ok(mut conn) =
-                    invitrack_storage::connect(&format!("{SERVER}/postgres")).await
-                {
-                    let _ = diesel::sql_query(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
     }
 }
 
@@ -150,10 +128,16 @@ pub fn guild_key(guild: u64) -> GuildKey {
 
 impl TestApp {
     pub async fn key(&mut self, guild: Option<u64>, scope: KeyScope) -> String {
-        keys::create_key(&mut self.conn, BotId::new(BOT), guild.map(GuildId::new), scope, "test")
-            .await
-            .expect("key")
-            .0
+        keys::create_key(
+            &mut self.conn,
+            BotId::new(BOT),
+            guild.map(GuildId::new),
+            scope,
+            "test",
+        )
+        .await
+        .expect("key")
+        .0
     }
 
     /// Applies what `record` adds to a batch, as the worker does: read, record, write.
@@ -164,7 +148,10 @@ impl TestApp {
         record: impl FnOnce(&mut BatchEffects, GuildKey),
     ) {
         let guild = guild_key(guild);
-        let members: Vec<_> = member.map(|m| guild.member(UserId::new(m))).into_iter().collect();
+        let members: Vec<_> = member
+            .map(|m| guild.member(UserId::new(m)))
+            .into_iter()
+            .collect();
         let mut effects = BatchEffects::read(&mut self.conn, &members, &[guild])
             .await
             .expect("read");
@@ -215,7 +202,7 @@ impl TestApp {
     }
 
     pub fn database_url(&self) -> String {
-        format!("{SERVER}/{}", self.db_name)
+        self.database.url()
     }
 
     pub fn url(&self, path: &str) -> String {

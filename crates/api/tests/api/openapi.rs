@@ -193,16 +193,15 @@ async fn every_documented_operation_checks_scope_and_every_parameter() {
     let admin = app.key(None, KeyScope::Admin).await;
     let read = app.key(None, KeyScope::Read).await;
     let other_guild_admin = app.key(Some(OTHER_GUILD), KeyScope::Admin).await;
-    let (other_bot_admin, _) =
-        invitrack_storage::keys::create_key(
-            &mut app.conn,
-            invitrack_model::BotId::new(BOT + 1),
-            None,
-            KeyScope::Admin,
-            "x",
-        )
-            .await
-            .expect("key");
+    let (other_bot_admin, _) = invitrack_storage::keys::create_key(
+        &mut app.conn,
+        invitrack_model::BotId::new(BOT + 1),
+        None,
+        KeyScope::Admin,
+        "x",
+    )
+    .await
+    .expect("key");
     let (_, doc) = app.get("/openapi.json", None).await;
     let body = json!({"author": "walker", "amount": 1});
     let mut needs_admin = Vec::new();

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use invitrack_attribution::{
-    Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, UserId, VanityInfo, Verdict,
+    Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, UserId,
+    VanityInfo, Verdict,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

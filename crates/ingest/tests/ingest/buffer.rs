@@ -7,13 +7,13 @@ use invitrack_bus::proto::guild_event::Kind;
 use invitrack_sim::{JoinSpec, JoinVia, SimConfig};
 
 use crate::helpers::{
-    OwnNats, RunningIngest, TestBus, guild_with_invite, http_get, ingest_config, member_adds,
+    NatsServer, RunningIngest, TestBus, guild_with_invite, http_get, ingest_config, member_adds,
     metric, start_sim,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffers_while_nats_is_down_then_publishes_everything_once_in_order() {
-    let mut nats = OwnNats::start();
+    let mut nats = NatsServer::start();
     let bus = TestBus::new(&nats.url()).await;
     let sim = start_sim(SimConfig::default()).await;
     let (guild_id, code) = guild_with_invite(&sim, "buffered");
@@ -36,7 +36,7 @@ async fn buffers_while_nats_is_down_then_publishes_everything_once_in_order() {
     assert_eq!(http_get(ingest.metrics_addr, "/other").await.0, 404);
     let published_before = ingest.metrics.published_total();
 
-    nats.stop();
+    nats.kill();
     // More joins than the buffer holds: the shard must stop reading, not drop.
     const JOINS: usize = 30;
     let mut truth = Vec::new();

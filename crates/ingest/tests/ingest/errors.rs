@@ -9,13 +9,13 @@ use invitrack_ingest::{Ingest, IngestConfig, IngestError};
 use invitrack_sim::{GlobalLimit, JoinSpec, JoinVia, Route, RouteFaults, SimConfig};
 
 use crate::helpers::{
-    RunningIngest, SHARED_NATS, TestBus, guild_with_invite, ingest_config, member_adds, metric,
+    RunningIngest, TestBus, guild_with_invite, ingest_config, member_adds, metric, nats_url,
     snapshots, start_sim,
 };
 
 #[tokio::test]
 async fn a_bad_token_is_a_clear_error() {
-    let bus = TestBus::new(SHARED_NATS).await;
+    let bus = TestBus::new(&nats_url()).await;
     let sim = start_sim(SimConfig::default()).await;
     let config = IngestConfig {
         discord_token: "not-the-token".into(),
@@ -56,7 +56,7 @@ async fn the_binary_exits_non_zero_on_a_bad_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_rate_limits_on_invite_reads_are_retried_and_counted() {
-    let bus = TestBus::new(SHARED_NATS).await;
+    let bus = TestBus::new(&nats_url()).await;
     let sim = start_sim(SimConfig::default()).await;
     let world = sim.world();
     let guilds: Vec<_> = (0..6)

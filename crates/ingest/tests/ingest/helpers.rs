@@ -3,8 +3,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -15,8 +13,6 @@ use invitrack_sim::{GuildSpec, InviteSpec, RunningSim, SimConfig, Simulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 use twilight_model::id::{Id, marker::GuildMarker};
-
-pub const SHARED_NATS: &str = "nats://127.0.0.1:4222";
 
 /// Logs when `TEST_LOG` is set; always counts twilight-http's 429 retries.
 pub fn init_tracing() {
@@ -39,12 +35,7 @@ pub fn init_tracing() {
     });
 }
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
+pub use invitrack_testkit::{NatsServer, nats_url, unique};
 
 pub async fn start_sim(config: SimConfig) -> RunningSim {
     init_tracing();
@@ -165,7 +156,7 @@ fn sim_token(sim: &RunningSim) -> String {
 
 /// One ingest instance running in the background.
 pub struct RunningIngest {
-    pub bot_id: u64,
+    pub bot_id: invitrack_model::BotId,
     pub metrics: Arc<IngestMetrics>,
     pub metrics_addr: SocketAddr,
     pub shutdown: CancellationToken,
@@ -243,71 +234,4 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .expect("a status");
     (status, body.to_owned())
-}
-
-/// A nats-server of the test's own (JetStream on, a temporary store), stopped on drop.
-pub struct OwnNats {
-    pub port: u16,
-    store: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnNats {
-    pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let store = std::env::temp_dir().join(unique("invitrack-ingest-nats"));
-        let mut nats = Self {
-            port,
-            store,
-            child: None,
-        };
-        nats.resume();
-        nats
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on the same port and store.
-    pub fn resume(&mut self) {
-        let child = Command::new("/usr/sbin/nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server (as a crash or a network cut would look to clients).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnNats {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use invitrack_sim::{JoinSpec, JoinVia, SimConfig};
 
 use crate::helpers::{
-    RunningIngest, SHARED_NATS, TestBus, guild_with_invite, ingest_config, member_adds, start_sim,
+    RunningIngest, TestBus, guild_with_invite, ingest_config, member_adds, nats_url, start_sim,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_across_a_dropped_connection_arrive_once_in_order() {
-    let bus = TestBus::new(SHARED_NATS).await;
+    let bus = TestBus::new(&nats_url()).await;
     let sim = start_sim(SimConfig::default()).await;
     let (guild_id, code) = guild_with_invite(&sim, "resume");
     let ingest = RunningIngest::start(ingest_config(&sim, &bus.config)).await;

@@ -7,13 +7,13 @@ use invitrack_ingest::ShardRange;
 use invitrack_sim::{JoinSpec, JoinVia, SimConfig};
 
 use crate::helpers::{
-    RunningIngest, SHARED_NATS, TestBus, guild_with_invite, ingest_config, member_adds, snapshots,
+    RunningIngest, TestBus, guild_with_invite, ingest_config, member_adds, nats_url, snapshots,
     start_sim,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_two_ingest_instances_share_one_stream() {
-    let bus = TestBus::new(SHARED_NATS).await;
+    let bus = TestBus::new(&nats_url()).await;
     let bots = [
         (859_000_000_000_000_101_u64, "token-bot-a"),
         (859_000_000_000_000_202_u64, "token-bot-b"),
@@ -29,7 +29,7 @@ async fn two_bots_two_ingest_instances_share_one_stream() {
         .await;
         let (guild_id, code) = guild_with_invite(&sim, "shared");
         let ingest = RunningIngest::start(ingest_config(&sim, &bus.config)).await;
-        assert_eq!(ingest.bot_id, bot_id);
+        assert_eq!(ingest.bot_id.get(), bot_id);
         sims.push((sim, guild_id, code));
         ingests.push(ingest);
     }
@@ -66,11 +66,11 @@ async fn two_bots_two_ingest_instances_share_one_stream() {
     // Every event sits under its own bot's subject, and says which bot saw it.
     let mut per_bot: HashMap<u64, usize> = HashMap::new();
     for (subject, event) in &events {
-        let (_, subject_bot, subject_guild) = bus
+        let (_, subject_guild) = bus
             .layout
             .parse_guild_subject(subject)
             .expect("a guild subject");
-        assert_eq!((subject_bot, subject_guild), (event.bot_id, event.guild_id));
+        assert_eq!(subject_guild, event.guild());
         *per_bot.entry(event.bot_id).or_default() += 1;
     }
     assert_eq!(
@@ -86,7 +86,7 @@ async fn two_bots_two_ingest_instances_share_one_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shard_ranges_split_one_bot_over_two_processes() {
-    let bus = TestBus::new(SHARED_NATS).await;
+    let bus = TestBus::new(&nats_url()).await;
     let sim = start_sim(SimConfig {
         shards: 4,
         ..SimConfig::default()

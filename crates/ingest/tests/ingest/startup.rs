@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use invitrack_sim::{GuildSpec, SimConfig};
 
-use crate::helpers::{RunningIngest, SHARED_NATS, TestBus, ingest_config, snapshots, start_sim};
+use crate::helpers::{RunningIngest, TestBus, ingest_config, nats_url, snapshots, start_sim};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_guilds_are_snapshotted_within_the_budget_without_429s() {
     const GUILDS: u64 = 300;
     const PER_SECOND: u32 = 40;
-    let bus = TestBus::new(SHARED_NATS).await;
+    let bus = TestBus::new(&nats_url()).await;
     let sim = start_sim(SimConfig {
         shards: 2,
         ..SimConfig::default()
