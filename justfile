@@ -43,3 +43,10 @@ compose-check:
 
 release:
     cargo build --release --workspace --bins
+
+# Regenerate crates/storage/src/schema.rs from the migrations (needs the diesel CLI:
+# cargo install diesel_cli --no-default-features --features postgres).
+schema:
+    psql -h 127.0.0.1 -U postgres -qc 'DROP DATABASE IF EXISTS invitrack_schema' -c 'CREATE DATABASE invitrack_schema'
+    cd crates/storage && diesel migration run --database-url postgres://postgres@127.0.0.1:5432/invitrack_schema
+    psql -h 127.0.0.1 -U postgres -qc 'DROP DATABASE invitrack_schema'

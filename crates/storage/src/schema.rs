@@ -1,4 +1,17 @@
-// Mirrors migrations/; `tests/schema.rs` checks every column against a migrated database.
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Int8,
+        token_hash -> Text,
+        bot_id -> Int8,
+        guild_id -> Nullable<Int8>,
+        scope -> Text,
+        label -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
 
 diesel::table! {
     audit_log (id) {
@@ -27,42 +40,6 @@ diesel::table! {
         created_at -> Timestamptz,
         cleared -> Bool,
         cleared_by -> Nullable<Int8>,
-    }
-}
-
-diesel::table! {
-    reset_joins (reset_id, join_id) {
-        reset_id -> Int8,
-        join_id -> Int8,
-    }
-}
-
-diesel::table! {
-    resets (id) {
-        id -> Int8,
-        bot_id -> Int8,
-        guild_id -> Int8,
-        inviter_id -> Nullable<Int8>,
-        reason -> Text,
-        author -> Text,
-        key_id -> Int8,
-        created_at -> Timestamptz,
-        joins_cleared -> Int8,
-        bonus_cleared -> Int8,
-        restored_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    api_keys (id) {
-        id -> Int8,
-        token_hash -> Text,
-        bot_id -> Int8,
-        guild_id -> Nullable<Int8>,
-        scope -> Text,
-        label -> Text,
-        created_at -> Timestamptz,
-        revoked_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -163,22 +140,28 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(bonus_invites -> resets (cleared_by));
+diesel::table! {
+    reset_joins (reset_id, join_id) {
+        reset_id -> Int8,
+        join_id -> Int8,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(
-    api_keys,
-    audit_log,
-    bonus_invites,
-    reset_joins,
-    resets,
-    guild_settings,
-    guild_states,
-    invites,
-    inviter_counts,
-    joins,
-    members,
-    partition_progress,
-);
+diesel::table! {
+    resets (id) {
+        id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        inviter_id -> Nullable<Int8>,
+        reason -> Text,
+        author -> Text,
+        key_id -> Int8,
+        created_at -> Timestamptz,
+        joins_cleared -> Int8,
+        bonus_cleared -> Int8,
+        restored_at -> Nullable<Timestamptz>,
+    }
+}
 
 diesel::table! {
     workers (stream, worker_id) {
@@ -187,3 +170,23 @@ diesel::table! {
         last_seen -> Timestamptz,
     }
 }
+
+diesel::joinable!(bonus_invites -> resets (cleared_by));
+diesel::joinable!(reset_joins -> joins (join_id));
+diesel::joinable!(reset_joins -> resets (reset_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    audit_log,
+    bonus_invites,
+    guild_settings,
+    guild_states,
+    inviter_counts,
+    invites,
+    joins,
+    members,
+    partition_progress,
+    reset_joins,
+    resets,
+    workers,
+);
