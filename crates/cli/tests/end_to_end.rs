@@ -327,7 +327,7 @@ async fn joins_travel_from_gateway_to_api() {
     let inviter_total = invitrack_storage::counts::recount_from_joins(
         &mut conn,
         GuildKey::new(BotId::new(bot), GuildId::parse(&guild_id).expect("id")),
-        UserId::parse(&alice).expect("id"),
+        UserId::parse(alice).expect("id"),
     )
     .await
     .expect("recount");

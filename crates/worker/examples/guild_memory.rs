@@ -32,7 +32,7 @@ fn resident_bytes() -> u64 {
 fn invites(guild: u64, count: u64, uses: u64, t: i64) -> Vec<InviteInfo> {
     (0..count)
         .map(|i| InviteInfo {
-            code: InviteCode::parse(&format!("{:08x}", guild * 1_000 + i)).expect("a valid code"),
+            code: InviteCode::parse(format!("{:08x}", guild * 1_000 + i)).expect("a valid code"),
             inviter_id: Some(UserId::new(400_000_000_000_000_000 + i % 8)),
             uses: if i == 0 { uses } else { 3 },
             max_uses: 0,
