@@ -55,8 +55,9 @@ struct CountDelta {
 /// Counters are kept per inviter of a guild.
 type InviterKey = (GuildKey, UserId);
 
+/// What an inserted or newly left join row tells its inviter's counters.
 #[derive(diesel::QueryableByName)]
-struct InsertedJoin {
+struct CountedJoin {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     bot_id: BotId,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -67,18 +68,6 @@ struct InsertedJoin {
     fake: FakeReasons,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     has_left: bool,
-}
-
-#[derive(diesel::QueryableByName)]
-struct LeftJoin {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    bot_id: BotId,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    guild_id: GuildId,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    inviter_id: Option<UserId>,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    fake: FakeReasons,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     cleared: bool,
 }
@@ -129,13 +118,13 @@ pub async fn write_joins(
             left.push(leave.left_at);
         }
         use diesel::sql_types::{Array, BigInt, Timestamptz};
-        let marked: Vec<LeftJoin> = crate::prepared::prepared(
+        let marked: Vec<CountedJoin> = crate::prepared::prepared(
             "UPDATE joins AS j SET has_left = TRUE, left_at = l.left_at, updated_at = l.left_at \
              FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[]) \
                AS l(bot_id, guild_id, member_id, joined_at, left_at) \
              WHERE j.bot_id = l.bot_id AND j.guild_id = l.guild_id AND j.member_id = l.member_id \
                AND j.created_at = l.joined_at AND NOT j.has_left \
-             RETURNING j.bot_id, j.guild_id, j.inviter_id, j.fake, j.cleared",
+             RETURNING j.bot_id, j.guild_id, j.inviter_id, j.fake, j.has_left, j.cleared",
         )
         .bind::<Array<BigInt>, _>(bots)
         .bind::<Array<BigInt>, _>(guilds)
@@ -165,7 +154,7 @@ pub async fn write_joins(
 async fn insert_joins(
     conn: &mut AsyncPgConnection,
     new_joins: &[NewJoin],
-) -> Result<Vec<InsertedJoin>, StorageError> {
+) -> Result<Vec<CountedJoin>, StorageError> {
     use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
     let n = new_joins.len();
     let (mut bots, mut guilds, mut members) = (
@@ -211,7 +200,7 @@ async fn insert_joins(
            AS j(bot_id, guild_id, member_id, created_at, source, invite_code, inviter_id, \
              candidates, unknown_reason, fake, left_at) \
          ON CONFLICT DO NOTHING \
-         RETURNING bot_id, guild_id, inviter_id, fake, has_left",
+         RETURNING bot_id, guild_id, inviter_id, fake, has_left, cleared",
     )
     .bind::<Array<BigInt>, _>(bots)
     .bind::<Array<BigInt>, _>(guilds)
