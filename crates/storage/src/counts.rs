@@ -9,7 +9,7 @@ use crate::schema::{inviter_counts, joins};
 use invitrack_model::{FakeReasons, GuildKey, InviteCode, UserId};
 
 /// An inviter's maintained counters (`docs/counting.md#inviter-counts`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = inviter_counts)]
 pub struct InviterCounts {
     pub joins: i64,

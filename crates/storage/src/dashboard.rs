@@ -59,14 +59,8 @@ pub struct LeaderboardPage {
 struct LeaderboardRow {
     #[diesel(sql_type = BigInt)]
     inviter_id: UserId,
-    #[diesel(sql_type = BigInt)]
-    joins: i64,
-    #[diesel(sql_type = BigInt)]
-    fake: i64,
-    #[diesel(sql_type = BigInt)]
-    leaves: i64,
-    #[diesel(sql_type = BigInt)]
-    bonus: i64,
+    #[diesel(embed)]
+    counts: InviterCounts,
     #[diesel(sql_type = BigInt)]
     total_inviters: i64,
 }
@@ -78,12 +72,7 @@ fn into_page(rows: Vec<LeaderboardRow>) -> LeaderboardPage {
             .into_iter()
             .map(|r| LeaderboardEntry {
                 inviter_id: r.inviter_id,
-                counts: InviterCounts {
-                    joins: r.joins,
-                    fake: r.fake,
-                    leaves: r.leaves,
-                    bonus: r.bonus,
-                },
+                counts: r.counts,
             })
             .collect(),
     }
@@ -488,14 +477,8 @@ pub async fn recount_guild(
     struct Row {
         #[diesel(sql_type = BigInt)]
         inviter_id: UserId,
-        #[diesel(sql_type = BigInt)]
-        joins: i64,
-        #[diesel(sql_type = BigInt)]
-        fake: i64,
-        #[diesel(sql_type = BigInt)]
-        leaves: i64,
-        #[diesel(sql_type = BigInt)]
-        bonus: i64,
+        #[diesel(embed)]
+        counts: InviterCounts,
     }
     let rows: Vec<Row> = diesel::sql_query(
         "WITH j AS ( \
@@ -517,17 +500,7 @@ pub async fn recount_guild(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            (
-                r.inviter_id,
-                InviterCounts {
-                    joins: r.joins,
-                    fake: r.fake,
-                    leaves: r.leaves,
-                    bonus: r.bonus,
-                },
-            )
-        })
+        .map(|r| (r.inviter_id, r.counts))
         .filter(|(_, c)| *c != InviterCounts::default())
         .collect())
 }
