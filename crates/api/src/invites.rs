@@ -1,4 +1,4 @@
-//! The InviteLogger-compatible endpoints (`seeds/000_2deffae17cb0fab2.txt`).
+//! The InviteLogger-compatible endpoints (`docs/counting.md#invitelogger-endpoints`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};

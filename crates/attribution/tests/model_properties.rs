@@ -52,7 +52,7 @@ proptest! {
 }
 
 /// Recall at the model's rates with the default timing assumptions, against regressions. The
-/// model's evidence figures in ATTRIBUTION-NOTES.md are 95.1% at 0.1, 80.3% at 0.5 and 55.6% at
+/// model's evidence figures in `docs/attribution.md#the-model` are 95.1% at 0.1, 80.3% at 0.5 and 55.6% at
 /// 1 join/s; crates/attribution/README.md has the engine's for each clock allowance.
 #[test]
 fn recall_stays_above_its_floor() {
@@ -101,7 +101,7 @@ fn model_figures() {
         for rate in [0.1, 0.5, 1.0] {
             let (mut right, mut wrong, mut joins) = (0, 0, 0);
             // 160,000 joins per rate: one standard error is 0.05–0.12 point, so the variants'
-            // differences are not sampling noise (ATTRIBUTION-NOTES.md's figures are 20,000-join
+            // differences are not sampling noise (the model's figures are 20,000-join
             // samples, each a few tenths from the model's long-run value).
             for seed in 0..400 {
                 let spec = ModelSpec {

@@ -1,4 +1,4 @@
-//! One test per attribution rule of DOMAIN.md, driven through the public API with explicit times.
+//! One test per attribution rule of `docs/attribution.md#rules`, driven through the public API with explicit times.
 
 use invitrack_attribution::{
     Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure,

@@ -1,7 +1,7 @@
 //! Attribution accuracy through the whole real pipeline, scored against the simulator's ground
 //! truth, beside two baselines replayed on the same event traces.
 //!
-//! The simulator is set up as the model of ATTRIBUTION-NOTES.md: 20 invites owned by 8 inviters
+//! The simulator is set up as the model of `docs/attribution.md#the-model`: 20 invites owned by 8 inviters
 //! (one owns 7), Zipf popularity, 2 limited invites re-created ~30 s after use, 5% vanity and 2%
 //! untracked joins, gateway events 50–150 ms after the counter moves, invite fetches taking
 //! 100–300 ms and reading the counters at their midpoint, the invites route limited to 5
@@ -226,7 +226,7 @@ fn table(reports: &[Report], scale: f64, seed: u64) -> String {
         out,
         "Produced by `cargo run --release -p invitrack-bench --bin accuracy -- --write crates/bench/ACCURACY.md` \
          (BENCH_SCALE={scale}, BENCH_SEED={seed}) on the 2-core development machine: the real simulator, twilight, \
-         ingest, NATS JetStream, worker and PostgreSQL, set up as the model of ATTRIBUTION-NOTES.md. \
+         ingest, NATS JetStream, worker and PostgreSQL, set up as the model of docs/attribution.md#the-model. \
          *wrong* = joins credited to a code other than the one really used, as a share of all joins. \
          *fetches/join* counts invite-list requests after each guild's baseline read at start-up. \
          Baselines replay the same event traces (each join uses the first snapshot after it; the cache is \
@@ -536,7 +536,7 @@ async fn read_trace(bus: &Bus) -> anyhow::Result<Vec<proto::GuildEvent>> {
         .collect())
 }
 
-/// Scores the seed's naive method and the "exactly one invite went up" method on the trace.
+/// Scores the naive method (`docs/discord.md#naive-tracking`) and the "exactly one invite went up" method on the trace.
 fn score_baselines(
     trace: &[proto::GuildEvent],
     truth: &HashMap<(u64, u64), &JoinTruth>,
@@ -569,7 +569,7 @@ fn score_baselines(
             Some(Kind::MemberAdd(add)) => guild.waiting.push_back(add.user_id),
             Some(Kind::InviteSnapshot(snapshot)) => {
                 for user in std::mem::take(&mut guild.waiting) {
-                    // Naive (seed 004): the first invite whose uses went up.
+                    // Naive (docs/discord.md#naive-tracking): the first invite whose uses went up.
                     let went_up: Vec<&proto::Invite> = snapshot
                         .invites
                         .iter()

@@ -4,7 +4,7 @@
 //! The replay feeds each guild's events to the engine as the worker does (`observed_at` as the
 //! time, a tick every 100 ms), so its recall should match the pipeline's; then the same trace is
 //! replayed with changed timing claims to see what each part of the timing costs, and the windows
-//! of evidence are measured against the model's (ATTRIBUTION-NOTES.md: a fetch sent as soon as
+//! of evidence are measured against the model's (`docs/attribution.md#the-model`: a fetch sent as soon as
 //! the join settled and the previous answer arrived, answered 100–300 ms later).
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! Invite snapshots: when a guild's invites are read, and how often.
 //!
 //! Per guild at most one fetch is scheduled or in flight and at most one is queued behind it;
-//! the queued one covers every join received meanwhile (DOMAIN.md rule 3). A join received while
+//! the queued one covers every join received meanwhile (`docs/attribution.md#coalesced-snapshots`). A join received while
 //! the fetch is only scheduled (settling, or waiting for the route's reset) is covered by that
 //! fetch, which waits for it to settle: queueing another behind it would spend one of the
 //! route's few requests (5 per 5 s per guild) on a read that settles nothing. One dispatcher task

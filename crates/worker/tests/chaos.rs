@@ -373,7 +373,7 @@ async fn assert_joins_once_and_counters_recount(conn: &mut AsyncPgConnection) {
     .expect("doubled joins query");
     assert_eq!(doubled.doubled, 0, "joins stored twice");
 
-    // DOMAIN.md: over joins not cleared, joins = rows, fake = rows with a reason, leaves =
+    // docs/counting.md#inviter-counts: over joins not cleared, joins = rows, fake = rows with a reason, leaves =
     // left rows without one.
     let recount: Vec<(i64, i64, Option<i64>, i64, i64, i64)> = diesel::sql_query(
         "SELECT bot_id, guild_id, inviter_id, count(*) AS joins, \

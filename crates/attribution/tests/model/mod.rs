@@ -1,5 +1,5 @@
 //! A discrete-event model of one Discord guild and of what a bot running invitrack observes of
-//! it (ATTRIBUTION-NOTES.md): joins through invites, the vanity URL or no trackable path;
+//! it (`docs/attribution.md#the-model`): joins through invites, the vanity URL or no trackable path;
 //! limited invites that vanish at their last use and come back later with a new code; gateway
 //! events that arrive late; invite fetches that read the counters somewhere inside their
 //! request window, coalesced and spaced as ingest does. It yields the observations in the
@@ -40,7 +40,7 @@ pub struct ModelSpec {
     pub raid: Option<(usize, usize, usize, i64)>,
     /// The vanity URL is a request of its own, as on Discord, read and answered after its own
     /// latency; the snapshot is received when both answers are. Off: one read of both, as in
-    /// ATTRIBUTION-NOTES.md's model.
+    /// The model of `docs/attribution.md#the-model`.
     pub separate_vanity_read: bool,
 }
 
