@@ -7,24 +7,31 @@
 #   SEED=0 ...                                   # reuse the seeded database (prints a new key)
 #   WARMUP=15s ...                               # an unmeasured wrk run before each measured one
 #                                                # (for `user`: every inviter once, at least)
+#   BIN_DIR=/some/dir ...                        # binaries built elsewhere (invitrack-api and
+#                                                # bench_seed), e.g. another version's, no build
 #
 # For each run it prints wrk's figures, the load average before it, the CPU seconds the API
 # process and all PostgreSQL processes used during it, and the counts cache's counters.
 set -eu
 cd "$(dirname "$0")/../../.."
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/invitrack_bench}
-cargo build --release -p invitrack-api --bin invitrack-api --example bench_seed
-if [ "${SEED:-1}" = 0 ]; then
-  KEY=$(BENCH_KEY_ONLY=1 target/release/examples/bench_seed)
+if [ -n "${BIN_DIR:-}" ]; then
+  API_BIN=$BIN_DIR/invitrack-api SEED_BIN=$BIN_DIR/bench_seed
 else
-  KEY=$(target/release/examples/bench_seed)
+  cargo build --release -p invitrack-api --bin invitrack-api --example bench_seed
+  API_BIN=target/release/invitrack-api SEED_BIN=target/release/examples/bench_seed
+fi
+if [ "${SEED:-1}" = 0 ]; then
+  KEY=$(BENCH_KEY_ONLY=1 $SEED_BIN)
+else
+  KEY=$($SEED_BIN)
 fi
 export KEY
 PORT=18088
 API_BIND=127.0.0.1:$PORT API_RATE_LIMIT_PER_SECOND=0 \
   API_WORKERS=${API_WORKERS:-0} API_DB_CONNECTIONS=${API_DB_CONNECTIONS:-16} \
   API_COUNTS_CACHE_SECS=${API_COUNTS_CACHE_SECS:-300} \
-  target/release/invitrack-api > /tmp/invitrack-bench-api.log 2>&1 &
+  $API_BIN > /tmp/invitrack-bench-api.log 2>&1 &
 API=$!
 trap 'kill $API' EXIT
 sleep 2
