@@ -23,14 +23,6 @@ pub const DEFAULT_PARTITIONS: u32 = 16;
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 
-/// The current time as bus messages carry it: Unix milliseconds.
-#[must_use]
-pub fn unix_millis_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Errors of the bus layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

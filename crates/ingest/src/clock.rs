@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use invitrack_bus::proto::{GuildEvent, ShardClock, guild_event::Kind};
-use invitrack_bus::unix_millis_now;
+use invitrack_model::time::now_millis;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,7 @@ pub(crate) async fn publish_clocks(
             _ = interval.tick() => {}
             () = stop.cancelled() => return,
         }
-        let now = unix_millis_now();
+        let now = now_millis();
         for partition in publisher.partitions_active_since(now - ACTIVE_FOR_MS) {
             let event = GuildEvent {
                 bot_id: source.bot_id.get(),

@@ -444,7 +444,7 @@ impl ShardReader {
     }
 
     async fn handle(&self, shard_id: u32, event: Event, message_id: Option<String>) {
-        let observed_at = invitrack_bus::unix_millis_now();
+        let observed_at = invitrack_model::time::now_millis();
         let (guild_id, kind) = match event {
             Event::Ready(ready) => {
                 tracing::info!(shard = shard_id, guilds = ready.guilds.len(), "shard ready");

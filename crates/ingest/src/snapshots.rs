@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use invitrack_bus::proto::{self, guild_event::Kind, snapshot_failed::Reason};
-use invitrack_bus::unix_millis_now;
+use invitrack_model::time::now_millis;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -220,7 +220,7 @@ impl SnapshotScheduler {
                 return;
             };
             slot.not_before_ms = slot.not_before_ms.max(not_before_ms);
-            if slot.forbidden_until_ms > unix_millis_now() {
+            if slot.forbidden_until_ms > now_millis() {
                 return;
             }
             match slot.fetch {
@@ -258,7 +258,7 @@ impl Inner {
 
     /// Puts the guild in the ready queue at `at_ms` (Unix ms).
     fn schedule(self: Arc<Self>, guild_id: GuildId, at_ms: i64) {
-        let wait_ms = at_ms - unix_millis_now();
+        let wait_ms = at_ms - now_millis();
         if wait_ms <= 0 {
             self.push_ready(guild_id);
             return;
@@ -303,7 +303,7 @@ impl Inner {
                 continue; // the guild left meanwhile
             };
             let due_ms = slot.not_before_ms.max(slot.route_free_at_ms);
-            if due_ms > unix_millis_now() {
+            if due_ms > now_millis() {
                 // A join arrived since it was scheduled (its settle time decides), or the
                 // route is exhausted until its reset.
                 Arc::clone(&self).schedule(guild_id, due_ms);
@@ -327,7 +327,7 @@ impl Inner {
                 slot.fetch = Fetch::InFlight;
                 // A join received during the budget's wait that has not settled yet needs the
                 // next read.
-                if slot.not_before_ms > unix_millis_now() {
+                if slot.not_before_ms > now_millis() {
                     slot.queued = true;
                 }
                 *slot
@@ -345,9 +345,9 @@ impl Inner {
         slot: GuildSlot,
         permit: OwnedSemaphorePermit,
     ) {
-        let requested_at = unix_millis_now();
+        let requested_at = now_millis();
         let outcome = self.fetch(guild_id, slot.has_vanity, requested_at).await;
-        let observed_at = unix_millis_now();
+        let observed_at = now_millis();
         let kind = match outcome {
             Ok(mut snapshot) => {
                 snapshot.requested_at_ms = requested_at;
@@ -406,7 +406,7 @@ impl Inner {
             let delay_ms = (500_i64 << slot.failures.min(7)).min(MAX_RETRY_DELAY_MS);
             slot.queued = false; // the retry covers the queued request too
             slot.fetch = Fetch::Scheduled;
-            slot.not_before_ms = slot.not_before_ms.max(unix_millis_now() + delay_ms);
+            slot.not_before_ms = slot.not_before_ms.max(now_millis() + delay_ms);
             tracing::warn!(guild_id = %guild_id, http_status = failure.http_status, detail = %failure.detail, attempt = slot.failures, delay_ms, "invite snapshot failed; retrying");
             slot.not_before_ms
         };
@@ -440,7 +440,7 @@ impl Inner {
 
     fn forbid(&self, guild_id: GuildId) {
         if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
-            slot.forbidden_until_ms = unix_millis_now().saturating_add(self.forbidden_retry_ms);
+            slot.forbidden_until_ms = now_millis().saturating_add(self.forbidden_retry_ms);
         }
     }
 
@@ -546,7 +546,7 @@ impl Inner {
         let Some(reset_after) = header("x-ratelimit-reset-after") else {
             return;
         };
-        let free_at = unix_millis_now() + (reset_after * 1000.0).ceil() as i64;
+        let free_at = now_millis() + (reset_after * 1000.0).ceil() as i64;
         if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
             slot.route_free_at_ms = slot.route_free_at_ms.max(free_at);
         }

@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 tokio::time::sleep(wait).await;
             }
-            let now = invitrack_bus::unix_millis_now();
+            let now = invitrack_model::time::now_millis();
             let event = generator.event(n, now, now);
             let ack = invitrack_bus::publish_event(&js, &layout, &event, &format!("s{n}")).await?;
             ack_tx.send(ack).await?;

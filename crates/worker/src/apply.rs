@@ -98,12 +98,6 @@ impl Partition {
         self.progress.claim.last_sequence
     }
 
-    /// Guilds whose engine state is held in memory.
-    #[must_use]
-    pub fn cached_guilds(&self) -> usize {
-        self.guilds.len()
-    }
-
     /// Applies a batch in stream order. Messages at or below the committed sequence are skipped
     /// (redeliveries). On error nothing is committed and this `Partition` must be dropped: its
     /// in-memory state may be ahead of the database.
@@ -168,7 +162,7 @@ impl Partition {
         }
         self.guilds.evict_idle();
         if let Some(lag) = &self.lag {
-            let now = invitrack_bus::unix_millis_now();
+            let now = invitrack_model::time::now_millis();
             for at in observed {
                 lag.record(now - at);
             }

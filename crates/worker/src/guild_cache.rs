@@ -39,10 +39,6 @@ impl GuildCache {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.guilds.len()
-    }
-
     /// Loads the stored state of the guilds not in memory (a new engine for guilds never
     /// seen): one statement.
     pub(crate) async fn load_missing(

@@ -483,7 +483,7 @@ async fn synthetic_stream_survives_crashes() {
     }
     // Event times lie a day ahead: the workers' clock-driven ticks never give up a join whose
     // snapshot is still on its way, so the outcome is the same however long the crashes last.
-    let base = invitrack_bus::unix_millis_now() + 86_400_000;
+    let base = invitrack_model::time::now_millis() + 86_400_000;
     let total = synthetic::GUILDS * synthetic::STEPS;
     let quarter = total / 4;
     let mut last_sequences = BTreeMap::new();

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use invitrack_bus::proto::{self, guild_event::Kind};
-use invitrack_bus::{BusConfig, GuildEvent, publish_event, unix_millis_now};
+use invitrack_bus::{BusConfig, GuildEvent, publish_event};
+use invitrack_model::time::now_millis;
 use invitrack_storage::schema::joins;
 use invitrack_testkit::TestDatabase;
 use invitrack_worker::WorkerConfig;
@@ -111,7 +112,7 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
     // member who used `code` joined just after the untracked one, but their GUILD_MEMBER_ADD
     // is still on its way (within the gateway's lag), so the read looks explained by the
     // untracked member alone.
-    let t0 = unix_millis_now() - 60_000;
+    let t0 = now_millis() - 60_000;
     publish(&[
         event(t0, snapshot(t0 - 200, t0, 0)),
         event(t0 + 1_100, join(UNTRACKED_MEMBER, t0 + 1_000)),
@@ -145,7 +146,7 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
         event(t0 + 2_800, snapshot(t0 + 2_600, t0 + 2_800, 1)),
         GuildEvent {
             guild_id: 0,
-            ..event(unix_millis_now(), clock(0))
+            ..event(now_millis(), clock(0))
         },
     ])
     .await;
