@@ -8,6 +8,9 @@ use invitrack_attribution::{
 const T0: i64 = 1_800_000_000_000;
 const ALICE: UserId = UserId::new(1);
 const BOB: UserId = UserId::new(2);
+const UNTRACKED: Verdict = Verdict::Unknown {
+    reason: UnknownReason::Untracked,
+};
 
 fn invite(code: &str, inviter: UserId, uses: u64, max_uses: u64) -> InviteInfo {
     InviteInfo {
@@ -169,12 +172,7 @@ fn the_vanity_counter_is_evidence_and_silence_is_not() {
     g.settle(T0 + 8_000);
     assert_eq!(g.verdict(10), &Verdict::Vanity { code: c("vanity") });
     // Nothing moved: not "the vanity URL", but untracked.
-    assert_eq!(
-        g.verdict(11),
-        &Verdict::Unknown {
-            reason: UnknownReason::Untracked
-        }
-    );
+    assert_eq!(g.verdict(11), &UNTRACKED);
 }
 
 #[test]
@@ -209,12 +207,7 @@ fn expired_and_moderator_deleted_invites_are_not_uses() {
     g.at(T0 + 160, Observation::InviteDeleted { code: c("mod") });
     g.snapshot(T0 + 400, vec![], None);
     g.settle(T0 + 5_000);
-    assert_eq!(
-        g.verdict(10),
-        &Verdict::Unknown {
-            reason: UnknownReason::Untracked
-        }
-    );
+    assert_eq!(g.verdict(10), &UNTRACKED);
 }
 
 #[test]
@@ -264,12 +257,7 @@ fn a_late_invite_create_does_not_reset_what_a_snapshot_showed() {
     // uses 2 → 2: the join did not come through "new".
     g.snapshot(T0 + 200, vec![fresh], None);
     g.settle(T0 + 5_000);
-    assert_eq!(
-        g.verdict(10),
-        &Verdict::Unknown {
-            reason: UnknownReason::Untracked
-        }
-    );
+    assert_eq!(g.verdict(10), &UNTRACKED);
 }
 
 #[test]

@@ -111,6 +111,15 @@ impl Stack {
         response.json().await.expect("control JSON")
     }
 
+    /// Creates an invite in the simulator; its code.
+    async fn create_invite(&self, guild_id: &str, spec: Value) -> String {
+        self.control(&format!("/guilds/{guild_id}/invites"), spec)
+            .await["code"]
+            .as_str()
+            .expect("code")
+            .to_owned()
+    }
+
     /// Creates a key with the real CLI binary, as an operator would.
     fn create_key(&self, guild_id: Option<&str>) -> String {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_invitrack"));
@@ -178,32 +187,14 @@ async fn joins_travel_from_gateway_to_api() {
     let alice = "1100000000000000001";
     let bob = "1100000000000000002";
     let alice_code = stack
-        .control(
-            &format!("/guilds/{guild_id}/invites"),
-            json!({"inviter_id": alice}),
-        )
-        .await["code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
+        .create_invite(&guild_id, json!({"inviter_id": alice}))
+        .await;
     let alice_second = stack
-        .control(
-            &format!("/guilds/{guild_id}/invites"),
-            json!({"inviter_id": alice}),
-        )
-        .await["code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
+        .create_invite(&guild_id, json!({"inviter_id": alice}))
+        .await;
     let bob_code = stack
-        .control(
-            &format!("/guilds/{guild_id}/invites"),
-            json!({"inviter_id": bob, "max_uses": 1}),
-        )
-        .await["code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
+        .create_invite(&guild_id, json!({"inviter_id": bob, "max_uses": 1}))
+        .await;
 
     // Let ingest connect and take the guild's baseline snapshot before anyone joins.
     tokio::time::sleep(Duration::from_secs(2)).await;
