@@ -317,7 +317,7 @@ pub struct InviterCode {
     pub leaves: i64,
     pub first_join_at: Option<String>,
     pub last_join_at: Option<String>,
-    /// Whether the invite is among the guild's current invites as the engine last saw them.
+    /// Whether the invite is among the guild's current invites as the invites table has them.
     pub live: bool,
     /// Discord's `uses` at the last snapshot (`null` when not live).
     pub uses: Option<u64>,
@@ -338,7 +338,7 @@ pub struct InviterCodes {
 
 /// An inviter's codes: each code joins were credited to, with its use counts from the join
 /// rows, and each current invite of theirs with Discord's uses, max uses and expiry (from the
-/// attribution engine's last snapshot).
+/// invites table, as the latest snapshot or invite event left it).
 #[utoipa::path(
     get,
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/codes",
