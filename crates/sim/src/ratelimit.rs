@@ -79,7 +79,7 @@ impl Route {
     /// Discord's default limit for this route in the simulator.
     pub fn default_limit(self) -> RouteLimit {
         match self {
-            // The figure of the attribution model (ATTRIBUTION-NOTES.md).
+            // The figure of the attribution model (`docs/attribution.md#the-model`).
             Route::GuildInvites => RouteLimit {
                 limit: 5,
                 window_ms: 5000,

@@ -3,7 +3,7 @@
 //! rejoins, raids. It produces a [`Scenario`] (so a run can be saved, inspected and replayed)
 //! and [`run`] plays it.
 //!
-//! The defaults are the attribution model of `ATTRIBUTION-NOTES.md`: 20 invites owned by 8
+//! The defaults are the attribution model (`docs/attribution.md#the-model`): 20 invites owned by 8
 //! inviters (one owns 7), Zipf popularity, 2 invites with `max_uses` 1–5 re-created ~30 s
 //! after they are used up, 5% of joins by vanity URL, 2% by no trackable path.
 //!

@@ -40,7 +40,7 @@ pub struct ModelSpec {
     pub raid: Option<(usize, usize, usize, i64)>,
     /// The vanity URL is a request of its own, as on Discord, read and answered after its own
     /// latency; the snapshot is received when both answers are. Off: one read of both, as in
-    /// The model of `docs/attribution.md#the-model`.
+    /// the model of `docs/attribution.md#the-model`.
     pub separate_vanity_read: bool,
 }
 

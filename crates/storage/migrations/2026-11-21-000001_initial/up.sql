@@ -1,6 +1,6 @@
 -- Discord snowflakes are stored as BIGINT (bit-preserving casts of u64).
 
--- One row per decided join. Counted as DOMAIN.md defines.
+-- One row per decided join. Counted as docs/counting.md defines.
 CREATE TABLE joins (
     id BIGSERIAL PRIMARY KEY,
     bot_id BIGINT NOT NULL,
