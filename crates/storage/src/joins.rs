@@ -282,25 +282,22 @@ pub async fn first_joins(
         #[diesel(sql_type = diesel::sql_types::Timestamptz)]
         first: DateTime<Utc>,
     }
-    use diesel::sql_types::{Array, BigInt};
-    let mut found = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
-        let (bots, guilds, ids) = crate::members::split_keys(chunk);
-        let rows: Vec<First> = crate::prepared::prepared(
-            "SELECT j.bot_id, j.guild_id, j.member_id, min(j.created_at) AS first FROM joins j \
-             JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
-             ON j.bot_id = k.bot_id AND j.guild_id = k.guild_id AND j.member_id = k.member_id \
-             GROUP BY j.bot_id, j.guild_id, j.member_id",
-        )
-        .bind::<Array<BigInt>, _>(bots)
-        .bind::<Array<BigInt>, _>(guilds)
-        .bind::<Array<BigInt>, _>(ids)
-        .load(conn)
-        .await?;
-        for row in rows {
-            let member = GuildKey::new(row.bot_id, row.guild_id).member(row.member_id);
-            found.insert(member, row.first);
-        }
-    }
-    Ok(found)
+    let rows: Vec<First> = crate::keyed::rows_for_members(
+        conn,
+        "SELECT j.bot_id, j.guild_id, j.member_id, min(j.created_at) AS first FROM joins j \
+         JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
+         ON j.bot_id = k.bot_id AND j.guild_id = k.guild_id AND j.member_id = k.member_id \
+         GROUP BY j.bot_id, j.guild_id, j.member_id",
+        keys,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (
+                GuildKey::new(row.bot_id, row.guild_id).member(row.member_id),
+                row.first,
+            )
+        })
+        .collect())
 }

@@ -6,6 +6,7 @@ pub mod dashboard;
 mod db;
 pub mod invites;
 pub mod joins;
+mod keyed;
 pub mod keys;
 pub mod members;
 mod prepared;

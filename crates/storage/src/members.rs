@@ -33,36 +33,31 @@ pub async fn load_members(
     conn: &mut AsyncPgConnection,
     keys: &[MemberKey],
 ) -> Result<HashMap<MemberKey, Membership>, StorageError> {
-    let mut found = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
-        let (bots, guilds, ids) = split_keys(chunk);
-        // One index probe per key: the arrays are joined row by row, not as a cross product.
-        let rows: Vec<MemberRow> = crate::prepared::prepared(
-            "SELECT m.* FROM members m \
-             JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
-             ON m.bot_id = k.bot_id AND m.guild_id = k.guild_id AND m.member_id = k.member_id",
-        )
-        .bind::<Array<BigInt>, _>(bots)
-        .bind::<Array<BigInt>, _>(guilds)
-        .bind::<Array<BigInt>, _>(ids)
-        .load(conn)
-        .await?;
-        for row in rows {
-            let key = GuildKey::new(row.bot_id, row.guild_id).member(row.member_id);
-            found.insert(
-                key,
-                Membership {
-                    present: row.present,
-                    joined_at: row.joined_at,
-                    left_at: row.left_at,
-                    has_avatar: row.has_avatar,
-                    rejoined: row.rejoined,
-                    join_count: row.join_count,
-                },
-            );
-        }
-    }
-    Ok(found)
+    let rows: Vec<MemberRow> = crate::keyed::rows_for_members(
+        conn,
+        "SELECT m.* FROM members m \
+         JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS k(bot_id, guild_id, member_id) \
+         ON m.bot_id = k.bot_id AND m.guild_id = k.guild_id AND m.member_id = k.member_id",
+        keys,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let record = Membership {
+                present: row.present,
+                joined_at: row.joined_at,
+                left_at: row.left_at,
+                has_avatar: row.has_avatar,
+                rejoined: row.rejoined,
+                join_count: row.join_count,
+            };
+            (
+                GuildKey::new(row.bot_id, row.guild_id).member(row.member_id),
+                record,
+            )
+        })
+        .collect())
 }
 
 /// Writes member records, inserting new members and replacing the records of known ones. Each
@@ -77,7 +72,7 @@ pub async fn save_members(
     // One array per column: 9 parameters to parse and plan instead of 9 per row.
     for chunk in members.chunks(crate::ARRAY_CHUNK) {
         let keys: Vec<MemberKey> = chunk.iter().map(|(k, _)| *k).collect();
-        let (bots, guilds, ids) = split_keys(&keys);
+        let (bots, guilds, ids) = crate::keyed::split_member_keys(&keys);
         let column =
             |f: fn(&Membership) -> bool| chunk.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
         crate::prepared::prepared(
@@ -105,17 +100,4 @@ pub async fn save_members(
         .await?;
     }
     Ok(())
-}
-
-/// Member keys as three column arrays, for `unnest`.
-pub(crate) fn split_keys(keys: &[MemberKey]) -> (Vec<BotId>, Vec<GuildId>, Vec<UserId>) {
-    let mut bots = Vec::with_capacity(keys.len());
-    let mut guilds = Vec::with_capacity(keys.len());
-    let mut ids = Vec::with_capacity(keys.len());
-    for key in keys {
-        bots.push(key.bot_id);
-        guilds.push(key.guild_id);
-        ids.push(key.member_id);
-    }
-    (bots, guilds, ids)
 }

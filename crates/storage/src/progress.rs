@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use invitrack_model::{BotId, FakeReasons, FakeSettings, GuildId, GuildKey};
@@ -124,23 +123,18 @@ pub async fn load_guild_states(
         #[diesel(sql_type = diesel::sql_types::Jsonb)]
         state: serde_json::Value,
     }
-    let mut found = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
-        let (bots, guilds) = split_guild_keys(chunk);
-        let rows: Vec<State> = crate::prepared::prepared(
-            "SELECT s.bot_id, s.guild_id, s.state FROM guild_states s \
-             JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
-             ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
-        )
-        .bind::<Array<BigInt>, _>(bots)
-        .bind::<Array<BigInt>, _>(guilds)
-        .load(conn)
-        .await?;
-        for row in rows {
-            found.insert(GuildKey::new(row.bot_id, row.guild_id), row.state);
-        }
-    }
-    Ok(found)
+    let rows: Vec<State> = crate::keyed::rows_for_guilds(
+        conn,
+        "SELECT s.bot_id, s.guild_id, s.state FROM guild_states s \
+         JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
+         ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
+        keys,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (GuildKey::new(row.bot_id, row.guild_id), row.state))
+        .collect())
 }
 
 /// The engine states of every guild with undecided joins (few: joins wait seconds for their
@@ -178,7 +172,8 @@ pub async fn save_guild_states(
     use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Timestamptz};
     // One array per column: 6 parameters to parse and plan instead of 6 per row.
     for chunk in rows.chunks(crate::ARRAY_CHUNK) {
-        let (bots, guilds) = split_guild_keys(&chunk.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+        let (bots, guilds) =
+            crate::keyed::split_guild_keys(&chunk.iter().map(|(k, _)| *k).collect::<Vec<_>>());
         crate::prepared::prepared(
             "INSERT INTO guild_states (bot_id, guild_id, state, pending_joins, \
                missing_permissions, last_snapshot_at, updated_at) \
@@ -236,33 +231,24 @@ pub async fn fake_settings_of(
         #[diesel(sql_type = diesel::sql_types::Integer)]
         young_account_days: i32,
     }
-    let mut found = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(crate::ARRAY_CHUNK) {
-        let (bots, guilds) = split_guild_keys(chunk);
-        let rows: Vec<Settings> = crate::prepared::prepared(
-            "SELECT s.bot_id, s.guild_id, s.fake_reasons, s.young_account_days \
-             FROM guild_settings s JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
-             ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
-        )
-        .bind::<Array<BigInt>, _>(bots)
-        .bind::<Array<BigInt>, _>(guilds)
-        .load(conn)
-        .await?;
-        for row in rows {
-            found.insert(
-                GuildKey::new(row.bot_id, row.guild_id),
-                FakeSettings {
-                    enabled: row.fake_reasons,
-                    young_account_days: row.young_account_days.cast_unsigned(),
-                },
-            );
-        }
-    }
-    Ok(found)
-}
-
-fn split_guild_keys(keys: &[GuildKey]) -> (Vec<BotId>, Vec<GuildId>) {
-    keys.iter().map(|k| (k.bot_id, k.guild_id)).unzip()
+    let rows: Vec<Settings> = crate::keyed::rows_for_guilds(
+        conn,
+        "SELECT s.bot_id, s.guild_id, s.fake_reasons, s.young_account_days \
+         FROM guild_settings s JOIN unnest($1::int8[], $2::int8[]) AS k(bot_id, guild_id) \
+         ON s.bot_id = k.bot_id AND s.guild_id = k.guild_id",
+        keys,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let settings = FakeSettings {
+                enabled: row.fake_reasons,
+                young_account_days: row.young_account_days.cast_unsigned(),
+            };
+            (GuildKey::new(row.bot_id, row.guild_id), settings)
+        })
+        .collect())
 }
 
 /// Takes the session-level advisory lock that says "this worker owns this partition". It is
