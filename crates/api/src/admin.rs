@@ -14,7 +14,7 @@ use crate::auth::{Caller, GuildPath};
 use crate::dashboard::{Counts, fake_reason_names};
 use crate::error::ApiError;
 use crate::invites::timestamp;
-use crate::openapi::{
+use crate::openapi_parts::{
     AuditQuery, CommonErrors, ConflictError, GuildParams, InviterParams, NotFoundError, ResetParams,
 };
 use crate::params::{Body, Params, path_id, path_snowflake};

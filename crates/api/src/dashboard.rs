@@ -14,7 +14,7 @@ use crate::auth::{Caller, GuildPath};
 use crate::cache::EntryKey;
 use crate::error::ApiError;
 use crate::invites::timestamp;
-use crate::openapi::{
+use crate::openapi_parts::{
     CommonErrors, GuildParams, InviterParams, LeaderboardQuery, MemberParams, NotFoundError,
     SummaryQuery,
 };

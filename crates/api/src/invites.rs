@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
-use crate::openapi::{CodeQuery, CommonErrors, UserQuery};
+use crate::openapi_parts::{CodeQuery, CommonErrors, UserQuery};
 use crate::params::Params;
 
 /// `{total, leaves, fake, bonus, real}` for one inviter.

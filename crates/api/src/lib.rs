@@ -5,8 +5,10 @@ mod auth;
 mod cache;
 mod dashboard;
 mod error;
+mod health;
 mod invites;
 mod openapi;
+mod openapi_parts;
 mod params;
 
 use invitrack_model::GuildKey;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{Condition, ErrorHandlers};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use invitrack_storage::{Pool, PooledConnection};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
@@ -374,8 +376,14 @@ fn routes(cfg: &mut web::ServiceConfig) {
         format!("{guild}/audit"),
         vec![("GET", web::get().to(admin::audit))],
     );
-    add("/health/live".into(), vec![("GET", web::get().to(live))]);
-    add("/health/ready".into(), vec![("GET", web::get().to(ready))]);
+    add(
+        "/health/live".into(),
+        vec![("GET", web::get().to(health::live))],
+    );
+    add(
+        "/health/ready".into(),
+        vec![("GET", web::get().to(health::ready))],
+    );
 }
 
 fn cors(origins: &[String]) -> actix_cors::Cors {
@@ -395,35 +403,4 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         }
     }
     cors
-}
-
-/// The process is up.
-#[utoipa::path(
-    get,
-    path = "/health/live",
-    tag = "health",
-    responses((status = 200, description = "up", body = openapi::Status))
-)]
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-/// The database answers.
-#[utoipa::path(
-    get,
-    path = "/health/ready",
-    tag = "health",
-    responses(
-        (status = 200, description = "ready", body = openapi::Status),
-        (status = 503, description = "the database does not answer (`unavailable`)", body = error::ErrorBody)
-    )
-)]
-async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    use diesel_async::RunQueryDsl as _;
-    let mut conn = state.connection().await?;
-    diesel::sql_query("SELECT 1")
-        .execute(&mut conn)
-        .await
-        .map_err(invitrack_storage::StorageError::from)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }

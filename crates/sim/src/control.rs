@@ -9,7 +9,7 @@ use crate::{
     faults::RouteFaults,
     ratelimit::{GlobalLimit, Route, RouteLimit, route_names},
     sessions::EventDelay,
-    state::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
+    world::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
 };
 use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
@@ -51,7 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/guilds/{guild_id}/temporary-members/offline",
             web::post().to(temporary_offline),
         )
-        .configure(crate::scenario::configure_control)
+        .configure(crate::runs::configure)
         .default_service(web::to(not_found));
 }
 

@@ -9,7 +9,7 @@
 
 use crate::{
     sessions::{Link, Outbound},
-    state::{IdentifyRequest, World},
+    world::{IdentifyRequest, World},
 };
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use actix_ws::{CloseCode, CloseReason, Message};

@@ -3,13 +3,17 @@
 //! # Map of the crate
 //!
 //! - [`Simulator`] / [`RunningSim`] / [`SimConfig`] (this file): start and stop the server.
-//! - `state.rs`: the world ([`World`]): guilds, members, invites, ground truth; every change
-//!   emits the dispatches Discord would send.
+//! - `world/`: the world ([`World`]): guilds, members, invites, ground truth; every change
+//!   emits the dispatches Discord would send. `world/mod.rs` maps its files (the shared
+//!   handle, the data, the operations, the REST views, the gateway sessions).
 //! - `sessions.rs`: gateway sessions (shard routing, intents, sequence numbers, RESUME).
 //! - `gateway.rs`: the websocket protocol (HELLO, IDENTIFY, RESUME, heartbeats, close codes).
 //! - `rest.rs`: Discord REST `/api/v10`; `ratelimit.rs`: its buckets and headers.
-//! - `control.rs`: the `/control` API; `wire.rs`: Discord's JSON shapes;
-//!   [`snowflake`]: ids and timestamps.
+//! - `control.rs`: the `/control` API; `runs.rs`: its scenario and workload runs in the
+//!   background.
+//! - [`scenario`]: scenario files and their runner; [`workload`]: the seeded workload
+//!   generator (it produces scenarios).
+//! - `wire.rs`: Discord's JSON shapes; [`snowflake`]: ids and timestamps.
 
 mod control;
 mod error;
@@ -17,18 +21,19 @@ pub mod faults;
 mod gateway;
 pub mod ratelimit;
 mod rest;
+mod runs;
 pub mod scenario;
 mod sessions;
 pub mod snowflake;
-mod state;
 mod wire;
 pub mod workload;
+mod world;
 
 pub use error::{SimError, WorldError};
 pub use faults::{FaultConfig, RouteFaults};
 pub use ratelimit::{GlobalLimit, RateLimitConfig, RestStats, Route, RouteLimit, RouteStats};
 pub use sessions::{EventDelay, intents};
-pub use state::{
+pub use world::{
     BotInfo, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec,
     JoinPath, JoinSpec, JoinTruth, JoinVia, MemberInfo, PostedMessage, World, WorldOptions,
 };
@@ -148,7 +153,7 @@ impl Simulator {
             },
         );
         let data = web::Data::new(world.clone());
-        let runs = web::Data::new(scenario::SharedRuns::default());
+        let runs = web::Data::new(runs::SharedRuns::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())

@@ -7,8 +7,8 @@
 use crate::{
     error::WorldError,
     ratelimit::{RateHeaders, Route, Verdict},
-    state::{State, World},
     wire,
+    world::{State, World},
 };
 use actix_web::{
     HttpRequest, HttpResponse,

@@ -1,7 +1,7 @@
 //! Scenario files: timed steps that drive a world (create guilds and invites, joins, leaves,
 //! permission changes, gateway trouble, limit and latency changes), and the runner that
-//! plays them in real time. The workload generator ([`crate::workload`]) produces scenarios
-//! too.
+//! plays them in real time. The workload generator (`workload.rs`) produces scenarios too;
+//! the control API plays them in the background (`runs.rs`).
 //!
 //! A scenario is JSON:
 //!
@@ -23,14 +23,10 @@ use crate::{
     faults::RouteFaults,
     ratelimit::{GlobalLimit, Route, RouteLimit, route_names},
     sessions::EventDelay,
-    state::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
+    world::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
 };
 use serde::{Deserialize, Serialize};
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 use twilight_model::id::{
     Id,
     marker::{GuildMarker, UserMarker},
@@ -543,189 +539,6 @@ fn op_name(action: &Action) -> String {
         .ok()
         .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_owned))
         .unwrap_or_default()
-}
-
-// ---- control API: runs in the background -----------------------------------------------
-
-/// A background run started through the control API.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunStatus {
-    /// Run id.
-    pub id: u64,
-    /// `scenario` or `workload`.
-    pub kind: &'static str,
-    /// `running` or `done`.
-    pub state: &'static str,
-    /// Steps in the plan.
-    pub planned_steps: usize,
-    /// The report, once done.
-    pub report: Option<RunReport>,
-}
-
-/// Background runs of one simulator.
-#[derive(Debug, Default)]
-pub(crate) struct Runs {
-    list: Vec<RunStatus>,
-}
-
-pub(crate) type SharedRuns = Arc<Mutex<Runs>>;
-
-/// Starts playing `scenario` in the background; the id to poll at `GET /control/runs/{id}`.
-fn spawn_run(
-    runs: &SharedRuns,
-    world: World,
-    scenario: Scenario,
-    options: RunOptions,
-    kind: &'static str,
-) -> u64 {
-    let runs = Arc::clone(runs);
-    let id = {
-        let mut guard = runs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let id = guard.list.len() as u64 + 1;
-        guard.list.push(RunStatus {
-            id,
-            kind,
-            state: "running",
-            planned_steps: scenario.steps.len(),
-            report: None,
-        });
-        id
-    };
-    tokio::spawn(async move {
-        let report = run(&world, &scenario, options).await;
-        tracing::info!(id, kind, ?report.steps, report.failed, "run finished");
-        let mut guard = runs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(status) = guard.list.iter_mut().find(|r| r.id == id) {
-            status.state = "done";
-            status.report = Some(report);
-        }
-    });
-    id
-}
-
-mod control {
-    use super::*;
-    use actix_web::{HttpResponse, web};
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct ScenarioBody {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
-        steps: Vec<Step>,
-        #[serde(default)]
-        speed: Option<f64>,
-        #[serde(default)]
-        until_ms: Option<u64>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct WorkloadBody {
-        spec: crate::workload::WorkloadSpec,
-        #[serde(default)]
-        speed: Option<f64>,
-    }
-
-    fn bad(message: impl std::fmt::Display) -> HttpResponse {
-        HttpResponse::BadRequest().json(serde_json::json!({ "error": message.to_string() }))
-    }
-
-    fn options(speed: Option<f64>, until_ms: Option<u64>) -> Result<RunOptions, String> {
-        let speed = speed.unwrap_or(1.0);
-        if speed.is_nan() || speed <= 0.0 {
-            return Err("speed must be positive".into());
-        }
-        Ok(RunOptions {
-            speed,
-            until: until_ms.map(Duration::from_millis),
-        })
-    }
-
-    pub async fn post_scenario(
-        body: web::Bytes,
-        world: web::Data<World>,
-        runs: web::Data<SharedRuns>,
-    ) -> HttpResponse {
-        let body: ScenarioBody = match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return bad(format!("malformed scenario: {e}")),
-        };
-        let options = match options(body.speed, body.until_ms) {
-            Ok(o) => o,
-            Err(e) => return bad(e),
-        };
-        let scenario = Scenario {
-            name: body.name,
-            steps: body.steps,
-        };
-        let id = spawn_run(
-            &runs,
-            world.get_ref().clone(),
-            scenario,
-            options,
-            "scenario",
-        );
-        HttpResponse::Accepted().json(serde_json::json!({ "run_id": id }))
-    }
-
-    pub async fn post_workload(
-        body: web::Bytes,
-        world: web::Data<World>,
-        runs: web::Data<SharedRuns>,
-    ) -> HttpResponse {
-        let body: WorkloadBody = match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return bad(format!("malformed workload: {e}")),
-        };
-        let options = match options(body.speed, None) {
-            Ok(o) => o,
-            Err(e) => return bad(e),
-        };
-        let scenario = match crate::workload::generate(&body.spec) {
-            Ok(s) => s,
-            Err(e) => return bad(e),
-        };
-        let steps = scenario.steps.len();
-        let id = spawn_run(
-            &runs,
-            world.get_ref().clone(),
-            scenario,
-            options,
-            "workload",
-        );
-        HttpResponse::Accepted().json(serde_json::json!({ "run_id": id, "steps": steps }))
-    }
-
-    pub async fn list_runs(runs: web::Data<SharedRuns>) -> HttpResponse {
-        let guard = runs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        HttpResponse::Ok().json(&guard.list)
-    }
-
-    pub async fn get_run(path: web::Path<u64>, runs: web::Data<SharedRuns>) -> HttpResponse {
-        let guard = runs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match guard.list.iter().find(|r| r.id == *path) {
-            Some(status) => HttpResponse::Ok().json(status),
-            None => HttpResponse::NotFound().json(serde_json::json!({ "error": "no such run" })),
-        }
-    }
-}
-
-/// Mounts `/scenarios`, `/workloads` and `/runs` on the control scope.
-pub fn configure_control(cfg: &mut actix_web::web::ServiceConfig) {
-    use actix_web::web;
-    cfg.route("/scenarios", web::post().to(control::post_scenario))
-        .route("/workloads", web::post().to(control::post_workload))
-        .route("/runs", web::get().to(control::list_runs))
-        .route("/runs/{id}", web::get().to(control::get_run));
 }
 
 #[cfg(test)]

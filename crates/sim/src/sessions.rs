@@ -5,7 +5,7 @@
 //! A live connection is "attached" to it through a bounded channel, so producing an event
 //! never waits on a socket; a client too slow to keep up (its channel is full) is
 //! disconnected with close code 4000, as Discord drops slow consumers, and can RESUME.
-//! The registry sits inside [`crate::state::State`], under the world's mutex, so dispatch
+//! The registry sits inside the world's `State` (`world/model.rs`), under its mutex, so dispatch
 //! order is exactly the order of the state changes. With an [`EventDelay`], dispatches wait
 //! in an outbox (still in order) until they are due.
 

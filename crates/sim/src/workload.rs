@@ -13,7 +13,7 @@
 
 use crate::{
     scenario::{Action, RunOptions, RunReport, Scenario, Step, Via},
-    state::World,
+    world::World,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn plays_against_a_world_without_failures() {
-        let world = World::new(crate::state::BotInfo {
+        let world = World::new(crate::world::BotInfo {
             token: "t".into(),
             user_id: twilight_model::id::Id::new(42),
             username: "bot".into(),
@@ -746,7 +746,7 @@ mod tests {
         assert!(
             truth
                 .iter()
-                .any(|t| t.path == crate::state::JoinPath::Vanity)
+                .any(|t| t.path == crate::world::JoinPath::Vanity)
         );
     }
 }

@@ -1,0 +1,389 @@
+//! The world's data: [`State`] (every guild, channel, invite, user, join and posted
+//! message, plus the gateway session registry) and its parts (`Guild`, `Invite`, `Member`,
+//! ...), with the lookups and small helpers the operations, views and gateway sessions share
+//! (users, codes, expiry). The changes themselves are in `operations.rs`.
+
+use super::specs::{BotInfo, InviteInfo, JoinTruth, PostedMessage};
+use crate::{
+    error::WorldError,
+    sessions::{EventDelay, Sessions},
+    snowflake::{self, SnowflakeGen},
+    wire,
+};
+use chrono::Utc;
+use rand::Rng;
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet},
+    sync::{Arc, Condvar},
+    time::Instant,
+};
+use twilight_model::id::{
+    Id,
+    marker::{ChannelMarker, GuildMarker, RoleMarker, UserMarker},
+};
+
+/// The whole simulated Discord. A plain state machine: every operation changes the data and
+/// emits the dispatches Discord would send through the session registry it owns; the
+/// `World` handle (`mod.rs`) keeps it behind a mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(super) bot: BotInfo,
+    pub(super) ids: SnowflakeGen,
+    pub(super) clock_offset_ms: i64,
+    pub(super) guilds: HashMap<Id<GuildMarker>, Guild>,
+    pub(super) channels: HashMap<Id<ChannelMarker>, Id<GuildMarker>>,
+    pub(super) invites: HashMap<String, Invite>,
+    pub(super) vanity_codes: HashMap<String, Id<GuildMarker>>,
+    users: HashMap<Id<UserMarker>, Profile>,
+    pub(super) truth: Vec<JoinTruth>,
+    pub(super) messages: Vec<PostedMessage>,
+    pub(super) sessions: Sessions,
+    /// Counter moves waiting for their time (negative event delay).
+    pub(super) deferred: BinaryHeap<Reverse<Deferred>>,
+    pub(super) deferred_seq: u64,
+    pub(super) wake: Arc<Condvar>,
+}
+
+/// A `uses` counter that moves later than its join.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Deferred {
+    pub(super) due: Instant,
+    pub(super) seq: u64,
+    pub(super) guild_id: Id<GuildMarker>,
+    /// The invite, or `None` for the vanity URL.
+    pub(super) code: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Profile {
+    username: String,
+    global_name: Option<String>,
+    avatar: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Member {
+    pub(super) joined_at_ms: i64,
+    pub(super) flags: u64,
+    /// Temporary membership (joined through a temporary invite).
+    pub(super) temporary: bool,
+    /// Index in `State::truth` of the join that made this membership, if recorded.
+    pub(super) truth: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Vanity {
+    pub(super) code: String,
+    pub(super) uses: u64,
+    /// Uses whose counter has not moved yet (negative event delay).
+    pub(super) pending: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Guild {
+    pub(super) id: Id<GuildMarker>,
+    pub(super) name: String,
+    pub(super) owner_id: Id<UserMarker>,
+    pub(super) channel_id: Id<ChannelMarker>,
+    pub(super) channel_name: String,
+    pub(super) bot_role_id: Id<RoleMarker>,
+    pub(super) bot_joined_at_ms: i64,
+    pub(super) manage_guild: bool,
+    pub(super) vanity: Option<Vanity>,
+    pub(super) members: HashMap<Id<UserMarker>, Member>,
+    pub(super) ever_joined: HashSet<Id<UserMarker>>,
+    /// Codes of live invites, oldest first.
+    pub(super) invite_codes: Vec<String>,
+}
+
+const VANITY_FEATURES: &[&str] = &["VANITY_URL"];
+
+impl Guild {
+    pub(super) fn features(&self) -> &'static [&'static str] {
+        if self.vanity.is_some() {
+            VANITY_FEATURES
+        } else {
+            &[]
+        }
+    }
+
+    /// Members plus the bot.
+    pub(super) fn member_count(&self) -> u64 {
+        self.members.len() as u64 + 1
+    }
+
+    fn bot_permissions(&self) -> u64 {
+        use wire::permissions::*;
+        if self.manage_guild {
+            EVERYONE | MANAGE_GUILD | MANAGE_CHANNELS
+        } else {
+            EVERYONE
+        }
+    }
+
+    pub(super) fn everyone_role(&self) -> wire::Role<'_> {
+        role(
+            self.id.cast(),
+            "@everyone",
+            0,
+            wire::permissions::EVERYONE,
+            false,
+        )
+    }
+
+    pub(super) fn bot_role(&self) -> wire::Role<'_> {
+        role(
+            self.bot_role_id,
+            "invitrack",
+            1,
+            self.bot_permissions(),
+            true,
+        )
+    }
+
+    pub(super) fn invite_guild(&self) -> wire::InviteGuild<'_> {
+        wire::InviteGuild {
+            id: self.id,
+            name: &self.name,
+            splash: None,
+            banner: None,
+            description: None,
+            icon: None,
+            features: self.features(),
+            verification_level: 0,
+            vanity_url_code: self.vanity.as_ref().map(|v| v.code.as_str()),
+            nsfw_level: 0,
+            nsfw: false,
+            premium_subscription_count: 0,
+        }
+    }
+
+    pub(super) fn invite_channel(&self) -> wire::InviteChannel<'_> {
+        wire::InviteChannel {
+            id: self.channel_id,
+            kind: 0,
+            name: &self.channel_name,
+        }
+    }
+}
+
+fn role(
+    id: Id<RoleMarker>,
+    name: &str,
+    position: i64,
+    permissions: u64,
+    managed: bool,
+) -> wire::Role<'_> {
+    wire::Role {
+        id,
+        name,
+        color: 0,
+        colors: wire::RoleColors {
+            primary_color: 0,
+            secondary_color: None,
+            tertiary_color: None,
+        },
+        hoist: false,
+        icon: None,
+        unicode_emoji: None,
+        position,
+        permissions: permissions.to_string(),
+        managed,
+        mentionable: false,
+        flags: 0,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Invite {
+    pub(super) code: String,
+    pub(super) guild_id: Id<GuildMarker>,
+    pub(super) channel_id: Id<ChannelMarker>,
+    pub(super) inviter_id: Option<Id<UserMarker>>,
+    pub(super) uses: u64,
+    /// Uses whose counter has not moved yet (negative event delay).
+    pub(super) pending: u64,
+    pub(super) max_uses: u32,
+    pub(super) max_age_secs: u32,
+    pub(super) temporary: bool,
+    pub(super) created_at_ms: i64,
+}
+
+impl Invite {
+    /// Whether every use is taken (counted or pending).
+    pub(super) fn used_up(&self) -> bool {
+        self.max_uses > 0 && self.uses + self.pending >= u64::from(self.max_uses)
+    }
+
+    pub(super) fn expires_at_ms(&self) -> Option<i64> {
+        (self.max_age_secs > 0).then(|| self.created_at_ms + i64::from(self.max_age_secs) * 1000)
+    }
+
+    pub(super) fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at_ms().is_some_and(|at| at <= now_ms)
+    }
+
+    pub(super) fn info(&self) -> InviteInfo {
+        InviteInfo {
+            code: self.code.clone(),
+            guild_id: self.guild_id,
+            channel_id: self.channel_id,
+            inviter_id: self.inviter_id,
+            uses: self.uses,
+            max_uses: self.max_uses,
+            max_age_secs: self.max_age_secs,
+            temporary: self.temporary,
+            created_at: snowflake::to_datetime(self.created_at_ms),
+            expires_at: self.expires_at_ms().map(snowflake::to_datetime),
+        }
+    }
+}
+
+impl State {
+    /// An empty world.
+    pub(super) fn with_delay(bot: BotInfo, delay: EventDelay, wake: Arc<Condvar>) -> Self {
+        Self {
+            bot,
+            ids: SnowflakeGen::default(),
+            clock_offset_ms: 0,
+            guilds: HashMap::new(),
+            channels: HashMap::new(),
+            invites: HashMap::new(),
+            vanity_codes: HashMap::new(),
+            users: HashMap::new(),
+            truth: Vec::new(),
+            messages: Vec::new(),
+            sessions: Sessions::new(delay, Arc::clone(&wake)),
+            deferred: BinaryHeap::new(),
+            deferred_seq: 0,
+            wake,
+        }
+    }
+
+    /// Runs what is due at `now` (deferred counters, delayed dispatches); when the next
+    /// Facts about the bot.
+    pub fn bot(&self) -> &BotInfo {
+        &self.bot
+    }
+
+    /// Simulated now, in Unix ms (wall clock plus
+    /// [`World::advance_clock`](crate::World::advance_clock)).
+    pub fn now_ms(&self) -> i64 {
+        Utc::now().timestamp_millis() + self.clock_offset_ms
+    }
+
+    /// Runs `f` with the state readable and the session registry writable at once, so a
+    /// payload can borrow from the state while it is dispatched.
+    pub(super) fn with_sessions(&mut self, f: impl FnOnce(&State, &mut Sessions)) {
+        let mut sessions = std::mem::take(&mut self.sessions);
+        f(self, &mut sessions);
+        self.sessions = sessions;
+    }
+
+    /// INVITE_CREATE/DELETE only reach a bot with MANAGE_CHANNELS on the invite's channel;
+    /// the simulated bot role has it exactly when it has MANAGE_GUILD.
+    pub(super) fn sees_invite_events(&self, guild_id: Id<GuildMarker>) -> bool {
+        self.guilds.get(&guild_id).is_some_and(|g| g.manage_guild)
+    }
+
+    pub(super) fn user(&self, id: Id<UserMarker>) -> wire::User<'_> {
+        if id == self.bot.user_id {
+            return self.bot.user();
+        }
+        let profile = self.users.get(&id);
+        wire::User {
+            id,
+            username: profile.map_or("unknown", |p| p.username.as_str()),
+            discriminator: "0",
+            global_name: profile.and_then(|p| p.global_name.as_deref()),
+            avatar: profile.and_then(|p| p.avatar.as_deref()),
+            avatar_decoration_data: None,
+            banner: None,
+            accent_color: None,
+            public_flags: 0,
+            flags: 0,
+            bot: false,
+        }
+    }
+
+    pub(super) fn ensure_user(&mut self, id: Id<UserMarker>, avatar: bool) {
+        if id == self.bot.user_id {
+            return;
+        }
+        self.users.entry(id).or_insert_with(|| {
+            let n = id.get();
+            Profile {
+                username: format!("user{n}"),
+                global_name: Some(format!("User {}", n % 100_000)),
+                // 32 hex digits, what twilight's ImageHash parses.
+                avatar: avatar.then(|| {
+                    format!(
+                        "{:016x}{:016x}",
+                        n,
+                        n.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15
+                    )
+                }),
+            }
+        });
+    }
+
+    pub(super) fn guild(&self, guild_id: Id<GuildMarker>) -> Result<&Guild, WorldError> {
+        self.guilds
+            .get(&guild_id)
+            .ok_or(WorldError::UnknownGuild(guild_id))
+    }
+
+    pub(super) fn code_taken(&self, code: &str) -> bool {
+        self.invites.contains_key(code) || self.vanity_codes.contains_key(code)
+    }
+
+    pub(super) fn random_code(&self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::rng();
+        loop {
+            let code: String = (0..8)
+                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                .collect();
+            if !self.code_taken(&code) {
+                return code;
+            }
+        }
+    }
+    /// Removes the invite `code` if it has expired (silently: Discord sends no event).
+    pub(super) fn purge_if_expired(&mut self, code: &str, now_ms: i64) -> bool {
+        let expired = self.invites.get(code).is_some_and(|i| i.expired(now_ms));
+        if expired {
+            self.remove_invite(code);
+        }
+        expired
+    }
+
+    pub(super) fn remove_invite(&mut self, code: &str) -> Option<Invite> {
+        let invite = self.invites.remove(code)?;
+        if let Some(guild) = self.guilds.get_mut(&invite.guild_id) {
+            guild.invite_codes.retain(|c| c != code);
+        }
+        Some(invite)
+    }
+
+    pub(super) fn purge_expired_in_guild(&mut self, guild_id: Id<GuildMarker>, now_ms: i64) {
+        let expired: Vec<String> = match self.guilds.get(&guild_id) {
+            Some(guild) => guild
+                .invite_codes
+                .iter()
+                .filter(|c| {
+                    self.invites
+                        .get(c.as_str())
+                        .is_some_and(|i| i.expired(now_ms))
+                })
+                .cloned()
+                .collect(),
+            None => return,
+        };
+        for code in expired {
+            tracing::debug!(guild_id = %guild_id, code, "invite expired");
+            self.remove_invite(&code);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! What callers hand the world and what it hands back: the specs of new guilds, invites
+//! and joins (`GuildSpec`, `InviteSpec`, `JoinSpec`, `JoinVia`), the records it answers
+//! (`CreatedGuild`, `InviteInfo`, `JoinTruth` with its `JoinPath`, `MemberInfo`,
+//! `PostedMessage`) and the fixed facts about the bot (`BotInfo`). Plain data, public through
+//! the crate root.
+
+use crate::{snowflake, wire};
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use std::time::Duration;
+use twilight_model::id::{
+    Id,
+    marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker, UserMarker},
+};
+
+/// Member flag `DID_REJOIN`.
+pub const DID_REJOIN: u64 = 1 << 0;
+
+/// What [`World::create_guild`](crate::World::create_guild) makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuildSpec {
+    /// Guild name.
+    pub name: String,
+    /// Vanity URL code, if the guild has one.
+    pub vanity_code: Option<String>,
+    /// Whether the bot has MANAGE_GUILD (needed to list invites and read the vanity URL).
+    pub manage_guild: bool,
+}
+
+impl Default for GuildSpec {
+    fn default() -> Self {
+        Self {
+            name: "guild".to_owned(),
+            vanity_code: None,
+            manage_guild: true,
+        }
+    }
+}
+
+/// A guild made by [`World::create_guild`](crate::World::create_guild).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CreatedGuild {
+    /// The guild.
+    pub guild_id: Id<GuildMarker>,
+    /// Its text channel (invites point at it).
+    pub channel_id: Id<ChannelMarker>,
+}
+
+/// What [`World::create_invite`](crate::World::create_invite) makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteSpec {
+    /// Who creates the invite.
+    pub inviter_id: Id<UserMarker>,
+    /// 0 = unlimited.
+    pub max_uses: u32,
+    /// Seconds until expiry, 0 = never.
+    pub max_age_secs: u32,
+    /// Temporary membership.
+    pub temporary: bool,
+    /// A chosen code, or `None` for a random 8-character one.
+    pub code: Option<String>,
+}
+
+impl InviteSpec {
+    /// An unlimited, permanent invite by `inviter_id` with a random code.
+    pub fn by(inviter_id: Id<UserMarker>) -> Self {
+        Self {
+            inviter_id,
+            max_uses: 0,
+            max_age_secs: 0,
+            temporary: false,
+            code: None,
+        }
+    }
+}
+
+/// An invite as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InviteInfo {
+    /// Code.
+    pub code: String,
+    /// Guild.
+    pub guild_id: Id<GuildMarker>,
+    /// Channel.
+    pub channel_id: Id<ChannelMarker>,
+    /// Creator.
+    pub inviter_id: Option<Id<UserMarker>>,
+    /// Times used.
+    pub uses: u64,
+    /// 0 = unlimited.
+    pub max_uses: u32,
+    /// Seconds, 0 = never expires.
+    pub max_age_secs: u32,
+    /// Temporary membership.
+    pub temporary: bool,
+    /// Creation time.
+    #[serde(serialize_with = "ser_time")]
+    pub created_at: DateTime<Utc>,
+    /// Expiry time, if any.
+    #[serde(serialize_with = "ser_opt_time")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// How a member gets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinVia {
+    /// Through this invite code (its `uses` goes up).
+    Invite(String),
+    /// Through the guild's vanity URL (the vanity's `uses` goes up).
+    Vanity,
+    /// Without any counter moving: server discovery, a friend's "join" button, ...
+    Untracked,
+    /// Added by an application through OAuth2 `guilds.join` (no counter moves either).
+    OAuth2,
+}
+
+/// Who joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinSpec {
+    /// A known user, or `None` for a new account whose id encodes `account_age`.
+    pub user_id: Option<Id<UserMarker>>,
+    /// Whether a new account has an avatar.
+    pub avatar: bool,
+    /// Age of a new account (ignored when `user_id` is set: the id says it).
+    pub account_age: Duration,
+}
+
+impl Default for JoinSpec {
+    fn default() -> Self {
+        Self {
+            user_id: None,
+            avatar: true,
+            account_age: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// Which way a join really went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinPath {
+    /// An invite code.
+    Invite,
+    /// The vanity URL.
+    Vanity,
+    /// Nothing a counter shows.
+    Untracked,
+    /// OAuth2 `guilds.join` (nothing a counter shows either).
+    #[serde(rename = "oauth2")]
+    OAuth2,
+}
+
+/// The ground truth of one join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JoinTruth {
+    /// Guild joined.
+    pub guild_id: Id<GuildMarker>,
+    /// Member.
+    pub user_id: Id<UserMarker>,
+    /// Path really taken.
+    pub path: JoinPath,
+    /// Invite or vanity code used, if any.
+    pub code: Option<String>,
+    /// Creator of the invite used, if any.
+    pub inviter_id: Option<Id<UserMarker>>,
+    /// Join time (the member's `joined_at`).
+    #[serde(serialize_with = "ser_time")]
+    pub joined_at: DateTime<Utc>,
+    /// When this membership ended, if it did.
+    #[serde(serialize_with = "ser_opt_time")]
+    pub left_at: Option<DateTime<Utc>>,
+    /// Joined through a temporary invite (temporary membership).
+    pub temporary: bool,
+}
+
+/// A current member of a guild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemberInfo {
+    /// The member.
+    pub user_id: Id<UserMarker>,
+    /// When this membership started.
+    #[serde(serialize_with = "ser_time")]
+    pub joined_at: DateTime<Utc>,
+    /// Member flags (`DID_REJOIN` = 1).
+    pub flags: u64,
+}
+
+/// A message the bot posted through REST.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PostedMessage {
+    /// Message id.
+    pub id: Id<MessageMarker>,
+    /// Channel.
+    pub channel_id: Id<ChannelMarker>,
+    /// Guild of the channel.
+    pub guild_id: Id<GuildMarker>,
+    /// Text.
+    pub content: String,
+    /// Embeds as sent.
+    pub embeds: Vec<serde_json::Value>,
+}
+
+fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&snowflake::format_ts(t.timestamp_millis()))
+}
+
+fn ser_opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => ser_time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Fixed facts about the bot and the server.
+#[derive(Debug, Clone)]
+pub struct BotInfo {
+    /// Bot token (without `Bot `).
+    pub token: String,
+    /// Bot user id (also the application id).
+    pub user_id: Id<UserMarker>,
+    /// Bot username.
+    pub username: String,
+    /// Recommended shard count (`GET /gateway/bot`).
+    pub shards: u32,
+    /// `ws://127.0.0.1:PORT`.
+    pub gateway_url: String,
+    /// Application's public key (hex).
+    pub verify_key: String,
+}
+
+impl BotInfo {
+    /// Checks a token as sent by a client: `Bot <token>` or the bare token.
+    pub fn token_ok(&self, presented: &str) -> bool {
+        presented.strip_prefix("Bot ").unwrap_or(presented) == self.token
+    }
+
+    /// The application id (same as the bot user id, as for every modern bot).
+    pub fn application_id(&self) -> Id<ApplicationMarker> {
+        self.user_id.cast()
+    }
+
+    /// The bot as a user object.
+    pub fn user(&self) -> wire::User<'_> {
+        wire::User {
+            id: self.user_id,
+            username: &self.username,
+            discriminator: "0",
+            global_name: None,
+            avatar: None,
+            avatar_decoration_data: None,
+            banner: None,
+            accent_color: None,
+            public_flags: 0,
+            flags: 0,
+            bot: true,
+        }
+    }
+
+    /// The bot as the current user.
+    pub fn current_user(&self) -> wire::CurrentUser<'_> {
+        wire::CurrentUser {
+            id: self.user_id,
+            username: &self.username,
+            discriminator: "0",
+            global_name: None,
+            avatar: None,
+            banner: None,
+            accent_color: None,
+            public_flags: 0,
+            flags: 0,
+            bot: true,
+            mfa_enabled: false,
+            verified: true,
+            locale: "en-US",
+            email: None,
+            premium_type: 0,
+        }
+    }
+}
