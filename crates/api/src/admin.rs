@@ -138,7 +138,6 @@ pub async fn add_bonus(
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    tracing::Span::current().record("inviter_id", inviter_id.get());
     let body = Body::parse(&body)?;
     let amount = body
         .integer("amount", -BONUS_MAX, BONUS_MAX)?
@@ -188,7 +187,6 @@ pub async fn list_bonus(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    tracing::Span::current().record("inviter_id", inviter_id.get());
     let mut conn = state.connection().await?;
     let rows = queries::list_bonus(&mut conn, guild.key(), inviter_id).await?;
     Ok(HttpResponse::Ok().json(BonusList {

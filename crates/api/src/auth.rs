@@ -144,11 +144,11 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ApiKey,
 ///
 /// # Errors
 /// When the key belongs to another bot or guild.
-pub fn authorize(key: &ApiKey, bot_id: BotId, guild_id: GuildId) -> Result<(), ApiError> {
-    if key.bot_id != bot_id {
+pub fn authorize(key: &ApiKey, guild: GuildKey) -> Result<(), ApiError> {
+    if key.bot_id != guild.bot_id {
         return Err(ApiError::Forbidden("another bot's data"));
     }
-    if !key.allows(bot_id, guild_id) {
+    if !key.allows(guild.bot_id, guild.guild_id) {
         return Err(ApiError::Forbidden("another guild's data"));
     }
     Ok(())
@@ -164,7 +164,7 @@ impl Caller {
     /// # Errors
     /// When the key belongs to another bot or guild.
     pub fn read(&self, guild: &GuildPath) -> Result<(), ApiError> {
-        authorize(&self.0, guild.bot_id, guild.guild_id)
+        authorize(&self.0, guild.key())
     }
 
     /// 403 unless the key may write to this guild (its bot and guild, and the admin scope).

@@ -262,7 +262,6 @@ pub async fn member(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let member_id = path_snowflake(&req, "member_id")?;
-    tracing::Span::current().record("member_id", member_id.get());
     let mut conn = state.connection().await?;
     let history = queries::member_history(&mut conn, guild.key(), member_id).await?;
     if history.present.is_none() && history.joins.is_empty() {
@@ -358,7 +357,6 @@ pub async fn inviter_codes(
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    tracing::Span::current().record("inviter_id", inviter_id.get());
     let mut conn = state.connection().await?;
     let codes = queries::inviter_codes(&mut conn, guild.key(), inviter_id).await?;
     Ok(HttpResponse::Ok().json(InviterCodes {

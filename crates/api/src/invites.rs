@@ -59,14 +59,9 @@ pub async fn user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req, &body)?;
-    let bot_id = params.snowflake("bot_id")?;
-    let guild_id = params.snowflake("guild_id")?;
+    let guild = GuildKey::new(params.snowflake("bot_id")?, params.snowflake("guild_id")?);
     let inviter_id = params.snowflake("inviter_id")?;
-    tracing::Span::current()
-        .record("guild_id", guild_id.get())
-        .record("inviter_id", inviter_id.get());
-    authorize(&key, bot_id, guild_id)?;
-    let guild = GuildKey::new(bot_id, guild_id);
+    authorize(&key, guild)?;
     let c = match state
         .counts
         .as_ref()
@@ -111,15 +106,10 @@ pub async fn code(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req, &body)?;
-    let bot_id = params.snowflake("bot_id")?;
-    let guild_id = params.snowflake("guild_id")?;
+    let guild = GuildKey::new(params.snowflake("bot_id")?, params.snowflake("guild_id")?);
     let invite_code = params.invite_code("invite_code")?;
-    tracing::Span::current()
-        .record("guild_id", guild_id.get())
-        .record("invite_code", invite_code.as_str());
-    authorize(&key, bot_id, guild_id)?;
+    authorize(&key, guild)?;
     let mut conn = state.connection().await?;
-    let guild = GuildKey::new(bot_id, guild_id);
     let rows = counts::joins_by_code(&mut conn, guild, &invite_code).await?;
     let members: Vec<CodeMember> = rows
         .into_iter()

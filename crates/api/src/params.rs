@@ -67,13 +67,15 @@ impl Params {
     /// When it is missing or cannot be an invite code.
     pub fn invite_code(&self, name: &'static str) -> Result<InviteCode, ApiError> {
         let raw = self.raw(name)?.ok_or(ApiError::MissingParameter(name))?;
-        InviteCode::parse(raw).map_err(|_| ApiError::InvalidParameter {
+        let code = InviteCode::parse(raw).map_err(|_| ApiError::InvalidParameter {
             name,
             problem: format!(
                 "an invite code is 1 to {MAX_INVITE_CODE_LEN} letters, digits, '-' or '_' \
                  (without discord.gg/)"
             ),
-        })
+        })?;
+        tracing::Span::current().record(name, code.as_str());
+        Ok(code)
     }
 
     /// Parameters from the query string only (endpoints that take a JSON body for writes).
@@ -296,10 +298,14 @@ fn json_integer(v: &Value) -> Option<i64> {
 /// # Errors
 /// When `raw` is not one.
 pub fn parse_snowflake<M>(name: &'static str, raw: &str) -> Result<Id<M>, ApiError> {
-    Id::parse(raw).map_err(|_| ApiError::InvalidParameter {
+    let id = Id::parse(raw).map_err(|_| ApiError::InvalidParameter {
         name,
         problem: format!("{raw:?} is not a Discord id (a positive integer as a string)"),
-    })
+    })?;
+    // Handlers declare the ids they take as span fields (`fields(inviter_id)`): each is
+    // recorded where it is parsed (a name the span does not declare is ignored).
+    tracing::Span::current().record(name, id.get());
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -316,25 +316,14 @@ async fn get_current_user(req: HttpRequest, world: web::Data<World>) -> HttpResp
 async fn get_current_application(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
     answer(&req, &world, Route::CurrentApplication, 0, |s| {
         let bot = s.bot();
-        json(&wire::Application {
-            id: bot.application_id(),
-            name: &bot.username,
-            icon: None,
-            description: "",
-            summary: "",
-            kind: None,
-            bot_public: true,
-            bot_require_code_grant: false,
-            verify_key: &bot.verify_key,
-            flags: 0,
-            team: None,
-            bot: bot.user(),
-            owner: bot.user(),
-            approximate_guild_count: s.guild_count() as u64,
-            redirect_uris: [],
-            interactions_endpoint_url: None,
-            hook: true,
-        })
+        json(&wire::Application::of_bot(
+            bot.application_id(),
+            &bot.username,
+            &bot.verify_key,
+            bot.user(),
+            bot.user(),
+            s.guild_count() as u64,
+        ))
     })
     .await
 }

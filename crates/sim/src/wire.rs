@@ -76,6 +76,29 @@ pub struct CurrentUser<'a> {
     pub premium_type: u8,
 }
 
+impl<'a> CurrentUser<'a> {
+    /// A bot account with Discord's defaults for everything else.
+    pub fn bot(id: Id<UserMarker>, username: &'a str) -> Self {
+        Self {
+            id,
+            username,
+            discriminator: "0",
+            global_name: None,
+            avatar: None,
+            banner: None,
+            accent_color: None,
+            public_flags: 0,
+            flags: 0,
+            bot: true,
+            mfa_enabled: false,
+            verified: true,
+            locale: "en-US",
+            email: None,
+            premium_type: 0,
+        }
+    }
+}
+
 /// Guild member; with `guild_id` set it is the `GUILD_MEMBER_ADD` payload.
 #[derive(Debug, Serialize)]
 pub struct GuildMember<'a> {
@@ -220,6 +243,35 @@ pub struct Role<'a> {
     pub flags: u64,
 }
 
+impl<'a> Role<'a> {
+    pub fn new(
+        id: Id<RoleMarker>,
+        name: &'a str,
+        position: i64,
+        permissions: u64,
+        managed: bool,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            color: 0,
+            colors: RoleColors {
+                primary_color: 0,
+                secondary_color: None,
+                tertiary_color: None,
+            },
+            hoist: false,
+            icon: None,
+            unicode_emoji: None,
+            position,
+            permissions: permissions.to_string(),
+            managed,
+            mentionable: false,
+            flags: 0,
+        }
+    }
+}
+
 /// A guild text channel.
 #[derive(Debug, Serialize)]
 pub struct Channel<'a> {
@@ -236,6 +288,26 @@ pub struct Channel<'a> {
     pub rate_limit_per_user: u16,
     pub parent_id: Null,
     pub flags: u64,
+}
+
+impl<'a> Channel<'a> {
+    /// A text channel at the top of the list, no overwrites.
+    pub fn text(id: Id<ChannelMarker>, guild_id: Id<GuildMarker>, name: &'a str) -> Self {
+        Self {
+            id,
+            kind: 0,
+            guild_id,
+            name,
+            position: 0,
+            permission_overwrites: [],
+            topic: None,
+            nsfw: false,
+            last_message_id: None,
+            rate_limit_per_user: 0,
+            parent_id: None,
+            flags: 0,
+        }
+    }
 }
 
 /// `GUILD_CREATE`: the guild object plus the gateway-only fields.
@@ -382,6 +454,38 @@ pub struct Application<'a> {
     pub hook: bool,
 }
 
+impl<'a> Application<'a> {
+    /// A public bot's application, owned by `owner`.
+    pub fn of_bot(
+        id: Id<ApplicationMarker>,
+        name: &'a str,
+        verify_key: &'a str,
+        bot: User<'a>,
+        owner: User<'a>,
+        approximate_guild_count: u64,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            icon: None,
+            description: "",
+            summary: "",
+            kind: None,
+            bot_public: true,
+            bot_require_code_grant: false,
+            verify_key,
+            flags: 0,
+            team: None,
+            bot,
+            owner,
+            approximate_guild_count,
+            redirect_uris: [],
+            interactions_endpoint_url: None,
+            hook: true,
+        }
+    }
+}
+
 /// A message, as `POST /channels/{id}/messages` answers.
 #[derive(Debug, Serialize)]
 pub struct Message<'a> {
@@ -404,6 +508,39 @@ pub struct Message<'a> {
     pub pinned: bool,
     pub flags: u64,
     pub components: [(); 0],
+}
+
+impl<'a> Message<'a> {
+    /// A plain message in a guild channel.
+    pub fn in_guild(
+        id: Id<MessageMarker>,
+        channel_id: Id<ChannelMarker>,
+        guild_id: Id<GuildMarker>,
+        author: User<'a>,
+        content: &'a str,
+        timestamp: String,
+        embeds: &'a [serde_json::Value],
+    ) -> Self {
+        Self {
+            id,
+            kind: 0,
+            channel_id,
+            guild_id: Some(guild_id),
+            author,
+            content,
+            timestamp,
+            edited_timestamp: None,
+            tts: false,
+            mention_everyone: false,
+            mentions: [],
+            mention_roles: [],
+            attachments: [],
+            embeds,
+            pinned: false,
+            flags: 0,
+            components: [],
+        }
+    }
 }
 
 /// A REST error body: `{"message":"Unknown Guild","code":10004}`.
@@ -464,23 +601,7 @@ mod tests {
     }
 
     fn current_user() -> CurrentUser<'static> {
-        CurrentUser {
-            id: Id::new(42),
-            username: "sim-bot",
-            discriminator: "0",
-            global_name: None,
-            avatar: None,
-            banner: None,
-            accent_color: None,
-            public_flags: 0,
-            flags: 0,
-            bot: true,
-            mfa_enabled: false,
-            verified: true,
-            locale: "en-US",
-            email: None,
-            premium_type: 0,
-        }
+        CurrentUser::bot(Id::new(42), "sim-bot")
     }
 
     fn guild() -> InviteGuild<'static> {
@@ -640,24 +761,13 @@ mod tests {
             verification_level: 0,
             default_message_notifications: 0,
             explicit_content_filter: 0,
-            roles: vec![Role {
-                id: Id::new(1),
-                name: "@everyone",
-                color: 0,
-                colors: RoleColors {
-                    primary_color: 0,
-                    secondary_color: None,
-                    tertiary_color: None,
-                },
-                hoist: false,
-                icon: None,
-                unicode_emoji: None,
-                position: 0,
-                permissions: permissions::EVERYONE.to_string(),
-                managed: false,
-                mentionable: false,
-                flags: 0,
-            }],
+            roles: vec![Role::new(
+                Id::new(1),
+                "@everyone",
+                0,
+                permissions::EVERYONE,
+                false,
+            )],
             emojis: [],
             features: &[],
             mfa_level: 0,
@@ -686,20 +796,7 @@ mod tests {
             member_count: 1,
             voice_states: [],
             members: vec![],
-            channels: vec![Channel {
-                id: Id::new(2),
-                kind: 0,
-                guild_id: Id::new(1),
-                name: "general",
-                position: 0,
-                permission_overwrites: [],
-                topic: None,
-                nsfw: false,
-                last_message_id: None,
-                rate_limit_per_user: 0,
-                parent_id: None,
-                flags: 0,
-            }],
+            channels: vec![Channel::text(Id::new(2), Id::new(1), "general")],
             threads: [],
             presences: [],
             stage_instances: [],
@@ -722,47 +819,19 @@ mod tests {
         let _: TCurrentUser =
             serde_json::from_str(&serde_json::to_string(&current_user()).expect("ser"))
                 .expect("current user");
-        let app = Application {
-            id: Id::new(42),
-            name: "sim",
-            icon: None,
-            description: "",
-            summary: "",
-            kind: None,
-            bot_public: true,
-            bot_require_code_grant: false,
-            verify_key: "00",
-            flags: 0,
-            team: None,
-            bot: user(true),
-            owner: user(false),
-            approximate_guild_count: 1,
-            redirect_uris: [],
-            interactions_endpoint_url: None,
-            hook: true,
-        };
+        let app = Application::of_bot(Id::new(42), "sim", "00", user(true), user(false), 1);
         let _: TApplication =
             serde_json::from_str(&serde_json::to_string(&app).expect("ser")).expect("app");
         let embeds = [serde_json::json!({"type":"rich","title":"hi"})];
-        let msg = Message {
-            id: Id::new(9),
-            kind: 0,
-            channel_id: Id::new(2),
-            guild_id: Some(Id::new(1)),
-            author: user(true),
-            content: "hello",
-            timestamp: crate::snowflake::format_ts(1_700_000_000_000),
-            edited_timestamp: None,
-            tts: false,
-            mention_everyone: false,
-            mentions: [],
-            mention_roles: [],
-            attachments: [],
-            embeds: &embeds,
-            pinned: false,
-            flags: 0,
-            components: [],
-        };
+        let msg = Message::in_guild(
+            Id::new(9),
+            Id::new(2),
+            Id::new(1),
+            user(true),
+            "hello",
+            crate::snowflake::format_ts(1_700_000_000_000),
+            &embeds,
+        );
         let parsed: TMessage =
             serde_json::from_str(&serde_json::to_string(&msg).expect("ser")).expect("message");
         assert_eq!(parsed.embeds.len(), 1);

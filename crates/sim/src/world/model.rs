@@ -123,7 +123,7 @@ impl Guild {
     }
 
     pub(super) fn everyone_role(&self) -> wire::Role<'_> {
-        role(
+        wire::Role::new(
             self.id.cast(),
             "@everyone",
             0,
@@ -133,7 +133,7 @@ impl Guild {
     }
 
     pub(super) fn bot_role(&self) -> wire::Role<'_> {
-        role(
+        wire::Role::new(
             self.bot_role_id,
             "invitrack",
             1,
@@ -165,33 +165,6 @@ impl Guild {
             kind: 0,
             name: &self.channel_name,
         }
-    }
-}
-
-fn role(
-    id: Id<RoleMarker>,
-    name: &str,
-    position: i64,
-    permissions: u64,
-    managed: bool,
-) -> wire::Role<'_> {
-    wire::Role {
-        id,
-        name,
-        color: 0,
-        colors: wire::RoleColors {
-            primary_color: 0,
-            secondary_color: None,
-            tertiary_color: None,
-        },
-        hoist: false,
-        icon: None,
-        unicode_emoji: None,
-        position,
-        permissions: permissions.to_string(),
-        managed,
-        mentionable: false,
-        flags: 0,
     }
 }
 

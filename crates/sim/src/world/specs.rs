@@ -258,22 +258,6 @@ impl BotInfo {
 
     /// The bot as the current user.
     pub fn current_user(&self) -> wire::CurrentUser<'_> {
-        wire::CurrentUser {
-            id: self.user_id,
-            username: &self.username,
-            discriminator: "0",
-            global_name: None,
-            avatar: None,
-            banner: None,
-            accent_color: None,
-            public_flags: 0,
-            flags: 0,
-            bot: true,
-            mfa_enabled: false,
-            verified: true,
-            locale: "en-US",
-            email: None,
-            premium_type: 0,
-        }
+        wire::CurrentUser::bot(self.user_id, &self.username)
     }
 }

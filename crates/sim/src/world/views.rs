@@ -252,25 +252,15 @@ impl State {
         let Some(posted) = self.messages.last() else {
             return Err(WorldError::UnknownChannel(channel_id));
         };
-        let body = wire::Message {
+        let body = wire::Message::in_guild(
             id,
-            kind: 0,
             channel_id,
-            guild_id: Some(guild_id),
-            author: self.bot.user(),
-            content: &posted.content,
-            timestamp: snowflake::format_ts(now),
-            edited_timestamp: None,
-            tts: false,
-            mention_everyone: false,
-            mentions: [],
-            mention_roles: [],
-            attachments: [],
-            embeds: &posted.embeds,
-            pinned: false,
-            flags: 0,
-            components: [],
-        };
+            guild_id,
+            self.bot.user(),
+            &posted.content,
+            snowflake::format_ts(now),
+            &posted.embeds,
+        );
         to_json(&body)
     }
 
