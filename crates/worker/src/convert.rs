@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use invitrack_attribution::{InviteInfo, Observation, SnapshotFailure, VanityInfo};
 use invitrack_bus::EventKind;
 use invitrack_bus::proto::{self, snapshot_failed::Reason};
-use invitrack_model::time::millis_to_time;
+use invitrack_model::time::discord_time;
 use invitrack_model::{ChannelId, InviteCode, Millis, UserId};
 use invitrack_storage::invites::SeenInvite;
 
@@ -17,7 +17,7 @@ fn code(raw: &str) -> Result<InviteCode, DecodeError> {
 /// A time the bus marks absent with 0.
 fn optional_time(ms: Millis) -> Result<Option<DateTime<Utc>>, DecodeError> {
     (ms != 0)
-        .then(|| millis_to_time(ms))
+        .then(|| discord_time(ms))
         .transpose()
         .map_err(Into::into)
 }
