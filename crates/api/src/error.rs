@@ -5,10 +5,11 @@
 //! extractor and payload errors) go through [`normalize`], which rewrites any error response
 //! that is not already JSON into the same shape.
 
-use actix_web::dev::ServiceResponse;
-use actix_web::http::StatusCode;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -218,6 +219,34 @@ pub fn method_not_allowed(allow: &str) -> HttpResponse {
             .insert(actix_web::http::header::ALLOW, value);
     }
     response
+}
+
+/// Methods the API serves somewhere (`OPTIONS` for CORS preflights).
+const STANDARD_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// Middleware (outermost): a method outside [`STANDARD_METHODS`] is answered 405 here, before
+/// the metrics middleware sees it, since each method name would otherwise become a label of
+/// the request histogram that anyone could grow without a key.
+///
+/// # Errors
+/// Those of the wrapped service.
+pub async fn standard_methods_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> actix_web::Result<ServiceResponse<EitherBody<impl MessageBody>>> {
+    if STANDARD_METHODS.contains(req.method()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let response = method_not_allowed("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    Ok(req.into_response(response).map_into_right_body())
 }
 
 /// 404 for a path no endpoint serves.

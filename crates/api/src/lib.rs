@@ -238,6 +238,7 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(error::normalize))
                 .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
                 .wrap(metrics.clone())
+                .wrap(actix_web::middleware::from_fn(error::standard_methods_only))
         })
         .listen(listener)
         .map_err(|source| StartError::Bind {

@@ -29,6 +29,38 @@ async fn unknown_paths_and_methods_answer_json() {
         )
         .await;
     assert_eq!((status, code_of(&body)), (405, "method_not_allowed"));
+    // Methods HTTP does not define are refused before anything counts them: they never become
+    // labels of the metrics (which anyone could otherwise grow without a key).
+    for n in 0..20 {
+        let method =
+            reqwest::Method::from_bytes(format!("XMETHOD{n}").as_bytes()).expect("a token");
+        let response = app
+            .http
+            .request(method, app.url("/health/live"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 405);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(code_of(&body), "method_not_allowed");
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("invitrack_api_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("XMETHOD"),
+        "unknown methods are not labels"
+    );
     // A body over actix's limit is rewritten into the same shape.
     let response = app
         .http
