@@ -200,10 +200,13 @@ impl Body {
             None => Ok(None),
             Some(Value::String(s)) => {
                 let s = s.trim();
-                if s.chars().count() > max || s.chars().any(char::is_control) {
+                if s.chars().count() > max || !s.chars().all(is_visible_or_space) {
                     Err(ApiError::InvalidParameter {
                         name,
-                        problem: format!("at most {max} characters, no control characters"),
+                        problem: format!(
+                            "at most {max} characters, no control, format (invisible or \
+                             direction-changing) or unassigned characters"
+                        ),
                     })
                 } else {
                     Ok(Some(s.to_owned()))
@@ -293,6 +296,19 @@ fn json_integer(v: &Value) -> Option<i64> {
     whole
 }
 
+/// Whether free text may hold `c`: letters, marks, numbers, punctuation, symbols and spaces;
+/// not controls, format characters (zero-width, bidirectional overrides), private-use,
+/// surrogates, unassigned code points or line/paragraph separators, which would hide or
+/// disguise what an audit entry says.
+fn is_visible_or_space(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory as _};
+    !matches!(c.general_category_group(), GeneralCategoryGroup::Other)
+        && !matches!(
+            c.general_category(),
+            GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+        )
+}
+
 /// Parses a snowflake: a non-zero decimal u64.
 ///
 /// # Errors
@@ -312,6 +328,39 @@ pub fn parse_snowflake<M>(name: &'static str, raw: &str) -> Result<Id<M>, ApiErr
 mod tests {
     use super::*;
     use invitrack_model::{UserId, UserMarker};
+
+    #[test]
+    fn free_text_is_visible() {
+        let body = |author: &str| {
+            let mut fields = serde_json::Map::new();
+            fields.insert("author".into(), Value::String(author.into()));
+            Body(fields)
+        };
+        for fine in [
+            "owner",
+            "Zoë (mod)",
+            "管理者",
+            "أحمد",
+            "🙂 team",
+            "a\u{3000}b",
+        ] {
+            assert_eq!(
+                body(fine).text("author", 100).ok().flatten().as_deref(),
+                Some(fine)
+            );
+        }
+        for hidden in [
+            "\u{202e}nimda",     // right-to-left override
+            "ad\u{200b}min",     // zero-width space
+            "\u{2066}x\u{2069}", // isolates
+            "a\u{0007}",         // control
+            "\u{e000}",          // private use
+            "a\u{2028}b",        // line separator
+            "\u{feff}owner",     // byte order mark
+        ] {
+            assert!(body(hidden).text("author", 100).is_err(), "{hidden:?}");
+        }
+    }
 
     #[test]
     fn snowflakes_and_percent_decoding() {
