@@ -138,7 +138,7 @@ pub async fn add_bonus(
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
     let inviter_id = path_snowflake(&req, "inviter_id")?;
-    let body = Body::parse(&body)?;
+    let body = Body::parse(&req, &body)?;
     let amount = body
         .integer("amount", -BONUS_MAX, BONUS_MAX)?
         .ok_or(ApiError::MissingParameter("amount"))?;
@@ -286,11 +286,12 @@ pub struct ResetList {
 pub async fn reset(
     caller: Caller,
     guild: GuildPath,
+    req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
-    let body = Body::parse(&body)?;
+    let body = Body::parse(&req, &body)?;
     let inviter_id = body.snowflake("inviter_id")?;
     let author = body.required_text("author", AUTHOR_MAX)?;
     let reason = body.text("reason", REASON_MAX)?.unwrap_or_default();
@@ -360,7 +361,7 @@ pub async fn restore(
     caller.admin(&guild)?;
     let reset_id = path_id(&req, "reset_id")?;
     tracing::Span::current().record("reset_id", reset_id);
-    let body = Body::parse(&body)?;
+    let body = Body::parse(&req, &body)?;
     let author = body.required_text("author", AUTHOR_MAX)?;
     let reason = body.text("reason", REASON_MAX)?.unwrap_or_default();
     let mut conn = state.connection().await?;
@@ -481,11 +482,12 @@ pub async fn settings(
 pub async fn update_settings(
     caller: Caller,
     guild: GuildPath,
+    req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
-    let body = Body::parse(&body)?;
+    let body = Body::parse(&req, &body)?;
     let flags = [
         ("young_account", FakeReasons::YOUNG),
         ("self_invite", FakeReasons::SELF),

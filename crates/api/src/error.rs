@@ -31,6 +31,8 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("request body is not valid JSON: {0}")]
     InvalidBody(String),
+    #[error("a JSON body needs the header Content-Type: application/json")]
+    UnsupportedMediaType,
     #[error("{what} not found")]
     NotFound {
         code: &'static str,
@@ -82,6 +84,7 @@ impl ApiError {
             Self::MissingParameter(_) => "missing_parameter",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidBody(_) => "invalid_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Storage(_) | Self::Pool(_) => "unavailable",
@@ -99,6 +102,7 @@ impl ResponseError for ApiError {
             | Self::MissingParameter(_)
             | Self::InvalidQuery(_)
             | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -174,12 +174,30 @@ pub fn path_id(req: &HttpRequest, name: &'static str) -> Result<i64, ApiError> {
 pub struct Body(serde_json::Map<String, Value>);
 
 impl Body {
+    /// The JSON object of a write's body (an empty body is an empty object). A body must say it
+    /// is JSON (`Content-Type: application/json`, or a `+json` type): a form or text posted by
+    /// mistake is answered 415 rather than guessed at.
+    ///
     /// # Errors
-    /// When the body is not a JSON object (an empty body is an empty object).
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    /// When the body is not declared as JSON or is not a JSON object.
+    pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(serde_json::Map::new()));
         }
+        let declared_json = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+        if !declared_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        Self::parse_json(body)
+    }
+
+    fn parse_json(body: &[u8]) -> Result<Self, ApiError> {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(_) => Err(ApiError::InvalidBody("expected a JSON object".into())),
@@ -375,7 +393,8 @@ mod tests {
 
     #[test]
     fn integers_may_come_as_numbers_without_fraction() {
-        let body = Body::parse(br#"{"a": 317.0, "b": 2.5, "c": -3, "d": 1e300}"#).expect("json");
+        let body =
+            Body::parse_json(br#"{"a": 317.0, "b": 2.5, "c": -3, "d": 1e300}"#).expect("json");
         assert_eq!(body.integer("a", 1, 3650).ok(), Some(Some(317)));
         assert!(body.integer("b", 1, 3650).is_err());
         assert_eq!(body.integer("c", -5, 5).ok(), Some(Some(-3)));

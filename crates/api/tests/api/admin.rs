@@ -88,6 +88,43 @@ async fn bonus_is_added_removed_listed_and_validated() {
 }
 
 #[tokio::test]
+async fn a_write_body_must_be_declared_as_json() {
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    let bonus = app.url(&app.guild_path(&format!("/inviters/{ALICE}/bonus")));
+    let body = r#"{"amount": 2, "author": "owner"}"#;
+    let post = |content_type: Option<&'static str>| {
+        let mut request = app.http.post(&bonus).bearer_auth(&admin).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    for refused in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let response = post(refused).await.expect("request");
+        assert_eq!(response.status().as_u16(), 415, "{refused:?}");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(code_of(&answer), "unsupported_media_type");
+    }
+    let response = post(Some("application/json; charset=utf-8"))
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 201);
+    // Nothing was added by the refused ones.
+    let (_, list) = app
+        .get(
+            &app.guild_path(&format!("/inviters/{ALICE}/bonus")),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(list["entries"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
 async fn resets_are_soft_and_restorable() {
     let mut app = spawn_app().await;
     let admin = app.key(None, KeyScope::Admin).await;
