@@ -22,15 +22,7 @@ async fn spawn_cached_app() -> TestApp {
 
 /// `invitrack_api_counts_cache_total{event}` from `/metrics`.
 async fn cache_events(app: &TestApp, event: &str) -> u64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = app.metrics().await;
     let prefix = format!("invitrack_api_counts_cache_total{{event=\"{event}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))

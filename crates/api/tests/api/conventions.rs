@@ -44,15 +44,7 @@ async fn unknown_paths_and_methods_answer_json() {
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(code_of(&body), "method_not_allowed");
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("invitrack_api_http_requests_total"),
         "{metrics}"
@@ -154,15 +146,7 @@ async fn health_metrics_and_docs() {
     assert_eq!((status, body), (200, json!({"status": "ok"})));
     let (status, body) = app.get("/health/ready", None).await;
     assert_eq!((status, body), (200, json!({"status": "ready"})));
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("invitrack_api_http_requests_total"),
         "{metrics}"
