@@ -16,7 +16,7 @@ use invitrack_storage::progress::{self, PartitionClaim};
 use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 
 use crate::WorkerError;
-use crate::clock::ShardClocks;
+use crate::clock::{MAX_CLOCK_AHEAD_MS, ShardClocks};
 use crate::commit::Progress;
 use crate::decode::{Action, DeadLetter, Decoded, InviteEvent, Step, StreamMessage, decode};
 use crate::effects::BatchEffects;
@@ -30,6 +30,9 @@ pub struct Outcome {
     pub skipped: usize,
     pub decisions: usize,
     pub dead_letters: Vec<DeadLetter>,
+    /// Clocks of ingest found ahead of this worker's own by more than the allowance, and
+    /// clamped to it.
+    pub clocks_clamped: usize,
 }
 
 /// A partition this worker has claimed: its progress, fence and the engine state of the guilds
@@ -127,10 +130,24 @@ impl Partition {
         };
         let mut steps = Vec::with_capacity(fresh.len());
         let mut clocks = Vec::new();
+        let latest_clock = invitrack_model::time::now_millis() + MAX_CLOCK_AHEAD_MS;
         for message in fresh {
             match decode(&self.layout, self.number(), message) {
                 Ok(Decoded::Step(step)) => steps.push(step),
-                Ok(Decoded::Clock(clock)) => clocks.push(clock),
+                Ok(Decoded::Clock(mut clock)) => {
+                    let at = clock.at();
+                    if clock.clamp_to(latest_clock) {
+                        outcome.clocks_clamped += 1;
+                        tracing::warn!(
+                            partition = self.number(),
+                            sequence = message.sequence,
+                            clock_at = at,
+                            clamped_to = latest_clock,
+                            "ingest's clock is ahead of this worker's: clamped"
+                        );
+                    }
+                    clocks.push(clock);
+                }
                 Err(reason) => outcome.dead_letters.push(DeadLetter {
                     sequence: message.sequence,
                     subject: message.subject.clone(),

@@ -9,6 +9,12 @@ use invitrack_model::{BotId, GuildKey, Millis};
 
 use crate::decode::DecodeError;
 
+/// How far ahead of this worker's own clock ingest's clock may be taken to be: the skew two
+/// NTP-synchronised hosts may have, with a wide margin. A clock further ahead (a forged message,
+/// an ingest host whose clock stepped forward) is clamped to it, so that no guild's time can run
+/// ahead of what is true and leave its later joins without evidence.
+pub(crate) const MAX_CLOCK_AHEAD_MS: Millis = 10_000;
+
 /// Most shards a bot may have: bounds what a clock message can make a worker allocate.
 const MAX_SHARDS: u32 = 1 << 20;
 
@@ -51,6 +57,20 @@ impl ClockReading {
             shards: clock.first_shard..=clock.last_shard,
             at,
         })
+    }
+}
+
+impl ClockReading {
+    /// Clamps the reading to `latest` (this worker's now plus [`MAX_CLOCK_AHEAD_MS`]); whether
+    /// it had to.
+    pub(crate) fn clamp_to(&mut self, latest: Millis) -> bool {
+        let ahead = self.at > latest;
+        self.at = self.at.min(latest);
+        ahead
+    }
+
+    pub(crate) fn at(&self) -> Millis {
+        self.at
     }
 }
 
@@ -128,6 +148,24 @@ mod tests {
                 "{first}..={last} of {total}"
             );
         }
+    }
+
+    #[test]
+    fn a_clock_from_the_future_is_clamped() {
+        let now = 1_800_000_000_000;
+        let latest = now + MAX_CLOCK_AHEAD_MS;
+        let mut forged =
+            ClockReading::check(BOT, &clock(0, 1, 2), now + 3_600_000, 3).expect("valid");
+        assert!(forged.clamp_to(latest));
+        let mut clocks = ShardClocks::default();
+        clocks.advance(&forged);
+        assert_eq!(
+            clocks.now_of(GuildKey::new(BOT, GuildId::new(1 << 22))),
+            Some(latest)
+        );
+        let mut fine = ClockReading::check(BOT, &clock(0, 1, 2), now - 500, 3).expect("valid");
+        assert!(!fine.clamp_to(latest));
+        assert_eq!(fine.at(), now - 500);
     }
 
     #[test]

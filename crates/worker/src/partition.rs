@@ -47,6 +47,8 @@ pub struct WorkerStats {
     pub applied: AtomicU64,
     pub decisions: AtomicU64,
     pub dead_letters: AtomicU64,
+    /// Clocks of ingest ahead of this worker's own beyond the allowance (clamped).
+    pub clocks_clamped: AtomicU64,
     pub owned_partitions: AtomicU64,
     /// Transactions that applied messages, and the time spent in them (µs, summed over
     /// partitions): `applied / batches` is the mean batch size.
@@ -328,6 +330,9 @@ async fn read_and_apply(
         ctx.stats
             .decisions
             .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+        ctx.stats
+            .clocks_clamped
+            .fetch_add(outcome.clocks_clamped as u64, Ordering::Relaxed);
         for dead in outcome.dead_letters {
             ctx.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(partition = number, sequence = dead.sequence, subject = %dead.subject, reason = %dead.reason, "dead letter");
