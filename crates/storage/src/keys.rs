@@ -81,6 +81,23 @@ impl From<KeyRow> for ApiKey {
     }
 }
 
+/// Tokens are `itk_` and the hex of 32 random bytes.
+const TOKEN_PREFIX: &str = "itk_";
+const SECRET_BYTES: usize = 32;
+
+/// Whether `token` has the shape of the tokens [`create_key`] makes (`itk_` and 64 lowercase
+/// hex digits). Anything else cannot be a key: callers answer it without a database lookup, so
+/// random tokens cost nothing.
+#[must_use]
+pub fn is_well_formed(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|secret| {
+        secret.len() == 2 * SECRET_BYTES
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -96,9 +113,9 @@ pub async fn create_key(
     scope: KeyScope,
     label: &str,
 ) -> Result<(String, ApiKey), StorageError> {
-    let mut secret = [0_u8; 32];
+    let mut secret = [0_u8; SECRET_BYTES];
     rand::rng().fill_bytes(&mut secret);
-    let token = format!("itk_{}", hex::encode(secret));
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
     let row: KeyRow = diesel::insert_into(api_keys::table)
         .values((
             api_keys::token_hash.eq(hash_token(&token)),
@@ -121,6 +138,9 @@ pub async fn find_key(
     conn: &mut AsyncPgConnection,
     token: &str,
 ) -> Result<Option<ApiKey>, StorageError> {
+    if !is_well_formed(token) {
+        return Ok(None);
+    }
     let row: Option<KeyRow> = api_keys::table
         .filter(api_keys::token_hash.eq(hash_token(token)))
         .filter(api_keys::revoked_at.is_null())
@@ -159,4 +179,27 @@ pub async fn revoke_key(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, S
     .execute(conn)
     .await?;
     Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_well_formed;
+
+    #[test]
+    fn only_tokens_shaped_like_ours_are_looked_up() {
+        let ours = format!("itk_{}", "0123456789abcdef".repeat(4));
+        assert!(is_well_formed(&ours));
+        for other in [
+            String::new(),
+            "itk_".into(),
+            ours.to_uppercase(),
+            ours.replace("itk_", "key_"),
+            format!("{ours}0"),
+            ours[..ours.len() - 1].to_owned(),
+            ours.replace('f', "g"),
+            "random-garbage-token".into(),
+        ] {
+            assert!(!is_well_formed(&other), "{other}");
+        }
+    }
 }
