@@ -344,11 +344,16 @@ async fn read_and_apply(
                 "Nats-Msg-Id",
                 format!("dead:{}:{}", layout.partition_stream(number), dead.sequence).as_str(),
             );
+            let max_payload = ctx.bus.client.server_info().max_payload;
+            let (payload, original_len) = dead_letter_payload(dead.payload, max_payload);
+            if let Some(len) = original_len {
+                headers.insert("Invitrack-Truncated-From", len.to_string().as_str());
+            }
             // Best effort: the original stays in the partition stream until it ages out.
             match ctx
                 .bus
                 .jetstream
-                .publish_with_headers(layout.dead_letter_subject(number), headers, dead.payload)
+                .publish_with_headers(layout.dead_letter_subject(number), headers, payload)
                 .await
             {
                 Ok(ack) => {
@@ -359,6 +364,22 @@ async fn read_and_apply(
                 Err(error) => tracing::error!(%error, "dead letter not published"),
             }
         }
+    }
+}
+
+/// Room kept for a dead letter's headers under the server's largest message.
+const DEAD_LETTER_HEADER_ROOM: usize = 8 * 1024;
+
+/// A dead letter's payload: the message as it was, or, when it would not fit under
+/// `max_payload` with the dead letter's headers (a message just under the limit), its first
+/// bytes and the original length, so it is never dropped silently.
+fn dead_letter_payload(payload: bytes::Bytes, max_payload: usize) -> (bytes::Bytes, Option<usize>) {
+    let room = max_payload.saturating_sub(DEAD_LETTER_HEADER_ROOM);
+    if payload.len() <= room {
+        (payload, None)
+    } else {
+        let len = payload.len();
+        (payload.slice(..room), Some(len))
     }
 }
 
@@ -397,4 +418,21 @@ impl Delivered {
 
 fn pool_error(e: impl std::fmt::Display) -> WorkerError {
     WorkerError::Storage(invitrack_storage::StorageError::Pool(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_too_large_to_publish_keeps_its_head_and_length() {
+        let max = 1024 * 1024;
+        let small = bytes::Bytes::from(vec![1_u8; 100]);
+        assert_eq!(dead_letter_payload(small.clone(), max), (small, None));
+        let just_under = bytes::Bytes::from(vec![2_u8; max - 10]);
+        let (kept, original) = dead_letter_payload(just_under, max);
+        assert_eq!(original, Some(max - 10));
+        assert_eq!(kept.len(), max - DEAD_LETTER_HEADER_ROOM);
+        assert!(kept.iter().all(|&b| b == 2));
+    }
 }
