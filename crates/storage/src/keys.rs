@@ -138,9 +138,6 @@ pub async fn find_key(
     conn: &mut AsyncPgConnection,
     token: &str,
 ) -> Result<Option<ApiKey>, StorageError> {
-    if !is_well_formed(token) {
-        return Ok(None);
-    }
     let row: Option<KeyRow> = api_keys::table
         .filter(api_keys::token_hash.eq(hash_token(token)))
         .filter(api_keys::revoked_at.is_null())

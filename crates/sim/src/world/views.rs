@@ -77,19 +77,7 @@ impl State {
 
     /// `GET /guilds/{id}/invites` body.
     pub fn rest_guild_invites(&mut self, guild_id: Id<GuildMarker>) -> Result<String, WorldError> {
-        let now = self.now_ms();
-        if !self.guild(guild_id)?.manage_guild {
-            return Err(WorldError::MissingPermissions);
-        }
-        self.purge_expired_in_guild(guild_id, now);
-        let guild = self.guild(guild_id)?;
-        let list: Vec<wire::Invite<'_>> = guild
-            .invite_codes
-            .iter()
-            .filter_map(|c| self.invites.get(c))
-            .filter_map(|i| self.invite_wire(i, true))
-            .collect();
-        to_json(&list)
+        self.rest_invites(guild_id, None)
     }
 
     /// `GET /channels/{id}/invites` body.
@@ -101,6 +89,16 @@ impl State {
             .channels
             .get(&channel_id)
             .ok_or(WorldError::UnknownChannel(channel_id))?;
+        self.rest_invites(guild_id, Some(channel_id))
+    }
+
+    /// A guild's invites (one channel's when given), with their metadata: both routes need
+    /// Manage Server, and neither lists an invite that has expired.
+    fn rest_invites(
+        &mut self,
+        guild_id: Id<GuildMarker>,
+        channel_id: Option<Id<ChannelMarker>>,
+    ) -> Result<String, WorldError> {
         if !self.guild(guild_id)?.manage_guild {
             return Err(WorldError::MissingPermissions);
         }
@@ -111,7 +109,7 @@ impl State {
             .invite_codes
             .iter()
             .filter_map(|c| self.invites.get(c))
-            .filter(|i| i.channel_id == channel_id)
+            .filter(|i| channel_id.is_none_or(|c| i.channel_id == c))
             .filter_map(|i| self.invite_wire(i, true))
             .collect();
         to_json(&list)
