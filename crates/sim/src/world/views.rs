@@ -92,8 +92,9 @@ impl State {
         self.rest_invites(guild_id, Some(channel_id))
     }
 
-    /// A guild's invites (one channel's when given), with their metadata: both routes need
-    /// Manage Server, and neither lists an invite that has expired.
+    /// A guild's invites (one channel's when given), with their metadata; neither route lists an
+    /// invite that has expired. The simulator gates both on its one permission flag, Manage
+    /// Server; Discord gates the channel route on Manage Channels, which is not simulated.
     fn rest_invites(
         &mut self,
         guild_id: Id<GuildMarker>,
