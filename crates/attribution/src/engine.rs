@@ -202,6 +202,54 @@ impl GuildAttribution {
         decisions
     }
 
+    /// Pulls every time the state holds back to `latest` at most; whether any was later.
+    ///
+    /// A time ahead of the truth (a forged clock, a host whose clock stepped forward, saved by
+    /// a version that did not check) makes every later join look as if its evidence were long
+    /// overdue, so it is given up unknown; the caller clamps a stored state to its own clock
+    /// plus an allowance for skew when it loads it.
+    pub fn clamp_times(&mut self, latest: Millis) -> bool {
+        let mut clamped = false;
+        let mut clamp = |at: &mut Millis| {
+            if *at > latest {
+                *at = latest;
+                clamped = true;
+            }
+        };
+        clamp(&mut self.now);
+        for at in [
+            &mut self.baseline_at,
+            &mut self.last_requested_at,
+            &mut self.last_received_at,
+            &mut self.tainted_until,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clamp(at);
+        }
+        for invite in self.invites.values_mut() {
+            clamp(&mut invite.info.created_at);
+            if let Some(at) = &mut invite.read_at {
+                clamp(at);
+            }
+        }
+        if let Some(vanity) = &mut self.vanity {
+            clamp(&mut vanity.read_at);
+        }
+        for join in &mut self.pending {
+            clamp(&mut join.joined_at);
+        }
+        for unit in &mut self.units {
+            clamp(&mut unit.from);
+            clamp(&mut unit.to);
+        }
+        for at in self.gone.values_mut() {
+            clamp(at);
+        }
+        clamped
+    }
+
     /// Lets time pass: decides joins whose evidence can no longer change.
     pub fn tick(&mut self, config: &EngineConfig, now: Millis) -> Vec<Decision> {
         self.now = self.now.max(now);

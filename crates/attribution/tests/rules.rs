@@ -368,6 +368,28 @@ fn state_survives_serialization() {
     assert_eq!(g.verdict(10), &code("a", ALICE));
 }
 
+#[test]
+fn a_state_whose_time_ran_ahead_heals_when_clamped() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    // A clock an hour ahead reached the guild: its time is now in the future.
+    g.settle(T0 + 3_600_000);
+    g.join(10, T0 + 1_000);
+    g.snapshot(T0 + 1_200, vec![invite("a", ALICE, 1, 0)], None);
+    g.settle(T0 + 6_000);
+    assert!(
+        matches!(g.verdict(10), Verdict::Unknown { .. }),
+        "a poisoned guild gives every join up: {:?}",
+        g.verdict(10)
+    );
+
+    assert!(g.engine.clamp_times(T0 + 10_000));
+    assert!(!g.engine.clamp_times(T0 + 10_000), "nothing left ahead");
+    g.join(11, T0 + 10_000);
+    g.snapshot(T0 + 10_200, vec![invite("a", ALICE, 2, 0)], None);
+    g.settle(T0 + 15_000);
+    assert_eq!(g.verdict(11), &code("a", ALICE));
+}
+
 fn c(code: &str) -> InviteCode {
     InviteCode::parse(code).expect("a valid code")
 }

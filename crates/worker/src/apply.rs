@@ -18,7 +18,9 @@ use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 use crate::WorkerError;
 use crate::clock::{MAX_CLOCK_AHEAD_MS, ShardClocks};
 use crate::commit::Progress;
-use crate::decode::{Action, DeadLetter, Decoded, InviteEvent, Step, StreamMessage, decode};
+use crate::decode::{
+    Action, DeadLetter, DeadLetterReason, Decoded, InviteEvent, Step, StreamMessage, decode,
+};
 use crate::effects::BatchEffects;
 use crate::guild_cache::GuildCache;
 use crate::lag::LagHistogram;
@@ -30,9 +32,20 @@ pub struct Outcome {
     pub skipped: usize,
     pub decisions: usize,
     pub dead_letters: Vec<DeadLetter>,
-    /// Clocks of ingest found ahead of this worker's own by more than the allowance, and
-    /// clamped to it.
-    pub clocks_clamped: usize,
+    /// Messages dated ahead of this worker's clock by more than the allowance, whose times
+    /// were clamped to it.
+    pub times_clamped: usize,
+}
+
+impl Outcome {
+    /// Adds what a later part of the same batch did.
+    fn absorb(&mut self, later: Self) {
+        self.applied += later.applied;
+        self.skipped += later.skipped;
+        self.decisions += later.decisions;
+        self.dead_letters.extend(later.dead_letters);
+        self.times_clamped += later.times_clamped;
+    }
 }
 
 /// A partition this worker has claimed: its progress, fence and the engine state of the guilds
@@ -102,16 +115,108 @@ impl Partition {
     }
 
     /// Applies a batch in stream order. Messages at or below the committed sequence are skipped
-    /// (redeliveries). On error nothing is committed and this `Partition` must be dropped: its
-    /// in-memory state may be ahead of the database.
+    /// (redeliveries). On error nothing more is committed and this `Partition` must be
+    /// dropped: its in-memory state may be ahead of the database.
     ///
-    /// The whole batch is one transaction of a fixed number of statements: reads of the rows it
-    /// needs, then multi-row writes of its effects, the touched guilds' engine states and the
-    /// partition's new sequence, fenced by the claim's epoch.
+    /// The batch is one transaction when PostgreSQL takes it. When PostgreSQL refuses it
+    /// ([`WorkerError::refused_by_database`]), its halves are applied apart, and so on down to
+    /// the one message it refuses, which is tried alone a second time and then committed as a
+    /// dead letter with the database's reason: one bad message costs its partition a few
+    /// transactions, and every other message is applied, in order.
     ///
     /// # Errors
-    /// On database errors, or when another worker claimed the partition meanwhile.
+    /// On database errors other than refusals, or when another worker claimed the partition
+    /// meanwhile.
     pub async fn apply(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        batch: &[StreamMessage],
+    ) -> Result<Outcome, WorkerError> {
+        let error = match self.apply_together(conn, batch).await {
+            Err(error) if error.refused_by_database() => error,
+            other => return other,
+        };
+        tracing::warn!(
+            partition = self.number(),
+            messages = batch.len(),
+            error = &error as &dyn std::error::Error,
+            "the database refused a batch: applying its parts apart"
+        );
+        let mut outcome = Outcome::default();
+        // Parts still to apply, the next one last.
+        let mut parts = vec![batch];
+        let mut refused_once = None;
+        self.reset(conn).await?;
+        while let Some(part) = parts.pop() {
+            let error = match self.apply_together(conn, part).await {
+                Ok(applied) => {
+                    outcome.absorb(applied);
+                    continue;
+                }
+                Err(error) if error.refused_by_database() => error,
+                Err(error) => return Err(error),
+            };
+            self.reset(conn).await?;
+            match part {
+                [message] if refused_once == Some(message.sequence) => {
+                    outcome.absorb(self.refuse(conn, message, &error).await?);
+                }
+                [message] => {
+                    refused_once = Some(message.sequence);
+                    parts.push(part);
+                }
+                _ => {
+                    let (first, second) = part.split_at(part.len() / 2);
+                    parts.push(second);
+                    parts.push(first);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Forgets the engine states in memory, which a failed transaction may have left ahead of
+    /// the database, and loads those with undecided joins again.
+    async fn reset(&mut self, conn: &mut AsyncPgConnection) -> Result<(), WorkerError> {
+        self.guilds.clear();
+        self.resume_pending(conn).await?;
+        Ok(())
+    }
+
+    /// Commits the partition past `message`, which the database refused, as a dead letter.
+    async fn refuse(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        message: &StreamMessage,
+        error: &WorkerError,
+    ) -> Result<Outcome, WorkerError> {
+        tracing::error!(
+            partition = self.number(),
+            sequence = message.sequence,
+            subject = %message.subject,
+            error = error as &dyn std::error::Error,
+            "the database refuses this message: it goes to the dead letters"
+        );
+        conn.transaction::<_, WorkerError, _>(async |c| {
+            self.progress.commit(c, &[], message.sequence).await
+        })
+        .await?;
+        self.progress.claim.last_sequence = message.sequence;
+        Ok(Outcome {
+            dead_letters: vec![DeadLetter {
+                sequence: message.sequence,
+                subject: message.subject.clone(),
+                reason: DeadLetterReason::Refused(crate::error::chain(error)),
+                payload: message.payload.clone(),
+            }],
+            ..Outcome::default()
+        })
+    }
+
+    /// Applies a batch in one transaction of a fixed number of statements: reads of the rows
+    /// it needs, then multi-row writes of its effects, the touched guilds' engine states and
+    /// the partition's new sequence, fenced by the claim's epoch.
+    async fn apply_together(
         &mut self,
         conn: &mut AsyncPgConnection,
         batch: &[StreamMessage],
@@ -130,30 +235,32 @@ impl Partition {
         };
         let mut steps = Vec::with_capacity(fresh.len());
         let mut clocks = Vec::new();
-        let latest_clock = invitrack_model::time::now_millis() + MAX_CLOCK_AHEAD_MS;
+        let latest = invitrack_model::time::now_millis() + MAX_CLOCK_AHEAD_MS;
         for message in fresh {
-            match decode(&self.layout, self.number(), message) {
-                Ok(Decoded::Step(step)) => steps.push(step),
-                Ok(Decoded::Clock(mut clock)) => {
-                    let at = clock.at();
-                    if clock.clamp_to(latest_clock) {
-                        outcome.clocks_clamped += 1;
-                        tracing::warn!(
-                            partition = self.number(),
-                            sequence = message.sequence,
-                            clock_at = at,
-                            clamped_to = latest_clock,
-                            "ingest's clock is ahead of this worker's: clamped"
-                        );
-                    }
-                    clocks.push(clock);
+            let checked = match decode(&self.layout, self.number(), message, latest) {
+                Ok(checked) => checked,
+                Err(reason) => {
+                    outcome.dead_letters.push(DeadLetter {
+                        sequence: message.sequence,
+                        subject: message.subject.clone(),
+                        reason: reason.into(),
+                        payload: message.payload.clone(),
+                    });
+                    continue;
                 }
-                Err(reason) => outcome.dead_letters.push(DeadLetter {
-                    sequence: message.sequence,
-                    subject: message.subject.clone(),
-                    reason,
-                    payload: message.payload.clone(),
-                }),
+            };
+            if checked.times_clamped {
+                outcome.times_clamped += 1;
+                tracing::warn!(
+                    partition = self.number(),
+                    sequence = message.sequence,
+                    clamped_to = latest,
+                    "a message is dated ahead of this worker's clock: its times were clamped"
+                );
+            }
+            match checked.decoded {
+                Decoded::Step(step) => steps.push(step),
+                Decoded::Clock(clock) => clocks.push(clock),
             }
         }
         outcome.applied = steps.len() + clocks.len();

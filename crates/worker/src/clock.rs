@@ -60,20 +60,6 @@ impl ClockReading {
     }
 }
 
-impl ClockReading {
-    /// Clamps the reading to `latest` (this worker's now plus [`MAX_CLOCK_AHEAD_MS`]); whether
-    /// it had to.
-    pub(crate) fn clamp_to(&mut self, latest: Millis) -> bool {
-        let ahead = self.at > latest;
-        self.at = self.at.min(latest);
-        ahead
-    }
-
-    pub(crate) fn at(&self) -> Millis {
-        self.at
-    }
-}
-
 /// Ingest's latest clock per bot and shard (a guild's shard is Discord's
 /// `(guild_id >> 22) % shard_total`). Kept in memory only: after a restart the next clock,
 /// half a second away, sets it again.
@@ -148,24 +134,6 @@ mod tests {
                 "{first}..={last} of {total}"
             );
         }
-    }
-
-    #[test]
-    fn a_clock_from_the_future_is_clamped() {
-        let now = 1_800_000_000_000;
-        let latest = now + MAX_CLOCK_AHEAD_MS;
-        let mut forged =
-            ClockReading::check(BOT, &clock(0, 1, 2), now + 3_600_000, 3).expect("valid");
-        assert!(forged.clamp_to(latest));
-        let mut clocks = ShardClocks::default();
-        clocks.advance(&forged);
-        assert_eq!(
-            clocks.now_of(GuildKey::new(BOT, GuildId::new(1 << 22))),
-            Some(latest)
-        );
-        let mut fine = ClockReading::check(BOT, &clock(0, 1, 2), now - 500, 3).expect("valid");
-        assert!(!fine.clamp_to(latest));
-        assert_eq!(fine.at(), now - 500);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use invitrack_attribution::Observation;
-use invitrack_bus::{BusError, BusLayout, EventKind, decode_event};
+use invitrack_bus::{BusError, BusLayout, EventKind, GuildEvent, decode_event};
 use invitrack_model::membership::DID_REJOIN;
 use invitrack_model::time::{TimeOutOfRange, discord_time};
 use invitrack_model::{GuildKey, InviteCode, InviteCodeError, Millis, UserId};
@@ -26,8 +26,21 @@ pub struct StreamMessage {
 pub struct DeadLetter {
     pub sequence: u64,
     pub subject: String,
-    pub reason: DecodeError,
+    pub reason: DeadLetterReason,
     pub payload: Bytes,
+}
+
+/// Why a message became a dead letter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// The message breaks the bus's rules (`DecodeError`).
+    #[error(transparent)]
+    Invalid(#[from] DecodeError),
+    /// PostgreSQL refused the message's effects, applied alone, twice: the error chain as
+    /// the database gave it.
+    #[error("refused by the database: {0}")]
+    Refused(String),
 }
 
 /// Why a message can never be applied.
@@ -68,6 +81,12 @@ pub enum DecodeError {
 pub(crate) enum Decoded {
     Step(Step),
     Clock(ClockReading),
+}
+
+/// A checked message and whether any of its times had to be clamped.
+pub(crate) struct Checked {
+    pub(crate) decoded: Decoded,
+    pub(crate) times_clamped: bool,
 }
 
 /// One checked event of a batch.
@@ -120,16 +139,69 @@ impl Step {
     }
 }
 
-/// Checks a message of partition `partition` and decodes it.
+/// Checks a message of partition `partition` and decodes it. Its times past `latest` (this
+/// worker's clock plus [`crate::clock::MAX_CLOCK_AHEAD_MS`]) are pulled back to `latest`
+/// (`docs/architecture.md#ingests-clock`): no time ahead of the truth may enter a guild's
+/// state, where it would make every later join look overdue.
 pub(crate) fn decode(
     layout: &BusLayout,
     partition: u32,
     message: &StreamMessage,
-) -> Result<Decoded, DecodeError> {
+    latest: Millis,
+) -> Result<Checked, DecodeError> {
     let (subject_partition, subject_guild) = layout
         .parse_guild_subject(&message.subject)
         .map_err(DecodeError::Subject)?;
-    let event = decode_event(&message.payload).map_err(DecodeError::Payload)?;
+    let mut event = decode_event(&message.payload).map_err(DecodeError::Payload)?;
+    let times_clamped = clamp_times(&mut event, latest);
+    let decoded = check(layout, partition, subject_partition, subject_guild, &event)?;
+    Ok(Checked {
+        decoded,
+        times_clamped,
+    })
+}
+
+/// Pulls every time of `event` that says when something happened back to `latest`; whether
+/// any was later. (An invite's expiry is meant to be in the future and is left alone.)
+fn clamp_times(event: &mut GuildEvent, latest: Millis) -> bool {
+    let mut clamped = false;
+    let mut clamp = |at: &mut Millis| {
+        if *at > latest {
+            *at = latest;
+            clamped = true;
+        }
+    };
+    clamp(&mut event.observed_at_ms);
+    match &mut event.kind {
+        Some(EventKind::MemberAdd(add)) => clamp(&mut add.joined_at_ms),
+        Some(EventKind::InviteCreate(create)) => {
+            if let Some(invite) = &mut create.invite {
+                clamp(&mut invite.created_at_ms);
+            }
+        }
+        Some(EventKind::InviteSnapshot(snapshot)) => {
+            clamp(&mut snapshot.requested_at_ms);
+            clamp(&mut snapshot.received_at_ms);
+            for invite in &mut snapshot.invites {
+                clamp(&mut invite.created_at_ms);
+            }
+        }
+        Some(EventKind::SnapshotFailed(failed)) => {
+            clamp(&mut failed.requested_at_ms);
+            clamp(&mut failed.failed_at_ms);
+        }
+        _ => {}
+    }
+    clamped
+}
+
+fn check(
+    layout: &BusLayout,
+    partition: u32,
+    subject_partition: u32,
+    subject_guild: GuildKey,
+    event: &GuildEvent,
+) -> Result<Decoded, DecodeError> {
     let guild = event.guild();
     if guild != subject_guild || subject_partition != partition {
         return Err(DecodeError::WrongSubject {
@@ -205,10 +277,15 @@ pub(crate) fn decode(
 
 #[cfg(test)]
 mod tests {
-    use invitrack_bus::proto::{GuildEvent, MemberAdd, MemberRemove, guild_event::Kind};
+    use invitrack_bus::proto::{
+        InviteSnapshot, MemberAdd, MemberRemove, ShardClock, guild_event::Kind,
+    };
     use prost::Message as _;
 
     use super::*;
+
+    /// The worker's clock plus the allowance, in these tests.
+    const LATEST: Millis = 1_800_000_010_000;
 
     fn message(layout: &BusLayout, subject_partition: u32, event: &GuildEvent) -> StreamMessage {
         StreamMessage {
@@ -240,16 +317,25 @@ mod tests {
             })),
         };
         assert!(matches!(
-            decode(&layout, 0, &message(&layout, 0, &join(1_799_999_999_000))),
+            decode(
+                &layout,
+                0,
+                &message(&layout, 0, &join(1_799_999_999_000)),
+                LATEST
+            )
+            .map(|c| c.decoded),
             Ok(Decoded::Step(_))
         ));
         // PostgreSQL refuses -10^15 ms although chrono takes it: it once failed whole batches.
-        for poison in [-1_000_000_000_000_000, 0, i64::MAX] {
+        for poison in [-1_000_000_000_000_000, 0] {
             assert!(matches!(
-                decode(&layout, 0, &message(&layout, 0, &join(poison))),
+                decode(&layout, 0, &message(&layout, 0, &join(poison)), LATEST).map(|c| c.decoded),
                 Err(DecodeError::Time(_))
             ));
         }
+        // A time beyond the worker's clock is pulled back, not refused.
+        let far = decode(&layout, 0, &message(&layout, 0, &join(i64::MAX)), LATEST).expect("valid");
+        assert!(far.times_clamped);
     }
 
     #[test]
@@ -265,19 +351,93 @@ mod tests {
         let home = layout.partition_of(event.guild());
         let elsewhere = (home + 1) % layout.partitions();
         assert!(matches!(
-            decode(&layout, home, &message(&layout, home, &event)),
+            decode(&layout, home, &message(&layout, home, &event), LATEST).map(|c| c.decoded),
             Ok(Decoded::Step(_))
         ));
         // On the other partition's subject, read by the other partition.
         assert!(matches!(
-            decode(&layout, elsewhere, &message(&layout, elsewhere, &event)),
+            decode(&layout, elsewhere, &message(&layout, elsewhere, &event), LATEST).map(|c| c.decoded),
             Err(DecodeError::WrongPartition { expected, partition, .. })
                 if expected == home && partition == elsewhere
         ));
         // A subject that does not match the partition that reads it.
         assert!(matches!(
-            decode(&layout, elsewhere, &message(&layout, home, &event)),
+            decode(&layout, elsewhere, &message(&layout, home, &event), LATEST).map(|c| c.decoded),
             Err(DecodeError::WrongSubject { .. })
         ));
+    }
+
+    #[test]
+    fn times_ahead_of_the_workers_clock_are_clamped() {
+        let layout = BusLayout::new("decode-test", 1).expect("layout");
+        let hour = 3_600_000;
+        // A clock an hour ahead (forged, or an ingest host whose clock stepped forward).
+        let clock = GuildEvent {
+            bot_id: 7,
+            guild_id: 0,
+            observed_at_ms: LATEST + hour,
+            shard_id: 0,
+            kind: Some(Kind::ShardClock(ShardClock {
+                partition: 0,
+                shard_total: 2,
+                first_shard: 0,
+                last_shard: 1,
+            })),
+        };
+        let checked = decode(&layout, 0, &message(&layout, 0, &clock), LATEST).expect("valid");
+        assert!(checked.times_clamped);
+        let Decoded::Clock(reading) = checked.decoded else {
+            panic!("a clock")
+        };
+        let mut clocks = crate::clock::ShardClocks::default();
+        clocks.advance(&reading);
+        let guild = GuildKey::new(
+            invitrack_model::BotId::new(7),
+            invitrack_model::GuildId::new(1 << 22),
+        );
+        assert_eq!(clocks.now_of(guild), Some(LATEST));
+
+        // A snapshot and a join from the future: every time is pulled back.
+        let snapshot = GuildEvent {
+            bot_id: 7,
+            guild_id: 81_384_788_765_712_384,
+            observed_at_ms: LATEST + hour,
+            shard_id: 0,
+            kind: Some(Kind::InviteSnapshot(InviteSnapshot {
+                requested_at_ms: LATEST + hour - 200,
+                received_at_ms: LATEST + hour - 50,
+                invites: vec![],
+                vanity: None,
+            })),
+        };
+        let checked = decode(&layout, 0, &message(&layout, 0, &snapshot), LATEST).expect("valid");
+        assert!(checked.times_clamped);
+        let Decoded::Step(step) = checked.decoded else {
+            panic!("a step")
+        };
+        assert_eq!(step.observed_at, LATEST);
+        let Action::Invites {
+            change:
+                InviteEvent::Snapshot {
+                    requested_at,
+                    received_at,
+                    ..
+                },
+            ..
+        } = step.action
+        else {
+            panic!("a snapshot")
+        };
+        assert_eq!(requested_at.timestamp_millis(), LATEST);
+        assert_eq!(received_at.timestamp_millis(), LATEST);
+
+        // On time: untouched.
+        let on_time = GuildEvent {
+            observed_at_ms: LATEST - 20_000,
+            kind: Some(Kind::MemberRemove(MemberRemove { user_id: 42 })),
+            ..snapshot
+        };
+        let checked = decode(&layout, 0, &message(&layout, 0, &on_time), LATEST).expect("valid");
+        assert!(!checked.times_clamped);
     }
 }

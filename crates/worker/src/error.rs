@@ -45,6 +45,29 @@ pub enum Interruption {
 }
 
 impl WorkerError {
+    /// Whether PostgreSQL refused what a batch asked of it (a value out of range, a constraint,
+    /// a text it cannot store), rather than failing to answer: applying the batch's messages
+    /// apart can then find the one it refuses. A refusal that was transient after all only
+    /// costs those separate applications.
+    #[must_use]
+    pub fn refused_by_database(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as Diesel};
+        match self {
+            Self::Storage(StorageError::Query(error)) => match error {
+                Diesel::DatabaseError(kind, _) => !matches!(
+                    kind,
+                    Kind::ClosedConnection | Kind::SerializationFailure | Kind::ReadOnlyTransaction
+                ),
+                Diesel::SerializationError(_)
+                | Diesel::DeserializationError(_)
+                | Diesel::InvalidCString(_) => true,
+                _ => false,
+            },
+            Self::Storage(StorageError::Time(_) | StorageError::State(_)) => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn jetstream(operation: &'static str, source: impl Into<BoxError>) -> Self {
         Self::JetStream {
             operation,
@@ -57,4 +80,17 @@ impl From<diesel::result::Error> for WorkerError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Storage(StorageError::Query(e))
     }
+}
+
+/// An error and its sources, `: `-separated, for text that must carry the whole chain (a dead
+/// letter's reason header); logs record the error as a field and get the chain from tracing.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

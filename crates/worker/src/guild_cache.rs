@@ -11,6 +11,7 @@ use invitrack_storage::progress::{self, GuildStateRow};
 use invitrack_storage::{AsyncPgConnection, StorageError};
 
 use crate::WorkerError;
+use crate::clock::MAX_CLOCK_AHEAD_MS;
 
 pub(crate) struct GuildCache {
     guilds: HashMap<GuildKey, CachedGuild>,
@@ -26,8 +27,21 @@ struct CachedGuild {
     last_used: u64,
 }
 
-fn decode_state(value: serde_json::Value) -> Result<GuildAttribution, StorageError> {
-    Ok(serde_json::from_value(value)?)
+/// A stored engine state, its times clamped to this worker's clock plus the allowance: a state
+/// saved ahead of it by a version that did not check clocks heals when it is loaded
+/// (`docs/architecture.md#ingests-clock`).
+fn decode_state(key: GuildKey, value: serde_json::Value) -> Result<GuildAttribution, StorageError> {
+    let mut state: GuildAttribution = serde_json::from_value(value)?;
+    let latest = invitrack_model::time::now_millis() + MAX_CLOCK_AHEAD_MS;
+    if state.clamp_times(latest) {
+        tracing::warn!(
+            bot_id = %key.bot_id,
+            guild_id = %key.guild_id,
+            clamped_to = latest,
+            "the guild's stored state was dated ahead of this worker's clock: clamped"
+        );
+    }
+    Ok(state)
 }
 
 impl GuildCache {
@@ -57,7 +71,7 @@ impl GuildCache {
         let mut stored = progress::load_guild_states(conn, &missing).await?;
         for key in missing {
             let state = match stored.remove(&key) {
-                Some(value) => decode_state(value)?,
+                Some(value) => decode_state(key, value)?,
                 None => GuildAttribution::new(),
             };
             self.insert(key, state);
@@ -79,10 +93,15 @@ impl GuildCache {
             if layout.partition_of(key) != partition || self.guilds.contains_key(&key) {
                 continue;
             }
-            self.insert(key, decode_state(state)?);
+            self.insert(key, decode_state(key, state)?);
             loaded += 1;
         }
         Ok(loaded)
+    }
+
+    /// Forgets every state held in memory.
+    pub(crate) fn clear(&mut self) {
+        self.guilds.clear();
     }
 
     fn insert(&mut self, key: GuildKey, state: GuildAttribution) {

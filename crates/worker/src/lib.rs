@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use apply::{Outcome, Partition};
 pub use config::WorkerConfig;
 pub use convert::observation;
-pub use decode::{DeadLetter, DecodeError, StreamMessage};
+pub use decode::{DeadLetter, DeadLetterReason, DecodeError, StreamMessage};
 pub use error::{Interruption, WorkerError};
 pub use lag::LagHistogram;
 pub use partition::WorkerStats;

@@ -47,8 +47,8 @@ pub struct WorkerStats {
     pub applied: AtomicU64,
     pub decisions: AtomicU64,
     pub dead_letters: AtomicU64,
-    /// Clocks of ingest ahead of this worker's own beyond the allowance (clamped).
-    pub clocks_clamped: AtomicU64,
+    /// Messages dated ahead of this worker's clock beyond the allowance (their times clamped).
+    pub times_clamped: AtomicU64,
     pub owned_partitions: AtomicU64,
     /// Transactions that applied messages, and the time spent in them (µs, summed over
     /// partitions): `applied / batches` is the mean batch size.
@@ -170,7 +170,11 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
         match consume(&ctx, number, &stop).await {
             Ok(()) => break,
             Err(error @ WorkerError::Fenced { .. }) => {
-                tracing::warn!(partition = number, %error, "giving the partition up");
+                tracing::warn!(
+                    partition = number,
+                    error = &error as &dyn std::error::Error,
+                    "giving the partition up"
+                );
                 stop.cancel();
                 break;
             }
@@ -179,7 +183,12 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
                 if attempt.elapsed() > MAX_RETRY_DELAY {
                     retry_delay = RETRY_DELAY;
                 }
-                tracing::warn!(partition = number, %error, retry_in_ms = retry_delay.as_millis(), "partition consumer failed; resuming from the last commit");
+                tracing::warn!(
+                    partition = number,
+                    error = &error as &dyn std::error::Error,
+                    retry_in_ms = retry_delay.as_millis(),
+                    "partition consumer failed; resuming from the last commit"
+                );
                 tokio::select! {
                     () = tokio::time::sleep(retry_delay) => {}
                     () = stop.cancelled() => {}
@@ -331,8 +340,8 @@ async fn read_and_apply(
             .decisions
             .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
         ctx.stats
-            .clocks_clamped
-            .fetch_add(outcome.clocks_clamped as u64, Ordering::Relaxed);
+            .times_clamped
+            .fetch_add(outcome.times_clamped as u64, Ordering::Relaxed);
         for dead in outcome.dead_letters {
             ctx.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(partition = number, sequence = dead.sequence, subject = %dead.subject, reason = %dead.reason, "dead letter");
