@@ -36,11 +36,15 @@ pub struct IngestConfig {
     /// default all of them. Give each ingest process of a bot its own range.
     #[arg(long, env = "INGEST_SHARD_RANGE")]
     pub shard_range: Option<ShardRange>,
-    /// Invite-list requests per second, all guilds together. Discord's global limit is 50 per
-    /// bot; staying below it leaves room for retries. Several processes of one bot share the
-    /// limit: give each its part.
+    /// Requests per second to Discord's REST API, every request of this process together
+    /// (retries included). Discord's global limit is 50 per bot; several processes of one bot
+    /// share it: give each its part.
     #[arg(long, env = "INGEST_REQUESTS_PER_SECOND", default_value_t = DEFAULT_REQUESTS_PER_SECOND)]
     pub requests_per_second: u32,
+    /// 401, 403 and 429 answers in 10 minutes past which this process sends nothing to Discord
+    /// until older ones age out. Discord bans the IP address at 10,000.
+    #[arg(long, env = "DISCORD_REJECTION_CEILING", default_value_t = invitrack_discord::DEFAULT_REJECTION_CEILING)]
+    pub rejection_ceiling: u32,
     /// Least time between a member's `joined_at` and the invite read that settles the join, in
     /// ms. Keep it above the worker's `ATTRIBUTION_CLOCK_SKEW_MS`.
     #[arg(long, env = "INGEST_SETTLE_MS", default_value_t = DEFAULT_SETTLE_MS)]
@@ -72,6 +76,7 @@ impl IngestConfig {
             shard_total: None,
             shard_range: None,
             requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
+            rejection_ceiling: invitrack_discord::DEFAULT_REJECTION_CEILING,
             settle_ms: DEFAULT_SETTLE_MS,
             forbidden_retry_secs: DEFAULT_FORBIDDEN_RETRY_SECS,
             buffer: DEFAULT_BUFFER,

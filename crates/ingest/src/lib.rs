@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use invitrack_bus::proto::{self, guild_event::Kind};
 use invitrack_bus::{Bus, BusError};
+use invitrack_discord::{DiscordGate, GateError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use twilight_gateway::queue::InMemoryQueue;
@@ -32,9 +33,9 @@ use twilight_model::guild::GuildFeature;
 
 pub use config::{DEFAULT_SETTLE_MS, IngestConfig, ShardRange, ShardRangeError};
 pub use invitrack_bus::BusConfig;
-pub use metrics::{IngestMetrics, RateLimitCounter, rate_limit_layer, rate_limited_total};
+pub use metrics::IngestMetrics;
 pub use publisher::Publisher;
-pub use snapshots::{BURST_REQUESTS, RequestBudget, SnapshotScheduler};
+pub use snapshots::SnapshotScheduler;
 
 /// What ingest needs from Discord: guilds, members, invites.
 pub const INTENTS: Intents = Intents::GUILDS
@@ -118,22 +119,22 @@ impl Ingest {
     /// metrics address unusable; Discord unreachable.
     pub async fn build(config: IngestConfig) -> Result<Self, IngestError> {
         let http = Arc::new(http_client(&config));
-        let bot = http
-            .current_user()
-            .await
-            .map_err(|e| discord_error("GET /users/@me", e))?
+        // Every request of this process to Discord, start-up's included, goes through it.
+        let gate = Arc::new(DiscordGate::new(
+            config.requests_per_second,
+            config.rejection_ceiling,
+        ));
+        let bot = call_at_start(&gate, "GET /users/@me", || http.current_user())
+            .await?
             .model()
             .await
-            .map_err(|e| discord_error("GET /users/@me", e))?;
+            .map_err(|e| unreadable("GET /users/@me", e))?;
         let bot_id = BotId::new(bot.id.get());
-        let gateway = http
-            .gateway()
-            .authed()
-            .await
-            .map_err(|e| discord_error("GET /gateway/bot", e))?
+        let gateway = call_at_start(&gate, "GET /gateway/bot", || http.gateway().authed())
+            .await?
             .model()
             .await
-            .map_err(|e| discord_error("GET /gateway/bot", e))?;
+            .map_err(|e| unreadable("GET /gateway/bot", e))?;
         let shard_total = match config.shard_total {
             Some(0) => return Err(IngestError::NoShards),
             Some(n) => n,
@@ -154,7 +155,7 @@ impl Ingest {
             Duration::from_millis(limit.reset_after),
             limit.total,
         );
-        let metrics = Arc::new(IngestMetrics::default());
+        let metrics = Arc::new(IngestMetrics::new(Arc::clone(&gate)));
         metrics.shards.store(
             u64::from(shards.end() - shards.start() + 1),
             Ordering::Relaxed,
@@ -262,7 +263,7 @@ impl Ingest {
             http,
             publisher.clone(),
             bot_id,
-            RequestBudget::new(config.requests_per_second),
+            Arc::clone(&metrics.discord),
             Duration::from_secs(config.forbidden_retry_secs),
             stopped.clone(),
         );
@@ -327,24 +328,51 @@ fn gateway_config(config: &IngestConfig, queue: InMemoryQueue) -> Config {
     builder.build()
 }
 
-fn discord_error(
+/// A start-up request, sent again after a 429 once the gate's pause is over (another process
+/// of the bot may be using the token's global limit): only a refusal of another kind, or the
+/// gate's ceiling, stops ingest's start.
+async fn call_at_start<R: invitrack_discord::Request>(
+    gate: &DiscordGate,
+    what: &'static str,
+    request: impl Fn() -> R,
+) -> Result<twilight_http::Response<R::Model>, IngestError> {
+    loop {
+        match gate.call(&request).await {
+            Err(GateError::RateLimited { pause }) => {
+                tracing::warn!(
+                    what,
+                    pause_ms = pause.as_millis(),
+                    "start-up request answered 429"
+                );
+            }
+            other => return other.map_err(|e| discord_error(what, e)),
+        }
+    }
+}
+
+fn unreadable(
     what: &'static str,
     error: impl std::error::Error + Send + Sync + 'static,
 ) -> IngestError {
-    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
-    if let Some(http) = boxed.downcast_ref::<twilight_http::Error>() {
-        let unauthorized = match http.kind() {
-            twilight_http::error::ErrorType::Unauthorized => true,
-            twilight_http::error::ErrorType::Response { status, .. } => status.get() == 401,
-            _ => false,
-        };
-        if unauthorized {
-            return IngestError::InvalidToken;
-        }
-    }
     IngestError::Discord {
         what,
-        source: boxed,
+        source: Box::new(error),
+    }
+}
+
+fn discord_error(what: &'static str, error: GateError) -> IngestError {
+    match error {
+        GateError::InvalidToken => IngestError::InvalidToken,
+        GateError::Http(http)
+            if matches!(http.kind(), twilight_http::error::ErrorType::Unauthorized)
+                || invitrack_discord::status_of(&http) == Some(401) =>
+        {
+            IngestError::InvalidToken
+        }
+        other => IngestError::Discord {
+            what,
+            source: Box::new(other),
+        },
     }
 }
 

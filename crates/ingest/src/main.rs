@@ -1,7 +1,4 @@
 use clap::Parser;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 #[derive(Parser)]
 #[command(
@@ -15,17 +12,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // The shared logging set-up (invitrack-telemetry's), plus a layer that counts the 429s
-    // twilight-http retries on its own, for `ingest_discord_errors_total{status="429"}`.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_filter(filter),
-        )
-        .with(invitrack_ingest::rate_limit_layer())
-        .init();
+    invitrack_telemetry::init();
     let cli = Cli::parse();
     let shutdown = invitrack_telemetry::shutdown_on_ctrl_c();
     invitrack_ingest::run(cli.config, shutdown).await?;

@@ -15,6 +15,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use invitrack_bus::proto::guild_event::Kind;
+use invitrack_discord::DiscordGate;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -42,8 +43,10 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
 }
 
 /// Every counter and gauge of one ingest instance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IngestMetrics {
+    /// Every request to Discord goes through it; it counts what Discord rejected.
+    pub(crate) discord: Arc<DiscordGate>,
     received: [AtomicU64; KINDS.len()],
     published: [AtomicU64; KINDS.len()],
     /// Events queued for NATS and not yet acknowledged by JetStream. Signed: the drain task may
@@ -58,8 +61,6 @@ pub struct IngestMetrics {
     pub(crate) snapshot_requests: AtomicU64,
     pub(crate) snapshots_coalesced: AtomicU64,
     pub(crate) snapshot_retries: AtomicU64,
-    pub(crate) discord_unauthorized: AtomicU64,
-    pub(crate) discord_forbidden: AtomicU64,
     pub(crate) discord_not_found: AtomicU64,
     pub(crate) discord_server_errors: AtomicU64,
     pub(crate) discord_other_errors: AtomicU64,
@@ -71,6 +72,36 @@ pub struct IngestMetrics {
 }
 
 impl IngestMetrics {
+    #[must_use]
+    pub fn new(discord: Arc<DiscordGate>) -> Self {
+        Self {
+            discord,
+            received: Default::default(),
+            published: Default::default(),
+            buffered: AtomicI64::default(),
+            buffer_capacity: AtomicU64::default(),
+            buffer_full_waits: AtomicU64::default(),
+            publish_retries: AtomicU64::default(),
+            publish_failing: AtomicU64::default(),
+            snapshot_requests: AtomicU64::default(),
+            snapshots_coalesced: AtomicU64::default(),
+            snapshot_retries: AtomicU64::default(),
+            discord_not_found: AtomicU64::default(),
+            discord_server_errors: AtomicU64::default(),
+            discord_other_errors: AtomicU64::default(),
+            shards: AtomicU64::default(),
+            shards_connected: AtomicU64::default(),
+            guilds: AtomicU64::default(),
+            clock_ahead_ms: AtomicU64::default(),
+        }
+    }
+
+    /// The gate every request to Discord goes through.
+    #[must_use]
+    pub fn discord(&self) -> &DiscordGate {
+        &self.discord
+    }
+
     pub(crate) fn count_received(&self, kind: &Kind) {
         self.received[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
     }
@@ -254,17 +285,25 @@ impl IngestMetrics {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {}", load(value));
         }
+        let gate = self.discord.stats();
+        family(
+            &mut out,
+            "ingest_discord_requests_total",
+            "counter",
+            "Requests sent to Discord's REST API (every route, retries included).",
+        );
+        let _ = writeln!(out, "ingest_discord_requests_total {}", load(&gate.sent));
         family(
             &mut out,
             "ingest_discord_errors_total",
             "counter",
-            "Error answers from Discord REST, by status. 429s are retried inside twilight-http and counted process-wide.",
+            "Error answers from Discord REST, by status.",
         );
         let statuses = [
-            ("401", load(&self.discord_unauthorized)),
-            ("403", load(&self.discord_forbidden)),
+            ("401", load(&gate.unauthorized)),
+            ("403", load(&gate.forbidden)),
             ("404", load(&self.discord_not_found)),
-            ("429", rate_limited_total()),
+            ("429", load(&gate.rate_limited)),
             ("5xx", load(&self.discord_server_errors)),
             ("other", load(&self.discord_other_errors)),
         ];
@@ -273,6 +312,36 @@ impl IngestMetrics {
                 out,
                 "ingest_discord_errors_total{{status=\"{status}\"}} {value}"
             );
+        }
+        let gauges = [
+            (
+                "ingest_discord_rejected_last_10m",
+                "gauge",
+                "401, 403 and 429 answers in the last 10 minutes (Discord bans the IP address at 10,000).",
+                self.discord.rejected_in_window() as u64,
+            ),
+            (
+                "ingest_discord_rejection_ceiling",
+                "gauge",
+                "DISCORD_REJECTION_CEILING: past it nothing is sent until older rejections age out.",
+                u64::from(self.discord.ceiling()),
+            ),
+            (
+                "ingest_discord_halted_total",
+                "counter",
+                "Requests not sent because the rejections of the last 10 minutes reached the ceiling.",
+                load(&gate.halted),
+            ),
+            (
+                "ingest_discord_token_invalid",
+                "gauge",
+                "1 once Discord refused the token (401): nothing more is sent.",
+                u64::from(self.discord.token_invalid()),
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         }
         out
     }
@@ -356,61 +425,4 @@ fn answer(request: &Request<Incoming>, metrics: &IngestMetrics) -> Response<Full
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
-}
-
-/// 429s twilight-http met and retried, in this process.
-static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
-
-/// 429 answers twilight-http received and retried in this process (needs
-/// [`RateLimitCounter`] installed in the tracing subscriber).
-#[must_use]
-pub fn rate_limited_total() -> u64 {
-    RATE_LIMITED.load(Ordering::Relaxed)
-}
-
-/// A tracing layer that counts the 429s twilight-http retries on its own.
-///
-/// twilight-http waits for the bucket and resends a request answered 429 without telling the
-/// caller; the only trace is its `rate limited; retrying` event. This layer counts those
-/// events, process-wide (one ingest per process in production). Install it with
-/// [`rate_limit_layer`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RateLimitCounter;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RateLimitCounter {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        struct Message(bool);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}").starts_with("rate limited");
-                }
-            }
-        }
-        if !event.metadata().target().starts_with("twilight_http") {
-            return;
-        }
-        let mut message = Message(false);
-        event.record(&mut message);
-        if message.0 {
-            RATE_LIMITED.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// [`RateLimitCounter`] filtered to twilight-http's info events, whatever `RUST_LOG` says.
-#[must_use]
-pub fn rate_limit_layer<S>() -> impl tracing_subscriber::Layer<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    use tracing_subscriber::Layer as _;
-    RateLimitCounter.with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target("twilight_http", tracing::Level::INFO),
-    )
 }

@@ -7,10 +7,11 @@
 //! route's few requests (5 per 5 s per guild) on a read that settles nothing. One dispatcher task
 //! hands guilds whose snapshot is due to short-lived fetch tasks, each request under the one
 //! request budget of the bot, so a start-up with thousands of guilds keeps only a guild id per
-//! waiting guild, not a task. A 5xx (or unreadable) answer is retried with backoff until it
-//! succeeds; twilight-http retries 429s itself after waiting for the bucket. A guild that
-//! answers 403 is not asked again until its permissions may have changed or `forbidden_retry`
-//! has passed.
+//! waiting guild, not a task. Every request goes through the bot's [`DiscordGate`] (one budget,
+//! a pause after a 429, a stop after a 401 or too many rejections). A 5xx, unreadable or 429
+//! answer is retried with backoff until it succeeds. A guild that answers 403 is not asked
+//! again until its permissions may have changed or `forbidden_retry` has passed, doubled at
+//! each 403 in a row (up to a day).
 
 use invitrack_model::{BotId, GuildId};
 use std::collections::{HashMap, VecDeque};
@@ -19,9 +20,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use invitrack_bus::proto::{self, guild_event::Kind, snapshot_failed::Reason};
+use invitrack_discord::{DiscordGate, GateError};
 use invitrack_model::time::now_millis;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use twilight_http::Client;
 use twilight_http::error::ErrorType;
@@ -36,49 +37,8 @@ use crate::publisher::Publisher;
 const MAX_IN_FLIGHT: usize = 64;
 /// Longest wait before a failed snapshot is tried again.
 const MAX_RETRY_DELAY_MS: i64 = 60_000;
-
-/// Requests the budget lets leave at once after a quiet spell: two snapshots (an invite list
-/// and a vanity URL each) that become due together leave together instead of one waiting a
-/// turn, which would delay its read and widen its window of evidence. Any second then holds at
-/// most `per_second + BURST_REQUESTS` requests (44 at the default 40/s, under Discord's 50).
-pub const BURST_REQUESTS: u32 = 4;
-
-/// Keeps all guilds together under `per_second` requests: a token bucket of `BURST_REQUESTS`
-/// tokens refilled at `per_second`.
-pub struct RequestBudget {
-    interval: Duration,
-    /// When the bucket will be full again, given the requests booked so far.
-    full_at: tokio::sync::Mutex<Instant>,
-}
-
-impl RequestBudget {
-    #[must_use]
-    pub fn new(per_second: u32) -> Self {
-        Self {
-            interval: Duration::from_secs(1) / per_second.max(1),
-            full_at: tokio::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Waits for the turn of `requests` requests sent together. They take one turn of
-    /// `requests` tokens, not one turn each: a snapshot's invite list and vanity URL must
-    /// leave at once, as the wait between them would delay the invite list (and so widen every
-    /// window of evidence) without lowering the rate.
-    pub async fn acquire(&self, requests: u32) {
-        tokio::time::sleep_until(self.reserve(requests).await).await;
-    }
-
-    /// Books the next turn for `requests` requests and says when it starts: once the bucket
-    /// holds `requests` tokens.
-    async fn reserve(&self, requests: u32) -> Instant {
-        let mut full_at = self.full_at.lock().await;
-        let now = Instant::now();
-        let short = self.interval * BURST_REQUESTS.saturating_sub(requests);
-        let slot = now.max(full_at.checked_sub(short).unwrap_or(now));
-        *full_at = (*full_at).max(slot) + self.interval * requests;
-        slot
-    }
-}
+/// Longest time a guild answering 403 again and again is left alone.
+const MAX_FORBIDDEN_WAIT_MS: i64 = 86_400_000;
 
 /// Where a guild's fetch is.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +52,7 @@ enum Fetch {
     InFlight,
 }
 
-/// What ingest keeps per guild: 32 bytes (plus the map's key and control byte).
+/// What ingest keeps per guild: 40 bytes (plus the map's key and control byte).
 #[derive(Debug, Default, Clone, Copy)]
 struct GuildSlot {
     /// The next fetch must not be sent before this (Unix ms): joins settle first.
@@ -110,13 +70,15 @@ struct GuildSlot {
     queued: bool,
     /// Transient failures in a row (sets the retry delay).
     failures: u8,
+    /// 403s in a row (sets how long the guild is left alone).
+    forbidden_strikes: u8,
 }
 
 struct Inner {
     http: Arc<Client>,
     publisher: Publisher,
     bot_id: BotId,
-    budget: RequestBudget,
+    gate: Arc<DiscordGate>,
     forbidden_retry_ms: i64,
     guilds: Mutex<HashMap<GuildId, GuildSlot>>,
     /// Guilds whose snapshot is due, in the order they became due.
@@ -148,7 +110,7 @@ impl SnapshotScheduler {
         http: Arc<Client>,
         publisher: Publisher,
         bot_id: BotId,
-        budget: RequestBudget,
+        gate: Arc<DiscordGate>,
         forbidden_retry: Duration,
         stop: CancellationToken,
     ) -> Self {
@@ -157,7 +119,7 @@ impl SnapshotScheduler {
             http,
             publisher,
             bot_id,
-            budget,
+            gate,
             forbidden_retry_ms: i64::try_from(forbidden_retry.as_millis()).unwrap_or(i64::MAX),
             guilds: Mutex::new(HashMap::new()),
             ready: Mutex::new(VecDeque::new()),
@@ -315,9 +277,14 @@ impl Inner {
             };
             let Ok(permit) = permit else { return };
             let requests = if slot.has_vanity { 2 } else { 1 };
-            tokio::select! {
-                () = self.budget.acquire(requests) => {}
+            let admitted = tokio::select! {
+                admitted = self.gate.admit(requests) => admitted,
                 () = stop.cancelled() => return,
+            };
+            if let Err(refused) = admitted {
+                drop(permit);
+                Arc::clone(&self).not_sent(guild_id, &refused);
+                continue;
             }
             let slot = {
                 let mut guilds = self.lock_guilds();
@@ -350,6 +317,10 @@ impl Inner {
         let observed_at = now_millis();
         let kind = match outcome {
             Ok(mut snapshot) => {
+                if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
+                    slot.forbidden_strikes = 0;
+                    slot.forbidden_until_ms = 0;
+                }
                 snapshot.requested_at_ms = requested_at;
                 snapshot.received_at_ms = observed_at;
                 Kind::InviteSnapshot(snapshot)
@@ -438,10 +409,43 @@ impl Inner {
         }
     }
 
+    /// A 403: the guild is left alone for `forbidden_retry`, doubled at each 403 in a row up
+    /// to a day (each 403 counts towards Discord's invalid-request ban).
     fn forbid(&self, guild_id: GuildId) {
         if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
-            slot.forbidden_until_ms = now_millis().saturating_add(self.forbidden_retry_ms);
+            let wait_ms = self
+                .forbidden_retry_ms
+                .saturating_mul(1 << slot.forbidden_strikes.min(10))
+                .min(MAX_FORBIDDEN_WAIT_MS.max(self.forbidden_retry_ms));
+            slot.forbidden_strikes = slot.forbidden_strikes.saturating_add(1);
+            slot.forbidden_until_ms = now_millis().saturating_add(wait_ms);
         }
+    }
+
+    /// The gate sent nothing: after a 401 nothing will be sent again, so the guild waits
+    /// idle; past the rejection ceiling it is tried again once the gate opens.
+    fn not_sent(self: Arc<Self>, guild_id: GuildId, refused: &GateError) {
+        let at_ms = {
+            let mut guilds = self.lock_guilds();
+            let Some(slot) = guilds.get_mut(&guild_id) else {
+                return;
+            };
+            match refused {
+                GateError::Halted { resume_in, .. } => {
+                    let resume_ms = i64::try_from(resume_in.as_millis()).unwrap_or(i64::MAX);
+                    slot.not_before_ms = slot
+                        .not_before_ms
+                        .max(now_millis().saturating_add(resume_ms));
+                    slot.not_before_ms
+                }
+                _ => {
+                    slot.fetch = Fetch::Idle;
+                    slot.queued = false;
+                    return;
+                }
+            }
+        };
+        self.schedule(guild_id, at_ms);
     }
 
     async fn fetch(
@@ -458,8 +462,8 @@ impl Inner {
         })?;
         let invites = async {
             let response = self
-                .http
-                .guild_invites(id)
+                .gate
+                .send(self.http.guild_invites(id))
                 .await
                 .map_err(|e| self.classify(e))?;
             self.note_answer_headers(guild_id, requested_at, &response);
@@ -479,7 +483,7 @@ impl Inner {
             if !has_vanity {
                 return Some(proto::Vanity::default());
             }
-            match self.http.guild_vanity_url(id).await {
+            match self.gate.send(self.http.guild_vanity_url(id)).await {
                 Ok(response) => response.model().await.ok().map(|v| proto::Vanity {
                     code: v.code.unwrap_or_default(),
                     uses: v.uses,
@@ -552,53 +556,49 @@ impl Inner {
         }
     }
 
-    fn classify(&self, error: twilight_http::Error) -> Failure {
+    fn classify(&self, error: GateError) -> Failure {
         let detail = error.to_string();
         let counter = |c: &AtomicU64| {
             c.fetch_add(1, Ordering::Relaxed);
         };
         let m = &self.metrics;
-        let (reason, http_status, transient) = match error.kind() {
-            ErrorType::Response { status, .. } => {
-                let code = status.get();
-                match code {
-                    401 => {
-                        counter(&m.discord_unauthorized);
-                        (Reason::Unauthorized, 401, false)
-                    }
-                    403 => {
-                        counter(&m.discord_forbidden);
-                        (Reason::MissingPermissions, 403, false)
-                    }
-                    404 => {
-                        counter(&m.discord_not_found);
-                        (Reason::UnknownGuild, 404, false)
-                    }
-                    500..=599 => {
-                        counter(&m.discord_server_errors);
-                        (Reason::Unavailable, u32::from(code), true)
-                    }
-                    // Another 4xx will not go away by asking again.
-                    _ => {
-                        counter(&m.discord_other_errors);
-                        (Reason::Unavailable, u32::from(code), false)
-                    }
+        let (reason, http_status, transient) = match &error {
+            // The gate paused every request; the snapshot is tried again after it.
+            GateError::RateLimited { .. } => (Reason::Unavailable, 429, true),
+            GateError::Halted { .. } => (Reason::Unavailable, 0, true),
+            GateError::InvalidToken => (Reason::Unauthorized, 401, false),
+            GateError::Http(http) => match (http.kind(), invitrack_discord::status_of(http)) {
+                (_, Some(401)) => (Reason::Unauthorized, 401, false),
+                (_, Some(403)) => (Reason::MissingPermissions, 403, false),
+                (_, Some(404)) => {
+                    counter(&m.discord_not_found);
+                    (Reason::UnknownGuild, 404, false)
                 }
-            }
-            ErrorType::Unauthorized => {
-                counter(&m.discord_unauthorized);
-                (Reason::Unauthorized, 401, false)
-            }
-            // A 502/503 from a proxy in front of Discord comes as text, which twilight cannot
-            // parse as Discord's error JSON.
-            ErrorType::Parsing { .. } => {
-                counter(&m.discord_server_errors);
-                (Reason::Unavailable, 0, true)
-            }
-            // Timeouts and connection errors.
+                (_, Some(code @ 500..=599)) => {
+                    counter(&m.discord_server_errors);
+                    (Reason::Unavailable, u32::from(code), true)
+                }
+                // Another 4xx will not go away by asking again.
+                (_, Some(code)) => {
+                    counter(&m.discord_other_errors);
+                    (Reason::Unavailable, u32::from(code), false)
+                }
+                // A 502/503 from a proxy in front of Discord comes as text, which twilight
+                // cannot parse as Discord's error JSON.
+                (ErrorType::Parsing { .. }, None) => {
+                    counter(&m.discord_server_errors);
+                    (Reason::Unavailable, 0, true)
+                }
+                // Timeouts and connection errors.
+                (_, None) => {
+                    counter(&m.discord_other_errors);
+                    (Reason::Unavailable, 0, true)
+                }
+            },
+            // A client without its rate limiter: a bug of ours, not worth asking again.
             _ => {
                 counter(&m.discord_other_errors);
-                (Reason::Unavailable, 0, true)
+                (Reason::Unavailable, 0, false)
             }
         };
         Failure {
@@ -617,65 +617,4 @@ const DATE_HEADER_SLACK_MS: i64 = 2_000;
 fn next_snapshot_number() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     COUNTER.fetch_add(1, Ordering::Relaxed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_snapshots_requests_leave_together_and_a_burst_is_bounded() {
-        let budget = RequestBudget::new(40);
-        let start = Instant::now();
-        // Three snapshots due at once: the first two leave at once, the third waits for two
-        // tokens.
-        let first = budget.reserve(2).await;
-        let second = budget.reserve(2).await;
-        let third = budget.reserve(2).await;
-        assert_eq!(first, start, "an idle budget makes nobody wait");
-        assert_eq!(
-            second, start,
-            "the burst allowance covers a second snapshot"
-        );
-        assert_eq!(third - start, Duration::from_millis(50));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn no_second_holds_more_than_the_rate_and_the_burst() {
-        let per_second = 40;
-        let budget = RequestBudget::new(per_second);
-        let mut sent = Vec::new();
-        // Bursty demand: idle spells (which must not save up more than the burst), then more
-        // snapshots than the rate allows.
-        for round in 0..6 {
-            if round % 2 == 0 {
-                tokio::time::advance(Duration::from_millis(700)).await;
-            }
-            for _ in 0..30 {
-                let requests = 1 + (sent.len() % 2) as u32;
-                let at = budget.reserve(requests).await;
-                sent.extend(std::iter::repeat_n(at, requests as usize));
-            }
-        }
-        sent.sort();
-        let most_in_a_second = sent
-            .iter()
-            .enumerate()
-            .map(|(i, &from)| {
-                sent[i..]
-                    .iter()
-                    .take_while(|&&at| at < from + Duration::from_secs(1))
-                    .count()
-            })
-            .max()
-            .unwrap_or_default();
-        assert!(
-            most_in_a_second <= (per_second + BURST_REQUESTS) as usize,
-            "{most_in_a_second} requests in one second"
-        );
-        assert!(
-            most_in_a_second >= per_second as usize,
-            "the budget must still allow its rate: {most_in_a_second}"
-        );
-    }
 }

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -262,6 +262,9 @@ pub struct RestStats {
     pub global_rate_limited: u64,
     /// Injected 5xx answers.
     pub server_errors: u64,
+    /// Most requests received in any one second (a sliding window), every answer included:
+    /// what a client's request budget must keep under Discord's global limit.
+    pub most_in_one_second: u64,
     /// Per route (routes never requested are left out).
     pub routes: BTreeMap<Route, RouteStats>,
 }
@@ -274,6 +277,8 @@ pub struct RateLimiter {
     limits: HashMap<Route, RouteLimit>,
     windows: HashMap<(Route, u64), Window>,
     stats: RestStats,
+    /// Arrival times of the requests of the last second, for `most_in_one_second`.
+    last_second: VecDeque<Instant>,
 }
 
 impl RateLimiter {
@@ -319,11 +324,29 @@ impl RateLimiter {
     /// Zeroes the counters.
     pub fn reset_stats(&mut self) {
         self.stats = RestStats::default();
+        self.last_second.clear();
+    }
+
+    /// Counts a request's arrival.
+    fn arrived(&mut self, now: Instant) {
+        self.stats.requests += 1;
+        while self
+            .last_second
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.last_second.pop_front();
+        }
+        self.last_second.push_back(now);
+        self.stats.most_in_one_second = self
+            .stats
+            .most_in_one_second
+            .max(self.last_second.len() as u64);
     }
 
     /// Counts an injected 5xx answer (it does not count against any limit).
     pub fn count_server_error(&mut self, route: Route) {
-        self.stats.requests += 1;
+        self.arrived(Instant::now());
         self.stats.server_errors += 1;
         let r = self.stats.routes.entry(route).or_default();
         r.requests += 1;
@@ -333,7 +356,7 @@ impl RateLimiter {
     /// Counts one request to `route` for `major` (guild or channel id, 0 for none): the
     /// global limit first, then the route's bucket.
     pub fn check(&mut self, route: Route, major: u64, now: Instant) -> Verdict {
-        self.stats.requests += 1;
+        self.arrived(now);
         self.stats.routes.entry(route).or_default().requests += 1;
         if self.global.limit > 0 {
             let len = Duration::from_millis(self.global.window_ms.max(1));

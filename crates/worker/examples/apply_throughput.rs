@@ -15,7 +15,8 @@
 //! cargo run --release -p invitrack-worker --example apply_throughput -- 100000 1000 1 5000
 //! ```
 //! `WORKER_BATCH`, `WORKER_DB_CONNECTIONS` and `WORKER_SYNCHRONOUS_COMMIT=true` override the
-//! workers' defaults.
+//! workers' defaults. `POISON_MEMBER_MODULO=N` makes PostgreSQL refuse (a trigger) every
+//! member row whose id is a multiple of N, to measure what isolating refused messages costs.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,6 +58,20 @@ async fn main() -> anyhow::Result<()> {
     }
     config.synchronous_commit =
         std::env::var("WORKER_SYNCHRONOUS_COMMIT").is_ok_and(|v| v == "true");
+    if let Some(modulo) = env_usize("POISON_MEMBER_MODULO") {
+        let mut conn = invitrack_storage::connect(&database_url).await?;
+        for statement in [
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'member % is poison', NEW.member_id; END $$"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON members FOR EACH ROW \
+                 WHEN (NEW.member_id % {modulo} = 0) EXECUTE FUNCTION refuse_poison()"
+            ),
+        ] {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(statement), &mut conn).await?;
+        }
+    }
     let shutdown = CancellationToken::new();
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let start_workers = || {
@@ -74,7 +89,9 @@ async fn main() -> anyhow::Result<()> {
         // Fill the stream first.
         let started = Instant::now();
         let mut acks = Vec::new();
-        let base = 1_800_000_000_000_i64;
+        // In the past: a worker clamps times ahead of its own clock.
+        let base =
+            invitrack_model::time::now_millis() - i64::try_from(events).unwrap_or(0) * 10 - 60_000;
         for n in 0..events {
             let t = base + i64::try_from(n).unwrap_or(0) * 10;
             let event = generator.event(n, t, t + 50);
@@ -148,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let applied: u64 = stats
             .iter()
-            .map(|s| s.applied.load(Ordering::Relaxed))
+            .map(|s| s.applied.load(Ordering::Relaxed) + s.dead_letters.load(Ordering::Relaxed))
             .sum();
         if applied >= events {
             break;
@@ -182,6 +199,13 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|s| s.apply_micros.load(Ordering::Relaxed))
         .sum();
+    let dead_letters: u64 = stats
+        .iter()
+        .map(|s| s.dead_letters.load(Ordering::Relaxed))
+        .sum();
+    if dead_letters > 0 {
+        println!("{dead_letters} messages refused by the database, each a dead letter");
+    }
     println!(
         "{batches} transactions, {:.0} events each, {:.1} ms each on average",
         events as f64 / batches.max(1) as f64,

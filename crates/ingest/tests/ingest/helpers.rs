@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 use twilight_model::id::{Id, marker::GuildMarker};
 
-/// Logs when `TEST_LOG` is set; always counts twilight-http's 429 retries.
+/// Logs when `TEST_LOG` is set.
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -28,10 +28,7 @@ pub fn init_tracing() {
                 ))
         });
         use tracing_subscriber::Layer as _;
-        let _ = tracing_subscriber::registry()
-            .with(fmt)
-            .with(invitrack_ingest::rate_limit_layer())
-            .try_init();
+        let _ = tracing_subscriber::registry().with(fmt).try_init();
     });
 }
 

@@ -7,3 +7,4 @@ mod helpers;
 mod resume;
 mod scale;
 mod startup;
+mod storm;

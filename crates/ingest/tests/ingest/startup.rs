@@ -45,7 +45,7 @@ async fn hundreds_of_guilds_are_snapshotted_within_the_budget_without_429s() {
     // The budget lets its first `BURST_REQUESTS` requests leave at once, then one every
     // 1/PER_SECOND s.
     let budget_floor = Duration::from_secs_f64(
-        (GUILDS - u64::from(invitrack_ingest::BURST_REQUESTS)) as f64 / f64::from(PER_SECOND),
+        (GUILDS - u64::from(invitrack_discord::BURST_REQUESTS)) as f64 / f64::from(PER_SECOND),
     );
     assert!(
         elapsed >= budget_floor,
