@@ -146,7 +146,7 @@ impl Partition {
         // Parts still to apply, the next one last.
         let mut parts = vec![batch];
         let mut refused_once = None;
-        self.reset(conn).await?;
+        self.forget_guilds_of(batch);
         while let Some(part) = parts.pop() {
             let error = match self.apply_together(conn, part).await {
                 Ok(applied) => {
@@ -156,7 +156,7 @@ impl Partition {
                 Err(error) if error.refused_by_database() => error,
                 Err(error) => return Err(error),
             };
-            self.reset(conn).await?;
+            self.forget_guilds_of(part);
             match part {
                 [message] if refused_once == Some(message.sequence) => {
                     outcome.absorb(self.refuse(conn, message, &error).await?);
@@ -172,15 +172,19 @@ impl Partition {
                 }
             }
         }
+        // Guilds with undecided joins that were forgotten and not used since.
+        self.resume_pending(conn).await?;
         Ok(outcome)
     }
 
-    /// Forgets the engine states in memory, which a failed transaction may have left ahead of
-    /// the database, and loads those with undecided joins again.
-    async fn reset(&mut self, conn: &mut AsyncPgConnection) -> Result<(), WorkerError> {
-        self.guilds.clear();
-        self.resume_pending(conn).await?;
-        Ok(())
+    /// Forgets the engine states of the guilds of `messages`, which a failed transaction may
+    /// have left ahead of the database: they are loaded again when next used.
+    fn forget_guilds_of(&mut self, messages: &[StreamMessage]) {
+        for message in messages {
+            if let Ok((_, guild)) = self.layout.parse_guild_subject(&message.subject) {
+                self.guilds.forget(guild);
+            }
+        }
     }
 
     /// Commits the partition past `message`, which the database refused, as a dead letter.

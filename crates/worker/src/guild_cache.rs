@@ -99,9 +99,9 @@ impl GuildCache {
         Ok(loaded)
     }
 
-    /// Forgets every state held in memory.
-    pub(crate) fn clear(&mut self) {
-        self.guilds.clear();
+    /// Forgets a guild's state held in memory (it is loaded again on next use).
+    pub(crate) fn forget(&mut self, key: GuildKey) {
+        self.guilds.remove(&key);
     }
 
     fn insert(&mut self, key: GuildKey, state: GuildAttribution) {
