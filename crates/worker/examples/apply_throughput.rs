@@ -31,6 +31,7 @@ const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    invitrack_telemetry::init();
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

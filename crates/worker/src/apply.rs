@@ -142,12 +142,16 @@ impl Partition {
             error = &error as &dyn std::error::Error,
             "the database refused a batch: applying its parts apart"
         );
+        let started = std::time::Instant::now();
+        let mut transactions = 1;
         let mut outcome = Outcome::default();
         // Parts still to apply, the next one last.
         let mut parts = vec![batch];
         let mut refused_once = None;
-        self.forget_guilds_of(batch);
+        // Guilds with undecided joins forgotten on the way: tick() must still see them.
+        let mut pending = self.forget_guilds_of(batch);
         while let Some(part) = parts.pop() {
+            transactions += 1;
             let error = match self.apply_together(conn, part).await {
                 Ok(applied) => {
                     outcome.absorb(applied);
@@ -156,7 +160,7 @@ impl Partition {
                 Err(error) if error.refused_by_database() => error,
                 Err(error) => return Err(error),
             };
-            self.forget_guilds_of(part);
+            pending.extend(self.forget_guilds_of(part));
             match part {
                 [message] if refused_once == Some(message.sequence) => {
                     outcome.absorb(self.refuse(conn, message, &error).await?);
@@ -172,19 +176,28 @@ impl Partition {
                 }
             }
         }
-        // Guilds with undecided joins that were forgotten and not used since.
-        self.resume_pending(conn).await?;
+        let pending: Vec<GuildKey> = pending.into_iter().collect();
+        self.guilds.load_missing(conn, &pending).await?;
+        tracing::info!(
+            partition = self.number(),
+            messages = batch.len(),
+            dead_letters = outcome.dead_letters.len(),
+            transactions,
+            elapsed_ms = started.elapsed().as_millis(),
+            "refused batch applied apart"
+        );
         Ok(outcome)
     }
 
     /// Forgets the engine states of the guilds of `messages`, which a failed transaction may
-    /// have left ahead of the database: they are loaded again when next used.
-    fn forget_guilds_of(&mut self, messages: &[StreamMessage]) {
-        for message in messages {
-            if let Ok((_, guild)) = self.layout.parse_guild_subject(&message.subject) {
-                self.guilds.forget(guild);
-            }
-        }
+    /// have left ahead of the database: they are loaded again when next used. Returns those
+    /// that had undecided joins.
+    fn forget_guilds_of(&mut self, messages: &[StreamMessage]) -> BTreeSet<GuildKey> {
+        messages
+            .iter()
+            .filter_map(|m| self.layout.parse_guild_subject(&m.subject).ok())
+            .filter_map(|(_, guild)| self.guilds.forget(guild).then_some(guild))
+            .collect()
     }
 
     /// Commits the partition past `message`, which the database refused, as a dead letter.

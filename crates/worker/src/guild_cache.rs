@@ -99,9 +99,12 @@ impl GuildCache {
         Ok(loaded)
     }
 
-    /// Forgets a guild's state held in memory (it is loaded again on next use).
-    pub(crate) fn forget(&mut self, key: GuildKey) {
-        self.guilds.remove(&key);
+    /// Forgets a guild's state held in memory (it is loaded again on next use); whether it
+    /// had undecided joins.
+    pub(crate) fn forget(&mut self, key: GuildKey) -> bool {
+        self.guilds
+            .remove(&key)
+            .is_some_and(|g| g.state.has_pending())
     }
 
     fn insert(&mut self, key: GuildKey, state: GuildAttribution) {

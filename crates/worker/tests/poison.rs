@@ -220,6 +220,22 @@ async fn a_message_the_database_refuses_is_dead_lettered_and_the_partition_goes_
             events.push(event(GUILD_A, at + 400, join(POISON, at + 300)));
             uses[0] += 1;
             events.push(event(GUILD_A, at + 700, snapshot(at + 600, uses[0])));
+            // What once stopped partitions for good: a code PostgreSQL's JSONB refuses (a NUL)
+            // and a join time out of PostgreSQL's range. Caught when decoded.
+            events.push(event(
+                GUILD_B,
+                at + 750,
+                Kind::InviteCreate(proto::InviteCreate {
+                    invite: Some(proto::Invite {
+                        code: "nul\0code".into(),
+                        inviter_id: INVITER,
+                        channel_id: 1,
+                        created_at_ms: at,
+                        ..proto::Invite::default()
+                    }),
+                }),
+            ));
+            events.push(event(GUILD_B, at + 800, join(777, -1_000_000_000_000_000)));
         }
         events.push(event(guild, at + 100, join(member, at)));
         uses[side] += 1;
@@ -240,31 +256,40 @@ async fn a_message_the_database_refuses_is_dead_lettered_and_the_partition_goes_
         );
     }
 
-    // The refused message is a dead letter with the database's reason.
-    let dead = stack
+    // Three dead letters, in stream order: the refused message with the database's reason,
+    // then the two caught when decoded.
+    assert_eq!(
+        AtomicU64::load(&stack.stats.dead_letters, Ordering::Relaxed),
+        3
+    );
+    let dead_letters = stack
         .connected
         .jetstream
         .get_stream(stack.connected.layout.dead_letter_stream())
         .await
-        .expect("the dead-letter stream exists")
-        .get_last_raw_message_by_subject(&stack.connected.layout.dead_letter_subject(0))
-        .await
-        .expect("a dead letter");
-    let headers = dead.headers;
-    let reason = headers
-        .get("Invitrack-Reason")
-        .expect("a reason")
-        .to_string();
+        .expect("the dead-letter stream exists");
+    let mut reasons = Vec::new();
+    for sequence in 1..=3 {
+        let dead = dead_letters
+            .get_raw_message(sequence)
+            .await
+            .expect("a dead letter");
+        let reason = dead
+            .headers
+            .get("Invitrack-Reason")
+            .expect("a reason")
+            .to_string();
+        let original = invitrack_bus::decode_event(&dead.payload).expect("the original message");
+        reasons.push((reason, original.kind));
+    }
     assert!(
-        reason.contains("refused by the database") && reason.contains("member 666 is poison"),
-        "{reason}"
+        reasons[0].0.contains("refused by the database")
+            && reasons[0].0.contains("member 666 is poison"),
+        "{reasons:?}"
     );
-    let payload = invitrack_bus::decode_event(&dead.payload).expect("the original message");
-    assert!(matches!(payload.kind, Some(Kind::MemberAdd(add)) if add.user_id == POISON));
-    assert_eq!(
-        AtomicU64::load(&stack.stats.dead_letters, Ordering::Relaxed),
-        1
-    );
+    assert!(matches!(&reasons[0].1, Some(Kind::MemberAdd(add)) if add.user_id == POISON));
+    assert!(reasons[1].0.contains("invite code"), "{reasons:?}");
+    assert!(reasons[2].0.contains("time out of range"), "{reasons:?}");
 
     // The partition was never given up and claimed again for it.
     let epoch: i64 = partition_progress::table
