@@ -177,18 +177,12 @@ impl Application {
             .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
         let background = CancellationToken::new();
         let counts = if options.counts_cache_secs > 0 {
-            let events = prometheus::IntCounterVec::new(
-                prometheus::Opts::new(
-                    "invitrack_api_counts_cache_total",
-                    "counts cache lookups (hit, miss, bypass) and invalidations",
-                ),
-                &["event"],
-            )
-            .and_then(|events| {
-                metrics.registry.register(Box::new(events.clone()))?;
-                Ok(events)
-            })
-            .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
+            let events = counter(
+                &metrics.registry,
+                "invitrack_api_counts_cache_total",
+                "counts cache lookups (hit, miss, bypass) and invalidations",
+                "event",
+            )?;
             let counts = Arc::new(cache::CountsCache::new(
                 options.counts_cache_entries,
                 Duration::from_secs(options.counts_cache_secs),
@@ -203,9 +197,21 @@ impl Application {
         } else {
             None
         };
+        let key_checks = counter(
+            &metrics.registry,
+            "invitrack_api_key_checks_total",
+            "API key checks of well-formed tokens: cached, cached_unknown, or looked up in the \
+             database (found, unknown)",
+            "outcome",
+        )?;
         let state = web::Data::new(AppState {
             pool,
-            keys: auth::KeyCache::new(Duration::from_secs(options.key_cache_secs)),
+            // A quarter of the connections for key lookups: see `auth::KeyCache::lookups`.
+            keys: auth::KeyCache::new(
+                Duration::from_secs(options.key_cache_secs),
+                config.db_connections / 4,
+                key_checks,
+            ),
             limiter: auth::RateLimiter::new(
                 options.rate_limit_per_second,
                 options.rate_limit_burst,
@@ -272,6 +278,21 @@ impl Application {
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)?
     }
+}
+
+/// A counter with one label, registered where `/metrics` serves it.
+fn counter(
+    registry: &prometheus::Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> Result<prometheus::IntCounterVec, StartError> {
+    prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), &[label])
+        .and_then(|counter| {
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        })
+        .map_err(|e| StartError::Config(format!("metrics: {e}")))
 }
 
 /// The pool handlers borrow connections from. Connections are handed out without the test
