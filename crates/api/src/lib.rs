@@ -78,6 +78,16 @@ pub struct ApiOptions {
     /// Most inviters whose counts are kept in memory.
     #[arg(long, env = "API_COUNTS_CACHE_ENTRIES", default_value_t = 500_000)]
     pub counts_cache_entries: usize,
+    /// Seconds a request body may take to arrive in full once the request is routed; past it,
+    /// 408. actix's own timeout covers the head only, so without this a client sending a
+    /// `Content-Length` and then no (or a dribbled) body is waited on forever.
+    #[arg(
+        long,
+        env = "API_BODY_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ApiOptions {
@@ -89,6 +99,7 @@ impl Default for ApiOptions {
             key_cache_secs: 5,
             counts_cache_secs: 300,
             counts_cache_entries: 500_000,
+            body_timeout_secs: 10,
         }
     }
 }
@@ -108,6 +119,8 @@ pub struct AppState {
     pool: Pool,
     keys: auth::KeyCache,
     limiter: auth::RateLimiter,
+    /// How long a handler waits for the request body (`params::BodyBytes`).
+    body_timeout: Duration,
     /// `None` when disabled (`API_COUNTS_CACHE_SECS=0`).
     counts: Option<Arc<cache::CountsCache>>,
 }
@@ -216,6 +229,7 @@ impl Application {
                 options.rate_limit_per_second,
                 options.rate_limit_burst,
             ),
+            body_timeout: Duration::from_secs(options.body_timeout_secs),
             counts,
         });
         let origins = options.origins();
