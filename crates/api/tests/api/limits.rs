@@ -1,5 +1,6 @@
 //! Hostile clients at the HTTP level, spoken to over raw TCP: request bodies that never arrive
-//! or dribble.
+//! or dribble, and the protocol errors actix-http answers before the application sees the
+//! request (as `README.md#limits` describes them).
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, code_of, spawn_app_with};
+use crate::helpers::{TestApp, code_of, spawn_app, spawn_app_with};
 
 /// A response read off the wire.
 struct RawResponse {
@@ -157,4 +158,70 @@ async fn a_body_that_never_arrives_is_answered_408_within_the_timeout() {
     assert_eq!(response.status, 408);
     assert_eq!(code_of(&response.json()), "request_timeout");
     assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+}
+
+/// What `README.md#limits` says of the errors actix-http answers while parsing a request head,
+/// before any middleware or handler runs: no hook lets the application give them a body, so
+/// they are not in the JSON shape. This pins the documented behaviour so that an actix upgrade
+/// changing it is noticed.
+#[tokio::test]
+async fn protocol_errors_are_answered_by_actix_http_with_an_empty_body() {
+    let app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let many_headers: String = (0..96).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let long_path = format!("/{}", "a".repeat(65_600));
+    for (what, request, status) in [
+        (
+            "malformed Content-Length",
+            format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\nContent-Length: abc\r\n\r\n"),
+            400,
+        ),
+        (
+            "two Content-Lengths",
+            format!(
+                "POST /health/live HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1\r\n\
+                 Content-Length: 2\r\n\r\nab"
+            ),
+            400,
+        ),
+        (
+            "Content-Length with Transfer-Encoding",
+            format!(
+                "POST /health/live HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+            400,
+        ),
+        (
+            "Transfer-Encoding other than chunked",
+            format!(
+                "POST /health/live HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: gzip\r\n\r\n"
+            ),
+            400,
+        ),
+        (
+            "no Host",
+            "GET /health/live HTTP/1.1\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "97 headers",
+            format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\n{many_headers}\r\n"),
+            431,
+        ),
+        (
+            "a URI over 65,534 bytes",
+            format!("GET {long_path} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+            400,
+        ),
+    ] {
+        let mut stream = connect(&app).await;
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let response = read_response(&mut stream, Duration::from_secs(5)).await;
+        assert_eq!(response.status, status, "{what}");
+        assert!(response.body.is_empty(), "{what}: {:?}", response.body);
+        assert_eq!(response.header("content-length"), Some("0"), "{what}");
+        assert_eq!(response.header("content-type"), None, "{what}");
+        assert!(response.closed, "{what}: the connection is closed");
+    }
 }
