@@ -17,7 +17,7 @@ use crate::invites::timestamp;
 use crate::openapi_parts::{
     AuditQuery, CommonErrors, ConflictError, GuildParams, InviterParams, NotFoundError, ResetParams,
 };
-use crate::params::{Body, Params, path_id, path_snowflake};
+use crate::params::{Body, BodyBytes, Params, path_id, path_snowflake};
 
 const AUTHOR_MAX: usize = 100;
 const REASON_MAX: usize = 500;
@@ -133,7 +133,7 @@ pub async fn add_bonus(
     caller: Caller,
     guild: GuildPath,
     req: HttpRequest,
-    body: web::Bytes,
+    BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
@@ -287,7 +287,7 @@ pub async fn reset(
     caller: Caller,
     guild: GuildPath,
     req: HttpRequest,
-    body: web::Bytes,
+    BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
@@ -355,7 +355,7 @@ pub async fn restore(
     caller: Caller,
     guild: GuildPath,
     req: HttpRequest,
-    body: web::Bytes,
+    BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
@@ -483,7 +483,7 @@ pub async fn update_settings(
     caller: Caller,
     guild: GuildPath,
     req: HttpRequest,
-    body: web::Bytes,
+    BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;

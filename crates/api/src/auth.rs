@@ -1,10 +1,11 @@
 //! Bearer API keys. A key belongs to one bot and optionally one guild (as InviteLogger binds its
-//! tokens) and has the `read` or `admin` scope; requests outside that answer 403.
+//! tokens) and has the `read` or `admin` scope; requests outside that answer 401 and 403.
 //!
 //! Keys are looked up by the SHA-256 of the token and kept in memory for a few seconds
 //! (`API_KEY_CACHE_SECS`), so a busy dashboard costs no database round-trip per request; a
-//! revoked key stops working within that time. Each key has a token bucket
-//! (`API_RATE_LIMIT_PER_SECOND`, `API_RATE_LIMIT_BURST`): past it, 429 with `Retry-After`.
+//! revoked key stops working within that time. Tokens found unknown are remembered as long, so
+//! a client repeating a wrong or revoked token costs no round-trip either. Each key has a token
+//! bucket (`API_RATE_LIMIT_PER_SECOND`, `API_RATE_LIMIT_BURST`): past it, 429 with `Retry-After`.
 
 use invitrack_model::{BotId, GuildId, GuildKey};
 use std::collections::HashMap;
@@ -17,51 +18,100 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use invitrack_storage::keys::{self, ApiKey, KeyScope};
+use moka::sync::Cache;
+use prometheus::IntCounterVec;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::params::path_snowflake;
 
-/// Most keys kept in the cache; past it the cache is emptied (only live keys are cached, so
-/// this bounds memory even when someone sends many different valid keys).
-const CACHE_CAPACITY: usize = 10_000;
+/// Most live keys kept in memory.
+const KNOWN_CAPACITY: u64 = 10_000;
+/// Most unknown tokens remembered: each costs its 32-byte hash and the cache's bookkeeping
+/// (about 100 bytes in all), so a few megabytes at most however many tokens are tried.
+const UNKNOWN_CAPACITY: u64 = 50_000;
 
-/// Live keys by token hash, for `ttl`.
+/// What is known about tokens, by token hash, for `API_KEY_CACHE_SECS`; and the bound on
+/// concurrent lookups of the others.
 pub struct KeyCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Instant, ApiKey)>>,
+    /// `None` when `API_KEY_CACHE_SECS` is 0: every request asks the database.
+    memory: Option<Memory>,
+    /// Permits for lookups in the database. Distinct unknown tokens each still need one; this
+    /// bounds how many of the pool's connections they can hold at once, so requests with
+    /// cached keys keep getting connections during a flood of random tokens. Misses wait for
+    /// a permit rather than being refused: a rate limit answering 401 without a lookup would
+    /// lock out, for as long as a flood lasts, every real key not in the cache (one just
+    /// created, or any whose entry expired after `API_KEY_CACHE_SECS`), since they cannot be
+    /// told apart from random tokens before the lookup.
+    lookups: Semaphore,
+    /// `invitrack_api_key_checks_total{outcome}`.
+    checks: IntCounterVec,
+}
+
+struct Memory {
+    /// Live keys. Unknown tokens never enter it, so trying many cannot evict real keys.
+    known: Cache<[u8; 32], ApiKey>,
+    /// Tokens the database did not know (or knew revoked). A token is only ever presented
+    /// after its key was created (it is 256 random bits, shown once by `keys create`), so a
+    /// new key's hash cannot already be here and a new key works at once.
+    unknown: Cache<[u8; 32], ()>,
 }
 
 impl KeyCache {
+    /// Remembers for `ttl` (zero: nothing), with at most `lookups` database lookups at once.
     #[must_use]
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, lookups: usize, checks: IntCounterVec) -> Self {
+        let memory = (!ttl.is_zero()).then(|| Memory {
+            known: Cache::builder()
+                .max_capacity(KNOWN_CAPACITY)
+                .time_to_live(ttl)
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(UNKNOWN_CAPACITY)
+                .time_to_live(ttl)
+                .build(),
+        });
         Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
+            memory,
+            lookups: Semaphore::new(lookups.max(1)),
+            checks,
         }
     }
 
-    fn get(&self, hash: &[u8; 32]) -> Option<ApiKey> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(hash)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, key)| key.clone())
+    fn count(&self, outcome: &str) {
+        self.checks.with_label_values(&[outcome]).inc();
     }
 
-    fn put(&self, hash: [u8; 32], key: ApiKey) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CACHE_CAPACITY {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
+    /// The key of a well-formed `token`, from memory or else from the database.
+    async fn find(&self, token: &str, state: &AppState) -> Result<ApiKey, ApiError> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(memory) = &self.memory {
+            if let Some(key) = memory.known.get(&hash) {
+                self.count("cached");
+                return Ok(key);
+            }
+            if memory.unknown.get(&hash).is_some() {
+                self.count("cached_unknown");
+                return Err(ApiError::Unauthorized);
             }
         }
-        entries.insert(hash, (Instant::now(), key));
+        let _permit = self
+            .lookups
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal("key lookups closed"))?;
+        let mut conn = state.connection().await?;
+        let found = keys::find_key(&mut conn, token).await?;
+        self.count(if found.is_some() { "found" } else { "unknown" });
+        if let Some(memory) = &self.memory {
+            match &found {
+                Some(key) => memory.known.insert(hash, key.clone()),
+                None => memory.unknown.insert(hash, ()),
+            }
+        }
+        found.ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -129,16 +179,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ApiKey,
     if !keys::is_well_formed(token) {
         return Err(ApiError::Unauthorized);
     }
-    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    if let Some(key) = state.keys.get(&hash) {
-        return Ok(key);
-    }
-    let mut conn = state.connection().await?;
-    let key = keys::find_key(&mut conn, token)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    state.keys.put(hash, key.clone());
-    Ok(key)
+    state.keys.find(token, state).await
 }
 
 /// 403 unless the key may read this bot's and guild's data.

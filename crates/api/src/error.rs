@@ -33,6 +33,8 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("a JSON body needs the header Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout { secs: u64 },
     #[error("{what} not found")]
     NotFound {
         code: &'static str,
@@ -64,8 +66,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `unauthorized`, `forbidden`, `insufficient_scope`,
     /// `invalid_parameter`, `missing_parameter`, `invalid_query`, `invalid_body`, `not_found`,
-    /// `member_not_found`, `reset_not_found`, `method_not_allowed`, `already_restored`,
-    /// `payload_too_large`, `rate_limited`, `unavailable`, `internal`.
+    /// `member_not_found`, `reset_not_found`, `method_not_allowed`, `request_timeout`,
+    /// `already_restored`, `payload_too_large`, `unsupported_media_type`, `rate_limited`,
+    /// `unavailable`, `internal`.
     #[schema(example = "invalid_parameter")]
     pub code: String,
     /// For people; may change.
@@ -85,6 +88,7 @@ impl ApiError {
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidBody(_) => "invalid_body",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTimeout { .. } => "request_timeout",
             Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Storage(_) | Self::Pool(_) => "unavailable",
@@ -103,6 +107,7 @@ impl ResponseError for ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
 use crate::openapi_parts::{CodeQuery, CommonErrors, UserQuery};
-use crate::params::Params;
+use crate::params::{BodyBytes, Params};
 
 /// `{total, leaves, fake, bonus, real}` for one inviter.
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,7 +55,7 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 pub async fn user(
     Caller(key): Caller,
     req: HttpRequest,
-    body: web::Bytes,
+    BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req, &body)?;
@@ -102,7 +102,7 @@ pub async fn user(
 pub async fn code(
     Caller(key): Caller,
     req: HttpRequest,
-    body: web::Bytes,
+    BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req, &body)?;

@@ -78,6 +78,16 @@ pub struct ApiOptions {
     /// Most inviters whose counts are kept in memory.
     #[arg(long, env = "API_COUNTS_CACHE_ENTRIES", default_value_t = 500_000)]
     pub counts_cache_entries: usize,
+    /// Seconds a request body may take to arrive in full once the request is routed; past it,
+    /// 408. actix's own timeout covers the head only, so without this a client sending a
+    /// `Content-Length` and then no (or a dribbled) body is waited on forever.
+    #[arg(
+        long,
+        env = "API_BODY_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ApiOptions {
@@ -89,6 +99,7 @@ impl Default for ApiOptions {
             key_cache_secs: 5,
             counts_cache_secs: 300,
             counts_cache_entries: 500_000,
+            body_timeout_secs: 10,
         }
     }
 }
@@ -108,6 +119,8 @@ pub struct AppState {
     pool: Pool,
     keys: auth::KeyCache,
     limiter: auth::RateLimiter,
+    /// How long a handler waits for the request body (`params::BodyBytes`).
+    body_timeout: Duration,
     /// `None` when disabled (`API_COUNTS_CACHE_SECS=0`).
     counts: Option<Arc<cache::CountsCache>>,
 }
@@ -177,18 +190,12 @@ impl Application {
             .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
         let background = CancellationToken::new();
         let counts = if options.counts_cache_secs > 0 {
-            let events = prometheus::IntCounterVec::new(
-                prometheus::Opts::new(
-                    "invitrack_api_counts_cache_total",
-                    "counts cache lookups (hit, miss, bypass) and invalidations",
-                ),
-                &["event"],
-            )
-            .and_then(|events| {
-                metrics.registry.register(Box::new(events.clone()))?;
-                Ok(events)
-            })
-            .map_err(|e| StartError::Config(format!("metrics: {e}")))?;
+            let events = counter(
+                &metrics.registry,
+                "invitrack_api_counts_cache_total",
+                "counts cache lookups (hit, miss, bypass) and invalidations",
+                "event",
+            )?;
             let counts = Arc::new(cache::CountsCache::new(
                 options.counts_cache_entries,
                 Duration::from_secs(options.counts_cache_secs),
@@ -203,13 +210,26 @@ impl Application {
         } else {
             None
         };
+        let key_checks = counter(
+            &metrics.registry,
+            "invitrack_api_key_checks_total",
+            "API key checks of well-formed tokens: cached, cached_unknown, or looked up in the \
+             database (found, unknown)",
+            "outcome",
+        )?;
         let state = web::Data::new(AppState {
             pool,
-            keys: auth::KeyCache::new(Duration::from_secs(options.key_cache_secs)),
+            // A quarter of the connections for key lookups: see `auth::KeyCache::lookups`.
+            keys: auth::KeyCache::new(
+                Duration::from_secs(options.key_cache_secs),
+                config.db_connections / 4,
+                key_checks,
+            ),
             limiter: auth::RateLimiter::new(
                 options.rate_limit_per_second,
                 options.rate_limit_burst,
             ),
+            body_timeout: Duration::from_secs(options.body_timeout_secs),
             counts,
         });
         let origins = options.origins();
@@ -272,6 +292,21 @@ impl Application {
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)?
     }
+}
+
+/// A counter with one label, registered where `/metrics` serves it.
+fn counter(
+    registry: &prometheus::Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> Result<prometheus::IntCounterVec, StartError> {
+    prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), &[label])
+        .and_then(|counter| {
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        })
+        .map_err(|e| StartError::Config(format!("metrics: {e}")))
 }
 
 /// The pool handlers borrow connections from. Connections are handed out without the test

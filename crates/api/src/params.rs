@@ -3,11 +3,43 @@
 
 use invitrack_model::{Id, InviteCode, MAX_INVITE_CODE_LEN};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
-use actix_web::HttpRequest;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::Value;
 
+use crate::AppState;
 use crate::error::ApiError;
+
+/// The request body as bytes, read within `API_BODY_TIMEOUT_SECS` (408 past it). Every handler
+/// that reads a body takes it this way: actix's `client_request_timeout` covers only the
+/// request head, and `web::Bytes` alone waits for a missing body as long as the client keeps
+/// the connection open.
+pub struct BodyBytes(pub web::Bytes);
+
+impl FromRequest for BodyBytes {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let timeout = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.body_timeout);
+        let read = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let timeout = timeout.ok_or(ApiError::Internal("application state missing"))?;
+            match tokio::time::timeout(timeout, read).await {
+                Ok(body) => Ok(Self(body?)),
+                Err(_) => Err(ApiError::BodyTimeout {
+                    secs: timeout.as_secs(),
+                }
+                .into()),
+            }
+        })
+    }
+}
 
 /// The parameters of one request, from its query string and JSON body.
 pub struct Params {

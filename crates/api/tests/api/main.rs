@@ -8,4 +8,5 @@ mod counters;
 mod dashboard;
 mod helpers;
 mod invites;
+mod limits;
 mod openapi;
