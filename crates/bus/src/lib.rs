@@ -12,7 +12,9 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/invitrack.bus.v1.rs"));
 }
 
-pub use proto::{GuildEvent, guild_event::Kind as EventKind};
+pub use proto::{
+    Decision, GuildEvent, decision::Kind as DecisionKind, guild_event::Kind as EventKind,
+};
 
 use invitrack_model::{BotId, GuildId, GuildKey};
 
@@ -132,6 +134,30 @@ impl BusLayout {
         )
     }
 
+    /// The JetStream stream holding the workers' decisions (`docs/decisions.md`).
+    #[must_use]
+    pub fn decision_stream(&self) -> String {
+        format!(
+            "{}_DECISIONS",
+            self.prefix.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// The subject of one guild's decisions: `{prefix}.decision.{partition}.{bot}.{guild}`,
+    /// so a consumer can take a share of the partitions, or one bot, or one guild.
+    #[must_use]
+    pub fn decision_subject(&self, guild: GuildKey) -> String {
+        let partition = self.partition_of(guild);
+        let GuildKey { bot_id, guild_id } = guild;
+        format!("{}.decision.{partition}.{bot_id}.{guild_id}", self.prefix)
+    }
+
+    /// The subjects of every decision.
+    #[must_use]
+    pub fn decision_filter(&self) -> String {
+        format!("{}.decision.>", self.prefix)
+    }
+
     /// The partition a guild's events belong to: a stable mix of both ids.
     #[must_use]
     pub fn partition_of(&self, guild: GuildKey) -> u32 {
@@ -241,6 +267,16 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     create_or_update(js, dead).await?;
+    let decisions = stream::Config {
+        name: layout.decision_stream(),
+        subjects: vec![layout.decision_filter()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age,
+        duplicate_window: DEDUP_WINDOW,
+        ..Default::default()
+    };
+    create_or_update(js, decisions).await?;
     for partition in 0..layout.partitions() {
         let events = stream::Config {
             name: layout.partition_stream(partition),
@@ -303,7 +339,7 @@ pub async fn delete_streams(js: &jetstream::Context, layout: &BusLayout) {
     for name in layout
         .partition_streams()
         .into_iter()
-        .chain([layout.dead_letter_stream()])
+        .chain([layout.dead_letter_stream(), layout.decision_stream()])
     {
         let _ = js.delete_stream(&name).await;
     }

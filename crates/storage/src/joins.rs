@@ -1,6 +1,6 @@
 //! Decided joins and the per-inviter counters kept with them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -36,12 +36,35 @@ pub struct Leave {
 }
 
 /// What [`write_joins`] changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WrittenJoins {
-    /// New join rows (replayed ones are not stored again).
-    pub inserted: usize,
-    /// Stored joins marked as left.
-    pub left: usize,
+    /// New join rows, by member and join time (replayed ones are not stored again).
+    pub inserted: HashSet<(MemberKey, DateTime<Utc>)>,
+    /// Joins stored before this call and now marked as left, by member and join time.
+    pub left: HashMap<(MemberKey, DateTime<Utc>), LeftJoin>,
+    /// The counters of every inviter they moved, as they are now.
+    pub counts: HashMap<InviterKey, InviterTotals>,
+}
+
+/// A stored join marked as left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftJoin {
+    pub inviter_id: Option<UserId>,
+    /// The leave moved the inviter's `leaves` (a real join not taken out by a reset).
+    pub counted: bool,
+}
+
+/// An inviter's counters in a guild (`docs/counting.md#inviter-counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, diesel::QueryableByName)]
+pub struct InviterTotals {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub joins: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub fake: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub leaves: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub bonus: i64,
 }
 
 /// Counter changes of one inviter, summed over a batch.
@@ -53,7 +76,7 @@ struct CountDelta {
 }
 
 /// Counters are kept per inviter of a guild.
-type InviterKey = (GuildKey, UserId);
+pub type InviterKey = (GuildKey, UserId);
 
 /// What an inserted or newly left join row tells its inviter's counters.
 #[derive(diesel::QueryableByName)]
@@ -62,6 +85,10 @@ struct CountedJoin {
     bot_id: BotId,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     guild_id: GuildId,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    member_id: UserId,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    created_at: DateTime<Utc>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
     inviter_id: Option<UserId>,
     #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -92,8 +119,11 @@ pub async fn write_joins(
     let mut written = WrittenJoins::default();
     for chunk in new_joins.chunks(crate::ARRAY_CHUNK) {
         let inserted = insert_joins(conn, chunk).await?;
-        written.inserted += inserted.len();
         for row in inserted {
+            let guild = GuildKey::new(row.bot_id, row.guild_id);
+            written
+                .inserted
+                .insert((guild.member(row.member_id), row.created_at));
             if let Some(inviter) = row.inviter_id {
                 let delta = deltas
                     .entry((GuildKey::new(row.bot_id, row.guild_id), inviter))
@@ -124,7 +154,8 @@ pub async fn write_joins(
                AS l(bot_id, guild_id, member_id, joined_at, left_at) \
              WHERE j.bot_id = l.bot_id AND j.guild_id = l.guild_id AND j.member_id = l.member_id \
                AND j.created_at = l.joined_at AND NOT j.has_left \
-             RETURNING j.bot_id, j.guild_id, j.inviter_id, j.fake, j.has_left, j.cleared",
+             RETURNING j.bot_id, j.guild_id, j.member_id, j.created_at, j.inviter_id, j.fake, \
+               j.has_left, j.cleared",
         )
         .bind::<Array<BigInt>, _>(bots)
         .bind::<Array<BigInt>, _>(guilds)
@@ -133,10 +164,17 @@ pub async fn write_joins(
         .bind::<Array<Timestamptz>, _>(left)
         .load(conn)
         .await?;
-        written.left += marked.len();
         for row in marked {
-            if let (Some(inviter), false, false) = (row.inviter_id, row.fake.is_fake(), row.cleared)
-            {
+            let counted = !row.fake.is_fake() && !row.cleared;
+            let guild = GuildKey::new(row.bot_id, row.guild_id);
+            written.left.insert(
+                (guild.member(row.member_id), row.created_at),
+                LeftJoin {
+                    inviter_id: row.inviter_id,
+                    counted,
+                },
+            );
+            if let (Some(inviter), true) = (row.inviter_id, counted) {
                 deltas
                     .entry((GuildKey::new(row.bot_id, row.guild_id), inviter))
                     .or_default()
@@ -144,7 +182,7 @@ pub async fn write_joins(
             }
         }
     }
-    bump_counts(conn, &deltas).await?;
+    written.counts = bump_counts(conn, &deltas).await?;
     Ok(written)
 }
 
@@ -200,7 +238,7 @@ async fn insert_joins(
            AS j(bot_id, guild_id, member_id, created_at, source, invite_code, inviter_id, \
              candidates, unknown_reason, fake, left_at) \
          ON CONFLICT DO NOTHING \
-         RETURNING bot_id, guild_id, inviter_id, fake, has_left, cleared",
+         RETURNING bot_id, guild_id, member_id, created_at, inviter_id, fake, has_left, cleared",
     )
     .bind::<Array<BigInt>, _>(bots)
     .bind::<Array<BigInt>, _>(guilds)
@@ -217,13 +255,27 @@ async fn insert_joins(
     .await?)
 }
 
-/// Adds summed deltas to inviter counters, one statement per chunk. The keys are sorted (a
-/// `BTreeMap`), so concurrent transactions lock counter rows in the same order.
+/// Adds summed deltas to inviter counters, one statement per chunk, and returns the counters
+/// as they are after it. The keys are sorted (a `BTreeMap`), so concurrent transactions lock
+/// counter rows in the same order.
 async fn bump_counts(
     conn: &mut AsyncPgConnection,
     deltas: &BTreeMap<InviterKey, CountDelta>,
-) -> Result<(), StorageError> {
+) -> Result<HashMap<InviterKey, InviterTotals>, StorageError> {
+    use diesel::QueryableByName;
     use diesel::sql_types::{Array, BigInt};
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = BigInt)]
+        bot_id: BotId,
+        #[diesel(sql_type = BigInt)]
+        guild_id: GuildId,
+        #[diesel(sql_type = BigInt)]
+        inviter_id: UserId,
+        #[diesel(embed)]
+        totals: InviterTotals,
+    }
+    let mut after = HashMap::with_capacity(deltas.len());
     let changed: Vec<(&InviterKey, &CountDelta)> = deltas
         .iter()
         .filter(|(_, d)| **d != CountDelta::default())
@@ -242,14 +294,15 @@ async fn bump_counts(
             }
         }
         let [bots, guilds, inviters, joins, fake, leaves] = columns;
-        crate::prepared::prepared(
+        let rows = crate::prepared::prepared(
             "INSERT INTO inviter_counts (bot_id, guild_id, inviter_id, joins, fake, leaves) \
              SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
                $6::int8[]) \
              ON CONFLICT (bot_id, guild_id, inviter_id) DO UPDATE SET \
                joins = inviter_counts.joins + excluded.joins, \
                fake = inviter_counts.fake + excluded.fake, \
-               leaves = inviter_counts.leaves + excluded.leaves",
+               leaves = inviter_counts.leaves + excluded.leaves \
+             RETURNING bot_id, guild_id, inviter_id, joins, fake, leaves, bonus",
         )
         .bind::<Array<BigInt>, _>(bots)
         .bind::<Array<BigInt>, _>(guilds)
@@ -257,10 +310,16 @@ async fn bump_counts(
         .bind::<Array<BigInt>, _>(joins)
         .bind::<Array<BigInt>, _>(fake)
         .bind::<Array<BigInt>, _>(leaves)
-        .execute(conn)
+        .load::<Counted>(conn)
         .await?;
+        after.extend(rows.into_iter().map(|row| {
+            (
+                (GuildKey::new(row.bot_id, row.guild_id), row.inviter_id),
+                row.totals,
+            )
+        }));
     }
-    Ok(())
+    Ok(after)
 }
 
 /// The earliest stored join of each of these members (members with none are missing).

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod counts;
 pub mod dashboard;
 mod db;
+pub mod decisions;
 pub mod invites;
 pub mod joins;
 mod keyed;

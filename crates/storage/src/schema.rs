@@ -44,6 +44,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    decisions (id) {
+        id -> Int8,
+        stream -> Text,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        member_id -> Int8,
+        payload -> Bytea,
+        decided_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     guild_settings (bot_id, guild_id) {
         bot_id -> Int8,
         guild_id -> Int8,
@@ -179,6 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     bonus_invites,
+    decisions,
     guild_settings,
     guild_states,
     inviter_counts,

@@ -59,7 +59,7 @@ async fn the_earliest_join_of_each_member_and_none_for_newcomers() {
     let written = joins::write_joins(&mut conn, &stored, &[])
         .await
         .expect("stored");
-    assert_eq!(written.inserted, stored.len());
+    assert_eq!(written.inserted.len(), stored.len());
 
     let mut keys: Vec<MemberKey> = (1..=4).map(|m| member(GUILD, m)).collect();
     keys.extend((0..500).map(|m| member(GUILD, 10_000 + m)));

@@ -8,6 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use invitrack_attribution::{Decision, EngineConfig};
 use invitrack_bus::BusLayout;
 use invitrack_model::membership::JoinKind;
@@ -31,6 +33,8 @@ pub struct Outcome {
     pub applied: usize,
     pub skipped: usize,
     pub decisions: usize,
+    /// Decisions recorded for the relay (joins stored, members who left).
+    pub recorded: usize,
     pub dead_letters: Vec<DeadLetter>,
     /// Messages dated ahead of this worker's clock by more than the allowance, whose times
     /// were clamped to it.
@@ -43,6 +47,7 @@ impl Outcome {
         self.applied += later.applied;
         self.skipped += later.skipped;
         self.decisions += later.decisions;
+        self.recorded += later.recorded;
         self.dead_letters.extend(later.dead_letters);
         self.times_clamped += later.times_clamped;
     }
@@ -61,6 +66,8 @@ pub struct Partition {
     relaxed_commit: bool,
     /// How far ingest's clock has come, per bot and shard: time for undecided joins.
     clocks: ShardClocks,
+    /// Woken when a commit recorded decisions for the relay.
+    relay: Option<Arc<Notify>>,
 }
 
 impl Partition {
@@ -85,6 +92,7 @@ impl Partition {
             lag: None,
             relaxed_commit: false,
             clocks: ShardClocks::default(),
+            relay: None,
         }
     }
 
@@ -94,6 +102,13 @@ impl Partition {
     #[must_use]
     pub fn with_relaxed_commit(mut self, relaxed: bool) -> Self {
         self.relaxed_commit = relaxed;
+        self
+    }
+
+    /// Wakes `relay` after each commit that recorded decisions.
+    #[must_use]
+    pub fn with_relay(mut self, relay: Arc<Notify>) -> Self {
+        self.relay = Some(relay);
         self
     }
 
@@ -292,10 +307,11 @@ impl Partition {
                 for step in steps {
                     self.apply_step(&mut effects, step, &mut touched, &mut outcome)?;
                 }
-                self.finish(c, effects, &touched, last).await?;
+                outcome.recorded = self.finish(c, effects, &touched, last).await?;
                 Ok(outcome)
             })
             .await?;
+        self.wake_relay(outcome.recorded);
         self.progress.claim.last_sequence = last;
         // Only now: the clocks say that the events before them, committed above, are known.
         for clock in clocks {
@@ -341,10 +357,11 @@ impl Partition {
                     record_decisions(&mut effects, key, decisions, &mut outcome)?;
                 }
             }
-            self.finish(c, effects, &touched, last).await?;
+            outcome.recorded = self.finish(c, effects, &touched, last).await?;
             Ok(outcome)
         })
         .await
+        .inspect(|outcome| self.wake_relay(outcome.recorded))
     }
 
     /// Loads this partition's guilds with undecided joins, so [`Partition::tick`] decides them
@@ -382,18 +399,31 @@ impl Partition {
         Ok(BatchEffects::read(c, &members, &guilds).await?)
     }
 
-    /// Writes the effects and commits the touched guilds' states with the new sequence.
+    /// Writes the effects and the decisions for the relay, and commits the touched guilds'
+    /// states with the new sequence. Returns how many decisions it recorded.
     async fn finish(
         &self,
         c: &mut AsyncPgConnection,
         mut effects: BatchEffects,
         touched: &BTreeSet<GuildKey>,
         last: u64,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<usize, WorkerError> {
         effects.finish(c).await?;
-        effects.write(c).await?;
+        let written = effects.write(c).await?;
+        let decisions = effects.decisions(&written);
+        if !decisions.is_empty() {
+            invitrack_storage::decisions::record(c, &self.progress.stream, &decisions).await?;
+        }
         let states = self.guilds.state_rows(touched)?;
-        self.progress.commit(c, &states, last).await
+        self.progress.commit(c, &states, last).await?;
+        Ok(decisions.len())
+    }
+
+    /// Tells the relay that committed decisions wait.
+    fn wake_relay(&self, recorded: usize) {
+        if let (true, Some(relay)) = (recorded > 0, &self.relay) {
+            relay.notify_one();
+        }
     }
 
     fn apply_step(

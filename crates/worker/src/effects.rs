@@ -16,8 +16,11 @@ use invitrack_attribution::{Decision, Verdict};
 use invitrack_model::membership::{self, JoinKind, Membership};
 use invitrack_model::time::millis_to_time;
 use invitrack_model::{FakeSettings, GuildKey, InviteCode, MemberFacts, MemberKey};
+use invitrack_storage::decisions::NewDecision;
 use invitrack_storage::invites::{InviteChanges, SeenInvite};
 use invitrack_storage::joins::{self, Leave, NewJoin, WrittenJoins};
+
+use crate::outbox::DecisionLog;
 use invitrack_storage::members;
 use invitrack_storage::progress;
 use invitrack_storage::{AsyncPgConnection, StorageError};
@@ -47,6 +50,8 @@ pub struct BatchEffects {
     leaves: Vec<Leave>,
     deferred: Vec<Deferred>,
     invites: InviteChanges,
+    /// The decisions to publish, in the order they were made.
+    decisions: DecisionLog,
 }
 
 impl BatchEffects {
@@ -135,8 +140,9 @@ impl BatchEffects {
             return;
         };
         self.changed_members.insert(key);
-        match self.new_join_at.get(&(key, joined_at)) {
-            Some(&index) => {
+        let new_join = self.new_join_at.get(&(key, joined_at)).copied();
+        match new_join {
+            Some(index) => {
                 let join = &mut self.new_joins[index];
                 if join.left_at.is_none() {
                     join.left_at = Some(left_at);
@@ -148,6 +154,7 @@ impl BatchEffects {
                 left_at,
             }),
         }
+        self.decisions.leave(key, joined_at, left_at, new_join);
     }
 
     /// Records an invite snapshot for the `invites` table.
@@ -232,6 +239,12 @@ impl BatchEffects {
         Ok(written)
     }
 
+    /// The decisions of the batch that took effect, as bus messages for the relay
+    /// (`docs/decisions.md`), once [`BatchEffects::write`] wrote them.
+    pub fn decisions(&mut self, written: &WrittenJoins) -> Vec<NewDecision> {
+        std::mem::take(&mut self.decisions).finish(&self.new_joins, written)
+    }
+
     /// Turns a decision into a join row, with the membership facts as they are at this point
     /// of the batch.
     fn record(&mut self, guild: GuildKey, decision: &Decision) -> Result<(), StorageError> {
@@ -286,6 +299,8 @@ impl BatchEffects {
             self.new_join_at.entry((key, joined_at))
         {
             slot.insert(self.new_joins.len());
+            self.decisions
+                .join(self.new_joins.len(), facts.joined_before);
             self.new_joins.push(join);
             let first = self.batch_first_join.entry(key).or_insert(joined_at);
             *first = (*first).min(joined_at);

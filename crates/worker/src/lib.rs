@@ -10,7 +10,9 @@ pub mod effects;
 mod error;
 mod guild_cache;
 mod lag;
+mod outbox;
 mod partition;
+mod relay;
 
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use futures_util::{FutureExt as _, StreamExt as _};
 use invitrack_bus::Bus;
 use invitrack_storage::{Pool, progress};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Partition;
@@ -46,6 +47,8 @@ const BATCH_FILL_WAIT: Duration = Duration::from_millis(5);
 pub struct WorkerStats {
     pub applied: AtomicU64,
     pub decisions: AtomicU64,
+    /// Decisions the relays published to the decision stream.
+    pub decisions_published: AtomicU64,
     pub dead_letters: AtomicU64,
     /// Messages dated ahead of this worker's clock beyond the allowance (their times clamped).
     pub times_clamped: AtomicU64,
@@ -162,12 +165,20 @@ async fn rebalance(
 
 async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationToken) {
     tracing::info!(partition = number, "partition claimed");
+    // The partition's relay lives as long as its claim; commits wake it.
+    let relay = Arc::new(Notify::new());
+    tokio::spawn(crate::relay::relay_partition(
+        Arc::clone(&ctx),
+        number,
+        Arc::clone(&relay),
+        stop.clone(),
+    ));
     // Doubles after each failure in a row (NATS or PostgreSQL away, an overloaded server), so
     // retries do not pile more work onto a server that is struggling.
     let mut retry_delay = RETRY_DELAY;
     while !stop.is_cancelled() {
         let attempt = tokio::time::Instant::now();
-        match consume(&ctx, number, &stop).await {
+        match consume(&ctx, number, &relay, &stop).await {
             Ok(()) => break,
             Err(error @ WorkerError::Fenced { .. }) => {
                 tracing::warn!(
@@ -199,7 +210,12 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
     }
 }
 
-async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result<(), WorkerError> {
+async fn consume(
+    ctx: &Context,
+    number: u32,
+    relay: &Arc<Notify>,
+    stop: &CancellationToken,
+) -> Result<(), WorkerError> {
     let layout = &ctx.bus.layout;
     // Progress is kept per partition stream: its sequences are the stream's own.
     let stream = layout.partition_stream(number);
@@ -216,6 +232,7 @@ async fn consume(ctx: &Context, number: u32, stop: &CancellationToken) -> Result
         ctx.config.max_cached_guilds,
     )
     .with_lag(Arc::clone(&ctx.stats.lag))
+    .with_relay(Arc::clone(relay))
     .with_relaxed_commit(!ctx.config.synchronous_commit);
     {
         let mut conn = ctx.pool.get().await.map_err(pool_error)?;
@@ -425,7 +442,7 @@ impl Delivered {
     }
 }
 
-fn pool_error(e: impl std::fmt::Display) -> WorkerError {
+pub(crate) fn pool_error(e: impl std::fmt::Display) -> WorkerError {
     WorkerError::Storage(invitrack_storage::StorageError::Pool(e.to_string()))
 }
 

@@ -610,12 +610,67 @@ async fn synthetic_stream_survives_crashes() {
     );
     let bus = connect_bus(&cluster.bus).await;
     assert_eq!(dead_letters(&bus).await, 0, "dead letters");
+
+    // Every join and leave left on the decision stream exactly once, whatever crashed.
+    let leaves = rows.iter().filter(|r| r.6).count();
+    let published = published_decisions(&bus, rows.len() + leaves).await;
+    assert_eq!(
+        published.len(),
+        rows.len() + leaves,
+        "decisions on the stream: one per join and leave"
+    );
+    let mut unique = published.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), published.len(), "a decision published twice");
     eprintln!(
-        "[{:>5.1} s] {total} events: {} joins once each, {} leaves, counters = recount",
+        "[{:>5.1} s] {total} events: {} joins once each, {leaves} leaves, counters = recount, \
+         {} decisions published once each",
         started.elapsed().as_secs_f64(),
         rows.len(),
-        rows.iter().filter(|r| r.6).count()
+        published.len()
     );
+}
+
+/// `(kind, guild, member, joined_at)` of every decision on the stream, once `expected` are
+/// there (or 60 s passed: the relays publish after their partitions' commits).
+async fn published_decisions(
+    bus: &invitrack_bus::Bus,
+    expected: usize,
+) -> Vec<(bool, u64, u64, i64)> {
+    use invitrack_bus::proto::decision;
+    use prost::Message as _;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stream = bus
+        .jetstream
+        .get_stream(bus.layout.decision_stream())
+        .await
+        .expect("the decision stream");
+    loop {
+        let stored = stream.info().await.expect("stream info").state.messages;
+        if usize::try_from(stored).unwrap_or(0) >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    let mut published = Vec::new();
+    for sequence in 1..=last {
+        let message = stream.get_raw_message(sequence).await.expect("a decision");
+        let decision = proto::Decision::decode(message.payload).expect("a Decision");
+        let (is_join, joined_at) = match decision.kind {
+            Some(decision::Kind::Join(join)) => (true, join.joined_at_ms),
+            Some(decision::Kind::Leave(leave)) => (false, leave.joined_at_ms),
+            None => panic!("a decision without its kind"),
+        };
+        published.push((is_join, decision.guild_id, decision.member_id, joined_at));
+    }
+    published
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

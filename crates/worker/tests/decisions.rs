@@ -1,0 +1,214 @@
+//! The decision stream (`docs/decisions.md`): every join the worker stores and every leave it
+//! sees is published once, in order, with the inviter's counts right after it. Real NATS and
+//! PostgreSQL; the worker's `run`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use invitrack_bus::proto::{self, decision, guild_event::Kind};
+use invitrack_bus::{BusConfig, GuildEvent, publish_event};
+use invitrack_model::time::now_millis;
+use invitrack_testkit::TestDatabase;
+use invitrack_worker::{WorkerConfig, WorkerStats};
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+
+const BOT: u64 = 7;
+const GUILD: u64 = 81_384_788_765_712_384;
+const INVITER: u64 = 42;
+const ALICE: u64 = 5_000_000_001;
+const BOB: u64 = 5_000_000_002;
+
+fn event(observed_at_ms: i64, kind: Kind) -> GuildEvent {
+    GuildEvent {
+        bot_id: BOT,
+        guild_id: GUILD,
+        observed_at_ms,
+        shard_id: 0,
+        kind: Some(kind),
+    }
+}
+
+fn snapshot(requested_at_ms: i64, uses: u64) -> Kind {
+    Kind::InviteSnapshot(proto::InviteSnapshot {
+        requested_at_ms,
+        received_at_ms: requested_at_ms + 100,
+        invites: vec![proto::Invite {
+            code: "code".into(),
+            inviter_id: INVITER,
+            uses,
+            channel_id: 1,
+            created_at_ms: requested_at_ms - 3_600_000,
+            ..proto::Invite::default()
+        }],
+        vanity: None,
+    })
+}
+
+fn join(user_id: u64, joined_at_ms: i64) -> Kind {
+    Kind::MemberAdd(proto::MemberAdd {
+        user_id,
+        joined_at_ms,
+        has_avatar: true,
+        bot: false,
+        flags: 0,
+    })
+}
+
+#[tokio::test]
+async fn each_join_and_leave_is_published_once_in_order_with_the_counts_after_it() {
+    let database = TestDatabase::new("invitrack_decisions");
+    let bus = BusConfig {
+        nats_url: invitrack_testkit::nats_url(),
+        bus_prefix: invitrack_testkit::unique("decisions"),
+        bus_partitions: 2,
+        bus_max_age_hours: 1,
+    };
+    let connected = bus.connect().await.expect("NATS with JetStream is up");
+    let stats = Arc::new(WorkerStats::default());
+    let shutdown = CancellationToken::new();
+    let mut config = WorkerConfig::new(database.url(), bus.clone());
+    config.tick_ms = 50;
+    let worker = tokio::spawn(invitrack_worker::run_with_stats(
+        config,
+        shutdown.clone(),
+        Arc::clone(&stats),
+    ));
+
+    // Alice joins through the code, then Bob; Alice leaves. Then ingest's clock passes them.
+    let t0 = now_millis() - 60_000;
+    let partition = connected
+        .layout
+        .partition_of(invitrack_model::GuildKey::new(
+            invitrack_model::BotId::new(BOT),
+            invitrack_model::GuildId::new(GUILD),
+        ));
+    let events = [
+        event(t0, snapshot(t0 - 200, 0)),
+        event(t0 + 1_100, join(ALICE, t0 + 1_000)),
+        event(t0 + 1_400, snapshot(t0 + 1_200, 1)),
+        event(t0 + 5_100, join(BOB, t0 + 5_000)),
+        event(t0 + 5_400, snapshot(t0 + 5_200, 2)),
+        event(
+            t0 + 9_000,
+            Kind::MemberRemove(proto::MemberRemove { user_id: ALICE }),
+        ),
+        GuildEvent {
+            guild_id: 0,
+            ..event(
+                now_millis(),
+                Kind::ShardClock(proto::ShardClock {
+                    partition,
+                    shard_total: 1,
+                    first_shard: 0,
+                    last_shard: 0,
+                }),
+            )
+        },
+    ];
+    for (n, e) in events.iter().enumerate() {
+        publish_event(&connected.jetstream, &connected.layout, e, &format!("e{n}"))
+            .await
+            .expect("published")
+            .await
+            .expect("stored");
+    }
+
+    let stream = connected
+        .jetstream
+        .get_stream(connected.layout.decision_stream())
+        .await
+        .expect("the decision stream exists");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stats
+        .decisions_published
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "decisions not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing more comes: the leave and the two joins, no copies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let info = stream.get_info().await.expect("stream info");
+    assert_eq!(info.state.messages, 3, "{info:?}");
+    let mut decisions = Vec::new();
+    for sequence in 1..=3 {
+        let stored = stream.get_raw_message(sequence).await.expect("a decision");
+        assert_eq!(
+            stored.subject.as_str(),
+            format!("{}.decision.{partition}.{BOT}.{GUILD}", bus.bus_prefix)
+        );
+        let message = proto::Decision::decode(stored.payload).expect("a Decision");
+        let id_header = stored
+            .headers
+            .get("Nats-Msg-Id")
+            .map(ToString::to_string)
+            .expect("a message id");
+        assert_eq!(id_header, format!("decision:{}", message.id));
+        decisions.push(message);
+    }
+    assert!(
+        decisions.windows(2).all(|w| w[0].id < w[1].id),
+        "ids grow in stream order"
+    );
+
+    let counts = |total, leaves| proto::InviterCounts {
+        total,
+        fake: 0,
+        leaves,
+        bonus: 0,
+        real: total - leaves,
+    };
+    match &decisions[0].kind {
+        Some(decision::Kind::Join(join)) => {
+            assert_eq!(decisions[0].member_id, ALICE);
+            assert_eq!(
+                (join.source.as_str(), join.code.as_str(), join.inviter_id),
+                ("invite", "code", INVITER)
+            );
+            assert_eq!(join.inviter_counts, Some(counts(1, 0)), "after Alice");
+        }
+        other => panic!("Alice's join first, got {other:?}"),
+    }
+    // Alice's leave is seen before Bob's join is decided (it waits for ingest's clock): the
+    // stream is in the order of the decisions.
+    match &decisions[1].kind {
+        Some(decision::Kind::Leave(leave)) => {
+            assert_eq!(decisions[1].member_id, ALICE);
+            assert_eq!(leave.inviter_id, INVITER);
+            assert_eq!(leave.joined_at_ms, t0 + 1_000);
+            assert_eq!(leave.inviter_counts, Some(counts(1, 1)), "after Alice left");
+        }
+        other => panic!("Alice's leave second, got {other:?}"),
+    }
+    match &decisions[2].kind {
+        Some(decision::Kind::Join(join)) => {
+            assert_eq!(decisions[2].member_id, BOB);
+            assert_eq!(join.inviter_counts, Some(counts(2, 1)), "after Bob");
+        }
+        other => panic!("Bob's join last, got {other:?}"),
+    }
+
+    // A consumer of the stream sees the same (the documented integration point).
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let first = messages.next().await.expect("a message").expect("readable");
+    assert_eq!(
+        proto::Decision::decode(first.payload.clone())
+            .expect("a Decision")
+            .id,
+        decisions[0].id
+    );
+
+    shutdown.cancel();
+    let _ = worker.await;
+    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
+}
