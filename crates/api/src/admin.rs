@@ -1,17 +1,15 @@
-//! Admin writes (keys with the `admin` scope): bonus invites, soft resets and their restore,
-//! fake settings; and the reads that go with them. Every write is audited in its transaction.
+//! Admin writes (keys with the `admin` scope): bonus invites, soft resets and their restore;
+//! and the reads that go with them (settings are in `settings.rs`). Every write is audited in
+//! its transaction.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use invitrack_model::{FakeReasons, FakeSettings};
-use invitrack_storage::admin::{
-    self as queries, Actor, BonusRow, ResetRow, RestoreOutcome, SettingsChange,
-};
+use invitrack_storage::admin::{self as queries, Actor, BonusRow, ResetRow, RestoreOutcome};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, GuildPath};
-use crate::dashboard::{Counts, fake_reason_names};
+use crate::dashboard::Counts;
 use crate::error::ApiError;
 use crate::invites::timestamp;
 use crate::openapi_parts::{
@@ -19,7 +17,7 @@ use crate::openapi_parts::{
 };
 use crate::params::{Body, BodyBytes, Params, path_id, path_snowflake};
 
-const AUTHOR_MAX: usize = 100;
+pub(crate) const AUTHOR_MAX: usize = 100;
 const REASON_MAX: usize = 500;
 const BONUS_MAX: i64 = 1_000_000;
 
@@ -107,7 +105,7 @@ pub struct BonusList {
     pub entries: Vec<Bonus>,
 }
 
-fn actor<'a>(caller: &'a Caller, author: &'a str) -> Actor<'a> {
+pub(crate) fn actor<'a>(caller: &'a Caller, author: &'a str) -> Actor<'a> {
     Actor {
         key_id: caller.0.id,
         key_label: &caller.0.label,
@@ -387,133 +385,6 @@ pub async fn restore(
             message: "this reset was already restored",
         }),
     }
-}
-
-/// A guild's fake settings. Changes apply to joins decided from then on.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Settings {
-    /// Account younger than `young_account_days` days.
-    pub young_account: bool,
-    /// The member is the inviter.
-    pub self_invite: bool,
-    /// The member has no avatar.
-    pub no_avatar: bool,
-    /// The member joined this guild before.
-    pub already_joined: bool,
-    pub young_account_days: u32,
-    /// The same as a bitfield: YOUNG = 1, SELF = 2, NO_AVATAR = 4, ALREADY_JOINED = 8.
-    pub fake_reasons: u32,
-    /// Names of the enabled reasons.
-    pub enabled: Vec<String>,
-}
-
-impl From<FakeSettings> for Settings {
-    fn from(s: FakeSettings) -> Self {
-        Self {
-            young_account: s.enabled.contains(FakeReasons::YOUNG),
-            self_invite: s.enabled.contains(FakeReasons::SELF),
-            no_avatar: s.enabled.contains(FakeReasons::NO_AVATAR),
-            already_joined: s.enabled.contains(FakeReasons::ALREADY_JOINED),
-            young_account_days: s.young_account_days,
-            fake_reasons: s.enabled.bits(),
-            enabled: fake_reason_names(s.enabled),
-        }
-    }
-}
-
-/// Body of `PUT .../settings`: every field but `author` optional, absent ones unchanged.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct SettingsUpdate {
-    young_account: Option<bool>,
-    self_invite: Option<bool>,
-    no_avatar: Option<bool>,
-    already_joined: Option<bool>,
-    /// 1 to 3650.
-    #[schema(minimum = 1, maximum = 3650)]
-    young_account_days: Option<i32>,
-    /// 1 to 100 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
-    author: String,
-}
-
-/// A guild's fake settings (defaults: young account (7 days), self invite and already joined
-/// on; no avatar off).
-#[utoipa::path(
-    get,
-    path = "/v1/bots/{bot_id}/guilds/{guild_id}/settings",
-    tag = "admin",
-    params(
-        GuildParams,
-    ),
-    responses((status = 200, description = "the settings", body = Settings), CommonErrors),
-    security(("bearer" = []))
-)]
-#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
-pub async fn settings(
-    caller: Caller,
-    guild: GuildPath,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.read(&guild)?;
-    let mut conn = state.connection().await?;
-    let s = queries::fake_settings(&mut conn, guild.key()).await?;
-    Ok(HttpResponse::Ok().json(Settings::from(s)))
-}
-
-/// Changes a guild's fake settings; they apply to joins decided from now on (counted joins are
-/// not re-judged).
-#[utoipa::path(
-    put,
-    path = "/v1/bots/{bot_id}/guilds/{guild_id}/settings",
-    tag = "admin",
-    params(
-        GuildParams,
-    ),
-    request_body = SettingsUpdate,
-    responses((status = 200, description = "the new settings", body = Settings), CommonErrors),
-    security(("bearer" = []))
-)]
-#[tracing::instrument(skip_all, fields(guild_id = %guild.guild_id))]
-pub async fn update_settings(
-    caller: Caller,
-    guild: GuildPath,
-    req: HttpRequest,
-    BodyBytes(body): BodyBytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.admin(&guild)?;
-    let body = Body::parse(&req, &body)?;
-    let flags = [
-        ("young_account", FakeReasons::YOUNG),
-        ("self_invite", FakeReasons::SELF),
-        ("no_avatar", FakeReasons::NO_AVATAR),
-        ("already_joined", FakeReasons::ALREADY_JOINED),
-    ];
-    let mut change = SettingsChange::default();
-    for (name, bit) in flags {
-        match body.boolean(name)? {
-            Some(true) => change.enable = change.enable.union(bit),
-            Some(false) => change.disable = change.disable.union(bit),
-            None => {}
-        }
-    }
-    change.young_account_days = body
-        .integer(
-            "young_account_days",
-            1,
-            i64::from(FakeSettings::MAX_YOUNG_ACCOUNT_DAYS),
-        )?
-        .map(|days| u32::try_from(days).unwrap_or(FakeSettings::MAX_YOUNG_ACCOUNT_DAYS));
-    let author = body.required_text("author", AUTHOR_MAX)?;
-    let mut conn = state.connection().await?;
-    let s = queries::update_fake_settings(&mut conn, guild.key(), change, &actor(&caller, &author))
-        .await?;
-    Ok(HttpResponse::Ok().json(Settings::from(s)))
 }
 
 /// One audited write.

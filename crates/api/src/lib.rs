@@ -10,6 +10,7 @@ mod invites;
 mod openapi;
 mod openapi_parts;
 mod params;
+mod settings;
 
 use invitrack_model::GuildKey;
 use std::net::{SocketAddr, TcpListener};
@@ -404,9 +405,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
     add(
         format!("{guild}/settings"),
         vec![
-            ("GET", web::get().to(admin::settings)),
-            ("PUT", web::put().to(admin::update_settings)),
+            ("GET", web::get().to(settings::settings)),
+            ("PUT", web::put().to(settings::update_settings)),
         ],
+    );
+    add(
+        format!("{guild}/templates/preview"),
+        vec![("POST", web::post().to(settings::preview))],
     );
     add(
         format!("{guild}/audit"),

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{admin, dashboard, health, invites};
+use crate::{admin, dashboard, health, invites, settings};
 
 struct BearerAuth;
 
@@ -44,8 +44,9 @@ impl Modify for BearerAuth {
         admin::reset,
         admin::list_resets,
         admin::restore,
-        admin::settings,
-        admin::update_settings,
+        settings::settings,
+        settings::update_settings,
+        settings::preview,
         admin::audit,
         health::live,
         health::ready,

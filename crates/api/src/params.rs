@@ -316,6 +316,46 @@ impl Body {
         }
     }
 
+    /// A Discord id that may be cleared: absent = unchanged (`None`), `null` = cleared
+    /// (`Some(None)`), a snowflake = set.
+    ///
+    /// # Errors
+    /// When present, not null and not a snowflake.
+    pub fn nullable_snowflake<M>(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<Option<Id<M>>>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(_) => self.snowflake(name).map(Some),
+        }
+    }
+
+    /// A JSON object's entries, when present.
+    ///
+    /// # Errors
+    /// When present and not an object.
+    pub fn object(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<&serde_json::Map<String, Value>>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(map)),
+            Some(_) => Err(ApiError::InvalidParameter {
+                name,
+                problem: "must be a JSON object".into(),
+            }),
+        }
+    }
+
+    /// A field as it was sent, `null` counting as absent.
+    #[must_use]
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+
     /// An optional Discord id, as a string (or an exact integer).
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! Admin writes: bonus invites, soft resets and their restore, fake settings. Each write runs in
+//! Admin writes: bonus invites, soft resets and their restore, guild settings. Each write runs in
 //! one transaction that also adjusts the maintained `inviter_counts` and appends to the audit
 //! log, so counters and audit never disagree with the rows.
 //!
@@ -16,7 +16,8 @@ use serde_json::json;
 use crate::StorageError;
 use crate::counts::InviterCounts;
 use crate::schema::{audit_log, bonus_invites, guild_settings, inviter_counts, resets};
-use invitrack_model::{FakeReasons, FakeSettings, GuildKey, UserId};
+use invitrack_messages::{MessageKind, Template, Templates};
+use invitrack_model::{ChannelId, FakeReasons, FakeSettings, GuildKey, UserId};
 
 /// Who makes a write: the API key and the person the caller names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,40 +477,83 @@ pub async fn list_resets(
         .await?)
 }
 
-/// A guild's fake settings, the defaults when never set.
-///
-/// # Errors
-/// On database errors.
-pub async fn fake_settings(
-    conn: &mut AsyncPgConnection,
-    guild: GuildKey,
-) -> Result<FakeSettings, StorageError> {
-    Ok(crate::progress::fake_settings_of(conn, &[guild])
-        .await?
-        .remove(&guild)
-        .unwrap_or_default())
+/// A guild's settings: its fake rules, where the bot posts its join and leave messages, and
+/// its message templates.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GuildSettings {
+    pub fake: FakeSettings,
+    pub join_log_channel_id: Option<ChannelId>,
+    pub leave_log_channel_id: Option<ChannelId>,
+    pub templates: Templates,
 }
 
-/// A change of fake settings: reasons to turn on and off, and the young-account threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A guild's settings, the defaults when never set.
+///
+/// # Errors
+/// On database errors, or stored templates that no longer parse.
+pub async fn guild_settings(
+    conn: &mut AsyncPgConnection,
+    guild: GuildKey,
+) -> Result<GuildSettings, StorageError> {
+    use guild_settings::dsl as g;
+    let row: Option<(
+        FakeReasons,
+        i32,
+        Option<ChannelId>,
+        Option<ChannelId>,
+        serde_json::Value,
+    )> = g::guild_settings
+        .find((guild.bot_id, guild.guild_id))
+        .select((
+            g::fake_reasons,
+            g::young_account_days,
+            g::join_log_channel_id,
+            g::leave_log_channel_id,
+            g::templates,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((reasons, days, join_log, leave_log, templates)) = row else {
+        return Ok(GuildSettings::default());
+    };
+    Ok(GuildSettings {
+        fake: FakeSettings {
+            enabled: reasons,
+            young_account_days: days.cast_unsigned(),
+        },
+        join_log_channel_id: join_log,
+        leave_log_channel_id: leave_log,
+        templates: serde_json::from_value(templates)?,
+    })
+}
+
+/// A change of a guild's settings: fake reasons to turn on and off, the young-account
+/// threshold, log channels (`Some(None)` turns one off) and templates (`None` per kind goes
+/// back to the default). Absent fields are unchanged.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SettingsChange {
     pub enable: FakeReasons,
     pub disable: FakeReasons,
     pub young_account_days: Option<u32>,
+    pub join_log_channel_id: Option<Option<ChannelId>>,
+    pub leave_log_channel_id: Option<Option<ChannelId>>,
+    pub templates: Vec<(MessageKind, Option<Template>)>,
 }
 
-/// Applies a change to a guild's fake settings (read by the worker for joins decided from now
-/// on) and audits it, in one transaction with the settings row locked, so two concurrent
-/// changes of different fields both take effect.
+/// Applies a change to a guild's settings (fake rules are read by the worker for joins decided
+/// from now on, channels and templates by the bot for messages from now on) and audits it, in
+/// one transaction with the settings row locked, so two concurrent changes of different fields
+/// both take effect.
 ///
 /// # Errors
 /// On database errors.
-pub async fn update_fake_settings(
+pub async fn update_settings(
     conn: &mut AsyncPgConnection,
     guild: GuildKey,
     change: SettingsChange,
     actor: &Actor<'_>,
-) -> Result<FakeSettings, StorageError> {
+) -> Result<GuildSettings, StorageError> {
     conn.transaction::<_, StorageError, _>(async |c| {
         use guild_settings::dsl as g;
         // The row with the defaults if there is none, so there is always a row to lock.
@@ -518,26 +562,43 @@ pub async fn update_fake_settings(
             .on_conflict_do_nothing()
             .execute(c)
             .await?;
-        let (reasons, days): (FakeReasons, i32) = g::guild_settings
+        g::guild_settings
             .find((guild.bot_id, guild.guild_id))
-            .select((g::fake_reasons, g::young_account_days))
+            .select(g::bot_id)
             .for_update()
-            .first(c)
+            .first::<invitrack_model::BotId>(c)
             .await?;
-        let before = FakeSettings {
-            enabled: reasons,
-            young_account_days: days.cast_unsigned(),
-        };
-        let after = FakeSettings {
-            enabled: reasons.union(change.enable).without(change.disable),
+        let before = guild_settings(c, guild).await?;
+        let mut after = before.clone();
+        after.fake = FakeSettings {
+            enabled: before
+                .fake
+                .enabled
+                .union(change.enable)
+                .without(change.disable),
             young_account_days: change
                 .young_account_days
-                .unwrap_or(before.young_account_days),
+                .unwrap_or(before.fake.young_account_days),
         };
+        if let Some(channel) = change.join_log_channel_id {
+            after.join_log_channel_id = channel;
+        }
+        if let Some(channel) = change.leave_log_channel_id {
+            after.leave_log_channel_id = channel;
+        }
+        for (kind, template) in change.templates {
+            match template {
+                Some(template) => after.templates.set(kind, template),
+                None => after.templates.reset(kind),
+            };
+        }
         diesel::update(g::guild_settings.find((guild.bot_id, guild.guild_id)))
             .set((
-                g::fake_reasons.eq(after.enabled),
-                g::young_account_days.eq(after.young_account_days.cast_signed()),
+                g::fake_reasons.eq(after.fake.enabled),
+                g::young_account_days.eq(after.fake.young_account_days.cast_signed()),
+                g::join_log_channel_id.eq(after.join_log_channel_id),
+                g::leave_log_channel_id.eq(after.leave_log_channel_id),
+                g::templates.eq(serde_json::to_value(&after.templates)?),
             ))
             .execute(c)
             .await?;
@@ -547,14 +608,26 @@ pub async fn update_fake_settings(
             actor,
             "settings.update",
             json!({
-                "before": {"fake_reasons": before.enabled.bits(), "young_account_days": before.young_account_days},
-                "after": {"fake_reasons": after.enabled.bits(), "young_account_days": after.young_account_days},
+                "before": settings_json(&before)?,
+                "after": settings_json(&after)?,
             }),
         )
         .await?;
         Ok(after)
     })
     .await
+}
+
+/// What the audit log keeps of a guild's settings.
+fn settings_json(settings: &GuildSettings) -> Result<serde_json::Value, StorageError> {
+    let channel = |c: Option<ChannelId>| c.map(|c| c.get().to_string());
+    Ok(json!({
+        "fake_reasons": settings.fake.enabled.bits(),
+        "young_account_days": settings.fake.young_account_days,
+        "join_log_channel_id": channel(settings.join_log_channel_id),
+        "leave_log_channel_id": channel(settings.leave_log_channel_id),
+        "templates": serde_json::to_value(&settings.templates)?,
+    }))
 }
 
 /// A guild's audit entries, newest first, `limit` of them with ids below `before` (paging).

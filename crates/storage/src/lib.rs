@@ -33,7 +33,7 @@ pub enum StorageError {
     Migration(String),
     #[error("invalid database URL {0:?}: expected postgres://user@host:port/database")]
     InvalidUrl(String),
-    #[error("stored engine state is not readable")]
+    #[error("a stored JSON value is not readable")]
     State(#[from] serde_json::Error),
     #[error(transparent)]
     Time(#[from] invitrack_model::time::TimeOutOfRange),

@@ -62,6 +62,9 @@ diesel::table! {
         guild_id -> Int8,
         fake_reasons -> Int4,
         young_account_days -> Int4,
+        join_log_channel_id -> Nullable<Int8>,
+        leave_log_channel_id -> Nullable<Int8>,
+        templates -> Jsonb,
     }
 }
 

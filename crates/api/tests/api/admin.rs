@@ -237,13 +237,24 @@ async fn fake_settings_are_read_and_written() {
     let admin = app.key(None, KeyScope::Admin).await;
     let read = app.key(None, KeyScope::Read).await;
     let settings = app.guild_path("/settings");
-    let (status, body) = app.get(&settings, Some(&read)).await;
+    let (status, mut body) = app.get(&settings, Some(&read)).await;
     assert_eq!(status, 200);
+    let templates = body
+        .as_object_mut()
+        .and_then(|o| o.remove("templates"))
+        .expect("templates");
+    assert_eq!(
+        templates.as_object().map(serde_json::Map::len),
+        Some(7),
+        "every kind's template: {templates}"
+    );
     assert_eq!(
         body,
         json!({"young_account": true, "self_invite": true, "no_avatar": false,
                "already_joined": true, "young_account_days": 7, "fake_reasons": 11,
-               "enabled": ["young", "self", "already_joined"]})
+               "enabled": ["young", "self", "already_joined"],
+               "join_log_channel_id": null, "leave_log_channel_id": null,
+               "custom_templates": []})
     );
     let (status, body) = app
         .send(
@@ -295,6 +306,100 @@ async fn fake_settings_are_read_and_written() {
         )
         .await;
     assert_eq!((status, code_of(&body)), (403, "insufficient_scope"));
+}
+
+#[tokio::test]
+async fn log_channels_and_templates_are_set_checked_and_previewed() {
+    let mut app = spawn_app().await;
+    let admin = app.key(None, KeyScope::Admin).await;
+    let read = app.key(None, KeyScope::Read).await;
+    let app = app;
+    let settings = app.guild_path("/settings");
+    let put = async |body: serde_json::Value| {
+        app.send(reqwest::Method::PUT, &settings, Some(&admin), &body)
+            .await
+    };
+    let (status, body) = put(json!({
+        "join_log_channel_id": "111111111111111111",
+        "leave_log_channel_id": "222222222222222222",
+        "templates": {
+            "invite": {"text": "{member.mention} came through {code} of {inviter.mention}"},
+            "leave": {"embed": {"title": "Left", "description": "{member.mention} left", "color": 16711680}}
+        },
+        "author": "owner"
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["join_log_channel_id"], "111111111111111111");
+    assert_eq!(body["leave_log_channel_id"], "222222222222222222");
+    assert_eq!(body["custom_templates"], json!(["invite", "leave"]));
+    assert_eq!(
+        body["templates"]["invite"],
+        json!({"text": "{member.mention} came through {code} of {inviter.mention}"})
+    );
+    let (_, read_back) = app.get(&settings, Some(&read)).await;
+    assert_eq!(read_back, body, "GET returns what PUT stored");
+
+    // `null` turns a channel off and takes a template back to its default; absent fields stay.
+    let (status, body) = put(json!({
+        "leave_log_channel_id": null,
+        "templates": {"invite": null},
+        "author": "owner"
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["join_log_channel_id"], "111111111111111111");
+    assert_eq!(body["leave_log_channel_id"], json!(null));
+    assert_eq!(body["custom_templates"], json!(["leave"]));
+
+    // Bad templates name the kind and the problem; nothing changes.
+    for (templates, expected) in [
+        (
+            json!({"invite": {"text": "hi {member.nmae}"}}),
+            "invite: unknown placeholder",
+        ),
+        (json!({"fake": {"text": "{code"}}), "fake:"),
+        (json!({"leave": {"text": "x".repeat(2001)}}), "leave:"),
+        (json!({"vanity": {"html": "<b>"}}), "vanity: expected"),
+        (json!({"welcome": {"text": "hi"}}), "not a message kind"),
+    ] {
+        let (status, response) = put(json!({"templates": templates, "author": "o"})).await;
+        assert_eq!(status, 400, "{templates}: {response}");
+        let message = response["error"]["message"].as_str().expect("message");
+        assert!(message.contains(expected), "{message}");
+    }
+    let (status, response) = put(json!({"join_log_channel_id": "general", "author": "o"})).await;
+    assert_eq!((status, code_of(&response)), (400, "invalid_parameter"));
+    let (_, after) = app.get(&settings, Some(&read)).await;
+    assert_eq!(after["custom_templates"], json!(["leave"]));
+
+    // A preview renders a template on sample data, with a read key.
+    let preview = app.guild_path("/templates/preview");
+    let (status, body) = app
+        .post(
+            &preview,
+            &read,
+            &json!({"kind": "invite", "template": {"text": "{member.mention} via {code}"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let content = body["content"].as_str().expect("text");
+    assert!(
+        content.starts_with("<@") && content.contains(" via "),
+        "{content}"
+    );
+    // Without a template: the guild's own.
+    let (status, body) = app.post(&preview, &read, &json!({"kind": "leave"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["embed"]["title"], "Left");
+    let (status, body) = app
+        .post(
+            &preview,
+            &read,
+            &json!({"kind": "invite", "template": {"text": "{nope}"}}),
+        )
+        .await;
+    assert_eq!((status, code_of(&body)), (400, "invalid_parameter"));
 }
 
 #[tokio::test]
