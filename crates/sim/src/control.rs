@@ -9,9 +9,10 @@ use crate::{
     faults::RouteFaults,
     ratelimit::{GlobalLimit, Route, RouteLimit, route_names},
     sessions::EventDelay,
-    world::{GuildSpec, InviteSpec, JoinSpec, JoinVia, World},
+    wire::permissions,
+    world::{ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, PostedMessage, World},
 };
-use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use std::time::Duration;
 use twilight_model::id::{Id, marker::UserMarker};
@@ -26,6 +27,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/guilds/{guild_id}/leaves", web::post().to(leave))
         .route("/guilds/{guild_id}/members", web::get().to(members))
         .route("/guilds/{guild_id}/vanity", web::get().to(vanity))
+        .route(
+            "/guilds/{guild_id}/channels",
+            web::post().to(create_channel),
+        )
+        .route(
+            "/channels/{channel_id}/permissions",
+            web::put().to(set_channel_permissions),
+        )
+        .route(
+            "/channels/{channel_id}/messages",
+            web::get().to(channel_messages),
+        )
         .route(
             "/guilds/{guild_id}/permissions",
             web::put().to(set_permissions),
@@ -91,8 +104,8 @@ impl From<WorldError> for ControlError {
             | WorldError::NoVanity(_)
             | WorldError::NotMember { .. } => StatusCode::NOT_FOUND,
             WorldError::AlreadyMember { .. } | WorldError::CodeTaken(_) => StatusCode::CONFLICT,
-            WorldError::MissingPermissions => StatusCode::FORBIDDEN,
-            WorldError::Invalid(_) => StatusCode::BAD_REQUEST,
+            WorldError::MissingPermissions | WorldError::MissingAccess => StatusCode::FORBIDDEN,
+            WorldError::Invalid(_) | WorldError::EmptyMessage => StatusCode::BAD_REQUEST,
         };
         error(status, e)
     }
@@ -206,6 +219,42 @@ struct LeaveBody {
 #[serde(deny_unknown_fields)]
 struct PermissionsBody {
     manage_guild: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateChannelBody {
+    name: String,
+    #[serde(default)]
+    deny: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelPermissionsBody {
+    deny: Vec<String>,
+}
+
+/// `?nonce=` of the message listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    nonce: Option<String>,
+}
+
+/// Channel permissions named as Discord names them, as bits.
+fn permission_bits(names: &[String]) -> Result<u64, ControlError> {
+    names.iter().try_fold(0, |bits, name| {
+        permissions::channel_permission(name)
+            .map(|bit| bits | bit)
+            .ok_or_else(|| {
+                let known: Vec<&str> = permissions::CHANNEL_NAMED.iter().map(|(n, _)| *n).collect();
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown permission {name:?}; known: {}", known.join(", ")),
+                )
+            })
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,6 +409,61 @@ async fn set_permissions(
     Ok(HttpResponse::NoContent().finish())
 }
 
+async fn create_channel(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> Answer {
+    let guild_id = snowflake(&path)?;
+    let body: CreateChannelBody = parse(&body)?;
+    let spec = ChannelSpec {
+        name: body.name,
+        bot_deny: permission_bits(&body.deny)?,
+    };
+    let channel_id = world.create_channel(guild_id, spec)?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "guild_id": guild_id,
+        "channel_id": channel_id,
+    })))
+}
+
+async fn set_channel_permissions(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> Answer {
+    let channel_id = snowflake(&path)?;
+    let body: ChannelPermissionsBody = parse(&body)?;
+    world.set_bot_channel_deny(channel_id, permission_bits(&body.deny)?)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The messages whose nonce is the `?nonce=` of the request (every one without it).
+fn with_nonce(
+    messages: Vec<PostedMessage>,
+    req: &HttpRequest,
+) -> Result<Vec<PostedMessage>, ControlError> {
+    let query = web::Query::<MessagesQuery>::from_query(req.query_string())
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(match &query.nonce {
+        Some(nonce) => messages
+            .into_iter()
+            .filter(|m| m.nonce.as_ref().is_some_and(|n| n.text() == *nonce))
+            .collect(),
+        None => messages,
+    })
+}
+
+async fn channel_messages(
+    req: HttpRequest,
+    path: web::Path<String>,
+    world: web::Data<World>,
+) -> Answer {
+    let channel_id = snowflake(&path)?;
+    let messages = world.channel_messages(channel_id)?;
+    Ok(HttpResponse::Ok().json(with_nonce(messages, &req)?))
+}
+
 async fn delete_invite(path: web::Path<String>, world: web::Data<World>) -> Answer {
     world.delete_invite(&path)?;
     Ok(HttpResponse::NoContent().finish())
@@ -377,8 +481,8 @@ async fn truth(world: web::Data<World>) -> HttpResponse {
     HttpResponse::Ok().json(world.ground_truth())
 }
 
-async fn messages(world: web::Data<World>) -> HttpResponse {
-    HttpResponse::Ok().json(world.messages())
+async fn messages(req: HttpRequest, world: web::Data<World>) -> Answer {
+    Ok(HttpResponse::Ok().json(with_nonce(world.messages(), &req)?))
 }
 
 async fn advance_clock(body: web::Bytes, world: web::Data<World>) -> Answer {

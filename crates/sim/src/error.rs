@@ -55,9 +55,15 @@ pub enum WorldError {
     /// An invite or vanity code is taken.
     #[error("code {0:?} is already in use")]
     CodeTaken(String),
-    /// The bot lacks a permission (MANAGE_GUILD) for this.
+    /// The bot lacks a permission for this (MANAGE_GUILD, SEND_MESSAGES).
     #[error("missing permissions")]
     MissingPermissions,
+    /// The bot cannot see the channel (no VIEW_CHANNEL).
+    #[error("missing access")]
+    MissingAccess,
+    /// A message would have no content and no embeds.
+    #[error("cannot send an empty message")]
+    EmptyMessage,
     /// Input that cannot be right (bad code, ...).
     #[error("invalid input: {0}")]
     Invalid(String),

@@ -13,12 +13,15 @@
 //!   background.
 //! - [`scenario`]: scenario files and their runner; [`workload`]: the seeded workload
 //!   generator (it produces scenarios).
-//! - `wire.rs`: Discord's JSON shapes; [`snowflake`]: ids and timestamps.
+//! - `message_form.rs`: Create Message's body, checked as Discord checks it.
+//! - `wire.rs`: Discord's JSON shapes (public: [`permissions`], [`Nonce`]); [`snowflake`]:
+//!   ids and timestamps.
 
 mod control;
 mod error;
 pub mod faults;
 mod gateway;
+mod message_form;
 pub mod ratelimit;
 mod rest;
 mod runs;
@@ -33,9 +36,11 @@ pub use error::{SimError, WorldError};
 pub use faults::{FaultConfig, RouteFaults};
 pub use ratelimit::{GlobalLimit, RateLimitConfig, RestStats, Route, RouteLimit, RouteStats};
 pub use sessions::{EventDelay, intents};
+pub use wire::{Nonce, permissions};
 pub use world::{
-    BotInfo, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec,
-    JoinPath, JoinSpec, JoinTruth, JoinVia, MemberInfo, PostedMessage, World, WorldOptions,
+    BotInfo, ChannelSpec, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
+    DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec, JoinTruth, JoinVia,
+    MemberInfo, NONCE_WINDOW, PostedMessage, World, WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
@@ -56,7 +61,8 @@ pub struct SimConfig {
     pub bot_user_id: u64,
     /// Shard count recommended by `GET /gateway/bot`. Default 1.
     pub shards: u32,
-    /// REST limits: global 50/s per bot, `guild_invites` 5 per 5 s per guild, others 50/s.
+    /// REST limits: global 50/s per bot, `guild_invites` 5 per 5 s per guild,
+    /// `create_message` 5 per 5 s per channel, others 50/s.
     pub rate_limits: RateLimitConfig,
     /// Injected REST latency and 5xx answers (default: none).
     pub faults: FaultConfig,
@@ -64,6 +70,8 @@ pub struct SimConfig {
     pub event_delay: EventDelay,
     /// Frames a gateway connection may have queued before it is cut as a slow consumer.
     pub gateway_queue: usize,
+    /// Posted messages the world keeps for reading back (the oldest go first).
+    pub message_capacity: usize,
     /// Where [`RunningSim::stop`] writes the ground truth (JSON lines), if anywhere.
     pub truth_file: Option<PathBuf>,
 }
@@ -79,6 +87,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             event_delay: EventDelay::default(),
             gateway_queue: DEFAULT_GATEWAY_QUEUE,
+            message_capacity: DEFAULT_MESSAGE_CAPACITY,
             truth_file: None,
         }
     }
@@ -113,6 +122,11 @@ impl Simulator {
         }
         if config.gateway_queue < 16 {
             return Err(SimError::Config("gateway_queue must be at least 16".into()));
+        }
+        if config.message_capacity == 0 {
+            return Err(SimError::Config(
+                "message_capacity must be at least 1".into(),
+            ));
         }
         config.event_delay.validate().map_err(SimError::Config)?;
         config.faults.default.validate().map_err(SimError::Config)?;
@@ -150,6 +164,7 @@ impl Simulator {
                 faults: config.faults.clone(),
                 event_delay: config.event_delay,
                 gateway_queue: config.gateway_queue,
+                message_capacity: config.message_capacity,
             },
         );
         let data = web::Data::new(world.clone());

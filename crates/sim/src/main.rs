@@ -23,7 +23,8 @@ struct Args {
     /// Bot-wide REST limit, LIMIT/WINDOW_MS (0 turns it off).
     #[arg(long, env = "SIM_GLOBAL_RATE_LIMIT", default_value = "50/1000")]
     global_rate_limit: String,
-    /// Per-route limits, route=LIMIT/WINDOW_MS,... (default guild_invites=5/5000, others 50/1000).
+    /// Per-route limits, route=LIMIT/WINDOW_MS,... (default guild_invites=5/5000,
+    /// create_message=5/5000, others 50/1000).
     #[arg(long, env = "SIM_RATE_LIMITS", default_value = "")]
     rate_limits: String,
     /// REST latency, route=MIN-MAX,... in ms (`default=` for every route).
@@ -42,6 +43,9 @@ struct Args {
     /// Frames a gateway connection may have queued before it is cut as too slow.
     #[arg(long, env = "SIM_GATEWAY_QUEUE", default_value_t = invitrack_sim::DEFAULT_GATEWAY_QUEUE)]
     gateway_queue: usize,
+    /// Messages posted through REST the simulator keeps for reading back (oldest dropped).
+    #[arg(long, env = "SIM_MESSAGE_CAPACITY", default_value_t = invitrack_sim::DEFAULT_MESSAGE_CAPACITY)]
+    message_capacity: usize,
     /// Write the ground truth (JSON lines) here on exit and after a scenario or workload.
     #[arg(long, env = "SIM_TRUTH_FILE")]
     truth_file: Option<std::path::PathBuf>,
@@ -124,6 +128,7 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
         event_delay: invitrack_sim::EventDelay::parse(&args.event_delay_ms)
             .map_err(|e| anyhow::anyhow!("SIM_EVENT_DELAY_MS: {e}"))?,
         gateway_queue: args.gateway_queue,
+        message_capacity: args.message_capacity,
         truth_file: args.truth_file.clone(),
     })
 }

@@ -6,6 +6,7 @@
 
 use crate::{
     error::WorldError,
+    message_form::{self, FormError},
     ratelimit::{RateHeaders, Route, Verdict},
     wire,
     world::{State, World},
@@ -55,6 +56,8 @@ struct ApiError {
     status: StatusCode,
     message: String,
     code: u32,
+    /// What is wrong with which field, for an invalid form body.
+    errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -63,6 +66,7 @@ impl ApiError {
             status,
             message: message.into(),
             code,
+            errors: None,
         }
     }
 
@@ -70,7 +74,20 @@ impl ApiError {
         HttpResponse::build(self.status).json(wire::ApiError {
             message: &self.message,
             code: self.code,
+            errors: self.errors.as_ref(),
         })
+    }
+}
+
+impl From<FormError> for ApiError {
+    fn from(e: FormError) -> Self {
+        match &e {
+            FormError::InvalidJson => Self::new(StatusCode::BAD_REQUEST, e.to_string(), 50109),
+            FormError::InvalidForm(errors) => Self {
+                errors: Some(errors.to_json()),
+                ..Self::new(StatusCode::BAD_REQUEST, e.to_string(), 50035)
+            },
+        }
     }
 }
 
@@ -90,6 +107,12 @@ impl From<WorldError> for ApiError {
             WorldError::MissingPermissions => {
                 Self::new(StatusCode::FORBIDDEN, "Missing Permissions", 50013)
             }
+            WorldError::MissingAccess => Self::new(StatusCode::FORBIDDEN, "Missing Access", 50001),
+            WorldError::EmptyMessage => Self::new(
+                StatusCode::BAD_REQUEST,
+                "Cannot send an empty message",
+                50006,
+            ),
             WorldError::AlreadyMember { .. }
             | WorldError::CodeTaken(_)
             | WorldError::Invalid(_) => Self::new(
@@ -193,6 +216,7 @@ fn server_error(status: u16) -> HttpResponse {
         _ => HttpResponse::InternalServerError().json(wire::ApiError {
             message: "500: Internal Server Error",
             code: 0,
+            errors: None,
         }),
     }
 }
@@ -455,14 +479,6 @@ async fn create_channel_invite(
     .await
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct CreateMessageBody {
-    #[serde(default)]
-    content: String,
-    #[serde(default)]
-    embeds: Vec<serde_json::Value>,
-}
-
 async fn create_message(
     req: HttpRequest,
     path: web::Path<String>,
@@ -473,12 +489,13 @@ async fn create_message(
         Ok(id) => id,
         Err(e) => return reject(&world, Route::CreateMessage, 0, e),
     };
-    let body: CreateMessageBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(e) => return reject(&world, Route::CreateMessage, 0, e),
+    // Discord checks the form before the channel: a bad body is a 400 wherever it goes.
+    let message = match message_form::parse(&body) {
+        Ok(message) => message,
+        Err(e) => return reject(&world, Route::CreateMessage, channel_id.get(), e.into()),
     };
     answer(&req, &world, Route::CreateMessage, channel_id.get(), |s| {
-        ok(s.rest_post_message(channel_id, body.content, body.embeds)?)
+        ok(s.rest_post_message(channel_id, message)?)
     })
     .await
 }

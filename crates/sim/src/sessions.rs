@@ -118,6 +118,14 @@ impl EventKind {
         name: "GUILD_CREATE",
         intent: intents::GUILDS,
     };
+    pub const CHANNEL_CREATE: Self = Self {
+        name: "CHANNEL_CREATE",
+        intent: intents::GUILDS,
+    };
+    pub const CHANNEL_UPDATE: Self = Self {
+        name: "CHANNEL_UPDATE",
+        intent: intents::GUILDS,
+    };
     pub const GUILD_ROLE_UPDATE: Self = Self {
         name: "GUILD_ROLE_UPDATE",
         intent: intents::GUILDS,

@@ -36,6 +36,34 @@ pub mod permissions {
     /// What `@everyone` gets in a simulated guild.
     pub const EVERYONE: u64 =
         CREATE_INSTANT_INVITE | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY;
+    /// The channel permissions a test can deny the bot, by Discord's names.
+    pub const CHANNEL_NAMED: [(&str, u64); 5] = [
+        ("CREATE_INSTANT_INVITE", CREATE_INSTANT_INVITE),
+        ("VIEW_CHANNEL", VIEW_CHANNEL),
+        ("SEND_MESSAGES", SEND_MESSAGES),
+        ("EMBED_LINKS", EMBED_LINKS),
+        ("READ_MESSAGE_HISTORY", READ_MESSAGE_HISTORY),
+    ];
+
+    /// The bit of a channel permission named as Discord names it (`"SEND_MESSAGES"`).
+    pub fn channel_permission(name: &str) -> Option<u64> {
+        CHANNEL_NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bit)| *bit)
+    }
+
+    /// Applies Discord's implicit denials to a member's permissions in a text channel: without
+    /// VIEW_CHANNEL nothing else counts; without SEND_MESSAGES neither does EMBED_LINKS.
+    pub fn implicit(permissions: u64) -> u64 {
+        if permissions & VIEW_CHANNEL == 0 {
+            0
+        } else if permissions & SEND_MESSAGES == 0 {
+            permissions & !EMBED_LINKS
+        } else {
+            permissions
+        }
+    }
 }
 
 /// Discord's user object.
@@ -281,7 +309,7 @@ pub struct Channel<'a> {
     pub guild_id: Id<GuildMarker>,
     pub name: &'a str,
     pub position: i32,
-    pub permission_overwrites: [(); 0],
+    pub permission_overwrites: Vec<Overwrite>,
     pub topic: Null,
     pub nsfw: bool,
     pub last_message_id: Null,
@@ -290,16 +318,46 @@ pub struct Channel<'a> {
     pub flags: u64,
 }
 
+/// A channel permission overwrite.
+#[derive(Debug, Serialize)]
+pub struct Overwrite {
+    pub id: Id<RoleMarker>,
+    /// 0 = a role's overwrite, 1 = a member's.
+    #[serde(rename = "type")]
+    pub kind: u8,
+    /// Decimal strings, as Discord sends permissions.
+    pub allow: String,
+    pub deny: String,
+}
+
+impl Overwrite {
+    /// A role's overwrite that only denies.
+    pub fn deny_role(role_id: Id<RoleMarker>, deny: u64) -> Self {
+        Self {
+            id: role_id,
+            kind: 0,
+            allow: "0".to_owned(),
+            deny: deny.to_string(),
+        }
+    }
+}
+
 impl<'a> Channel<'a> {
-    /// A text channel at the top of the list, no overwrites.
-    pub fn text(id: Id<ChannelMarker>, guild_id: Id<GuildMarker>, name: &'a str) -> Self {
+    /// A text channel at `position` with these overwrites.
+    pub fn text(
+        id: Id<ChannelMarker>,
+        guild_id: Id<GuildMarker>,
+        name: &'a str,
+        position: i32,
+        permission_overwrites: Vec<Overwrite>,
+    ) -> Self {
         Self {
             id,
             kind: 0,
             guild_id,
             name,
-            position: 0,
-            permission_overwrites: [],
+            position,
+            permission_overwrites,
             topic: None,
             nsfw: false,
             last_message_id: None,
@@ -508,6 +566,29 @@ pub struct Message<'a> {
     pub pinned: bool,
     pub flags: u64,
     pub components: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a Nonce>,
+}
+
+/// A message nonce: Discord takes an integer or a string (up to 25 characters) and answers
+/// it as it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Nonce {
+    /// A JSON integer.
+    Integer(serde_json::Number),
+    /// A JSON string.
+    String(String),
+}
+
+impl Nonce {
+    /// The nonce as text: `7` and `"7"` are the same nonce (Discord keeps nonces as strings).
+    pub fn text(&self) -> String {
+        match self {
+            Self::Integer(n) => n.to_string(),
+            Self::String(s) => s.clone(),
+        }
+    }
 }
 
 impl<'a> Message<'a> {
@@ -539,15 +620,19 @@ impl<'a> Message<'a> {
             pinned: false,
             flags: 0,
             components: [],
+            nonce: None,
         }
     }
 }
 
-/// A REST error body: `{"message":"Unknown Guild","code":10004}`.
+/// A REST error body: `{"message":"Unknown Guild","code":10004}`; an invalid form body also
+/// says what is wrong with which field in `errors`.
 #[derive(Debug, Serialize)]
 pub struct ApiError<'a> {
     pub message: &'a str,
     pub code: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<&'a serde_json::Value>,
 }
 
 /// A 429 body.
@@ -567,7 +652,7 @@ mod tests {
     //! Every shape must deserialize with twilight-model (what our ingest uses).
     use super::*;
     use twilight_model::{
-        channel::Message as TMessage,
+        channel::{Channel as TChannel, Message as TMessage},
         gateway::payload::incoming::{
             GuildCreate as TGuildCreate, InviteCreate as TInviteCreate,
             InviteDelete as TInviteDelete, MemberAdd, MemberRemove as TMemberRemove,
@@ -796,7 +881,13 @@ mod tests {
             member_count: 1,
             voice_states: [],
             members: vec![],
-            channels: vec![Channel::text(Id::new(2), Id::new(1), "general")],
+            channels: vec![Channel::text(
+                Id::new(2),
+                Id::new(1),
+                "general",
+                0,
+                vec![Overwrite::deny_role(Id::new(3), permissions::SEND_MESSAGES)],
+            )],
             threads: [],
             presences: [],
             stage_instances: [],
@@ -823,17 +914,43 @@ mod tests {
         let _: TApplication =
             serde_json::from_str(&serde_json::to_string(&app).expect("ser")).expect("app");
         let embeds = [serde_json::json!({"type":"rich","title":"hi"})];
-        let msg = Message::in_guild(
-            Id::new(9),
+        let nonce = Nonce::String("decision-1".into());
+        let msg = Message {
+            nonce: Some(&nonce),
+            ..Message::in_guild(
+                Id::new(9),
+                Id::new(2),
+                Id::new(1),
+                user(true),
+                "hello",
+                crate::snowflake::format_ts(1_700_000_000_000),
+                &embeds,
+            )
+        };
+        let json = serde_json::to_string(&msg).expect("ser");
+        assert!(json.contains(r#""nonce":"decision-1""#), "{json}");
+        let parsed: TMessage = serde_json::from_str(&json).expect("message");
+        assert_eq!(parsed.embeds.len(), 1);
+        let integer = serde_json::to_string(&Nonce::Integer(7.into())).expect("ser");
+        assert_eq!(integer, "7");
+    }
+
+    #[test]
+    fn channel_with_overwrite_deserializes() {
+        let channel = Channel::text(
             Id::new(2),
             Id::new(1),
-            user(true),
-            "hello",
-            crate::snowflake::format_ts(1_700_000_000_000),
-            &embeds,
+            "logs",
+            1,
+            vec![Overwrite::deny_role(
+                Id::new(3),
+                permissions::SEND_MESSAGES | permissions::EMBED_LINKS,
+            )],
         );
-        let parsed: TMessage =
-            serde_json::from_str(&serde_json::to_string(&msg).expect("ser")).expect("message");
-        assert_eq!(parsed.embeds.len(), 1);
+        let parsed: TChannel =
+            serde_json::from_str(&serde_json::to_string(&channel).expect("ser")).expect("channel");
+        let overwrites = parsed.permission_overwrites.expect("overwrites");
+        assert_eq!(overwrites.len(), 1);
+        assert_eq!(overwrites[0].deny.bits(), (1 << 11) | (1 << 14));
     }
 }

@@ -5,28 +5,17 @@
 mod common;
 
 use common::{
-    Control, TOKEN, all_intents, http, id, next_dispatch, ready, shard, shard_with, start,
+    Control, TOKEN, all_intents, api_code, http, id, next_dispatch, ready, shard, shard_with, start,
 };
 use serde_json::json;
 use std::time::Duration;
 use twilight_gateway::{Event, Intents, ShardId};
-use twilight_http::{api_error::ApiError, error::ErrorType};
+use twilight_http::error::ErrorType;
 use twilight_model::{
     gateway::payload::incoming::GuildCreate,
     guild::MemberFlags,
     id::{Id, marker::GuildMarker},
 };
-
-fn api_code(error: &twilight_http::Error) -> (u16, u64) {
-    match error.kind() {
-        ErrorType::Response {
-            error: ApiError::General(e),
-            status,
-            ..
-        } => (status.get(), e.code),
-        other => panic!("expected a Discord error response, got {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_and_guild_create_deserialize() {

@@ -101,11 +101,12 @@ impl State {
             member_count,
             voice_states: [],
             members: vec![bot_member],
-            channels: vec![wire::Channel::text(
-                guild.channel_id,
-                guild.id,
-                &guild.channel_name,
-            )],
+            channels: guild
+                .channel_ids
+                .iter()
+                .filter_map(|id| self.channels.get(id))
+                .map(|channel| channel.wire(guild.bot_role_id))
+                .collect(),
             threads: [],
             presences: [],
             stage_instances: [],

@@ -6,15 +6,19 @@
 //!   rate limiter and fault settings) that the REST, gateway and control layers and in-process
 //!   users share; its public methods lock and call the state's method of the same name. The
 //!   std mutex is never held across an `.await`.
-//! - `specs.rs`: the public values going in and out (`GuildSpec`, `JoinVia`, `JoinTruth`,
-//!   `BotInfo`, ...).
-//! - `model.rs`: the data (`State`, `Guild`, `Invite`, `Member`, ...) and shared helpers.
-//! - `operations.rs`: the changes (create guilds and invites, join, leave, ...) and the
-//!   dispatches they send.
+//! - `specs.rs`: the public values going in and out (`GuildSpec`, `ChannelSpec`, `JoinVia`,
+//!   `JoinTruth`, `PostedMessage`, `BotInfo`, ...).
+//! - `model.rs`: the data (`State`, `Guild`, `TextChannel`, `Invite`, `Member`, ...) and
+//!   shared helpers (the bot's permissions in a channel).
+//! - `operations.rs`: the changes (create guilds, channels and invites, join, leave, ...)
+//!   and the dispatches they send.
 //! - `views.rs`: in-process queries and the REST answers' bodies.
+//! - `messages.rs`: the messages the bot posts (permissions, `enforce_nonce`, the bounded
+//!   store).
 //! - `gateway_sessions.rs`: IDENTIFY, RESUME and the other session calls of the gateway.
 
 mod gateway_sessions;
+mod messages;
 mod model;
 mod operations;
 mod specs;
@@ -23,10 +27,12 @@ mod tests;
 mod views;
 
 pub(crate) use gateway_sessions::IdentifyRequest;
+pub use messages::{DEFAULT_MESSAGE_CAPACITY, NONCE_WINDOW};
 pub(crate) use model::State;
+pub(crate) use specs::NewMessage;
 pub use specs::{
-    BotInfo, CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec,
-    JoinTruth, JoinVia, MemberInfo, PostedMessage,
+    BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath,
+    JoinSpec, JoinTruth, JoinVia, MemberInfo, PostedMessage,
 };
 
 use crate::{
@@ -46,7 +52,7 @@ use std::{
 };
 use twilight_model::id::{
     Id,
-    marker::{GuildMarker, UserMarker},
+    marker::{ChannelMarker, GuildMarker, UserMarker},
 };
 
 /// Writes `World` methods that take a lock and call one method on what it guards:
@@ -97,6 +103,8 @@ pub struct WorldOptions {
     pub event_delay: EventDelay,
     /// Capacity of each gateway connection's queue of frames.
     pub gateway_queue: usize,
+    /// Posted messages kept for [`World::messages`] (the oldest go first).
+    pub message_capacity: usize,
 }
 
 impl Default for WorldOptions {
@@ -106,6 +114,7 @@ impl Default for WorldOptions {
             faults: FaultConfig::default(),
             event_delay: EventDelay::default(),
             gateway_queue: DEFAULT_GATEWAY_QUEUE,
+            message_capacity: DEFAULT_MESSAGE_CAPACITY,
         }
     }
 }
@@ -127,7 +136,12 @@ impl World {
         let world = Self {
             inner: Arc::new_cyclic(|me| Inner {
                 bot: bot.clone(),
-                state: Mutex::new(State::with_delay(bot, delay, Arc::clone(&wake))),
+                state: Mutex::new(State::new(
+                    bot,
+                    delay,
+                    options.message_capacity,
+                    Arc::clone(&wake),
+                )),
                 limiter: Mutex::new(RateLimiter::new(&options.rate_limits)),
                 faults: Mutex::new(options.faults),
                 wake,
@@ -222,6 +236,16 @@ impl World {
         pub fn create_guild(&self, spec: GuildSpec) -> Result<CreatedGuild, WorldError>
             => lock.create_guild;
 
+        /// Makes another text channel in a guild, where an overwrite may deny the bot
+        /// permissions (CHANNEL_CREATE).
+        pub fn create_channel(&self, guild_id: Id<GuildMarker>, spec: ChannelSpec)
+            -> Result<Id<ChannelMarker>, WorldError> => lock.create_channel;
+
+        /// Replaces what the overwrite of the bot's role denies in a channel (bits of
+        /// [`crate::permissions`], 0 removes the overwrite; CHANNEL_UPDATE).
+        pub fn set_bot_channel_deny(&self, channel_id: Id<ChannelMarker>, deny: u64)
+            -> Result<(), WorldError> => lock.set_bot_channel_deny;
+
         /// Creates an invite (INVITE_CREATE).
         pub fn create_invite(&self, guild_id: Id<GuildMarker>, spec: InviteSpec)
             -> Result<InviteInfo, WorldError> => lock.create_invite;
@@ -266,8 +290,13 @@ impl World {
         pub fn members(&self, guild_id: Id<GuildMarker>) -> Result<Vec<MemberInfo>, WorldError>
             => lock.members;
 
-        /// Messages the bot posted through REST.
+        /// Messages the bot posted through REST, oldest first (the newest
+        /// [`WorldOptions::message_capacity`]).
         pub fn messages(&self) -> Vec<PostedMessage> => lock.messages;
+
+        /// The messages of [`World::messages`] posted in one channel.
+        pub fn channel_messages(&self, channel_id: Id<ChannelMarker>)
+            -> Result<Vec<PostedMessage>, WorldError> => lock.channel_messages;
     }
 
     /// Writes the ground truth to `path` as JSON lines (one join per line, the shape of

@@ -3,7 +3,10 @@
 //! ...), with the lookups and small helpers the operations, views and gateway sessions share
 //! (users, codes, expiry). The changes themselves are in `operations.rs`.
 
-use super::specs::{BotInfo, InviteInfo, JoinTruth, PostedMessage};
+use super::{
+    messages::MessageStore,
+    specs::{BotInfo, InviteInfo, JoinTruth},
+};
 use crate::{
     error::WorldError,
     sessions::{EventDelay, Sessions},
@@ -32,12 +35,12 @@ pub(crate) struct State {
     pub(super) ids: SnowflakeGen,
     pub(super) clock_offset_ms: i64,
     pub(super) guilds: HashMap<Id<GuildMarker>, Guild>,
-    pub(super) channels: HashMap<Id<ChannelMarker>, Id<GuildMarker>>,
+    pub(super) channels: HashMap<Id<ChannelMarker>, TextChannel>,
     pub(super) invites: HashMap<String, Invite>,
     pub(super) vanity_codes: HashMap<String, Id<GuildMarker>>,
     users: HashMap<Id<UserMarker>, Profile>,
     pub(super) truth: Vec<JoinTruth>,
-    pub(super) messages: Vec<PostedMessage>,
+    pub(super) messages: MessageStore,
     pub(super) sessions: Sessions,
     /// Counter moves waiting for their time (negative event delay).
     pub(super) deferred: BinaryHeap<Reverse<Deferred>>,
@@ -85,8 +88,10 @@ pub(super) struct Guild {
     pub(super) id: Id<GuildMarker>,
     pub(super) name: String,
     pub(super) owner_id: Id<UserMarker>,
+    /// The first text channel: the system channel, where invites made through the world point.
     pub(super) channel_id: Id<ChannelMarker>,
-    pub(super) channel_name: String,
+    /// Every text channel, in creation order (their positions).
+    pub(super) channel_ids: Vec<Id<ChannelMarker>>,
     pub(super) bot_role_id: Id<RoleMarker>,
     pub(super) bot_joined_at_ms: i64,
     pub(super) manage_guild: bool,
@@ -113,7 +118,8 @@ impl Guild {
         self.members.len() as u64 + 1
     }
 
-    fn bot_permissions(&self) -> u64 {
+    /// The guild-wide permissions of the bot (`@everyone` plus its role).
+    pub(super) fn bot_permissions(&self) -> u64 {
         use wire::permissions::*;
         if self.manage_guild {
             EVERYONE | MANAGE_GUILD | MANAGE_CHANNELS
@@ -158,12 +164,41 @@ impl Guild {
             premium_subscription_count: 0,
         }
     }
+}
+
+/// A guild text channel.
+#[derive(Debug)]
+pub(super) struct TextChannel {
+    pub(super) id: Id<ChannelMarker>,
+    pub(super) guild_id: Id<GuildMarker>,
+    pub(super) name: String,
+    pub(super) position: i32,
+    /// What an overwrite of the bot's role denies in this channel (0 = no overwrite).
+    pub(super) bot_deny: u64,
+}
+
+impl TextChannel {
+    /// The channel object (GUILD_CREATE, CHANNEL_CREATE, CHANNEL_UPDATE).
+    pub(super) fn wire(&self, bot_role_id: Id<RoleMarker>) -> wire::Channel<'_> {
+        let overwrites = if self.bot_deny == 0 {
+            Vec::new()
+        } else {
+            vec![wire::Overwrite::deny_role(bot_role_id, self.bot_deny)]
+        };
+        wire::Channel::text(
+            self.id,
+            self.guild_id,
+            &self.name,
+            self.position,
+            overwrites,
+        )
+    }
 
     pub(super) fn invite_channel(&self) -> wire::InviteChannel<'_> {
         wire::InviteChannel {
-            id: self.channel_id,
+            id: self.id,
             kind: 0,
-            name: &self.channel_name,
+            name: &self.name,
         }
     }
 }
@@ -214,8 +249,13 @@ impl Invite {
 }
 
 impl State {
-    /// An empty world.
-    pub(super) fn with_delay(bot: BotInfo, delay: EventDelay, wake: Arc<Condvar>) -> Self {
+    /// An empty world that keeps at most `message_capacity` posted messages.
+    pub(super) fn new(
+        bot: BotInfo,
+        delay: EventDelay,
+        message_capacity: usize,
+        wake: Arc<Condvar>,
+    ) -> Self {
         Self {
             bot,
             ids: SnowflakeGen::default(),
@@ -226,7 +266,7 @@ impl State {
             vanity_codes: HashMap::new(),
             users: HashMap::new(),
             truth: Vec::new(),
-            messages: Vec::new(),
+            messages: MessageStore::new(message_capacity),
             sessions: Sessions::new(delay, Arc::clone(&wake)),
             deferred: BinaryHeap::new(),
             deferred_seq: 0,
@@ -305,6 +345,23 @@ impl State {
         self.guilds
             .get(&guild_id)
             .ok_or(WorldError::UnknownGuild(guild_id))
+    }
+
+    pub(super) fn channel(
+        &self,
+        channel_id: Id<ChannelMarker>,
+    ) -> Result<&TextChannel, WorldError> {
+        self.channels
+            .get(&channel_id)
+            .ok_or(WorldError::UnknownChannel(channel_id))
+    }
+
+    /// The bot's permissions in a channel, computed as Discord does for a member with one role
+    /// and a role overwrite: the guild's permissions less what the overwrite denies, then the
+    /// implicit denials.
+    pub(super) fn bot_channel_permissions(&self, channel: &TextChannel) -> Result<u64, WorldError> {
+        let base = self.guild(channel.guild_id)?.bot_permissions();
+        Ok(wire::permissions::implicit(base & !channel.bot_deny))
     }
 
     pub(super) fn code_taken(&self, code: &str) -> bool {

@@ -3,10 +3,10 @@
 //! deferred `uses` counters of a negative event delay.
 
 use super::{
-    model::{Deferred, Guild, Invite, Member, State, Vanity},
+    model::{Deferred, Guild, Invite, Member, State, TextChannel, Vanity},
     specs::{
-        CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec, JoinTruth,
-        JoinVia,
+        ChannelSpec, CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath,
+        JoinSpec, JoinTruth, JoinVia,
     },
 };
 use crate::{error::WorldError, sessions::EventKind, snowflake, wire};
@@ -128,7 +128,7 @@ impl State {
             name: spec.name,
             owner_id,
             channel_id,
-            channel_name: "general".to_owned(),
+            channel_ids: vec![channel_id],
             bot_role_id,
             bot_joined_at_ms: now,
             manage_guild: spec.manage_guild,
@@ -142,7 +142,16 @@ impl State {
             invite_codes: Vec::new(),
         };
         tracing::info!(guild_id = %guild_id, name = %guild.name, "guild created");
-        self.channels.insert(channel_id, guild_id);
+        self.channels.insert(
+            channel_id,
+            TextChannel {
+                id: channel_id,
+                guild_id,
+                name: "general".to_owned(),
+                position: 0,
+                bot_deny: 0,
+            },
+        );
         self.guilds.insert(guild_id, guild);
         self.with_sessions(|state, sessions| {
             if let Some(guild) = state.guilds.get(&guild_id) {
@@ -172,10 +181,7 @@ impl State {
         channel_id: Id<ChannelMarker>,
         spec: InviteSpec,
     ) -> Result<InviteInfo, WorldError> {
-        let guild_id = *self
-            .channels
-            .get(&channel_id)
-            .ok_or(WorldError::UnknownChannel(channel_id))?;
+        let guild_id = self.channel(channel_id)?.guild_id;
         if spec.max_age_secs > 604_800 {
             return Err(WorldError::Invalid(
                 "max_age must be between 0 and 604800".into(),
@@ -501,6 +507,67 @@ impl State {
                 .broadcast(guild_id, EventKind::GUILD_ROLE_UPDATE, &event);
         }
         Ok(())
+    }
+
+    /// Makes another text channel in a guild, below the others (CHANNEL_CREATE).
+    pub fn create_channel(
+        &mut self,
+        guild_id: Id<GuildMarker>,
+        spec: ChannelSpec,
+    ) -> Result<Id<ChannelMarker>, WorldError> {
+        if spec.name.is_empty() || spec.name.chars().count() > 100 {
+            return Err(WorldError::Invalid(
+                "channel name must have 1 to 100 characters".into(),
+            ));
+        }
+        let position = i32::try_from(self.guild(guild_id)?.channel_ids.len()).unwrap_or(i32::MAX);
+        let channel_id = Id::new(self.ids.at(self.now_ms()));
+        let channel = TextChannel {
+            id: channel_id,
+            guild_id,
+            name: spec.name,
+            position,
+            bot_deny: spec.bot_deny,
+        };
+        tracing::info!(guild_id = %guild_id, channel_id = %channel_id, bot_deny = channel.bot_deny, "channel created");
+        self.channels.insert(channel_id, channel);
+        if let Some(guild) = self.guilds.get_mut(&guild_id) {
+            guild.channel_ids.push(channel_id);
+        }
+        self.dispatch_channel(channel_id, EventKind::CHANNEL_CREATE);
+        Ok(channel_id)
+    }
+
+    /// Replaces what the overwrite of the bot's role denies in a channel (0 removes it;
+    /// CHANNEL_UPDATE).
+    pub fn set_bot_channel_deny(
+        &mut self,
+        channel_id: Id<ChannelMarker>,
+        deny: u64,
+    ) -> Result<(), WorldError> {
+        let channel = self
+            .channels
+            .get_mut(&channel_id)
+            .ok_or(WorldError::UnknownChannel(channel_id))?;
+        if channel.bot_deny == deny {
+            return Ok(());
+        }
+        channel.bot_deny = deny;
+        tracing::info!(channel_id = %channel_id, bot_deny = deny, "bot channel permissions changed");
+        self.dispatch_channel(channel_id, EventKind::CHANNEL_UPDATE);
+        Ok(())
+    }
+
+    fn dispatch_channel(&mut self, channel_id: Id<ChannelMarker>, kind: EventKind) {
+        self.with_sessions(|state, sessions| {
+            let Some(channel) = state.channels.get(&channel_id) else {
+                return;
+            };
+            let Some(guild) = state.guilds.get(&channel.guild_id) else {
+                return;
+            };
+            sessions.broadcast(guild.id, kind, &channel.wire(guild.bot_role_id));
+        });
     }
 
     /// Moves the simulated clock forward (invites expire by it).

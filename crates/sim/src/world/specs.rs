@@ -1,10 +1,14 @@
-//! What callers hand the world and what it hands back: the specs of new guilds, invites
-//! and joins (`GuildSpec`, `InviteSpec`, `JoinSpec`, `JoinVia`), the records it answers
-//! (`CreatedGuild`, `InviteInfo`, `JoinTruth` with its `JoinPath`, `MemberInfo`,
-//! `PostedMessage`) and the fixed facts about the bot (`BotInfo`). Plain data, public through
-//! the crate root.
+//! What callers hand the world and what it hands back: the specs of new guilds, channels,
+//! invites, joins and posted messages (`GuildSpec`, `ChannelSpec`, `InviteSpec`, `JoinSpec`,
+//! `JoinVia`, `NewMessage`), the records it answers (`CreatedGuild`, `InviteInfo`,
+//! `JoinTruth` with its `JoinPath`, `MemberInfo`, `PostedMessage`) and the fixed facts about
+//! the bot (`BotInfo`). Plain data, public through the crate root (`NewMessage` only inside
+//! the crate: REST checks a request's body into it).
 
-use crate::{snowflake, wire};
+use crate::{
+    snowflake,
+    wire::{self, Nonce},
+};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::time::Duration;
@@ -44,6 +48,17 @@ pub struct CreatedGuild {
     pub guild_id: Id<GuildMarker>,
     /// Its text channel (invites point at it).
     pub channel_id: Id<ChannelMarker>,
+}
+
+/// What [`World::create_channel`](crate::World::create_channel) makes: a guild text channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// Channel name.
+    pub name: String,
+    /// Permissions an overwrite of the bot's role denies in the channel (bits of
+    /// [`crate::permissions`]; 0 = no overwrite), e.g. `SEND_MESSAGES` for a channel where the
+    /// bot cannot post.
+    pub bot_deny: u64,
 }
 
 /// What [`World::create_invite`](crate::World::create_invite) makes.
@@ -196,8 +211,28 @@ pub struct PostedMessage {
     pub guild_id: Id<GuildMarker>,
     /// Text.
     pub content: String,
-    /// Embeds as sent.
+    /// Embeds as Discord keeps them (`type` `rich`, text fields trimmed, read-only fields
+    /// dropped); none when the bot lacks EMBED_LINKS in the channel.
     pub embeds: Vec<serde_json::Value>,
+    /// The nonce sent with it, if any.
+    pub nonce: Option<Nonce>,
+    /// `allowed_mentions` as sent (`None` when absent: Discord then parses mentions from the
+    /// content).
+    pub allowed_mentions: Option<serde_json::Value>,
+    /// When it was created (the simulated clock).
+    #[serde(serialize_with = "ser_time")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A Create Message body that passed Discord's form checks (REST builds it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct NewMessage {
+    pub(crate) content: String,
+    pub(crate) embeds: Vec<serde_json::Value>,
+    pub(crate) nonce: Option<Nonce>,
+    /// Answer the message created recently with the same nonce instead of a new one.
+    pub(crate) enforce_nonce: bool,
+    pub(crate) allowed_mentions: Option<serde_json::Value>,
 }
 
 fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -1,10 +1,15 @@
-//! Unit tests of the world: the invite lifecycle, expiry, account ages, permissions.
+//! Unit tests of the world: the invite lifecycle, expiry, account ages, permissions, posted
+//! messages (channel overwrites, `enforce_nonce`, the bounded store).
 
-use super::{BotInfo, GuildSpec, IdentifyRequest, InviteSpec, JoinPath, JoinSpec, JoinVia, World};
+use super::{
+    BotInfo, ChannelSpec, GuildSpec, IdentifyRequest, InviteSpec, JoinPath, JoinSpec, JoinVia,
+    NONCE_WINDOW, NewMessage, World, WorldOptions,
+};
 use crate::{
     error::WorldError,
     sessions::{Link, Outbound, intents},
     snowflake,
+    wire::{Nonce, permissions},
 };
 use std::time::Duration;
 use tokio::sync::mpsc::channel;
@@ -209,4 +214,180 @@ fn permissions_gate_rest_views() {
         w.lock().rest_vanity(g.guild_id).expect("vanity"),
         r#"{"code":null,"uses":0}"#
     );
+}
+
+fn message(content: &str) -> NewMessage {
+    NewMessage {
+        content: content.into(),
+        ..NewMessage::default()
+    }
+}
+
+fn posted_id(body: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).expect("message JSON");
+    value["id"].as_str().expect("id").to_owned()
+}
+
+#[test]
+fn channel_overwrites_gate_posting() {
+    let w = world();
+    let g = w.create_guild(GuildSpec::default()).expect("guild");
+    let mut rx = connect(&w);
+    drain(&mut rx);
+    let muted = w
+        .create_channel(
+            g.guild_id,
+            ChannelSpec {
+                name: "muted".into(),
+                bot_deny: permissions::SEND_MESSAGES,
+            },
+        )
+        .expect("channel");
+    let post = |channel, m| w.lock().rest_post_message(channel, m);
+    assert_eq!(
+        post(muted, message("hi")),
+        Err(WorldError::MissingPermissions)
+    );
+    // VIEW_CHANNEL denied hides the channel: Missing Access, whatever else is allowed.
+    w.set_bot_channel_deny(muted, permissions::VIEW_CHANNEL)
+        .expect("deny view");
+    assert_eq!(post(muted, message("hi")), Err(WorldError::MissingAccess));
+    // Without EMBED_LINKS embeds are dropped; a message of embeds only is then empty.
+    w.set_bot_channel_deny(muted, permissions::EMBED_LINKS)
+        .expect("deny embeds");
+    let embed = vec![serde_json::json!({"type": "rich", "title": "t"})];
+    let with_embed = NewMessage {
+        embeds: embed.clone(),
+        ..message("hi")
+    };
+    post(muted, with_embed).expect("posted");
+    assert!(w.messages()[0].embeds.is_empty());
+    let only_embed = NewMessage {
+        embeds: embed.clone(),
+        ..NewMessage::default()
+    };
+    assert_eq!(
+        post(muted, only_embed.clone()),
+        Err(WorldError::EmptyMessage)
+    );
+    w.set_bot_channel_deny(muted, 0).expect("allow");
+    post(muted, only_embed).expect("posted");
+    assert_eq!(w.channel_messages(muted).expect("list")[1].embeds, embed);
+    assert_eq!(
+        post(g.channel_id, message(" \n")),
+        Err(WorldError::EmptyMessage)
+    );
+    assert!(w.channel_messages(g.channel_id).expect("list").is_empty());
+    assert_eq!(
+        post(Id::new(5), message("hi")),
+        Err(WorldError::UnknownChannel(Id::new(5)))
+    );
+
+    let events = drain(&mut rx);
+    let names: Vec<_> = events.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        names,
+        vec![
+            "CHANNEL_CREATE",
+            "CHANNEL_UPDATE",
+            "CHANNEL_UPDATE",
+            "CHANNEL_UPDATE"
+        ]
+    );
+    assert!(events[0].1.contains(r#""deny":"2048""#), "{}", events[0].1);
+    assert!(events[3].1.contains(r#""permission_overwrites":[]"#));
+}
+
+#[test]
+fn enforce_nonce_answers_the_recent_message() {
+    let w = world();
+    let g = w.create_guild(GuildSpec::default()).expect("guild");
+    let other = w
+        .create_channel(
+            g.guild_id,
+            ChannelSpec {
+                name: "other".into(),
+                bot_deny: 0,
+            },
+        )
+        .expect("channel");
+    let post = |channel, m| w.lock().rest_post_message(channel, m).expect("posted");
+    let with_nonce = |nonce: Nonce, enforce_nonce| NewMessage {
+        nonce: Some(nonce),
+        enforce_nonce,
+        ..message("joined")
+    };
+    let first = posted_id(&post(
+        g.channel_id,
+        with_nonce(Nonce::Integer(7.into()), false),
+    ));
+    // Enforced: the same nonce (7 and "7" alike) answers the first message, in any channel of
+    // the same author.
+    for (channel, nonce) in [
+        (g.channel_id, Nonce::Integer(7.into())),
+        (other, Nonce::String("7".into())),
+    ] {
+        assert_eq!(posted_id(&post(channel, with_nonce(nonce, true))), first);
+    }
+    // Not enforced: a new message.
+    assert_ne!(
+        posted_id(&post(
+            g.channel_id,
+            with_nonce(Nonce::Integer(7.into()), false)
+        )),
+        first
+    );
+    assert_eq!(w.messages().len(), 2);
+    // After the window, a new message.
+    w.advance_clock(NONCE_WINDOW);
+    let later = posted_id(&post(
+        g.channel_id,
+        with_nonce(Nonce::Integer(8.into()), true),
+    ));
+    assert_ne!(later, first);
+    let again = posted_id(&post(
+        g.channel_id,
+        with_nonce(Nonce::Integer(8.into()), true),
+    ));
+    assert_eq!(again, later);
+    assert_ne!(
+        posted_id(&post(
+            g.channel_id,
+            with_nonce(Nonce::Integer(7.into()), true)
+        )),
+        first
+    );
+    let stored = w.messages();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[0].nonce, Some(Nonce::Integer(7.into())));
+    assert!(stored[2].created_at > stored[0].created_at);
+}
+
+#[test]
+fn the_store_keeps_the_newest_messages_and_the_window_its_nonces() {
+    let w = World::with_options(
+        world().bot().clone(),
+        WorldOptions {
+            message_capacity: 2,
+            ..WorldOptions::default()
+        },
+    );
+    let g = w.create_guild(GuildSpec::default()).expect("guild");
+    let post = |m| w.lock().rest_post_message(g.channel_id, m).expect("posted");
+    let first = posted_id(&post(NewMessage {
+        nonce: Some(Nonce::String("a".into())),
+        ..message("1")
+    }));
+    post(message("2"));
+    post(message("3"));
+    let kept: Vec<_> = w.messages().into_iter().map(|m| m.content).collect();
+    assert_eq!(kept, vec!["2", "3"]);
+    // Dropped from the store, still found by its nonce within the window.
+    let retried = post(NewMessage {
+        nonce: Some(Nonce::String("a".into())),
+        enforce_nonce: true,
+        ..message("1")
+    });
+    assert_eq!(posted_id(&retried), first);
+    assert_eq!(w.messages().len(), 2);
 }

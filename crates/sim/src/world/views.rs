@@ -1,17 +1,18 @@
 //! How the world looks from outside: the in-process queries (invites, members, vanity,
-//! ground truth, messages) and the bodies of the simulated REST answers, in Discord's JSON.
-//! Reads drop expired invites first, as Discord does lazily; the REST writes (create or
-//! delete an invite, post a message) make their change and answer what Discord would.
+//! ground truth) and the bodies of the simulated REST answers, in Discord's JSON (messages
+//! have their own file, `messages.rs`). Reads drop expired invites first, as Discord does
+//! lazily; the REST writes (create or delete an invite) make their change and answer what
+//! Discord would.
 
 use super::{
     model::{Invite, State},
-    specs::{InviteInfo, InviteSpec, JoinTruth, MemberInfo, PostedMessage},
+    specs::{InviteInfo, InviteSpec, JoinTruth, MemberInfo},
 };
 use crate::{error::WorldError, snowflake, wire};
 use serde::Serialize;
 use twilight_model::id::{
     Id,
-    marker::{ChannelMarker, GuildMarker, MessageMarker},
+    marker::{ChannelMarker, GuildMarker},
 };
 
 impl State {
@@ -68,11 +69,6 @@ impl State {
         self.truth.iter().skip(from).take(max).cloned().collect()
     }
 
-    /// Messages the bot posted.
-    pub fn messages(&self) -> Vec<PostedMessage> {
-        self.messages.clone()
-    }
-
     // ---- REST views ---------------------------------------------------------------------
 
     /// `GET /guilds/{id}/invites` body.
@@ -85,10 +81,7 @@ impl State {
         &mut self,
         channel_id: Id<ChannelMarker>,
     ) -> Result<String, WorldError> {
-        let guild_id = *self
-            .channels
-            .get(&channel_id)
-            .ok_or(WorldError::UnknownChannel(channel_id))?;
+        let guild_id = self.channel(channel_id)?.guild_id;
         self.rest_invites(guild_id, Some(channel_id))
     }
 
@@ -160,7 +153,7 @@ impl State {
             code,
             guild_id,
             guild: guild.invite_guild(),
-            channel: guild.invite_channel(),
+            channel: self.channel(guild.channel_id)?.invite_channel(),
             inviter: None,
             approximate_member_count: with_counts.then(|| guild.member_count()),
             approximate_presence_count: with_counts.then_some(0),
@@ -220,49 +213,6 @@ impl State {
             .map_err(|e| WorldError::Invalid(e.to_string()))
     }
 
-    /// `POST /channels/{id}/messages` body.
-    pub fn rest_post_message(
-        &mut self,
-        channel_id: Id<ChannelMarker>,
-        content: String,
-        mut embeds: Vec<serde_json::Value>,
-    ) -> Result<String, WorldError> {
-        let guild_id = *self
-            .channels
-            .get(&channel_id)
-            .ok_or(WorldError::UnknownChannel(channel_id))?;
-        if content.is_empty() && embeds.is_empty() {
-            return Err(WorldError::Invalid("Cannot send an empty message".into()));
-        }
-        for embed in &mut embeds {
-            if let Some(map) = embed.as_object_mut() {
-                map.entry("type").or_insert_with(|| "rich".into());
-            }
-        }
-        let now = self.now_ms();
-        let id: Id<MessageMarker> = Id::new(self.ids.at(now));
-        self.messages.push(PostedMessage {
-            id,
-            channel_id,
-            guild_id,
-            content,
-            embeds,
-        });
-        let Some(posted) = self.messages.last() else {
-            return Err(WorldError::UnknownChannel(channel_id));
-        };
-        let body = wire::Message::in_guild(
-            id,
-            channel_id,
-            guild_id,
-            self.bot.user(),
-            &posted.content,
-            snowflake::format_ts(now),
-            &posted.embeds,
-        );
-        to_json(&body)
-    }
-
     /// Number of guilds (for `GET /applications/@me`).
     pub fn guild_count(&self) -> usize {
         self.guilds.len()
@@ -277,7 +227,7 @@ impl State {
             code: &invite.code,
             guild_id: guild.id,
             guild: guild.invite_guild(),
-            channel: guild.invite_channel(),
+            channel: self.channels.get(&invite.channel_id)?.invite_channel(),
             inviter: invite.inviter_id.map(|id| self.user(id)),
             approximate_member_count: None,
             approximate_presence_count: None,

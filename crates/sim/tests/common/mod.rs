@@ -160,6 +160,18 @@ impl Control {
     }
 }
 
+/// Status and JSON error code of a Discord error answer twilight got.
+pub fn api_code(error: &twilight_http::Error) -> (u16, u64) {
+    match error.kind() {
+        twilight_http::error::ErrorType::Response {
+            error: twilight_http::api_error::ApiError::General(e),
+            status,
+            ..
+        } => (status.get(), e.code),
+        other => panic!("expected a Discord error response, got {other:?}"),
+    }
+}
+
 /// A string id in a control answer.
 pub fn id(v: &Value) -> u64 {
     v.as_str()
