@@ -11,11 +11,12 @@ use tokio::time::Instant;
 /// most `per_second + BURST_REQUESTS` requests (44 at the default 40/s, under Discord's 50).
 pub const BURST_REQUESTS: u32 = 4;
 
-/// Keeps all guilds together under `per_second` requests: a token bucket of `BURST_REQUESTS`
-/// tokens refilled at `per_second`.
+/// Keeps all guilds together under `per_second` requests: a token bucket of `burst` tokens
+/// (`BURST_REQUESTS` by default) refilled at `per_second`.
 #[derive(Debug)]
 pub struct RequestBudget {
     interval: Duration,
+    burst: u32,
     /// When the bucket will be full again, given the requests booked so far.
     full_at: tokio::sync::Mutex<Instant>,
 }
@@ -23,8 +24,16 @@ pub struct RequestBudget {
 impl RequestBudget {
     #[must_use]
     pub fn new(per_second: u32) -> Self {
+        Self::with_burst(per_second, BURST_REQUESTS)
+    }
+
+    /// A budget whose bucket holds `burst` requests (at least 1): any second holds at most
+    /// `per_second + burst` of them.
+    #[must_use]
+    pub fn with_burst(per_second: u32, burst: u32) -> Self {
         Self {
             interval: Duration::from_secs(1) / per_second.max(1),
+            burst: burst.max(1),
             full_at: tokio::sync::Mutex::new(Instant::now()),
         }
     }
@@ -42,7 +51,7 @@ impl RequestBudget {
     pub(crate) async fn reserve(&self, requests: u32) -> Instant {
         let mut full_at = self.full_at.lock().await;
         let now = Instant::now();
-        let short = self.interval * BURST_REQUESTS.saturating_sub(requests);
+        let short = self.interval * self.burst.saturating_sub(requests);
         let slot = now.max(full_at.checked_sub(short).unwrap_or(now));
         *full_at = (*full_at).max(slot) + self.interval * requests;
         slot

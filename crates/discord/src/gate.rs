@@ -143,8 +143,14 @@ impl DiscordGate {
     /// [`crate::BURST_REQUESTS`]), halting at `rejection_ceiling` rejections in 10 minutes.
     #[must_use]
     pub fn new(per_second: u32, rejection_ceiling: u32) -> Self {
+        Self::with_budget(RequestBudget::new(per_second), rejection_ceiling)
+    }
+
+    /// A gate over `budget`, halting at `rejection_ceiling` rejections in 10 minutes.
+    #[must_use]
+    pub fn with_budget(budget: RequestBudget, rejection_ceiling: u32) -> Self {
         Self {
-            budget: RequestBudget::new(per_second),
+            budget,
             ceiling: rejection_ceiling.max(1),
             state: Mutex::new(GateState {
                 paused_until: Instant::now(),

@@ -118,7 +118,10 @@ impl Ingest {
     /// [`IngestError::InvalidToken`] when Discord answers 401; a bad shard range; NATS or the
     /// metrics address unusable; Discord unreachable.
     pub async fn build(config: IngestConfig) -> Result<Self, IngestError> {
-        let http = Arc::new(http_client(&config));
+        let http = Arc::new(invitrack_discord::client(
+            config.discord_token.clone(),
+            config.discord_api_proxy.as_deref(),
+        ));
         // Every request of this process to Discord, start-up's included, goes through it.
         let gate = Arc::new(DiscordGate::new(
             config.requests_per_second,
@@ -306,18 +309,6 @@ impl Ingest {
         }
         outcome
     }
-}
-
-fn http_client(config: &IngestConfig) -> Client {
-    let mut builder = Client::builder()
-        .token(config.discord_token.clone())
-        // A 401 is reported to us; twilight must not refuse every later request on its own.
-        .remember_invalid_token(false)
-        .timeout(Duration::from_secs(15));
-    if let Some(proxy) = &config.discord_api_proxy {
-        builder = builder.proxy(proxy.clone(), true);
-    }
-    builder.build()
 }
 
 fn gateway_config(config: &IngestConfig, queue: InMemoryQueue) -> Config {

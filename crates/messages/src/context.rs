@@ -37,6 +37,29 @@ pub struct RenderContext {
     pub join_position: Option<u64>,
 }
 
+impl RenderContext {
+    /// A context that knows only the member: every other placeholder shows "unknown".
+    #[must_use]
+    pub fn empty(member_id: UserId) -> Self {
+        Self {
+            member_id,
+            member_name: None,
+            joined_at: None,
+            left_at: None,
+            source: None,
+            code: None,
+            code_uses: None,
+            inviter_id: None,
+            inviter_name: None,
+            candidates: Vec::new(),
+            unknown_reason: None,
+            fake: FakeReasons::default(),
+            inviter_counts: None,
+            join_position: None,
+        }
+    }
+}
+
 /// One inviter's counts, as `GET /v1/invites/user` answers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct InviterCounts {

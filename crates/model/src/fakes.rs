@@ -82,6 +82,15 @@ impl FakeReasons {
         Self(self.0 & !other.0)
     }
 
+    /// The reason of this name (`young`, `self`, `no_avatar`, `already_joined`).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMED
+            .into_iter()
+            .find(|(_, n)| *n == name)
+            .map(|(reason, _)| reason)
+    }
+
     /// The names of the reasons set, in bit order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMED

@@ -487,6 +487,15 @@ pub struct GuildSettings {
     pub templates: Templates,
 }
 
+/// A `guild_settings` row: fake reasons, young-account days, log channels, templates.
+type SettingsRow = (
+    FakeReasons,
+    i32,
+    Option<ChannelId>,
+    Option<ChannelId>,
+    serde_json::Value,
+);
+
 /// A guild's settings, the defaults when never set.
 ///
 /// # Errors
@@ -496,13 +505,7 @@ pub async fn guild_settings(
     guild: GuildKey,
 ) -> Result<GuildSettings, StorageError> {
     use guild_settings::dsl as g;
-    let row: Option<(
-        FakeReasons,
-        i32,
-        Option<ChannelId>,
-        Option<ChannelId>,
-        serde_json::Value,
-    )> = g::guild_settings
+    let row: Option<SettingsRow> = g::guild_settings
         .find((guild.bot_id, guild.guild_id))
         .select((
             g::fake_reasons,

@@ -10,6 +10,7 @@ pub mod joins;
 mod keyed;
 pub mod keys;
 pub mod members;
+pub mod posts;
 mod prepared;
 pub mod progress;
 pub mod schema;

@@ -44,6 +44,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    bot_posts (decision_id) {
+        decision_id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        channel_id -> Int8,
+        message_id -> Nullable<Int8>,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     decisions (id) {
         id -> Int8,
         stream -> Text,
@@ -195,6 +208,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_log,
     bonus_invites,
+    bot_posts,
     decisions,
     guild_settings,
     guild_states,

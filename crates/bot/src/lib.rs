@@ -1,0 +1,113 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod consumer;
+pub mod message;
+mod poster;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use invitrack_bus::BusError;
+use invitrack_discord::{DiscordGate, GateError, RequestBudget};
+use invitrack_model::BotId;
+use invitrack_storage::StorageError;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{BotConfig, DEFAULT_REQUESTS_PER_SECOND};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the bot stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BotError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("JetStream: {operation} failed")]
+    JetStream {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// Discord refused the token, or would not be asked at all.
+    #[error("Discord: {0}")]
+    Discord(#[source] GateError),
+}
+
+impl BotError {
+    fn jetstream(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::JetStream {
+            operation,
+            source: source.into(),
+        }
+    }
+
+    fn pool(error: impl std::fmt::Display) -> Self {
+        Self::Storage(StorageError::Pool(error.to_string()))
+    }
+}
+
+/// Runs the bot until `shutdown` fires: finds out which bot the token is, then posts the join
+/// and leave messages of its decisions.
+///
+/// # Errors
+/// When the database or NATS cannot be set up at start, or Discord refuses the token.
+pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), BotError> {
+    let http = Arc::new(invitrack_discord::client(
+        config.discord_token.clone(),
+        config.discord_api_proxy.as_deref(),
+    ));
+    // Bursts of 1: ingest keeps the bursts (`docs/bot.md#sharing-the-global-limit`).
+    let gate = Arc::new(DiscordGate::with_budget(
+        RequestBudget::with_burst(config.requests_per_second, 1),
+        config.rejection_ceiling,
+    ));
+    let bot_id = loop {
+        match gate.call(|| http.current_user()).await {
+            Ok(response) => match response.model().await {
+                Ok(user) => break BotId::new(user.id.get()),
+                Err(error) => return Err(BotError::jetstream("read the current user", error)),
+            },
+            Err(GateError::RateLimited { .. }) => {}
+            Err(error) => return Err(BotError::Discord(error)),
+        }
+    };
+    invitrack_storage::prepare_database(&config.database_url).await?;
+    let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
+    let bus = config.bus.connect().await?;
+    invitrack_bus::ensure_streams(&bus.jetstream, &bus.layout, config.bus.max_age()).await?;
+    let poster = Arc::new(poster::Poster {
+        http,
+        gate,
+        pool,
+        bot_id,
+        forbidden_pause: Duration::from_secs(config.forbidden_pause_secs),
+        paused: Mutex::new(HashMap::new()),
+    });
+    tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), "bot ready");
+    let stop = shutdown.child_token();
+    let mut partitions = JoinSet::new();
+    for partition in 0..bus.layout.partitions() {
+        partitions.spawn(consumer::consume_partition(
+            Arc::clone(&poster),
+            bus.clone(),
+            bot_id,
+            partition,
+            stop.clone(),
+        ));
+    }
+    let mut outcome = Ok(());
+    while let Some(joined) = partitions.join_next().await {
+        if let Ok(Err(error)) = joined {
+            tracing::error!(error = &error as &dyn std::error::Error, "bot stopped");
+            outcome = Err(error);
+            stop.cancel();
+        }
+    }
+    outcome
+}

@@ -1,0 +1,20 @@
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "invitrack-bot",
+    about = "Posts each guild's join and leave messages from invitrack's decisions"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: invitrack_bot::BotConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    invitrack_telemetry::init();
+    let cli = Cli::parse();
+    let shutdown = invitrack_telemetry::shutdown_on_ctrl_c();
+    invitrack_bot::run(cli.config, shutdown).await?;
+    Ok(())
+}

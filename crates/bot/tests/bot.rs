@@ -1,0 +1,394 @@
+//! invitrack-bot end to end over real sockets: the simulator speaks Discord (gateway and REST),
+//! ingest and the worker run in-process against real NATS and PostgreSQL, and the bot runs as
+//! its binary. Messages are read back from the simulator's channels and counted by nonce.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use invitrack_bus::BusConfig;
+use invitrack_model::{BotId, ChannelId, GuildId, GuildKey};
+use invitrack_sim::{
+    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, PostedMessage, Route, RouteLimit,
+    RunningSim, SimConfig, Simulator,
+};
+use invitrack_storage::admin::{Actor, SettingsChange};
+use invitrack_storage::schema::bot_posts;
+use invitrack_testkit::{TempDir, TestDatabase};
+use tokio_util::sync::CancellationToken;
+use twilight_model::id::Id;
+use twilight_model::id::marker::{ChannelMarker, GuildMarker};
+
+const INVITER: u64 = 777_000_000_000_000_001;
+
+/// The simulator, ingest and a worker on a test database and bus prefix of their own.
+struct Stack {
+    sim: RunningSim,
+    database: TestDatabase,
+    bus: BusConfig,
+    guild: Id<GuildMarker>,
+    code: String,
+    join_log: Id<ChannelMarker>,
+    leave_log: Id<ChannelMarker>,
+    logs: TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Stack {
+    async fn start(name: &str, sim_config: SimConfig) -> Self {
+        let sim = Simulator::start(SimConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..sim_config
+        })
+        .await
+        .expect("simulator starts");
+        let world = sim.world();
+        let guild = world
+            .create_guild(GuildSpec::default())
+            .expect("guild")
+            .guild_id;
+        let code = world
+            .create_invite(guild, InviteSpec::by(Id::new(INVITER)))
+            .expect("invite")
+            .code;
+        let channel = |name: &str, bot_deny: u64| {
+            world
+                .create_channel(
+                    guild,
+                    ChannelSpec {
+                        name: name.into(),
+                        bot_deny,
+                    },
+                )
+                .expect("channel")
+        };
+        let join_log = channel("join-log", 0);
+        let leave_log = channel("leave-log", 0);
+        let database = TestDatabase::new(&format!("invitrack_{name}"));
+        invitrack_storage::prepare_database(&database.url())
+            .await
+            .expect("database");
+        let bus = BusConfig {
+            nats_url: invitrack_testkit::nats_url(),
+            bus_prefix: invitrack_testkit::unique(name),
+            bus_partitions: 4,
+            bus_max_age_hours: 1,
+        };
+        let shutdown = CancellationToken::new();
+        let mut worker = invitrack_worker::WorkerConfig::new(database.url(), bus.clone());
+        worker.tick_ms = 50;
+        tokio::spawn(invitrack_worker::run(worker, shutdown.clone()));
+        tokio::spawn(invitrack_ingest::run(
+            invitrack_ingest::IngestConfig {
+                discord_gateway_url: Some(sim.gateway_url()),
+                discord_api_proxy: Some(sim.api_proxy()),
+                ..invitrack_ingest::IngestConfig::new(world.bot().token.clone(), bus.clone())
+            },
+            shutdown.clone(),
+        ));
+        let stack = Self {
+            sim,
+            database,
+            bus,
+            guild,
+            code,
+            join_log,
+            leave_log,
+            logs: TempDir::new(name),
+            shutdown,
+        };
+        stack.set_channels(Some(join_log), Some(leave_log)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while world.connected_sessions() == 0 {
+            assert!(Instant::now() < deadline, "ingest never connected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stack
+    }
+
+    fn guild_key(&self) -> GuildKey {
+        GuildKey::new(
+            BotId::new(self.sim.world().bot().user_id.get()),
+            GuildId::new(self.guild.get()),
+        )
+    }
+
+    async fn conn(&self) -> diesel_async::AsyncPgConnection {
+        invitrack_storage::connect(&self.database.url())
+            .await
+            .expect("database")
+    }
+
+    async fn set_channels(
+        &self,
+        join: Option<Id<ChannelMarker>>,
+        leave: Option<Id<ChannelMarker>>,
+    ) {
+        let channel = |c: Option<Id<ChannelMarker>>| Some(c.map(|c| ChannelId::new(c.get())));
+        invitrack_storage::admin::update_settings(
+            &mut self.conn().await,
+            self.guild_key(),
+            SettingsChange {
+                join_log_channel_id: channel(join),
+                leave_log_channel_id: channel(leave),
+                ..SettingsChange::default()
+            },
+            &Actor {
+                key_id: 0,
+                key_label: "test",
+                author: "test",
+            },
+        )
+        .await
+        .expect("settings");
+    }
+
+    /// The bot's binary, with `extra` environment variables.
+    fn spawn_bot(&self, extra: &[(&str, &str)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.path().join("bot.log"))
+            .expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_invitrack-bot"));
+        command
+            .env("DISCORD_TOKEN", &self.sim.world().bot().token)
+            .env("DISCORD_API_PROXY", self.sim.api_proxy())
+            .env("DATABASE_URL", self.database.url())
+            .env("NATS_URL", &self.bus.nats_url)
+            .env("BUS_PREFIX", &self.bus.bus_prefix)
+            .env("BUS_PARTITIONS", self.bus.bus_partitions.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.spawn().expect("the bot starts")
+    }
+
+    fn bot_log(&self) -> String {
+        invitrack_testkit::tail(&self.logs.path().join("bot.log"), 40)
+    }
+
+    fn join(&self) -> u64 {
+        self.sim
+            .world()
+            .join(
+                self.guild,
+                JoinVia::Invite(self.code.clone()),
+                JoinSpec::default(),
+            )
+            .expect("join")
+            .user_id
+            .get()
+    }
+
+    fn messages(&self, channel: Id<ChannelMarker>) -> Vec<PostedMessage> {
+        self.sim
+            .world()
+            .channel_messages(channel)
+            .expect("a channel")
+    }
+
+    /// Waits until `channel` holds `count` messages (at most `within`).
+    async fn wait_messages(&self, channel: Id<ChannelMarker>, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.messages(channel).len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} messages in channel {channel}; bot log:\n{}",
+                self.messages(channel).len(),
+                self.bot_log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn finish(self) {
+        self.shutdown.cancel();
+        if let Ok(connected) = self.bus.connect().await {
+            invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
+        }
+    }
+}
+
+/// Messages by nonce; panics on a nonce posted twice.
+fn by_nonce(messages: &[PostedMessage]) -> BTreeMap<String, &PostedMessage> {
+    let mut seen = BTreeMap::new();
+    for message in messages {
+        let nonce = message.nonce.as_ref().expect("a nonce").text();
+        assert!(
+            seen.insert(nonce.clone(), message).is_none(),
+            "nonce {nonce} posted twice"
+        );
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_join_and_leave_gets_one_message_and_a_forbidden_channel_is_not_hammered() {
+    let stack = Stack::start("bot_messages", SimConfig::default()).await;
+    let mut bot = stack.spawn_bot(&[]);
+    let members: Vec<u64> = (0..3)
+        .map(|_| {
+            let member = stack.join();
+            std::thread::sleep(Duration::from_millis(1_500));
+            member
+        })
+        .collect();
+    stack
+        .sim
+        .world()
+        .leave(stack.guild, Id::new(members[0]))
+        .expect("leave");
+    stack
+        .wait_messages(stack.join_log, 3, Duration::from_secs(60))
+        .await;
+    stack
+        .wait_messages(stack.leave_log, 1, Duration::from_secs(60))
+        .await;
+
+    let joins = stack.messages(stack.join_log);
+    let _ = by_nonce(&joins);
+    for (message, member) in joins.iter().zip(&members) {
+        assert!(
+            message.content.contains(&format!("<@{member}>"))
+                && message.content.contains(&format!("<@{INVITER}>"))
+                && message.content.contains(&stack.code),
+            "join message: {}",
+            message.content
+        );
+        assert_eq!(
+            message.allowed_mentions,
+            Some(serde_json::json!({"parse": []})),
+            "a join log pings nobody"
+        );
+    }
+    let leave = &stack.messages(stack.leave_log)[0];
+    assert!(
+        leave.content.contains(&format!("<@{}>", members[0])),
+        "leave message: {}",
+        leave.content
+    );
+
+    // A channel where the bot may not post: one refused request, then nothing for a while,
+    // and the refusals are on record.
+    let forbidden = stack
+        .sim
+        .world()
+        .create_channel(
+            stack.guild,
+            ChannelSpec {
+                name: "no-access".into(),
+                bot_deny: invitrack_sim::permissions::SEND_MESSAGES,
+            },
+        )
+        .expect("channel");
+    stack
+        .set_channels(Some(forbidden), Some(stack.leave_log))
+        .await;
+    let before = create_message_requests(&stack);
+    stack.join();
+    std::thread::sleep(Duration::from_millis(1_000));
+    stack.join();
+    let mut conn = stack.conn().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let refused: Vec<String> = bot_posts::table
+            .filter(bot_posts::outcome.ne("posted"))
+            .select(bot_posts::outcome)
+            .load(&mut conn)
+            .await
+            .expect("bot_posts");
+        if refused.len() == 2 {
+            break refused;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refusals: {refused:?}\n{}",
+            stack.bot_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused, ["missing_permissions", "missing_permissions"]);
+    assert_eq!(
+        create_message_requests(&stack) - before,
+        1,
+        "one 403, then the channel is left alone"
+    );
+    assert!(stack.messages(forbidden).is_empty());
+
+    let _ = bot.kill();
+    let _ = bot.wait();
+    stack.finish().await;
+}
+
+fn create_message_requests(stack: &Stack) -> u64 {
+    stack
+        .sim
+        .world()
+        .rest_stats()
+        .routes
+        .get(&Route::CreateMessage)
+        .map_or(0, |r| r.requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_killed_during_a_raid_posts_every_join_exactly_once() {
+    const RAID: usize = 200;
+    // A channel bucket wide enough that the raid is not paced by it.
+    let mut sim_config = SimConfig::default();
+    sim_config.rate_limits.routes.insert(
+        Route::CreateMessage,
+        RouteLimit {
+            limit: 1_000,
+            window_ms: 1_000,
+        },
+    );
+    let stack = Stack::start("bot_raid", sim_config).await;
+    let fast = [("BOT_REQUESTS_PER_SECOND", "40")];
+    let mut bot = stack.spawn_bot(&fast);
+    let mut members = BTreeSet::new();
+    for _ in 0..RAID {
+        members.insert(stack.join());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // kill -9 once the messages have started, then a new bot.
+    stack
+        .wait_messages(stack.join_log, RAID / 4, Duration::from_secs(90))
+        .await;
+    bot.kill().expect("kill -9");
+    let _ = bot.wait();
+    let posted_before_restart = stack.messages(stack.join_log).len();
+    let mut bot = stack.spawn_bot(&fast);
+    stack
+        .wait_messages(stack.join_log, RAID, Duration::from_secs(120))
+        .await;
+    // Nothing more comes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages = stack.messages(stack.join_log);
+    eprintln!(
+        "{RAID} joins: {} messages, {posted_before_restart} before the kill -9",
+        messages.len()
+    );
+    assert_eq!(messages.len(), RAID, "one message per join");
+    let nonces = by_nonce(&messages);
+    assert_eq!(nonces.len(), RAID);
+    let mentioned: BTreeSet<u64> = members
+        .iter()
+        .copied()
+        .filter(|member| {
+            messages
+                .iter()
+                .any(|m| m.content.contains(&format!("<@{member}>")))
+        })
+        .collect();
+    assert_eq!(mentioned, members, "every member's join is posted");
+    let _ = bot.kill();
+    let _ = bot.wait();
+    stack.finish().await;
+}
