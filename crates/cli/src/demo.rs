@@ -1,21 +1,25 @@
 //! `invitrack demo`: every service in one process, against the simulator (or Discord), with
 //! members joining and leaving, until Ctrl-C.
 
-use invitrack_model::BotId;
+use invitrack_model::{BotId, ChannelId, GuildId, GuildKey};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use invitrack_api::{ApiConfig, ApiOptions, Application};
+use invitrack_bot::BotConfig;
 use invitrack_bus::BusConfig;
 use invitrack_ingest::IngestConfig;
-use invitrack_sim::{GuildSpec, InviteSpec, JoinSpec, JoinVia, SimConfig, Simulator, World};
+use invitrack_sim::{
+    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, SimConfig, Simulator, World,
+};
+use invitrack_storage::admin::{Actor, SettingsChange};
 use invitrack_worker::WorkerConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 use twilight_model::id::Id;
-use twilight_model::id::marker::{GuildMarker, UserMarker};
+use twilight_model::id::marker::{ChannelMarker, GuildMarker, UserMarker};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -82,6 +86,9 @@ struct DemoGuild {
     name: String,
     has_vanity: bool,
     codes: Vec<(String, Id<UserMarker>)>,
+    /// Where the bot posts join and leave messages.
+    join_log: Id<ChannelMarker>,
+    leave_log: Id<ChannelMarker>,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -135,8 +142,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     retire_earlier_event_stream(&bus).await?;
     let bot_id = bot_id(&token, api_proxy.as_deref()).await?;
 
+    log_channels(&args.database_url, bot_id, &guilds).await?;
+
     let worker = tokio::spawn(invitrack_worker::run(
         WorkerConfig::new(args.database_url.clone(), bus.clone()),
+        shutdown.clone(),
+    ));
+    let bot = tokio::spawn(invitrack_bot::run(
+        BotConfig {
+            discord_api_proxy: api_proxy.clone(),
+            ..BotConfig::new(token.clone(), args.database_url.clone(), bus.clone())
+        },
         shutdown.clone(),
     ));
     let ingest = tokio::spawn(invitrack_ingest::run(
@@ -208,6 +224,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Err(e) => eprintln!("worker task failed: {e}"),
         Ok(Ok(())) => {}
     }
+    match bot.await {
+        Ok(Err(e)) => eprintln!("bot stopped: {e}"),
+        Err(e) => eprintln!("bot task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
     if let Some(running) = sim {
         running.stop().await;
     }
@@ -216,18 +237,43 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// The bot's user id, as Discord (or the simulator) reports it.
 async fn bot_id(token: &str, api_proxy: Option<&str>) -> anyhow::Result<BotId> {
-    let mut builder = twilight_http::Client::builder().token(token.to_owned());
-    if let Some(proxy) = api_proxy {
-        builder = builder.proxy(proxy.to_owned(), true);
-    }
-    let user = builder
-        .build()
+    let user = invitrack_discord::client(token.to_owned(), api_proxy)
         .current_user()
         .await
         .context("asking Discord who the bot is (GET /users/@me)")?
         .model()
         .await?;
     Ok(BotId::new(user.id.get()))
+}
+
+/// Points each demo guild's join and leave messages at its log channels, as a guild's admin
+/// does with `PUT .../settings`.
+async fn log_channels(
+    database_url: &str,
+    bot_id: BotId,
+    guilds: &[DemoGuild],
+) -> anyhow::Result<()> {
+    let mut conn = invitrack_storage::connect(database_url).await?;
+    let channel = |id: Id<ChannelMarker>| Some(Some(ChannelId::new(id.get())));
+    for guild in guilds {
+        invitrack_storage::admin::update_settings(
+            &mut conn,
+            GuildKey::new(bot_id, GuildId::new(guild.guild_id.get())),
+            SettingsChange {
+                join_log_channel_id: channel(guild.join_log),
+                leave_log_channel_id: channel(guild.leave_log),
+                ..SettingsChange::default()
+            },
+            &Actor {
+                key_id: 0,
+                key_label: "invitrack demo",
+                author: "invitrack demo",
+            },
+        )
+        .await
+        .context("setting the demo guilds' log channels")?;
+    }
+    Ok(())
 }
 
 const GUILD_NAMES: [&str; 6] = [
@@ -268,11 +314,24 @@ fn populate(world: &World, count: usize, seed: u64) -> anyhow::Result<Vec<DemoGu
                 codes.push((invite.code, inviter_id));
             }
         }
+        let channel = |name: &str| {
+            world.create_channel(
+                created.guild_id,
+                ChannelSpec {
+                    name: name.into(),
+                    bot_deny: 0,
+                },
+            )
+        };
+        let join_log = channel("join-log")?;
+        let leave_log = channel("leave-log")?;
         guilds.push(DemoGuild {
             guild_id: created.guild_id,
             name,
             has_vanity,
             codes,
+            join_log,
+            leave_log,
         });
     }
     Ok(guilds)
@@ -291,7 +350,7 @@ fn print_banner(
     println!("  API:      {api_url}");
     println!("  API key:  {key}");
     println!("  bot id:   {bot_id}");
-    if let Some(control) = control_url {
+    if let Some(control) = &control_url {
         println!("  simulator control API: {control}");
     }
     for guild in guilds {
@@ -301,6 +360,14 @@ fn print_banner(
             ""
         };
         println!("  guild {} {}{vanity}", guild.guild_id, guild.name);
+    }
+    if let (Some(control), Some(guild)) = (&control_url, guilds.first()) {
+        println!();
+        println!(
+            "The bot posts each join and leave to the guilds' join-log and leave-log channels:"
+        );
+        println!("  curl '{control}/channels/{}/messages'", guild.join_log);
+        println!("  curl '{control}/channels/{}/messages'", guild.leave_log);
     }
     if let Some(guild) = guilds.first()
         && let Some((code, inviter)) = guild.codes.first()
