@@ -411,6 +411,21 @@ pub struct Health {
     pub updated_at: Option<String>,
     /// Joins in the summary's window that could not be explained.
     pub unknown_joins: i64,
+    /// The latest time in the last 24 hours Discord refused one of the bot's join or leave
+    /// messages (`missing_permissions`: the bot may not post in the channel;
+    /// `unknown_channel`; `refused`), or `null`.
+    pub messages_refused: Option<MessageRefusal>,
+}
+
+/// A join or leave message Discord refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageRefusal {
+    pub channel_id: String,
+    /// `missing_permissions`, `unknown_channel` or `refused`.
+    pub outcome: String,
+    /// Discord's answer.
+    pub detail: Option<String>,
+    pub at: String,
 }
 
 /// A guild's activity and tracking health.
@@ -452,6 +467,9 @@ pub async fn summary(
     let since = now - Duration::days(days - 1);
     let mut conn = state.connection().await?;
     let s = queries::guild_summary(&mut conn, guild.key(), since, now).await?;
+    let refusal =
+        invitrack_storage::posts::latest_refusal(&mut conn, guild.key(), now - Duration::days(1))
+            .await?;
     let unknown_joins = s.days.iter().map(|d| d.unknown).sum();
     Ok(HttpResponse::Ok().json(GuildSummary {
         days: s
@@ -476,6 +494,12 @@ pub async fn summary(
             pending_joins: s.health.pending_joins,
             updated_at: s.health.updated_at.map(timestamp),
             unknown_joins,
+            messages_refused: refusal.map(|r| MessageRefusal {
+                channel_id: r.channel_id.get().to_string(),
+                outcome: r.outcome,
+                detail: r.detail,
+                at: timestamp(r.at),
+            }),
         },
     }))
 }

@@ -293,4 +293,26 @@ async fn summary_counts_joins_per_day_by_source() {
     assert_eq!(body["inviters"], 1);
     let (_, body) = app.get(&app.guild_path("/summary"), Some(&key)).await;
     assert_eq!(body["days"].as_array().map(Vec::len), Some(30));
+    assert_eq!(body["health"]["messages_refused"], serde_json::Value::Null);
+
+    // The bot was refused a join message: the guild's health says where and why.
+    invitrack_storage::posts::record(
+        &mut app.conn,
+        1,
+        crate::helpers::guild_key(GUILD),
+        ChannelId::new(4_242),
+        invitrack_storage::posts::PostOutcome::MissingPermissions,
+        Some("Missing Permissions"),
+    )
+    .await
+    .expect("recorded");
+    let (_, body) = app.get(&app.guild_path("/summary"), Some(&key)).await;
+    let refused = &body["health"]["messages_refused"];
+    assert_eq!(
+        (&refused["channel_id"], &refused["outcome"]),
+        (
+            &serde_json::json!("4242"),
+            &serde_json::json!("missing_permissions")
+        )
+    );
 }
