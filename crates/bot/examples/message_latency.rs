@@ -19,8 +19,7 @@ use diesel_async::RunQueryDsl;
 use invitrack_bus::BusConfig;
 use invitrack_model::{BotId, ChannelId, GuildId, GuildKey};
 use invitrack_sim::{
-    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, Route, RouteLimit, SimConfig,
-    Simulator,
+    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, Route, RouteLimit, SimConfig, Simulator,
 };
 use invitrack_storage::admin::{Actor, SettingsChange};
 use invitrack_storage::schema::joins;
@@ -142,11 +141,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let mut conn = invitrack_storage::connect(&database_url).await?;
-    let decided: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
-        joins::table
-            .select((joins::created_at, joins::decided_at))
-            .load(&mut conn)
-            .await?;
+    let decided: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = joins::table
+        .select((joins::created_at, joins::decided_at))
+        .load(&mut conn)
+        .await?;
     let mut to_decision: Vec<i64> = decided
         .iter()
         .map(|(joined, decided)| (*decided - *joined).num_milliseconds())
@@ -158,8 +156,14 @@ async fn main() -> anyhow::Result<()> {
         format!("{:.2} join/s", 1.0 / interval.as_secs_f64())
     };
     println!("{count} joins at {rate}:");
-    println!("  join -> decision stored: {}", percentiles(&mut to_decision));
-    println!("  join -> message posted:  {}", percentiles(&mut to_message));
+    println!(
+        "  join -> decision stored: {}",
+        percentiles(&mut to_decision)
+    );
+    println!(
+        "  join -> message posted:  {}",
+        percentiles(&mut to_message)
+    );
     Ok(())
 }
 

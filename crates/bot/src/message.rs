@@ -2,8 +2,9 @@
 //! `POST /channels/{id}/messages`. Pure.
 
 use invitrack_bus::proto::{self, decision::Kind};
+use invitrack_messages::limits::{CONTENT_LIMIT, EMBED_TOTAL_LIMIT};
 use invitrack_messages::{
-    InviterCounts, MessageKind, RenderContext, RenderedMessage, Templates, render,
+    InviterCounts, MessageKind, RenderContext, RenderedEmbed, RenderedMessage, Templates, render,
 };
 use invitrack_model::{FakeReasons, InviteCode, JoinSource, UnknownReason, UserId};
 use serde_json::json;
@@ -93,20 +94,72 @@ pub fn nonce(decision_id: i64) -> String {
     format!("d{decision_id}")
 }
 
-/// The JSON body of `POST /channels/{id}/messages`: the content or the embed, the nonce, and
-/// no mention allowed to ping anyone (a join log must not notify the member or the inviter).
+/// Most decisions one message carries.
+pub const MAX_PER_MESSAGE: usize = 10;
+/// Most embeds Discord takes in one message.
+const MAX_EMBEDS: usize = 10;
+
+/// One message carrying one or more decisions: their texts one per line, their embeds side by
+/// side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Combined {
+    pub content: Option<String>,
+    pub embeds: Vec<RenderedEmbed>,
+}
+
+/// As many of `messages` (in order, at most [`MAX_PER_MESSAGE`]) as one Discord message holds
+/// within its limits, and how many that is. The first always fits: each message was rendered
+/// within the limits.
 #[must_use]
-pub fn create_body(message: &RenderedMessage, decision_id: i64) -> Vec<u8> {
+pub fn combine(messages: &[RenderedMessage]) -> (Combined, usize) {
+    let chars = |text: &Option<String>| text.as_ref().map_or(0, |t| t.chars().count());
+    let embed_chars =
+        |e: &RenderedEmbed| chars(&e.title) + chars(&e.description) + chars(&e.footer);
+    let mut combined = Combined::default();
+    let (mut content_chars, mut embeds_chars) = (0, 0);
+    let mut taken = 0;
+    for message in messages.iter().take(MAX_PER_MESSAGE) {
+        let text = message.content.as_ref().map_or(0, |t| t.chars().count());
+        let separator = usize::from(text > 0 && content_chars > 0);
+        let embed = message.embed.as_ref().map_or(0, embed_chars);
+        let fits = content_chars + separator + text <= CONTENT_LIMIT
+            && combined.embeds.len() + usize::from(message.embed.is_some()) <= MAX_EMBEDS
+            && embeds_chars + embed <= EMBED_TOTAL_LIMIT;
+        if taken > 0 && !fits {
+            break;
+        }
+        if let Some(text) = &message.content {
+            let content = combined.content.get_or_insert_with(String::new);
+            if !content.is_empty() {
+                content.push('\n');
+            }
+            content.push_str(text);
+            content_chars += separator + text.chars().count();
+        }
+        if let Some(embed) = &message.embed {
+            combined.embeds.push(embed.clone());
+            embeds_chars += embed_chars(embed);
+        }
+        taken += 1;
+    }
+    (combined, taken)
+}
+
+/// The JSON body of `POST /channels/{id}/messages`: the content and embeds, the nonce of the
+/// batch's first decision, and no mention allowed to ping anyone (a join log must not notify
+/// the member or the inviter).
+#[must_use]
+pub fn create_body(message: &Combined, batch_id: i64) -> Vec<u8> {
     let mut body = json!({
-        "nonce": nonce(decision_id),
+        "nonce": nonce(batch_id),
         "enforce_nonce": true,
         "allowed_mentions": {"parse": []},
     });
     if let Some(content) = &message.content {
         body["content"] = json!(content);
     }
-    if let Some(embed) = &message.embed {
-        body["embeds"] = json!([embed]);
+    if !message.embeds.is_empty() {
+        body["embeds"] = json!(message.embeds);
     }
     body.to_string().into_bytes()
 }
@@ -180,12 +233,51 @@ mod tests {
     #[test]
     fn the_body_pings_nobody_and_carries_the_nonce() {
         let planned = plan(&join("invite", "abc", 42, &[]), &Templates::new()).expect("planned");
+        let (combined, taken) = combine(std::slice::from_ref(&planned.message));
+        assert_eq!(taken, 1);
         let body: serde_json::Value =
-            serde_json::from_slice(&create_body(&planned.message, 1_234)).expect("JSON");
+            serde_json::from_slice(&create_body(&combined, 1_234)).expect("JSON");
         assert_eq!(body["nonce"], "d1234");
         assert_eq!(body["enforce_nonce"], true);
         assert_eq!(body["allowed_mentions"], json!({"parse": []}));
         assert!(body["content"].is_string());
         assert!(nonce(i64::MAX).len() <= 25);
+    }
+
+    #[test]
+    fn a_raid_goes_out_in_messages_that_fit() {
+        let templates = Templates::new();
+        let one = plan(&join("invite", "abc", 42, &[]), &templates)
+            .expect("planned")
+            .message;
+        let many = vec![one.clone(); 25];
+        let (combined, taken) = combine(&many);
+        assert_eq!(taken, MAX_PER_MESSAGE);
+        let content = combined.content.expect("text");
+        assert_eq!(content.lines().count(), MAX_PER_MESSAGE);
+        assert!(content.chars().count() <= CONTENT_LIMIT);
+
+        // Long lines: only as many as fit in 2,000 characters.
+        let long = RenderedMessage {
+            content: Some("x".repeat(900)),
+            embed: None,
+        };
+        let (combined, taken) = combine(&[long.clone(), long.clone(), long]);
+        assert_eq!(taken, 2);
+        assert_eq!(combined.content.map(|c| c.chars().count()), Some(1_801));
+
+        // Embeds side by side, within 6,000 characters over all of them.
+        let embed = RenderedMessage {
+            content: None,
+            embed: Some(RenderedEmbed {
+                title: Some("t".repeat(200)),
+                description: Some("d".repeat(2_000)),
+                color: None,
+                footer: None,
+            }),
+        };
+        let (combined, taken) = combine(&vec![embed; 5]);
+        assert_eq!((taken, combined.embeds.len()), (2, 2));
+        assert_eq!(combined.content, None);
     }
 }

@@ -1,15 +1,17 @@
-//! What the bot did with each decision it had a channel for (`docs/bot.md`): the marker that
-//! keeps a decision from being posted twice, and a guild's message health.
+//! What the bot did with each decision it had a channel for (`docs/bot.md`): the markers that
+//! keep a decision from being posted twice, the batches several decisions of a raid go out in,
+//! and a guild's message health.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use invitrack_model::{ChannelId, GuildKey};
 
 use crate::StorageError;
-use crate::schema::bot_posts;
+use crate::schema::{bot_posts, decisions};
 
-/// How a decision's message ended.
+/// How a message ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostOutcome {
     Posted {
@@ -35,30 +37,119 @@ impl PostOutcome {
     }
 }
 
-/// Whether the bot already handled this decision (posted it, or Discord refused it).
-///
-/// # Errors
-/// On database errors.
-pub async fn handled(conn: &mut AsyncPgConnection, decision_id: i64) -> Result<bool, StorageError> {
-    Ok(bot_posts::table
-        .find(decision_id)
-        .select(bot_posts::decision_id)
-        .first::<i64>(conn)
-        .await
-        .optional()?
-        .is_some())
+/// Where a decision stands with the bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostState {
+    /// Never seen.
+    New,
+    /// Part of a batch that was about to be sent (`batch_id`): send that batch again.
+    Pending { batch_id: i64 },
+    /// Posted or refused: nothing more to do.
+    Done,
 }
 
-/// Records what became of a decision's message; a decision recorded already keeps its first
-/// record (a replay racing the first handling).
+/// Where decision `decision_id` stands.
 ///
 /// # Errors
 /// On database errors.
-pub async fn record(
+pub async fn state(
     conn: &mut AsyncPgConnection,
     decision_id: i64,
+) -> Result<PostState, StorageError> {
+    let row: Option<(i64, String)> = bot_posts::table
+        .find(decision_id)
+        .select((bot_posts::batch_id, bot_posts::outcome))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match row {
+        None => PostState::New,
+        Some((batch_id, outcome)) if outcome == "pending" => PostState::Pending { batch_id },
+        Some(_) => PostState::Done,
+    })
+}
+
+/// A recorded decision's id and bus message.
+pub type RecordedDecision = (i64, Vec<u8>);
+
+/// The decisions of `guild` after `after_id` that the bot has not handled yet, oldest first, at
+/// most `limit`: what a message may carry along with `after_id`'s.
+///
+/// # Errors
+/// On database errors.
+pub async fn waiting_after(
+    conn: &mut AsyncPgConnection,
+    guild: GuildKey,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<RecordedDecision>, StorageError> {
+    Ok(decisions::table
+        .filter(decisions::bot_id.eq(guild.bot_id))
+        .filter(decisions::guild_id.eq(guild.guild_id))
+        .filter(decisions::id.gt(after_id))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            bot_posts::table.filter(bot_posts::decision_id.eq(decisions::id)),
+        )))
+        .order(decisions::id)
+        .limit(limit)
+        .select((decisions::id, decisions::payload))
+        .load(conn)
+        .await?)
+}
+
+/// The decisions of batch `batch_id`, oldest first, with their bus messages.
+///
+/// # Errors
+/// On database errors.
+pub async fn batch(
+    conn: &mut AsyncPgConnection,
+    batch_id: i64,
+) -> Result<Vec<RecordedDecision>, StorageError> {
+    Ok(bot_posts::table
+        .inner_join(decisions::table.on(decisions::id.eq(bot_posts::decision_id)))
+        .filter(bot_posts::batch_id.eq(batch_id))
+        .order(decisions::id)
+        .select((decisions::id, decisions::payload))
+        .load(conn)
+        .await?)
+}
+
+/// Records that decisions `ids` (the first is the batch's id) are about to go out together to
+/// `channel`, before the message is sent.
+///
+/// # Errors
+/// On database errors.
+pub async fn begin_batch(
+    conn: &mut AsyncPgConnection,
     guild: GuildKey,
     channel: ChannelId,
+    ids: &[i64],
+) -> Result<(), StorageError> {
+    let Some(&batch_id) = ids.first() else {
+        return Ok(());
+    };
+    crate::prepared::prepared(
+        "INSERT INTO bot_posts (decision_id, batch_id, bot_id, guild_id, channel_id, outcome) \
+         SELECT d, $1, $2, $3, $4, 'pending' FROM unnest($5::int8[]) AS d \
+         ON CONFLICT (decision_id) DO NOTHING",
+    )
+    .bind::<BigInt, _>(batch_id)
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
+    .bind::<BigInt, _>(channel)
+    .bind::<Array<BigInt>, _>(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records how batch `batch_id` ended.
+///
+/// # Errors
+/// On database errors.
+pub async fn finish_batch(
+    conn: &mut AsyncPgConnection,
+    batch_id: i64,
     outcome: PostOutcome,
     detail: Option<&str>,
 ) -> Result<(), StorageError> {
@@ -66,17 +157,13 @@ pub async fn record(
         PostOutcome::Posted { message_id } => Some(message_id.cast_signed()),
         _ => None,
     };
-    diesel::insert_into(bot_posts::table)
-        .values((
-            bot_posts::decision_id.eq(decision_id),
-            bot_posts::bot_id.eq(guild.bot_id),
-            bot_posts::guild_id.eq(guild.guild_id),
-            bot_posts::channel_id.eq(channel),
+    diesel::update(bot_posts::table.filter(bot_posts::batch_id.eq(batch_id)))
+        .set((
             bot_posts::message_id.eq(message_id),
             bot_posts::outcome.eq(outcome.as_str()),
             bot_posts::detail.eq(detail),
+            bot_posts::at.eq(diesel::dsl::now),
         ))
-        .on_conflict_do_nothing()
         .execute(conn)
         .await?;
     Ok(())
@@ -103,7 +190,7 @@ pub async fn latest_refusal(
     Ok(bot_posts::table
         .filter(bot_posts::bot_id.eq(guild.bot_id))
         .filter(bot_posts::guild_id.eq(guild.guild_id))
-        .filter(bot_posts::outcome.ne("posted"))
+        .filter(bot_posts::outcome.ne_all(["posted", "pending"]))
         .filter(bot_posts::at.ge(since))
         .order(bot_posts::at.desc())
         .select((

@@ -46,6 +46,7 @@ diesel::table! {
 diesel::table! {
     bot_posts (decision_id) {
         decision_id -> Int8,
+        batch_id -> Int8,
         bot_id -> Int8,
         guild_id -> Int8,
         channel_id -> Int8,

@@ -16,3 +16,5 @@ CREATE TABLE decisions (
 
 CREATE INDEX decisions_unsent ON decisions (stream, id) WHERE sent_at IS NULL;
 CREATE INDEX decisions_sent ON decisions (sent_at) WHERE sent_at IS NOT NULL;
+-- A guild's decisions in order: the bot looks ahead for messages to post together.
+CREATE INDEX decisions_by_guild ON decisions (bot_id, guild_id, id);
