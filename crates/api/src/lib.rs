@@ -11,6 +11,7 @@ mod openapi;
 mod openapi_parts;
 mod params;
 mod settings;
+mod webhooks;
 
 use invitrack_model::GuildKey;
 use std::net::{SocketAddr, TcpListener};
@@ -89,6 +90,10 @@ pub struct ApiOptions {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub body_timeout_secs: u64,
+    /// Let webhooks be registered with loopback, private and link-local URLs (the senders'
+    /// own `WEBHOOKS_ALLOW_PRIVATE_NETWORKS` decides what they reach).
+    #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhooks_allow_private_networks: bool,
 }
 
 impl Default for ApiOptions {
@@ -101,6 +106,7 @@ impl Default for ApiOptions {
             counts_cache_secs: 300,
             counts_cache_entries: 500_000,
             body_timeout_secs: 10,
+            webhooks_allow_private_networks: false,
         }
     }
 }
@@ -124,6 +130,7 @@ pub struct AppState {
     body_timeout: Duration,
     /// `None` when disabled (`API_COUNTS_CACHE_SECS=0`).
     counts: Option<Arc<cache::CountsCache>>,
+    webhooks_allow_private_networks: bool,
 }
 
 impl AppState {
@@ -231,6 +238,7 @@ impl Application {
                 options.rate_limit_burst,
             ),
             body_timeout: Duration::from_secs(options.body_timeout_secs),
+            webhooks_allow_private_networks: options.webhooks_allow_private_networks,
             counts,
         });
         let origins = options.origins();
@@ -414,6 +422,21 @@ fn routes(cfg: &mut web::ServiceConfig) {
         vec![("POST", web::post().to(settings::preview))],
     );
     add(
+        format!("{guild}/webhooks"),
+        vec![
+            ("GET", web::get().to(webhooks::list)),
+            ("POST", web::post().to(webhooks::create)),
+        ],
+    );
+    add(
+        format!("{guild}/webhooks/{{webhook_id}}"),
+        vec![("DELETE", web::delete().to(webhooks::delete))],
+    );
+    add(
+        format!("{guild}/webhooks/{{webhook_id}}/deliveries"),
+        vec![("GET", web::get().to(webhooks::deliveries))],
+    );
+    add(
         format!("{guild}/audit"),
         vec![("GET", web::get().to(admin::audit))],
     );
@@ -429,7 +452,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST", "PUT"])
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([
             actix_web::http::header::AUTHORIZATION,
             actix_web::http::header::CONTENT_TYPE,

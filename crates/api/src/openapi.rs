@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{admin, dashboard, health, invites, settings};
+use crate::{admin, dashboard, health, invites, settings, webhooks};
 
 struct BearerAuth;
 
@@ -47,6 +47,10 @@ impl Modify for BearerAuth {
         settings::settings,
         settings::update_settings,
         settings::preview,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
+        webhooks::deliveries,
         admin::audit,
         health::live,
         health::ready,

@@ -241,6 +241,23 @@ impl Body {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
+    /// A write's fields from the query string, for `DELETE` (which carries no body).
+    ///
+    /// # Errors
+    /// When the query string is malformed.
+    pub fn from_query(req: &HttpRequest) -> Result<Self, ApiError> {
+        let query =
+            actix_web::web::Query::<HashMap<String, String>>::from_query(req.query_string())
+                .map_err(|e| ApiError::InvalidQuery(e.to_string()))?
+                .into_inner();
+        Ok(Self(
+            query
+                .into_iter()
+                .map(|(name, value)| (name, Value::String(value)))
+                .collect(),
+        ))
+    }
+
     /// Optional text of at most `max` characters, trimmed.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! `invitrack-bot` configuration: environment variables, or the same names as flags.
 
 use invitrack_bus::BusConfig;
+use invitrack_webhooks::WebhookOptions;
 
 /// Requests per second the bot sends to Discord by default. With ingest's 40 (bursts of 4)
 /// and the bot's bursts of 1, no second holds more than Discord's 50 (`docs/bot.md`).
@@ -42,6 +43,9 @@ pub struct BotConfig {
     pub forbidden_pause_secs: u64,
     #[command(flatten)]
     pub bus: BusConfig,
+    /// The guilds' webhooks, sent from this process too (`docs/webhooks.md`).
+    #[command(flatten)]
+    pub webhooks: WebhookOptions,
 }
 
 impl BotConfig {
@@ -58,6 +62,7 @@ impl BotConfig {
             rejection_ceiling: invitrack_discord::DEFAULT_REJECTION_CEILING,
             forbidden_pause_secs: DEFAULT_FORBIDDEN_PAUSE_SECS,
             bus,
+            webhooks: WebhookOptions::default(),
         }
     }
 }

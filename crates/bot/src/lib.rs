@@ -34,6 +34,8 @@ pub enum BotError {
         #[source]
         source: BoxError,
     },
+    #[error("webhooks: {0}")]
+    Webhooks(#[source] invitrack_webhooks::WebhookError),
     /// Discord refused the token, or would not be asked at all.
     #[error("Discord: {0}")]
     Discord(#[source] GateError),
@@ -92,6 +94,19 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
     tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), "bot ready");
     let stop = shutdown.child_token();
     let mut partitions = JoinSet::new();
+    if config.webhooks.enabled {
+        let webhooks = invitrack_webhooks::WebhookConfig {
+            database_url: config.database_url.clone(),
+            bus: config.bus.clone(),
+            options: config.webhooks.clone(),
+        };
+        let stop = stop.clone();
+        partitions.spawn(async move {
+            invitrack_webhooks::run(webhooks, stop)
+                .await
+                .map_err(BotError::Webhooks)
+        });
+    }
     for partition in 0..bus.layout.partitions() {
         partitions.spawn(consumer::consume_partition(
             Arc::clone(&poster),

@@ -14,6 +14,7 @@ use invitrack_sim::{
     ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, SimConfig, Simulator, World,
 };
 use invitrack_storage::admin::{Actor, SettingsChange};
+use invitrack_webhooks::WebhookOptions;
 use invitrack_worker::WorkerConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -151,6 +152,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let bot = tokio::spawn(invitrack_bot::run(
         BotConfig {
             discord_api_proxy: api_proxy.clone(),
+            // The demo's webhooks are for receivers on this machine.
+            webhooks: WebhookOptions {
+                allow_private_networks: true,
+                ..WebhookOptions::default()
+            },
             ..BotConfig::new(token.clone(), args.database_url.clone(), bus.clone())
         },
         shutdown.clone(),
@@ -169,7 +175,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bind: args.api_bind,
         workers: 2,
         db_connections: 8,
-        options: args.api_options.clone(),
+        options: ApiOptions {
+            webhooks_allow_private_networks: true,
+            ..args.api_options.clone()
+        },
     };
     let api = match Application::build(&api_config).await {
         Ok(api) => api,

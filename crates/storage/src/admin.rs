@@ -79,7 +79,7 @@ pub enum RestoreOutcome {
     AlreadyRestored(ResetRow),
 }
 
-async fn audit(
+pub(crate) async fn audit(
     conn: &mut AsyncPgConnection,
     guild: GuildKey,
     actor: &Actor<'_>,

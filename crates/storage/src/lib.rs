@@ -14,6 +14,7 @@ pub mod posts;
 mod prepared;
 pub mod progress;
 pub mod schema;
+pub mod webhooks;
 
 pub use db::{
     Pool, PooledConnection, connect, ensure_database, pool, prepare_database, run_migrations,

@@ -194,6 +194,37 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_deliveries (id) {
+        id -> Int8,
+        webhook_id -> Int8,
+        decision_id -> Int8,
+        event_type -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Int8,
+        bot_id -> Int8,
+        guild_id -> Int8,
+        url -> Text,
+        events -> Array<Nullable<Text>>,
+        secret -> Text,
+        author -> Text,
+        key_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workers (stream, worker_id) {
         stream -> Text,
         worker_id -> Text,
@@ -204,6 +235,7 @@ diesel::table! {
 diesel::joinable!(bonus_invites -> resets (cleared_by));
 diesel::joinable!(reset_joins -> joins (join_id));
 diesel::joinable!(reset_joins -> resets (reset_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -220,5 +252,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     partition_progress,
     reset_joins,
     resets,
+    webhook_deliveries,
+    webhooks,
     workers,
 );

@@ -296,11 +296,13 @@ async fn summary_counts_joins_per_day_by_source() {
     assert_eq!(body["health"]["messages_refused"], serde_json::Value::Null);
 
     // The bot was refused a join message: the guild's health says where and why.
-    invitrack_storage::posts::record(
+    let guild = crate::helpers::guild_key(GUILD);
+    invitrack_storage::posts::begin_batch(&mut app.conn, guild, ChannelId::new(4_242), &[1])
+        .await
+        .expect("began");
+    invitrack_storage::posts::finish_batch(
         &mut app.conn,
         1,
-        crate::helpers::guild_key(GUILD),
-        ChannelId::new(4_242),
         invitrack_storage::posts::PostOutcome::MissingPermissions,
         Some("Missing Permissions"),
     )
