@@ -231,16 +231,17 @@ pub async fn enqueue(
     body: &str,
 ) -> Result<usize, StorageError> {
     Ok(crate::prepared::prepared(
-        "INSERT INTO webhook_deliveries (webhook_id, decision_id, event_type, body) \
-         SELECT id, $3, $4, $5 FROM webhooks \
-         WHERE bot_id = $1 AND guild_id = $2 AND $4 = ANY(events) \
+        "INSERT INTO webhook_deliveries (decision_id, event_type, body, webhook_id) \
+         SELECT e.decision_id, e.event_type, e.body, w.id \
+         FROM (SELECT $1::int8 AS decision_id, $2::text AS event_type, $3::text AS body) e \
+         JOIN webhooks w ON w.bot_id = $4 AND w.guild_id = $5 AND e.event_type = ANY(w.events) \
          ON CONFLICT (webhook_id, decision_id) DO NOTHING",
     )
-    .bind::<BigInt, _>(guild.bot_id)
-    .bind::<BigInt, _>(guild.guild_id)
     .bind::<BigInt, _>(decision_id)
     .bind::<Text, _>(event_type)
     .bind::<Text, _>(body)
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
     .execute(conn)
     .await?)
 }
@@ -283,17 +284,17 @@ pub async fn take_due(
     Ok(crate::prepared::prepared(
         "UPDATE webhook_deliveries d \
          SET attempts = d.attempts + 1, \
-             next_attempt_at = now() + $2 * interval '1 millisecond' \
+             next_attempt_at = now() + $1 * interval '1 millisecond' \
          FROM webhooks w \
          WHERE w.id = d.webhook_id AND d.id IN ( \
            SELECT id FROM webhook_deliveries \
            WHERE status = 'pending' AND next_attempt_at <= now() \
-           ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+           ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING d.id, d.webhook_id, d.decision_id, d.event_type, w.url, w.secret, d.body, \
            d.attempts AS attempt, d.created_at",
     )
-    .bind::<BigInt, _>(limit)
     .bind::<BigInt, _>(lease_ms)
+    .bind::<BigInt, _>(limit)
     .load(conn)
     .await?)
 }
