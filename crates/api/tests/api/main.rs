@@ -10,3 +10,4 @@ mod helpers;
 mod invites;
 mod limits;
 mod openapi;
+mod webhooks;
