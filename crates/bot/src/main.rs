@@ -18,3 +18,13 @@ async fn main() -> anyhow::Result<()> {
     invitrack_bot::run(cli.config, shutdown).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_flags_do_not_collide() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -17,7 +17,7 @@ use invitrack_sim::{
 };
 use invitrack_storage::admin::{Actor, SettingsChange};
 use invitrack_storage::schema::bot_posts;
-use invitrack_testkit::{TempDir, TestDatabase};
+use invitrack_testkit::{Receiver, TempDir, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use twilight_model::id::Id;
 use twilight_model::id::marker::{ChannelMarker, GuildMarker};
@@ -170,6 +170,36 @@ impl Stack {
         command.spawn().expect("the bot starts")
     }
 
+    /// Waits until the bot's consumers of the decision stream exist (its messages' and its
+    /// webhooks', which take only decisions published after they are made).
+    async fn wait_consumers(&self) {
+        let bus = self.bus.connect().await.expect("bus");
+        let expected = 2 * bus.layout.partitions() as usize;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut stream = bus
+                .jetstream
+                .get_stream(bus.layout.decision_stream())
+                .await
+                .expect("the decision stream");
+            let consumers = stream
+                .info()
+                .await
+                .expect("stream info")
+                .state
+                .consumer_count;
+            if consumers >= expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{consumers} of {expected} consumers; bot log:\n{}",
+                self.bot_log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn bot_log(&self) -> String {
         invitrack_testkit::tail(&self.logs.path().join("bot.log"), 40)
     }
@@ -243,7 +273,24 @@ fn by_nonce(messages: &[PostedMessage]) -> BTreeMap<String, &PostedMessage> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_join_and_leave_gets_one_message_and_a_forbidden_channel_is_not_hammered() {
     let stack = Stack::start("bot_messages", SimConfig::default()).await;
-    let mut bot = stack.spawn_bot(&[]);
+    // A webhook of the guild, on this machine: the bot sends it every join and leave too.
+    let receiver = Receiver::start("invitrack-delivery", |_| 200).await;
+    invitrack_storage::webhooks::create(
+        &mut stack.conn().await,
+        stack.guild_key(),
+        &receiver.url("/hook"),
+        &["member.join", "member.leave"],
+        "whsec_bot_test",
+        &Actor {
+            key_id: 0,
+            key_label: "test",
+            author: "test",
+        },
+    )
+    .await
+    .expect("webhook");
+    let mut bot = stack.spawn_bot(&[("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true")]);
+    stack.wait_consumers().await;
     let members: Vec<u64> = (0..3)
         .map(|_| {
             let member = stack.join();
@@ -287,6 +334,43 @@ async fn every_join_and_leave_gets_one_message_and_a_forbidden_channel_is_not_ha
         "leave message: {}",
         leave.content
     );
+
+    // The webhook got the same four events, signed.
+    let events =
+        invitrack_testkit::eventually(Duration::from_secs(30), "four webhook events", || {
+            let received = receiver.received();
+            async move { (received.len() >= 4).then_some(received) }
+        })
+        .await;
+    let now = chrono::Utc::now().timestamp();
+    let mut seen = BTreeSet::new();
+    for event in &events {
+        invitrack_webhooks::signature::verify(
+            "whsec_bot_test",
+            event.header("invitrack-signature"),
+            &event.body,
+            now,
+            300,
+        )
+        .expect("signed");
+        let body: serde_json::Value = serde_json::from_slice(&event.body).expect("JSON");
+        let member: u64 = body["member"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("a member id");
+        seen.insert((body["type"].as_str().unwrap_or_default().to_owned(), member));
+        if body["type"] == "member.join" {
+            assert_eq!(body["code"], stack.code.as_str(), "{body}");
+            assert_eq!(body["inviter_id"], INVITER.to_string(), "{body}");
+        }
+    }
+    let expected: BTreeSet<(String, u64)> = members
+        .iter()
+        .map(|m| ("member.join".to_owned(), *m))
+        .chain([("member.leave".to_owned(), members[0])])
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(events.len(), 4, "each event once");
 
     // A channel where the bot may not post: one refused request, then nothing for a while,
     // and the refusals are on record.

@@ -1,6 +1,6 @@
 //! The servers invitrack's tests run against, each test with its own: a nats-server on a free
 //! port, a PostgreSQL database (or a whole cluster for crash tests), free ports, temporary
-//! directories and waiting helpers. Dev-only: no service depends on it.
+//! directories, an HTTP receiver (webhooks) and waiting helpers. Dev-only: no service depends on it.
 //!
 //! Where the servers are comes from the environment, with this machine's defaults (see
 //! `docs/operations.md#test-servers`):
@@ -15,12 +15,14 @@ mod env;
 mod nats;
 mod net;
 mod postgres;
+mod receiver;
 
 pub use dir::TempDir;
 pub use env::{database_server_url, nats_url, unique};
 pub use nats::{NatsServer, tail};
 pub use net::{free_port, wait_for_port};
 pub use postgres::{PostgresCluster, TestDatabase};
+pub use receiver::{Answer, ReceivedRequest, Receiver};
 
 /// Waits until `check` returns `Some` (polling every 50 ms), at most `within`.
 ///

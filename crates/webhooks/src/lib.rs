@@ -83,7 +83,12 @@ pub struct WebhookOptions {
     #[arg(long, env = "WEBHOOKS_GIVE_UP_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
     pub give_up_hours: u64,
     /// Database connections of the webhook sender.
-    #[arg(long, env = "WEBHOOKS_DB_CONNECTIONS", default_value_t = 2)]
+    #[arg(
+        id = "webhooks_db_connections",
+        long = "webhooks-db-connections",
+        env = "WEBHOOKS_DB_CONNECTIONS",
+        default_value_t = 2
+    )]
     pub db_connections: usize,
 }
 

@@ -3,22 +3,16 @@
 //! the receivers check what reaches them as a user's server would.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use invitrack_bus::{BusConfig, Decision, DecisionKind, proto};
 use invitrack_model::{BotId, GuildId, GuildKey};
 use invitrack_storage::admin::Actor;
 use invitrack_storage::schema::webhook_deliveries;
 use invitrack_storage::webhooks::{self, Created};
-use invitrack_testkit::{TestDatabase, eventually};
+use invitrack_testkit::{Answer, Receiver, TestDatabase, eventually};
 use invitrack_webhooks::{WebhookConfig, WebhookOptions, signature};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -27,95 +21,9 @@ const BOT: u64 = 859_000_000_000_000_001;
 const GUILD: u64 = 417_977_361_011_572_747;
 const OTHER_GUILD: u64 = 417_977_361_011_572_999;
 
-/// A request as a receiver saw it.
-#[derive(Debug, Clone)]
-struct Received {
-    signature: String,
-    delivery: String,
-    event: String,
-    attempt: String,
-    body: Bytes,
-}
-
-/// An HTTP server on loopback that records every request and answers with `answer(delivery,
-/// how many earlier requests had that delivery id)`.
-struct Receiver {
-    addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start(answer: fn(usize) -> u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&received);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let log = Arc::clone(&log);
-                        async move {
-                            let header = |name: &str| {
-                                request
-                                    .headers()
-                                    .get(name)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_owned()
-                            };
-                            let (signature, delivery, event, attempt) = (
-                                header("invitrack-signature"),
-                                header("invitrack-delivery"),
-                                header("invitrack-event"),
-                                header("invitrack-attempt"),
-                            );
-                            let body = request.into_body().collect().await?.to_bytes();
-                            let status = {
-                                let mut log = log.lock().expect("log");
-                                let earlier = log
-                                    .iter()
-                                    .filter(|r: &&Received| r.delivery == delivery)
-                                    .count();
-                                log.push(Received {
-                                    signature,
-                                    delivery,
-                                    event,
-                                    attempt,
-                                    body,
-                                });
-                                answer(earlier)
-                            };
-                            Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(StatusCode::from_u16(status).expect("status"))
-                                    .body(Full::new(Bytes::from_static(b"ok")))
-                                    .expect("response"),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, received }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("log").clone()
-    }
+/// A receiver answering by how many earlier requests carried the same delivery id.
+async fn receiver(answer: Answer) -> Receiver {
+    Receiver::start("invitrack-delivery", answer).await
 }
 
 struct Setup {
@@ -296,18 +204,22 @@ async fn deliveries(setup: &Setup, webhook: i64) -> BTreeMap<i64, (String, i32, 
 #[tokio::test]
 async fn events_arrive_signed_once_each_and_failures_are_retried_then_given_up() {
     let setup = Setup::start("webhooks_delivery", fast_retries()).await;
-    let ok = Receiver::start(|_| 200).await;
-    let flaky = Receiver::start(|earlier| if earlier < 2 { 500 } else { 204 }).await;
-    let down = Receiver::start(|_| 503).await;
+    let ok = receiver(|_| 200).await;
+    let flaky = receiver(|earlier| if earlier < 2 { 500 } else { 204 }).await;
+    let down = receiver(|_| 503).await;
     let ok_id = setup
-        .register(GUILD, &ok.url(), &["member.join", "member.leave"])
+        .register(GUILD, &ok.url("/hook"), &["member.join", "member.leave"])
         .await;
-    let flaky_id = setup.register(GUILD, &flaky.url(), &["member.join"]).await;
-    let down_id = setup.register(GUILD, &down.url(), &["member.join"]).await;
+    let flaky_id = setup
+        .register(GUILD, &flaky.url("/hook"), &["member.join"])
+        .await;
+    let down_id = setup
+        .register(GUILD, &down.url("/hook"), &["member.join"])
+        .await;
     // Another guild's webhook gets nothing of this guild.
-    let other = Receiver::start(|_| 200).await;
+    let other = receiver(|_| 200).await;
     setup
-        .register(OTHER_GUILD, &other.url(), &["member.join"])
+        .register(OTHER_GUILD, &other.url("/hook"), &["member.join"])
         .await;
 
     setup.publish(&join(11, GUILD, 5_001), "decision:11").await;
@@ -344,7 +256,7 @@ async fn events_arrive_signed_once_each_and_failures_are_retried_then_given_up()
     for received in &got {
         signature::verify(
             "whsec_test_secret",
-            &received.signature,
+            received.header("invitrack-signature"),
             &received.body,
             now,
             300,
@@ -353,14 +265,14 @@ async fn events_arrive_signed_once_each_and_failures_are_retried_then_given_up()
         assert!(
             signature::verify(
                 "another secret",
-                &received.signature,
+                received.header("invitrack-signature"),
                 &received.body,
                 now,
                 300
             )
             .is_err()
         );
-        assert_eq!(received.attempt, "1");
+        assert_eq!(received.header("invitrack-attempt"), "1");
     }
     let bodies: Vec<serde_json::Value> = got
         .iter()
@@ -383,7 +295,7 @@ async fn events_arrive_signed_once_each_and_failures_are_retried_then_given_up()
     assert_eq!(leave_body["member"]["left_at"], "2023-11-14T22:13:39Z");
     let headers: Vec<(&str, &str)> = got
         .iter()
-        .map(|r| (r.delivery.as_str(), r.event.as_str()))
+        .map(|r| (r.header("invitrack-delivery"), r.header("invitrack-event")))
         .collect();
     assert!(headers.contains(&("11", "member.join")), "{headers:?}");
     assert!(headers.contains(&("12", "member.leave")), "{headers:?}");
@@ -391,11 +303,15 @@ async fn events_arrive_signed_once_each_and_failures_are_retried_then_given_up()
     // The flaky receiver: 500, 500, then 204; one delivery, three attempts.
     let flaky_got = flaky.received();
     assert_eq!(flaky_got.len(), 3, "{flaky_got:?}");
-    assert!(flaky_got.iter().all(|r| r.delivery == "11"));
+    assert!(
+        flaky_got
+            .iter()
+            .all(|r| r.header("invitrack-delivery") == "11")
+    );
     assert_eq!(
         flaky_got
             .iter()
-            .map(|r| r.attempt.as_str())
+            .map(|r| r.header("invitrack-attempt"))
             .collect::<Vec<_>>(),
         ["1", "2", "3"]
     );
@@ -454,16 +370,16 @@ async fn private_addresses_are_refused_by_default() {
         },
     )
     .await;
-    let receiver = Receiver::start(|_| 200).await;
+    let receiver = receiver(|_| 200).await;
     // Registered while the deployment allowed private networks, say; the sender refuses them
     // now, by address and by a name that resolves to loopback.
     let by_address = setup
-        .register(GUILD, &receiver.url(), &["member.join"])
+        .register(GUILD, &receiver.url("/hook"), &["member.join"])
         .await;
     let by_name = setup
         .register(
             GUILD,
-            &format!("http://localhost:{}/hook", receiver.addr.port()),
+            &format!("http://localhost:{}/hook", receiver.addr().port()),
             &["member.join"],
         )
         .await;
