@@ -396,7 +396,8 @@ pub struct AuditEntry {
     pub key_label: String,
     /// The `author` the caller gave.
     pub author: String,
-    /// `bonus.add`, `reset`, `reset.restore` or `settings.update`.
+    /// `bonus.add`, `reset`, `reset.restore`, `settings.update`, `webhook.create` or
+    /// `webhook.delete`.
     pub action: String,
     /// What changed (depends on `action`).
     #[schema(value_type = Object)]
