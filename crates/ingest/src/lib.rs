@@ -106,7 +106,7 @@ pub struct Ingest {
     queue: InMemoryQueue,
     bus: Bus,
     metrics: Arc<IngestMetrics>,
-    metrics_server: Option<metrics::MetricsServer>,
+    metrics_server: Option<invitrack_telemetry::MetricsEndpoint>,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -165,7 +165,7 @@ impl Ingest {
         );
         let (metrics_server, metrics_addr) = match config.metrics_bind {
             Some(addr) => {
-                let server = metrics::MetricsServer::bind(addr)
+                let server = invitrack_telemetry::MetricsEndpoint::bind(addr)
                     .await
                     .map_err(|source| IngestError::MetricsBind { addr, source })?;
                 let bound = server
@@ -242,7 +242,8 @@ impl Ingest {
         } = self;
         let stopped = CancellationToken::new();
         if let Some(server) = metrics_server {
-            tokio::spawn(server.serve(Arc::clone(&metrics), stopped.clone()));
+            let shown = Arc::clone(&metrics);
+            tokio::spawn(server.serve(Arc::new(move || shown.render()), stopped.clone()));
         }
         let publisher_stop = CancellationToken::new();
         let clock_source = clock::ClockSource {

@@ -1,23 +1,15 @@
 //! What ingest counts, and the Prometheus endpoint that shows it.
 //!
 //! Counters are plain atomics shared by the shard readers, the snapshot scheduler and the
-//! publisher; `GET /metrics` renders them in Prometheus' text format. The server is a bare
-//! hyper HTTP/1 connection loop: one route, no framework.
+//! publisher; `GET /metrics` (`invitrack_telemetry::MetricsEndpoint`) renders them in
+//! Prometheus' text format.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
 use invitrack_bus::proto::guild_event::Kind;
 use invitrack_discord::DiscordGate;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// The kinds of event ingest publishes, as metric labels.
 const KINDS: [&str; 7] = [
@@ -350,79 +342,4 @@ impl IngestMetrics {
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// A bound metrics endpoint, not yet serving.
-pub(crate) struct MetricsServer {
-    listener: TcpListener,
-}
-
-impl MetricsServer {
-    pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        Ok(Self {
-            listener: TcpListener::bind(addr).await?,
-        })
-    }
-
-    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Answers `GET /metrics` until `shutdown` fires.
-    pub(crate) async fn serve(self, metrics: Arc<IngestMetrics>, shutdown: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                accepted = self.listener.accept() => accepted,
-                () = shutdown.cancelled() => return,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "metrics endpoint could not accept a connection");
-                    continue;
-                }
-            };
-            let metrics = Arc::clone(&metrics);
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let metrics = Arc::clone(&metrics);
-                    async move { Ok::<_, Infallible>(answer(&request, &metrics)) }
-                });
-                if let Err(error) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%error, "metrics connection ended with an error");
-                }
-            });
-        }
-    }
-}
-
-fn answer(request: &Request<Incoming>, metrics: &IngestMetrics) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
-        ("GET", "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        (_, "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "use GET\n".to_owned(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found; metrics are at /metrics\n".to_owned(),
-        ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, value);
-    }
-    response
 }

@@ -1,4 +1,8 @@
-//! Logging set-up and shutdown signal shared by every invitrack binary.
+//! Logging set-up, shutdown signal and the metrics endpoint shared by every invitrack service.
+
+mod metrics;
+
+pub use metrics::{MetricsEndpoint, Render};
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
