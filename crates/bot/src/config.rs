@@ -1,5 +1,7 @@
 //! `invitrack-bot` configuration: environment variables, or the same names as flags.
 
+use std::net::SocketAddr;
+
 use invitrack_bus::BusConfig;
 use invitrack_webhooks::WebhookOptions;
 
@@ -41,6 +43,9 @@ pub struct BotConfig {
     /// settings changing ends the pause sooner).
     #[arg(long, env = "BOT_FORBIDDEN_PAUSE_SECS", default_value_t = DEFAULT_FORBIDDEN_PAUSE_SECS)]
     pub forbidden_pause_secs: u64,
+    /// Address of the bot's Prometheus `GET /metrics`, e.g. `0.0.0.0:9103`; off when unset.
+    #[arg(long, env = "BOT_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     #[command(flatten)]
     pub bus: BusConfig,
     /// The guilds' webhooks, sent from this process too (`docs/webhooks.md`).
@@ -61,6 +66,7 @@ impl BotConfig {
             requests_per_second: DEFAULT_REQUESTS_PER_SECOND,
             rejection_ceiling: invitrack_discord::DEFAULT_REJECTION_CEILING,
             forbidden_pause_secs: DEFAULT_FORBIDDEN_PAUSE_SECS,
+            metrics_bind: None,
             bus,
             webhooks: WebhookOptions::default(),
         }

@@ -26,6 +26,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(4);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
+/// The durable consumer of `bot_id`'s decisions of `partition`, shared by its replicas.
+pub(crate) fn consumer_name(bot_id: BotId, partition: u32) -> String {
+    format!("bot-{bot_id}-{partition}")
+}
+
 /// Handles partition `partition`'s decisions of `bot_id` until `stop`; an error only for what
 /// stops the bot (the token refused).
 pub(crate) async fn consume_partition(
@@ -66,7 +71,7 @@ async fn read(
     stop: &CancellationToken,
 ) -> Result<(), BotError> {
     let layout = &bus.layout;
-    let name = format!("bot-{bot_id}-{partition}");
+    let name = consumer_name(bot_id, partition);
     let stream = bus
         .jetstream
         .get_stream(layout.decision_stream())

@@ -3,6 +3,7 @@
 mod config;
 mod consumer;
 pub mod message;
+mod metrics;
 mod poster;
 
 use std::collections::HashMap;
@@ -36,6 +37,12 @@ pub enum BotError {
     },
     #[error("webhooks: {0}")]
     Webhooks(#[source] invitrack_webhooks::WebhookError),
+    #[error("could not bind the metrics endpoint to {addr}")]
+    MetricsBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// Discord refused the token, or would not be asked at all.
     #[error("Discord: {0}")]
     Discord(#[source] GateError),
@@ -83,6 +90,21 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
     let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
     let bus = config.bus.connect().await?;
     invitrack_bus::ensure_streams(&bus.jetstream, &bus.layout, config.bus.max_age()).await?;
+    let metrics = Arc::new(metrics::BotMetrics::new(Arc::clone(&gate)));
+    let stop = shutdown.child_token();
+    let metrics_addr = match config.metrics_bind {
+        Some(addr) => {
+            let endpoint = invitrack_telemetry::MetricsEndpoint::bind(addr)
+                .await
+                .map_err(|source| BotError::MetricsBind { addr, source })?;
+            let bound = endpoint.local_addr().ok();
+            let shown = Arc::clone(&metrics);
+            tokio::spawn(endpoint.serve(Arc::new(move || shown.render()), stop.clone()));
+            bound
+        }
+        None => None,
+    };
+    tokio::spawn(Arc::clone(&metrics).watch_waiting(bus.clone(), bot_id, stop.clone()));
     let poster = Arc::new(poster::Poster {
         http,
         gate,
@@ -90,15 +112,16 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
         bot_id,
         forbidden_pause: Duration::from_secs(config.forbidden_pause_secs),
         paused: Mutex::new(HashMap::new()),
+        metrics: Arc::clone(&metrics),
     });
-    tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), "bot ready");
-    let stop = shutdown.child_token();
+    tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), metrics = ?metrics_addr, "bot ready");
     let mut partitions = JoinSet::new();
     if config.webhooks.enabled {
         let webhooks = invitrack_webhooks::WebhookConfig {
             database_url: config.database_url.clone(),
             bus: config.bus.clone(),
             options: config.webhooks.clone(),
+            registry: Some(metrics.registry.clone()),
         };
         let stop = stop.clone();
         partitions.spawn(async move {

@@ -16,6 +16,7 @@ use twilight_http::Client;
 
 use crate::BotError;
 use crate::message::{self, LogChannel};
+use crate::metrics::BotMetrics;
 
 /// What became of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,7 @@ pub(crate) struct Poster {
     pub(crate) forbidden_pause: Duration,
     /// Channels that answered 403, until when nothing is sent to them.
     pub(crate) paused: Mutex<HashMap<(GuildKey, ChannelId), Instant>>,
+    pub(crate) metrics: Arc<BotMetrics>,
 }
 
 /// Decisions of a guild the bot looks ahead at for a message.
@@ -120,6 +122,8 @@ impl Poster {
                 // Posted: a body we cannot read still means it is there.
                 let message_id = response.model().await.map_or(0, |m| m.id.get());
                 tracing::debug!(guild_id = %guild.guild_id, batch_id, decisions = batch.len(), message_id, "posted");
+                self.metrics.messages.with_label_values(&["posted"]).inc();
+                self.metrics.decisions_posted.inc_by(batch.len() as u64);
                 self.finish(batch_id, PostOutcome::Posted { message_id }, None)
                     .await
             }
@@ -135,13 +139,21 @@ impl Poster {
                     // 5xx, timeouts, connection errors: Discord may take it later.
                     _ => {
                         tracing::warn!(guild_id = %guild.guild_id, %detail, "message not posted; retrying");
+                        self.metrics.retries.inc();
                         return Ok(Handled::RetryAfter(Duration::from_secs(5)));
                     }
                 };
+                self.metrics
+                    .messages
+                    .with_label_values(&[outcome.as_str()])
+                    .inc();
                 tracing::warn!(guild_id = %guild.guild_id, channel_id = %channel, outcome = outcome.as_str(), %detail, "Discord refused the message");
                 self.finish(batch_id, outcome, Some(&detail)).await
             }
-            Err(GateError::RateLimited { pause }) => Ok(Handled::RetryAfter(pause)),
+            Err(GateError::RateLimited { pause }) => {
+                self.metrics.retries.inc();
+                Ok(Handled::RetryAfter(pause))
+            }
             Err(GateError::Halted { resume_in, .. }) => Ok(Handled::RetryAfter(resume_in)),
             Err(error) => Err(BotError::Discord(error)),
         }
@@ -162,16 +174,16 @@ impl Poster {
         let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         paused.retain(|_, until| *until > now);
+        self.metrics.channels_paused.set(paused.len() as i64);
         paused.contains_key(&(guild, channel))
     }
 
     /// A 403: nothing more is sent to that channel for a while (a new channel in the guild's
     /// settings is not paused).
     fn pause(&self, guild: GuildKey, channel: ChannelId) {
-        self.paused
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert((guild, channel), Instant::now() + self.forbidden_pause);
+        let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+        paused.insert((guild, channel), Instant::now() + self.forbidden_pause);
+        self.metrics.channels_paused.set(paused.len() as i64);
     }
 }
 

@@ -289,7 +289,12 @@ async fn every_join_and_leave_gets_one_message_and_a_forbidden_channel_is_not_ha
     )
     .await
     .expect("webhook");
-    let mut bot = stack.spawn_bot(&[("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true")]);
+    let metrics_port = invitrack_testkit::free_port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let mut bot = stack.spawn_bot(&[
+        ("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true"),
+        ("BOT_METRICS_BIND", &metrics_bind),
+    ]);
     stack.wait_consumers().await;
     let members: Vec<u64> = (0..3)
         .map(|_| {
@@ -418,6 +423,40 @@ async fn every_join_and_leave_gets_one_message_and_a_forbidden_channel_is_not_ha
         "one 403, then the channel is left alone"
     );
     assert!(stack.messages(forbidden).is_empty());
+
+    // The metrics say the same, once the webhook has the two joins of the forbidden channel.
+    invitrack_testkit::eventually(Duration::from_secs(30), "six webhook events", || {
+        let received = receiver.received().len();
+        async move { (received >= 6).then_some(()) }
+    })
+    .await;
+    let scraped = reqwest::get(format!("http://{metrics_bind}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        scraped
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{scraped}"))
+    };
+    assert_eq!(value("invitrack_bot_decisions_posted_total"), 4.0);
+    assert_eq!(
+        value("invitrack_bot_messages_total{outcome=\"missing_permissions\"}"),
+        1.0
+    );
+    assert_eq!(value("invitrack_bot_channels_paused"), 1.0);
+    assert_eq!(
+        value("invitrack_bot_discord_errors_total{status=\"403\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("invitrack_webhooks_attempts_total{result=\"delivered\"}"),
+        6.0
+    );
+    assert!(scraped.contains("invitrack_bot_decisions_waiting{partition=\"0\"}"));
 
     let _ = bot.kill();
     let _ = bot.wait();

@@ -277,64 +277,16 @@ impl IngestMetrics {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {}", load(value));
         }
-        let gate = self.discord.stats();
-        family(
+        invitrack_discord::write_gate_metrics(
             &mut out,
-            "ingest_discord_requests_total",
-            "counter",
-            "Requests sent to Discord's REST API (every route, retries included).",
+            "ingest",
+            &self.discord,
+            &[
+                ("404", load(&self.discord_not_found)),
+                ("5xx", load(&self.discord_server_errors)),
+                ("other", load(&self.discord_other_errors)),
+            ],
         );
-        let _ = writeln!(out, "ingest_discord_requests_total {}", load(&gate.sent));
-        family(
-            &mut out,
-            "ingest_discord_errors_total",
-            "counter",
-            "Error answers from Discord REST, by status.",
-        );
-        let statuses = [
-            ("401", load(&gate.unauthorized)),
-            ("403", load(&gate.forbidden)),
-            ("404", load(&self.discord_not_found)),
-            ("429", load(&gate.rate_limited)),
-            ("5xx", load(&self.discord_server_errors)),
-            ("other", load(&self.discord_other_errors)),
-        ];
-        for (status, value) in statuses {
-            let _ = writeln!(
-                out,
-                "ingest_discord_errors_total{{status=\"{status}\"}} {value}"
-            );
-        }
-        let gauges = [
-            (
-                "ingest_discord_rejected_last_10m",
-                "gauge",
-                "401, 403 and 429 answers in the last 10 minutes (Discord bans the IP address at 10,000).",
-                self.discord.rejected_in_window() as u64,
-            ),
-            (
-                "ingest_discord_rejection_ceiling",
-                "gauge",
-                "DISCORD_REJECTION_CEILING: past it nothing is sent until older rejections age out.",
-                u64::from(self.discord.ceiling()),
-            ),
-            (
-                "ingest_discord_halted_total",
-                "counter",
-                "Requests not sent because the rejections of the last 10 minutes reached the ceiling.",
-                load(&gate.halted),
-            ),
-            (
-                "ingest_discord_token_invalid",
-                "gauge",
-                "1 once Discord refused the token (401): nothing more is sent.",
-                u64::from(self.discord.token_invalid()),
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            family(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
-        }
         out
     }
 }

@@ -68,7 +68,10 @@ impl MetricsEndpoint {
     }
 }
 
-fn answer(request: &Request<Incoming>, render: &(dyn Fn() -> String + Send + Sync)) -> Response<Full<Bytes>> {
+fn answer(
+    request: &Request<Incoming>,
+    render: &(dyn Fn() -> String + Send + Sync),
+) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
         ("GET", "/metrics") => (
             StatusCode::OK,

@@ -2,6 +2,7 @@
 
 mod destination;
 mod event;
+mod metrics;
 mod queue;
 mod schedule;
 mod sender;
@@ -124,6 +125,8 @@ pub struct WebhookConfig {
     pub database_url: String,
     pub bus: BusConfig,
     pub options: WebhookOptions,
+    /// Where its metrics go (`invitrack_webhooks_*`), if anywhere.
+    pub registry: Option<prometheus::Registry>,
 }
 
 /// Delivered deliveries are kept this long (the API lists them), failed ones `KEEP_FAILED`.
@@ -142,7 +145,9 @@ pub async fn run(config: WebhookConfig, shutdown: CancellationToken) -> Result<(
     let bus = config.bus.connect().await?;
     let timeout = Duration::from_secs(options.timeout_secs);
     let queued = Arc::new(Notify::new());
+    let metrics = metrics::WebhookMetrics::new(config.registry.as_ref());
     let sender = sender::Sender {
+        metrics,
         pool: pool.clone(),
         client: sender::client(timeout, options.allow_private_networks)?,
         allow_private: options.allow_private_networks,

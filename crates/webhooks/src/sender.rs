@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::destination::{self, WebhookUrl};
+use crate::metrics::WebhookMetrics;
 use crate::schedule::RetrySchedule;
 use crate::{WebhookError, signature};
 
@@ -21,12 +22,15 @@ use crate::{WebhookError, signature};
 const TAKE_PER_REQUEST: i64 = 4;
 /// How often due deliveries are looked for without a wake-up (retries come due by time).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often the pending deliveries are counted (a metric).
+const COUNT_EVERY: Duration = Duration::from_secs(5);
 /// How often old deliveries are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Longest `last_error` kept.
 const ERROR_MAX: usize = 500;
 
 pub(crate) struct Sender {
+    pub(crate) metrics: WebhookMetrics,
     pub(crate) pool: Pool,
     pub(crate) client: reqwest::Client,
     pub(crate) allow_private: bool,
@@ -59,12 +63,17 @@ pub(crate) fn client(
 impl Sender {
     pub(crate) async fn run(self, stop: CancellationToken) {
         let mut last_prune = tokio::time::Instant::now();
+        let mut last_count: Option<tokio::time::Instant> = None;
         loop {
             if let Err(error) = self.send_due(&stop).await {
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     "webhook deliveries not taken"
                 );
+            }
+            if last_count.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+                last_count = Some(tokio::time::Instant::now());
+                self.count_pending().await;
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = tokio::time::Instant::now();
@@ -101,7 +110,13 @@ impl Sender {
     async fn attempt(&self, delivery: DueDelivery) {
         let outcome = self.post(&delivery).await;
         let attempt = match outcome {
-            Ok(status) if (200..300).contains(&status) => Attempt::Delivered { status },
+            Ok(status) if (200..300).contains(&status) => {
+                self.metrics
+                    .attempts
+                    .with_label_values(&["delivered"])
+                    .inc();
+                Attempt::Delivered { status }
+            }
             not_delivered => {
                 let (status, error) = match not_delivered {
                     Ok(status) => (Some(status), format!("answered HTTP {status}")),
@@ -122,6 +137,12 @@ impl Sender {
                     retry_at = ?retry_at,
                     "webhook not delivered"
                 );
+                let result = if retry_at.is_some() {
+                    "retrying"
+                } else {
+                    "failed"
+                };
+                self.metrics.attempts.with_label_values(&[result]).inc();
                 Attempt::NotDelivered {
                     status,
                     error: truncate(error),
@@ -169,6 +190,16 @@ impl Sender {
             .await
             .map_err(|e| error_chain(&e))?;
         Ok(i32::from(response.status().as_u16()))
+    }
+
+    async fn count_pending(&self) {
+        let counted = async {
+            let mut conn = self.pool.get().await.map_err(WebhookError::pool)?;
+            Ok::<_, WebhookError>(webhooks::pending_count(&mut conn).await?)
+        };
+        if let Ok(pending) = counted.await {
+            self.metrics.pending.set(pending);
+        }
     }
 
     async fn prune(&self) {

@@ -54,6 +54,7 @@ impl Setup {
                 database_url: database.url(),
                 bus: bus.clone(),
                 options,
+                registry: None,
             },
             shutdown.clone(),
         ));
