@@ -121,25 +121,33 @@ async fn main() -> anyhow::Result<()> {
         joined_at.insert(truth.user_id.get(), truth.joined_at);
         tokio::time::sleep(interval).await;
     }
+    // A message may carry several joins (a raid): each join's time is its message's.
+    let posted_at = |messages: &[invitrack_sim::PostedMessage]| -> HashMap<u64, i64> {
+        joined_at
+            .iter()
+            .filter_map(|(member, at)| {
+                let mention = format!("<@{member}>");
+                let message = messages.iter().find(|m| m.content.contains(&mention))?;
+                Some((*member, (message.created_at - *at).num_milliseconds()))
+            })
+            .collect()
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    while world.channel_messages(join_log)?.len() < count {
+    let to_message = loop {
+        let messages = world.channel_messages(join_log)?;
+        let posted = posted_at(&messages);
+        if posted.len() == count {
+            println!("{count} joins in {} messages", messages.len());
+            break posted;
+        }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "{} of {count} messages after 10 minutes",
-            world.channel_messages(join_log)?.len()
+            "{} of {count} joins posted after 10 minutes",
+            posted.len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let mut to_message = Vec::new();
-    for message in world.channel_messages(join_log)? {
-        let member = joined_at
-            .iter()
-            .find(|(member, _)| message.content.contains(&format!("<@{member}>")));
-        if let Some((_, at)) = member {
-            to_message.push((message.created_at - *at).num_milliseconds());
-        }
-    }
+    };
+    let mut to_message: Vec<i64> = to_message.into_values().collect();
     let mut conn = invitrack_storage::connect(&database_url).await?;
     let decided: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = joins::table
         .select((joins::created_at, joins::decided_at))
