@@ -46,3 +46,18 @@ pub fn shutdown_on_ctrl_c() -> CancellationToken {
     });
     token
 }
+
+/// An error and its sources, `: `-separated, for text that must carry the whole chain (a dead
+/// letter's reason, a webhook delivery's last error): many errors say little alone (reqwest's
+/// "error sending request"). Logs record the error as a field and get the chain from tracing.
+#[must_use]
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -188,7 +188,7 @@ impl Sender {
             .body(delivery.body.clone())
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| invitrack_telemetry::error_chain(&e))?;
         Ok(i32::from(response.status().as_u16()))
     }
 
@@ -217,19 +217,6 @@ impl Sender {
             Err(error) => tracing::warn!(error = &error as &dyn std::error::Error, "prune failed"),
         }
     }
-}
-
-/// An error and its causes in one line: reqwest's own message alone says only "error sending
-/// request".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn truncate(mut text: String) -> String {

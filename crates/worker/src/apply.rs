@@ -238,7 +238,7 @@ impl Partition {
             dead_letters: vec![DeadLetter {
                 sequence: message.sequence,
                 subject: message.subject.clone(),
-                reason: DeadLetterReason::Refused(crate::error::chain(error)),
+                reason: DeadLetterReason::Refused(invitrack_telemetry::error_chain(error)),
                 payload: message.payload.clone(),
             }],
             ..Outcome::default()

@@ -81,16 +81,3 @@ impl From<diesel::result::Error> for WorkerError {
         Self::Storage(StorageError::Query(e))
     }
 }
-
-/// An error and its sources, `: `-separated, for text that must carry the whole chain (a dead
-/// letter's reason header); logs record the error as a field and get the chain from tracing.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
