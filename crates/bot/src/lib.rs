@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod commands;
 mod config;
 mod consumer;
 pub mod message;
@@ -86,6 +87,25 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
             Err(error) => return Err(BotError::Discord(error)),
         }
     };
+    let application_id = loop {
+        match gate.call(|| http.current_user_application()).await {
+            Ok(response) => match response.model().await {
+                Ok(application) => break application.id,
+                Err(error) => return Err(BotError::jetstream("read the application", error)),
+            },
+            Err(GateError::RateLimited { .. }) => {}
+            Err(error) => return Err(BotError::Discord(error)),
+        }
+    };
+    match commands::definitions::register(&http, &gate, application_id).await {
+        Ok(true) => tracing::info!("slash commands registered"),
+        Ok(false) => tracing::info!("slash commands already registered"),
+        // Commands already registered keep working; the next start tries again.
+        Err(error) => tracing::warn!(
+            error = &error as &dyn std::error::Error,
+            "slash commands not registered"
+        ),
+    }
     invitrack_storage::prepare_database(&config.database_url).await?;
     let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
     let bus = config.bus.connect().await?;
@@ -105,6 +125,12 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
         None => None,
     };
     tokio::spawn(Arc::clone(&metrics).watch_waiting(bus.clone(), bot_id, stop.clone()));
+    let commands = Arc::new(commands::Commands {
+        http: Arc::clone(&http),
+        application_id,
+        pool: pool.clone(),
+        bot_id,
+    });
     let poster = Arc::new(poster::Poster {
         http,
         gate,
@@ -116,6 +142,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
     });
     tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), metrics = ?metrics_addr, "bot ready");
     let mut partitions = JoinSet::new();
+    partitions.spawn(commands.serve(bus.clone(), stop.clone()));
     if config.webhooks.enabled {
         let webhooks = invitrack_webhooks::WebhookConfig {
             database_url: config.database_url.clone(),

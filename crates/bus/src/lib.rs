@@ -13,7 +13,8 @@ pub mod proto {
 }
 
 pub use proto::{
-    Decision, GuildEvent, decision::Kind as DecisionKind, guild_event::Kind as EventKind,
+    Decision, GuildEvent, InteractionReceived, decision::Kind as DecisionKind,
+    guild_event::Kind as EventKind,
 };
 
 use invitrack_model::{BotId, GuildId, GuildKey};
@@ -156,6 +157,19 @@ impl BusLayout {
     #[must_use]
     pub fn decision_filter(&self) -> String {
         format!("{}.decision.>", self.prefix)
+    }
+
+    /// Where ingest publishes `bot`'s interactions, with core NATS
+    /// (`proto/invitrack/bus/v1/interactions.proto`).
+    #[must_use]
+    pub fn interaction_subject(&self, bot: BotId) -> String {
+        format!("{}.interaction.{bot}", self.prefix)
+    }
+
+    /// The queue group `bot`'s replicas share its interactions in.
+    #[must_use]
+    pub fn interaction_group(&self, bot: BotId) -> String {
+        format!("{}-bot-{bot}", self.prefix)
     }
 
     /// The partition a guild's events belong to: a stable mix of both ids.

@@ -3,6 +3,7 @@
 mod clock;
 mod config;
 mod convert;
+mod interactions;
 mod metrics;
 mod publisher;
 mod snapshots;
@@ -43,6 +44,7 @@ pub const INTENTS: Intents = Intents::GUILDS
     .union(Intents::GUILD_INVITES);
 
 const WANTED_EVENTS: EventTypeFlags = EventTypeFlags::READY
+    .union(EventTypeFlags::INTERACTION_CREATE)
     .union(EventTypeFlags::RESUMED)
     .union(EventTypeFlags::GUILD_CREATE)
     .union(EventTypeFlags::GUILD_UPDATE)
@@ -251,6 +253,8 @@ impl Ingest {
             shard_total,
             shards: shard_numbers.clone(),
         };
+        let interactions =
+            interactions::InteractionForwarder::new(&bus, bot_id, Arc::clone(&metrics));
         let (publisher, publisher_task) = Publisher::start(
             bus.jetstream,
             bus.layout,
@@ -279,6 +283,7 @@ impl Ingest {
                 Shard::with_config(ShardId::new(number, shard_total), gateway_config.clone());
             let reader = ShardReader {
                 bot_id,
+                interactions: interactions.clone(),
                 settle_ms: config.settle_ms,
                 publisher: publisher.clone(),
                 scheduler: scheduler.clone(),
@@ -371,6 +376,7 @@ fn discord_error(what: &'static str, error: GateError) -> IngestError {
 /// Reads one shard and turns its events into bus messages.
 struct ShardReader {
     bot_id: BotId,
+    interactions: interactions::InteractionForwarder,
     settle_ms: i64,
     publisher: Publisher,
     scheduler: SnapshotScheduler,
@@ -485,6 +491,10 @@ impl ShardReader {
                     self.scheduler
                         .guild_available(guild.id.to_model(), shard_id, vanity);
                 }
+                return;
+            }
+            Event::InteractionCreate(interaction) => {
+                self.interactions.forward(shard_id, &interaction).await;
                 return;
             }
             Event::GuildUpdate(update) => {

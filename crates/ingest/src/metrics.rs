@@ -61,6 +61,7 @@ pub struct IngestMetrics {
     pub(crate) guilds: AtomicU64,
     /// Largest proven lead of this host's clock over Discord's, ms (0 = none seen).
     pub(crate) clock_ahead_ms: AtomicU64,
+    pub(crate) interactions_forwarded: AtomicU64,
 }
 
 impl IngestMetrics {
@@ -85,6 +86,7 @@ impl IngestMetrics {
             shards_connected: AtomicU64::default(),
             guilds: AtomicU64::default(),
             clock_ahead_ms: AtomicU64::default(),
+            interactions_forwarded: AtomicU64::default(),
         }
     }
 
@@ -205,7 +207,7 @@ impl IngestMetrics {
             "Events waiting in memory for NATS to acknowledge them.",
         );
         let _ = writeln!(out, "ingest_buffer_events {}", self.buffered());
-        let plain: [(&str, &str, &str, &AtomicU64); 11] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 12] = [
             (
                 "ingest_buffer_capacity",
                 "gauge",
@@ -265,6 +267,12 @@ impl IngestMetrics {
                 "gauge",
                 "Guilds available on this process' shards.",
                 &self.guilds,
+            ),
+            (
+                "ingest_interactions_forwarded_total",
+                "counter",
+                "Interactions (commands, buttons, modals) published for the bot.",
+                &self.interactions_forwarded,
             ),
             (
                 "ingest_clock_ahead_of_discord_ms",
