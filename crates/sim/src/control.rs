@@ -10,12 +10,18 @@ use crate::{
     ratelimit::{GlobalLimit, Route, RouteLimit, route_names},
     sessions::EventDelay,
     wire::permissions,
-    world::{ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, PostedMessage, World},
+    world::{
+        ChannelSpec, GuildSpec, InteractionKind, InteractionSpec, InviteSpec, JoinSpec, JoinVia,
+        PostedMessage, World,
+    },
 };
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use std::time::Duration;
-use twilight_model::id::{Id, marker::UserMarker};
+use twilight_model::id::{
+    Id,
+    marker::{GuildMarker, MessageMarker, UserMarker},
+};
 
 /// Mounts the control routes on a `/control` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -64,6 +70,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/guilds/{guild_id}/temporary-members/offline",
             web::post().to(temporary_offline),
         )
+        .route("/interactions", web::post().to(interact))
+        .route("/interactions/{id}", web::get().to(interaction_reply))
+        .route("/commands", web::get().to(commands))
         .configure(crate::runs::configure)
         .default_service(web::to(not_found));
 }
@@ -102,10 +111,19 @@ impl From<WorldError> for ControlError {
             | WorldError::UnknownChannel(_)
             | WorldError::UnknownInvite(_)
             | WorldError::NoVanity(_)
-            | WorldError::NotMember { .. } => StatusCode::NOT_FOUND,
-            WorldError::AlreadyMember { .. } | WorldError::CodeTaken(_) => StatusCode::CONFLICT,
+            | WorldError::NotMember { .. }
+            | WorldError::UnknownApplication(_)
+            | WorldError::UnknownInteraction
+            | WorldError::UnknownWebhook
+            | WorldError::UnknownMessage => StatusCode::NOT_FOUND,
+            WorldError::AlreadyMember { .. }
+            | WorldError::CodeTaken(_)
+            | WorldError::InteractionAcknowledged => StatusCode::CONFLICT,
             WorldError::MissingPermissions | WorldError::MissingAccess => StatusCode::FORBIDDEN,
-            WorldError::Invalid(_) | WorldError::EmptyMessage => StatusCode::BAD_REQUEST,
+            WorldError::InvalidWebhookToken => StatusCode::UNAUTHORIZED,
+            WorldError::Invalid(_) | WorldError::InvalidForm(_) | WorldError::EmptyMessage => {
+                StatusCode::BAD_REQUEST
+            }
         };
         error(status, e)
     }
@@ -660,4 +678,107 @@ async fn temporary_offline(path: web::Path<String>, world: web::Data<World>) -> 
     let guild_id = snowflake(&path)?;
     let removed = world.end_temporary_memberships(guild_id)?;
     Ok(HttpResponse::Ok().json(removed))
+}
+
+/// Permissions as a decimal string (as Discord sends them) or a number.
+fn de_permissions<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        N(u64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::S(s) => s.parse::<u64>().map_err(serde::de::Error::custom),
+        Raw::N(n) => Ok(n),
+    }
+}
+
+fn default_permissions() -> u64 {
+    permissions::EVERYONE
+}
+
+fn default_locale() -> String {
+    "en-US".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InteractBody {
+    #[serde(deserialize_with = "de_id")]
+    guild_id: Id<GuildMarker>,
+    #[serde(deserialize_with = "de_id")]
+    user_id: Id<UserMarker>,
+    #[serde(default = "default_permissions", deserialize_with = "de_permissions")]
+    permissions: u64,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    options: Option<serde_json::Value>,
+    #[serde(default)]
+    custom_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    message_id: Option<Id<MessageMarker>>,
+    #[serde(default = "default_locale")]
+    locale: String,
+}
+
+async fn interact(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: InteractBody = parse(&body)?;
+    let kind = match (body.command, body.custom_id) {
+        (Some(name), None) => {
+            if body.message_id.is_some() {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "\"message_id\" is only for components (\"custom_id\")",
+                ));
+            }
+            InteractionKind::Command {
+                name,
+                options: body.options.unwrap_or_else(|| serde_json::json!([])),
+            }
+        }
+        (None, Some(custom_id)) => {
+            if body.options.is_some() {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "\"options\" are only for commands (\"command\")",
+                ));
+            }
+            InteractionKind::Component {
+                custom_id,
+                message_id: body.message_id,
+            }
+        }
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of \"command\" and \"custom_id\"",
+            ));
+        }
+    };
+    let info = world.interact(InteractionSpec {
+        guild_id: body.guild_id,
+        user_id: body.user_id,
+        member_permissions: body.permissions,
+        kind,
+        locale: body.locale,
+    })?;
+    Ok(HttpResponse::Created().json(info))
+}
+
+async fn interaction_reply(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    let id = snowflake(&path)?;
+    match world.interaction_reply(id) {
+        Some(reply) => Ok(HttpResponse::Ok().json(reply)),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("interaction {id} has no response (not yet, or no longer kept)"),
+        )),
+    }
+}
+
+async fn commands(world: web::Data<World>) -> HttpResponse {
+    let list: Vec<serde_json::Value> = world.commands().into_iter().map(|c| c.object).collect();
+    HttpResponse::Ok().json(list)
 }

@@ -2,7 +2,7 @@
 
 use twilight_model::id::{
     Id,
-    marker::{ChannelMarker, GuildMarker, UserMarker},
+    marker::{ApplicationMarker, ChannelMarker, GuildMarker, UserMarker},
 };
 
 /// Starting the simulator failed.
@@ -67,4 +67,27 @@ pub enum WorldError {
     /// Input that cannot be right (bad code, ...).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A form Discord refuses field by field (400 code 50035 with this `errors` object).
+    #[error("invalid form body: {0}")]
+    InvalidForm(serde_json::Value),
+    /// Not the bot's application.
+    #[error("unknown application {0}")]
+    UnknownApplication(Id<ApplicationMarker>),
+    /// No interaction with this id and token, or its 3 seconds to answer are over.
+    #[error("unknown interaction")]
+    UnknownInteraction,
+    /// The interaction already has its initial response.
+    #[error("interaction has already been acknowledged")]
+    InteractionAcknowledged,
+    /// No interaction webhook with this application id and token (or the interaction was
+    /// never acknowledged within its 3 seconds).
+    #[error("unknown webhook")]
+    UnknownWebhook,
+    /// The interaction token is older than 15 minutes.
+    #[error("invalid webhook token")]
+    InvalidWebhookToken,
+    /// The message does not exist (e.g. the original response before the interaction is
+    /// acknowledged).
+    #[error("unknown message")]
+    UnknownMessage,
 }

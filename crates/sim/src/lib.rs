@@ -13,14 +13,18 @@
 //!   background.
 //! - [`scenario`]: scenario files and their runner; [`workload`]: the seeded workload
 //!   generator (it produces scenarios).
-//! - `message_form.rs`: Create Message's body, checked as Discord checks it.
+//! - `message_form.rs`: Create Message's body, checked as Discord checks it;
+//!   `command_form.rs` and `interaction_form.rs`: the bodies of the command and interaction
+//!   routes.
 //! - `wire.rs`: Discord's JSON shapes (public: [`permissions`], [`Nonce`]); [`snowflake`]:
 //!   ids and timestamps.
 
+mod command_form;
 mod control;
 mod error;
 pub mod faults;
 mod gateway;
+mod interaction_form;
 mod message_form;
 pub mod ratelimit;
 mod rest;
@@ -39,8 +43,10 @@ pub use sessions::{EventDelay, intents};
 pub use wire::{Nonce, permissions};
 pub use world::{
     BotInfo, ChannelSpec, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
-    DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec, JoinTruth, JoinVia,
-    MemberInfo, NONCE_WINDOW, PostedMessage, World, WorldOptions,
+    DID_REJOIN, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS,
+    InteractionInfo, InteractionKind, InteractionReply, InteractionSpec, InviteInfo, InviteSpec,
+    JoinPath, JoinSpec, JoinTruth, JoinVia, MemberInfo, NONCE_WINDOW, PostedMessage,
+    RegisteredCommand, World, WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
@@ -70,7 +76,8 @@ pub struct SimConfig {
     pub event_delay: EventDelay,
     /// Frames a gateway connection may have queued before it is cut as a slow consumer.
     pub gateway_queue: usize,
-    /// Posted messages the world keeps for reading back (the oldest go first).
+    /// Posted messages (and, separately, interactions) the world keeps for reading back (the
+    /// oldest go first).
     pub message_capacity: usize,
     /// Where [`RunningSim::stop`] writes the ground truth (JSON lines), if anywhere.
     pub truth_file: Option<PathBuf>,

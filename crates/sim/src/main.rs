@@ -43,7 +43,8 @@ struct Args {
     /// Frames a gateway connection may have queued before it is cut as too slow.
     #[arg(long, env = "SIM_GATEWAY_QUEUE", default_value_t = invitrack_sim::DEFAULT_GATEWAY_QUEUE)]
     gateway_queue: usize,
-    /// Messages posted through REST the simulator keeps for reading back (oldest dropped).
+    /// Messages posted through REST (and, separately, interactions) the simulator keeps for
+    /// reading back (oldest dropped).
     #[arg(long, env = "SIM_MESSAGE_CAPACITY", default_value_t = invitrack_sim::DEFAULT_MESSAGE_CAPACITY)]
     message_capacity: usize,
     /// Write the ground truth (JSON lines) here on exit and after a scenario or workload.

@@ -60,7 +60,12 @@ pub(crate) struct FieldErrors {
 }
 
 impl FieldErrors {
-    fn add(&mut self, path: &[&str], code: &'static str, message: impl Into<String>) {
+    /// Whether nothing failed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn add(&mut self, path: &[&str], code: &'static str, message: impl Into<String>) {
         self.entries.push((
             path.iter().map(|p| (*p).to_owned()).collect(),
             code,
@@ -68,7 +73,7 @@ impl FieldErrors {
         ));
     }
 
-    fn too_long(&mut self, path: &[&str], limit: usize) {
+    pub(crate) fn too_long(&mut self, path: &[&str], limit: usize) {
         self.add(
             path,
             "BASE_TYPE_MAX_LENGTH",
@@ -76,11 +81,11 @@ impl FieldErrors {
         );
     }
 
-    fn required(&mut self, path: &[&str]) {
+    pub(crate) fn required(&mut self, path: &[&str]) {
         self.add(path, "BASE_TYPE_REQUIRED", "This field is required");
     }
 
-    fn not_object(&mut self, path: &[&str]) {
+    pub(crate) fn not_object(&mut self, path: &[&str]) {
         self.add(
             path,
             "DICT_TYPE_CONVERT",
@@ -88,12 +93,25 @@ impl FieldErrors {
         );
     }
 
-    fn not_list(&mut self, path: &[&str]) {
+    pub(crate) fn not_list(&mut self, path: &[&str]) {
         self.add(
             path,
             "LIST_TYPE_CONVERT",
             "Only iterables may be used in a ListType",
         );
+    }
+
+    pub(crate) fn not_string(&mut self, path: &[&str]) {
+        not_string(self, path);
+    }
+
+    /// Takes `other`'s failures, their paths under `prefix`.
+    pub(crate) fn merge_under(&mut self, prefix: &[&str], other: FieldErrors) {
+        for (path, code, message) in other.entries {
+            let mut full: Vec<String> = prefix.iter().map(|p| (*p).to_owned()).collect();
+            full.extend(path);
+            self.entries.push((full, code, message));
+        }
     }
 
     /// Discord's `errors` object: the path's keys nest, array indices as strings, and each

@@ -41,11 +41,19 @@ pub enum Route {
     CreateChannelInvite,
     /// `POST /channels/{id}/messages` (major: channel).
     CreateMessage,
+    /// `GET` / `PUT /applications/{id}/commands` (major: application).
+    Commands,
+    /// `POST /interactions/{id}/{token}/callback` (major: interaction; not bound to the
+    /// global limit, as Discord documents).
+    InteractionCallback,
+    /// `PATCH /webhooks/{application_id}/{token}/messages/@original` and the follow-ups
+    /// (major: the interaction token; not bound to the global limit).
+    InteractionWebhook,
 }
 
 impl Route {
     /// Every route.
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 12] = [
         Route::GatewayBot,
         Route::CurrentUser,
         Route::CurrentApplication,
@@ -55,6 +63,9 @@ impl Route {
         Route::ChannelInvites,
         Route::CreateChannelInvite,
         Route::CreateMessage,
+        Route::Commands,
+        Route::InteractionCallback,
+        Route::InteractionWebhook,
     ];
 
     /// The snake_case name used by the control API and the environment variables.
@@ -69,6 +80,9 @@ impl Route {
             Route::ChannelInvites => "channel_invites",
             Route::CreateChannelInvite => "create_channel_invite",
             Route::CreateMessage => "create_message",
+            Route::Commands => "commands",
+            Route::InteractionCallback => "interaction_callback",
+            Route::InteractionWebhook => "interaction_webhook",
         }
     }
 
@@ -107,7 +121,17 @@ impl Route {
             Route::ChannelInvites => "a6d7b3f5e6c8d9a0f1b2c3d4e5f6a7b8",
             Route::CreateChannelInvite => "b7e8c4a6f7d9e0b1a2c3d4e5f6a7b8c9",
             Route::CreateMessage => "80c17d2f203122d936070c88c8d10f33",
+            Route::Commands => "c8f9d5b7a8e0f1c2b3d4e5f6a7b8c9d0",
+            Route::InteractionCallback => "d9a0e6c8b9f1a2d3c4e5f6a7b8c9d0e1",
+            Route::InteractionWebhook => "e0b1f7d9c0a2b3e4d5f6a7b8c9d0e1f2",
         }
+    }
+
+    /// Whether requests to this route count against the bot-wide limit. Discord documents
+    /// that the interaction endpoints (callback, original response, follow-ups) are not
+    /// bound to it.
+    pub fn counts_globally(self) -> bool {
+        !matches!(self, Route::InteractionCallback | Route::InteractionWebhook)
     }
 }
 
@@ -365,7 +389,7 @@ impl RateLimiter {
     pub fn check(&mut self, route: Route, major: u64, now: Instant) -> Verdict {
         self.arrived(now);
         self.stats.routes.entry(route).or_default().requests += 1;
-        if self.global.limit > 0 {
+        if self.global.limit > 0 && route.counts_globally() {
             let len = Duration::from_millis(self.global.window_ms.max(1));
             let window = self.global_window.get_or_insert(Window {
                 started: now,
@@ -560,6 +584,33 @@ mod tests {
         let stats = rl.stats();
         assert_eq!((stats.rate_limited, stats.global_rate_limited), (1, 1));
         assert_eq!(stats.routes[&Route::CurrentUser].global_rate_limited, 1);
+    }
+
+    #[test]
+    fn interaction_routes_skip_the_global_limit() {
+        let mut rl = RateLimiter::new(&RateLimitConfig {
+            global: GlobalLimit {
+                limit: 1,
+                window_ms: 1000,
+            },
+            routes: HashMap::new(),
+        });
+        let t = Instant::now();
+        assert!(matches!(
+            rl.check(Route::Commands, 0, t),
+            Verdict::Allowed(_)
+        ));
+        for route in [Route::InteractionCallback, Route::InteractionWebhook] {
+            assert!(matches!(rl.check(route, 1, t), Verdict::Allowed(_)));
+        }
+        assert!(matches!(
+            rl.check(Route::Commands, 0, t),
+            Verdict::GlobalLimited { .. }
+        ));
+        assert_eq!(Route::ALL.len(), 12);
+        for route in Route::ALL {
+            assert_eq!(Route::from_name(route.name()), Some(route));
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! (`{"message":"Unknown Guild","code":10004}`).
 
 use crate::{
+    command_form,
     error::WorldError,
+    interaction_form,
     message_form::{self, FormError},
     ratelimit::{RateHeaders, Route, Verdict},
     wire,
@@ -47,6 +49,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/channels/{channel_id}/messages",
             web::post().to(create_message),
+        )
+        .route(
+            "/applications/{application_id}/commands",
+            web::get().to(get_commands),
+        )
+        .route(
+            "/applications/{application_id}/commands",
+            web::put().to(set_commands),
+        )
+        .route(
+            "/interactions/{interaction_id}/{token}/callback",
+            web::post().to(interaction_callback),
+        )
+        .route(
+            "/webhooks/{application_id}/{token}/messages/@original",
+            web::patch().to(edit_original),
         )
         .default_service(web::to(not_found));
 }
@@ -113,6 +131,30 @@ impl From<WorldError> for ApiError {
                 "Cannot send an empty message",
                 50006,
             ),
+            WorldError::InvalidForm(errors) => Self {
+                errors: Some(errors),
+                ..Self::new(StatusCode::BAD_REQUEST, "Invalid Form Body", 50035)
+            },
+            WorldError::UnknownApplication(_) => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown Application", 10002)
+            }
+            WorldError::UnknownInteraction => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown interaction", 10062)
+            }
+            WorldError::InteractionAcknowledged => Self::new(
+                StatusCode::BAD_REQUEST,
+                "Interaction has already been acknowledged.",
+                40060,
+            ),
+            WorldError::UnknownWebhook => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown Webhook", 10015)
+            }
+            WorldError::InvalidWebhookToken => {
+                Self::new(StatusCode::UNAUTHORIZED, "Invalid Webhook Token", 50027)
+            }
+            WorldError::UnknownMessage => {
+                Self::new(StatusCode::NOT_FOUND, "Unknown Message", 10008)
+            }
             WorldError::AlreadyMember { .. }
             | WorldError::CodeTaken(_)
             | WorldError::Invalid(_) => Self::new(
@@ -240,6 +282,17 @@ async fn answer(
     if let Err(e) = authorized(req, world) {
         return reject(world, route, major, e);
     }
+    answer_unauthenticated(world, route, major, f).await
+}
+
+/// [`answer`] without the `Authorization` check: the interaction routes, which Discord
+/// authenticates by the interaction token in the path.
+async fn answer_unauthenticated(
+    world: &World,
+    route: Route,
+    major: u64,
+    f: impl FnOnce(&mut State) -> Result<(StatusCode, Option<String>), WorldError>,
+) -> HttpResponse {
     let plan = world.sample_faults(route);
     if let Some(status) = plan.error {
         pause(plan.before_read + plan.after_read).await;
@@ -496,6 +549,107 @@ async fn create_message(
     };
     answer(&req, &world, Route::CreateMessage, channel_id.get(), |s| {
         ok(s.rest_post_message(channel_id, message)?)
+    })
+    .await
+}
+
+async fn get_commands(
+    req: HttpRequest,
+    path: web::Path<String>,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let application_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return reject(&world, Route::Commands, 0, e),
+    };
+    answer(&req, &world, Route::Commands, application_id.get(), |s| {
+        ok(s.rest_commands(application_id)?)
+    })
+    .await
+}
+
+async fn set_commands(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let application_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return reject(&world, Route::Commands, 0, e),
+    };
+    if let Err(e) = authorized(&req, &world) {
+        return reject(&world, Route::Commands, application_id.get(), e);
+    }
+    let commands = match command_form::parse(&body) {
+        Ok(commands) => commands,
+        Err(e) => return reject(&world, Route::Commands, application_id.get(), e.into()),
+    };
+    answer(&req, &world, Route::Commands, application_id.get(), |s| {
+        ok(s.rest_set_commands(application_id, commands)?)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    with_response: Option<bool>,
+}
+
+/// `POST /interactions/{id}/{token}/callback`: no `Authorization` needed (twilight sends
+/// none); the token in the path is the credential.
+async fn interaction_callback(
+    path: web::Path<(String, String)>,
+    query: web::Query<CallbackQuery>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let (raw_id, token) = path.into_inner();
+    let interaction_id = match snowflake(&raw_id) {
+        Ok(id) => id,
+        Err(e) => return reject(&world, Route::InteractionCallback, 0, e),
+    };
+    let major = interaction_id.get();
+    let form = match interaction_form::parse_callback(&body) {
+        Ok(form) => form,
+        Err(e) => return reject(&world, Route::InteractionCallback, major, e.into()),
+    };
+    let with_response = query.with_response.unwrap_or(false);
+    answer_unauthenticated(&world, Route::InteractionCallback, major, |s| {
+        match s.rest_interaction_callback(interaction_id, &token, form, with_response)? {
+            Some(body) => ok(body),
+            None => Ok((StatusCode::NO_CONTENT, None)),
+        }
+    })
+    .await
+}
+
+/// The bucket of a webhook route: its token (as Discord keys webhook buckets).
+fn token_major(token: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    token.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// `PATCH /webhooks/{application_id}/{token}/messages/@original`.
+async fn edit_original(
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let (raw_id, token) = path.into_inner();
+    let major = token_major(&token);
+    let application_id = match snowflake(&raw_id) {
+        Ok(id) => id,
+        Err(e) => return reject(&world, Route::InteractionWebhook, major, e),
+    };
+    let form = match interaction_form::parse_edit(&body) {
+        Ok(form) => form,
+        Err(e) => return reject(&world, Route::InteractionWebhook, major, e.into()),
+    };
+    answer_unauthenticated(&world, Route::InteractionWebhook, major, |s| {
+        ok(s.rest_edit_original(application_id, &token, form)?)
     })
     .await
 }

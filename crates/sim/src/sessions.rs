@@ -146,6 +146,11 @@ impl EventKind {
         name: "INVITE_DELETE",
         intent: intents::GUILD_INVITES,
     };
+    /// Needs no intent.
+    pub const INTERACTION_CREATE: Self = Self {
+        name: "INTERACTION_CREATE",
+        intent: 0,
+    };
 }
 
 /// One dispatch as sent to one session.

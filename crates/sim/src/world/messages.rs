@@ -15,7 +15,10 @@ use std::{
     collections::{HashMap, VecDeque},
     time::Duration,
 };
-use twilight_model::id::{Id, marker::ChannelMarker};
+use twilight_model::id::{
+    Id,
+    marker::{ChannelMarker, MessageMarker},
+};
 
 /// How long a message's nonce keeps answering a create with `enforce_nonce`. Discord says
 /// "the past few minutes" without a figure; the simulator takes the low end, so that a client
@@ -68,6 +71,11 @@ impl MessageStore {
     fn with_nonce(&mut self, nonce: &wire::Nonce, now_ms: i64) -> Option<&PostedMessage> {
         self.expire_nonces(now_ms);
         self.by_nonce.get(&nonce.text())
+    }
+
+    /// A kept message by id.
+    pub(super) fn find(&self, id: Id<MessageMarker>) -> Option<&PostedMessage> {
+        self.messages.iter().rev().find(|m| m.id == id)
     }
 
     fn push(&mut self, message: PostedMessage, now_ms: i64) {

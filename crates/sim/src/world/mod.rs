@@ -15,9 +15,13 @@
 //! - `views.rs`: in-process queries and the REST answers' bodies.
 //! - `messages.rs`: the messages the bot posts (permissions, `enforce_nonce`, the bounded
 //!   store).
+//! - `interactions.rs`: global application commands, interactions (INTERACTION_CREATE),
+//!   their callbacks and original responses (the 3 s and 15 min deadlines, the bounded
+//!   store).
 //! - `gateway_sessions.rs`: IDENTIFY, RESUME and the other session calls of the gateway.
 
 mod gateway_sessions;
+mod interactions;
 mod messages;
 mod model;
 mod operations;
@@ -27,12 +31,14 @@ mod tests;
 mod views;
 
 pub(crate) use gateway_sessions::IdentifyRequest;
+pub use interactions::{INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS};
 pub use messages::{DEFAULT_MESSAGE_CAPACITY, NONCE_WINDOW};
 pub(crate) use model::State;
 pub(crate) use specs::NewMessage;
 pub use specs::{
-    BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, GuildSpec, InviteInfo, InviteSpec, JoinPath,
-    JoinSpec, JoinTruth, JoinVia, MemberInfo, PostedMessage,
+    BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, GuildSpec, InteractionInfo, InteractionKind,
+    InteractionReply, InteractionSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec, JoinTruth,
+    JoinVia, MemberInfo, PostedMessage, RegisteredCommand,
 };
 
 use crate::{
@@ -52,7 +58,7 @@ use std::{
 };
 use twilight_model::id::{
     Id,
-    marker::{ChannelMarker, GuildMarker, UserMarker},
+    marker::{ChannelMarker, GuildMarker, InteractionMarker, UserMarker},
 };
 
 /// Writes `World` methods that take a lock and call one method on what it guards:
@@ -103,7 +109,8 @@ pub struct WorldOptions {
     pub event_delay: EventDelay,
     /// Capacity of each gateway connection's queue of frames.
     pub gateway_queue: usize,
-    /// Posted messages kept for [`World::messages`] (the oldest go first).
+    /// Posted messages kept for [`World::messages`], and interactions kept for
+    /// [`World::interaction_reply`] (each store drops its oldest first).
     pub message_capacity: usize,
 }
 
@@ -297,6 +304,21 @@ impl World {
         /// The messages of [`World::messages`] posted in one channel.
         pub fn channel_messages(&self, channel_id: Id<ChannelMarker>)
             -> Result<Vec<PostedMessage>, WorldError> => lock.channel_messages;
+
+        /// The global application commands (`PUT /applications/{id}/commands`), in the
+        /// order of the last overwrite.
+        pub fn commands(&self) -> Vec<RegisteredCommand> => lock.commands;
+
+        /// A user uses a slash command or presses a button in a guild (INTERACTION_CREATE to
+        /// the guild's shard). The bot has [`INTERACTION_RESPONSE_WINDOW_MS`] of the
+        /// simulated clock to answer.
+        pub fn interact(&self, spec: InteractionSpec) -> Result<InteractionInfo, WorldError>
+            => lock.interact;
+
+        /// How the bot answered an interaction (`None`: not yet, or no longer kept; the
+        /// newest [`WorldOptions::message_capacity`] interactions are kept).
+        pub fn interaction_reply(&self, id: Id<InteractionMarker>) -> Option<InteractionReply>
+            => lock.interaction_reply;
     }
 
     /// Writes the ground truth to `path` as JSON lines (one join per line, the shape of

@@ -4,8 +4,9 @@
 //! (users, codes, expiry). The changes themselves are in `operations.rs`.
 
 use super::{
+    interactions::InteractionStore,
     messages::MessageStore,
-    specs::{BotInfo, InviteInfo, JoinTruth},
+    specs::{BotInfo, InviteInfo, JoinTruth, RegisteredCommand},
 };
 use crate::{
     error::WorldError,
@@ -41,6 +42,10 @@ pub(crate) struct State {
     users: HashMap<Id<UserMarker>, Profile>,
     pub(super) truth: Vec<JoinTruth>,
     pub(super) messages: MessageStore,
+    /// Global application commands, in the order of the last overwrite.
+    pub(super) commands: Vec<RegisteredCommand>,
+    /// Interactions (the newest `message_capacity`).
+    pub(super) interactions: InteractionStore,
     pub(super) sessions: Sessions,
     /// Counter moves waiting for their time (negative event delay).
     pub(super) deferred: BinaryHeap<Reverse<Deferred>>,
@@ -267,6 +272,8 @@ impl State {
             users: HashMap::new(),
             truth: Vec::new(),
             messages: MessageStore::new(message_capacity),
+            commands: Vec::new(),
+            interactions: InteractionStore::new(message_capacity),
             sessions: Sessions::new(delay, Arc::clone(&wake)),
             deferred: BinaryHeap::new(),
             deferred_seq: 0,
@@ -318,6 +325,12 @@ impl State {
             flags: 0,
             bot: false,
         }
+    }
+
+    /// Whether the world has seen this user (a member, a former member, an inviter, the
+    /// bot).
+    pub(super) fn knows_user(&self, id: Id<UserMarker>) -> bool {
+        id == self.bot.user_id || self.users.contains_key(&id)
     }
 
     pub(super) fn ensure_user(&mut self, id: Id<UserMarker>, avatar: bool) {

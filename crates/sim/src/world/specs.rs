@@ -14,7 +14,10 @@ use serde::{Serialize, Serializer};
 use std::time::Duration;
 use twilight_model::id::{
     Id,
-    marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker, UserMarker},
+    marker::{
+        ApplicationMarker, ChannelMarker, CommandMarker, CommandVersionMarker, GuildMarker,
+        InteractionMarker, MessageMarker, UserMarker,
+    },
 };
 
 /// Member flag `DID_REJOIN`.
@@ -233,6 +236,91 @@ pub(crate) struct NewMessage {
     /// Answer the message created recently with the same nonce instead of a new one.
     pub(crate) enforce_nonce: bool,
     pub(crate) allowed_mentions: Option<serde_json::Value>,
+}
+
+/// A user's interaction for [`World::interact`](crate::World::interact): a slash command
+/// or a button press in a guild.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionSpec {
+    /// Where.
+    pub guild_id: Id<GuildMarker>,
+    /// Who (a member of the guild, or any user: the simulator does not model the
+    /// memberships of inviters).
+    pub user_id: Id<UserMarker>,
+    /// The user's permissions in the channel (bits, sent as `member.permissions`).
+    pub member_permissions: u64,
+    /// A command or a component.
+    pub kind: InteractionKind,
+    /// The user's locale, e.g. `en-US`.
+    pub locale: String,
+}
+
+/// What the user did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InteractionKind {
+    /// A slash command (type 2, APPLICATION_COMMAND).
+    Command {
+        /// Command name (need not be registered).
+        name: String,
+        /// Discord's option objects, e.g. `[{"name":"user","type":6,"value":"123"}]`
+        /// (`null` = none).
+        options: serde_json::Value,
+    },
+    /// A button press (type 3, MESSAGE_COMPONENT).
+    Component {
+        /// The button's `custom_id`.
+        custom_id: String,
+        /// The message the button is on (a fresh id when `None`).
+        message_id: Option<Id<MessageMarker>>,
+    },
+}
+
+/// An interaction made by [`World::interact`](crate::World::interact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InteractionInfo {
+    /// The interaction id.
+    pub id: Id<InteractionMarker>,
+    /// Its token (for the callback and the webhook routes).
+    pub token: String,
+}
+
+/// How the bot answered an interaction
+/// ([`World::interaction_reply`](crate::World::interaction_reply)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InteractionReply {
+    /// Callback type: 4 CHANNEL_MESSAGE_WITH_SOURCE, 5 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+    /// 6 DEFERRED_UPDATE_MESSAGE, 7 UPDATE_MESSAGE, 9 MODAL.
+    pub callback_type: u8,
+    /// The response's content, after the edits (`None`: none yet, or cleared).
+    pub content: Option<String>,
+    /// Its embeds, after the edits (as Discord keeps them).
+    pub embeds: Vec<serde_json::Value>,
+    /// Its components (a modal's for type 9), after the edits; `[]` when none.
+    pub components: serde_json::Value,
+    /// Message flags of the callback (64 = EPHEMERAL).
+    pub flags: u64,
+    /// Successful edits of the original response.
+    pub edits: u32,
+    /// Time from the interaction to its callback (the simulated clock).
+    pub acknowledged_after_ms: u64,
+}
+
+/// A registered (global) application command, as `PUT /applications/{id}/commands` stored
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegisteredCommand {
+    /// Command id (kept across overwrites for the same name and type).
+    pub id: Id<CommandMarker>,
+    /// Name.
+    pub name: String,
+    /// 1 CHAT_INPUT, 2 USER, 3 MESSAGE, 4 PRIMARY_ENTRY_POINT.
+    pub kind: u8,
+    /// Description (empty for user and message commands).
+    pub description: String,
+    /// Version (changes when an overwrite changes the command).
+    pub version: Id<CommandVersionMarker>,
+    /// The command object as REST answers it.
+    pub object: serde_json::Value,
 }
 
 fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -2,8 +2,8 @@
 //! messages (channel overwrites, `enforce_nonce`, the bounded store).
 
 use super::{
-    BotInfo, ChannelSpec, GuildSpec, IdentifyRequest, InviteSpec, JoinPath, JoinSpec, JoinVia,
-    NONCE_WINDOW, NewMessage, World, WorldOptions,
+    BotInfo, ChannelSpec, GuildSpec, IdentifyRequest, InteractionKind, InteractionSpec, InviteSpec,
+    JoinPath, JoinSpec, JoinVia, NONCE_WINDOW, NewMessage, World, WorldOptions,
 };
 use crate::{
     error::WorldError,
@@ -390,4 +390,230 @@ fn the_store_keeps_the_newest_messages_and_the_window_its_nonces() {
     });
     assert_eq!(posted_id(&retried), first);
     assert_eq!(w.messages().len(), 2);
+}
+
+fn command(
+    guild_id: Id<twilight_model::id::marker::GuildMarker>,
+    options: serde_json::Value,
+) -> InteractionSpec {
+    InteractionSpec {
+        guild_id,
+        user_id: Id::new(1234),
+        member_permissions: permissions::EVERYONE,
+        kind: InteractionKind::Command {
+            name: "invites".into(),
+            options,
+        },
+        locale: "de".into(),
+    }
+}
+
+#[test]
+fn interaction_create_deserializes_with_twilight() {
+    use twilight_model::application::interaction::{Interaction, InteractionData, InteractionType};
+    let w = world();
+    let g = w.create_guild(GuildSpec::default()).expect("guild");
+    let joined = w
+        .join(g.guild_id, JoinVia::Untracked, JoinSpec::default())
+        .expect("join");
+    let mut rx = connect(&w);
+    drain(&mut rx);
+    let options =
+        serde_json::json!([{"name": "user", "type": 6, "value": joined.user_id.to_string()}]);
+    let info = w.interact(command(g.guild_id, options)).expect("interact");
+    let frames = drain(&mut rx);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].0, "INTERACTION_CREATE");
+    let interaction: Interaction = serde_json::from_str(&frames[0].1).expect("twilight accepts");
+    assert_eq!(interaction.id, info.id);
+    assert_eq!(interaction.token, info.token);
+    assert_eq!(interaction.kind, InteractionType::ApplicationCommand);
+    assert_eq!(interaction.guild_id, Some(g.guild_id));
+    assert_eq!(interaction.locale.as_deref(), Some("de"));
+    assert_eq!(interaction.author_id(), Some(Id::new(1234)));
+    let member = interaction.member.as_ref().expect("member");
+    assert_eq!(
+        member.permissions.map(|p| p.bits()),
+        Some(permissions::EVERYONE)
+    );
+    let Some(InteractionData::ApplicationCommand(data)) = &interaction.data else {
+        panic!("no command data")
+    };
+    assert_eq!(data.name, "invites");
+    let resolved = data.resolved.as_ref().expect("resolved");
+    assert!(resolved.users.contains_key(&joined.user_id));
+    assert!(resolved.members.contains_key(&joined.user_id));
+    assert!(info.token.len() > 100);
+
+    // A button on a message.
+    let button = w
+        .interact(InteractionSpec {
+            kind: InteractionKind::Component {
+                custom_id: "page:2".into(),
+                message_id: None,
+            },
+            ..command(g.guild_id, serde_json::Value::Null)
+        })
+        .expect("component");
+    let frames = drain(&mut rx);
+    let interaction: Interaction = serde_json::from_str(&frames[0].1).expect("twilight accepts");
+    assert_eq!(interaction.id, button.id);
+    assert_eq!(interaction.kind, InteractionType::MessageComponent);
+    let Some(InteractionData::MessageComponent(data)) = &interaction.data else {
+        panic!("no component data")
+    };
+    assert_eq!(data.custom_id, "page:2");
+    assert!(interaction.message.is_some());
+}
+
+#[test]
+fn interaction_rules() {
+    use crate::interaction_form::{CallbackForm, EditForm};
+    let w = world();
+    let g = w.create_guild(GuildSpec::default()).expect("guild");
+    let info = w
+        .interact(command(g.guild_id, serde_json::json!([])))
+        .expect("interact");
+    let reply = CallbackForm {
+        kind: 4,
+        content: Some("hello".into()),
+        components: serde_json::json!([]),
+        flags: 64,
+        ..CallbackForm::default()
+    };
+    assert_eq!(
+        w.lock()
+            .rest_interaction_callback(info.id, "wrong", reply.clone(), false),
+        Err(WorldError::UnknownInteraction)
+    );
+    assert_eq!(w.interaction_reply(info.id), None);
+    w.lock()
+        .rest_interaction_callback(info.id, &info.token, reply.clone(), false)
+        .expect("first callback");
+    assert_eq!(
+        w.lock()
+            .rest_interaction_callback(info.id, &info.token, reply.clone(), false),
+        Err(WorldError::InteractionAcknowledged)
+    );
+    let got = w.interaction_reply(info.id).expect("reply");
+    assert_eq!(
+        (got.callback_type, got.content.as_deref(), got.flags),
+        (4, Some("hello"), 64)
+    );
+
+    // Edits: the original response, by token; not with another application id.
+    let app = w.bot().application_id();
+    let edit = EditForm {
+        content: Some(Some("edited".into())),
+        ..EditForm::default()
+    };
+    assert_eq!(
+        w.lock()
+            .rest_edit_original(Id::new(7), &info.token, edit.clone()),
+        Err(WorldError::UnknownWebhook)
+    );
+    let body = w
+        .lock()
+        .rest_edit_original(app, &info.token, edit.clone())
+        .expect("edit");
+    let message: twilight_model::channel::Message = serde_json::from_str(&body).expect("message");
+    assert_eq!(message.content, "edited");
+    assert_eq!(w.interaction_reply(info.id).expect("reply").edits, 1);
+    assert_eq!(
+        w.lock().rest_edit_original(
+            app,
+            &info.token,
+            EditForm {
+                content: Some(None),
+                ..EditForm::default()
+            }
+        ),
+        Err(WorldError::EmptyMessage)
+    );
+    // Tokens live 15 minutes.
+    w.advance_clock(Duration::from_secs(15 * 60 + 1));
+    assert_eq!(
+        w.lock().rest_edit_original(app, &info.token, edit.clone()),
+        Err(WorldError::InvalidWebhookToken)
+    );
+
+    // 3 seconds to answer, by the simulated clock.
+    let late = w
+        .interact(command(g.guild_id, serde_json::json!([])))
+        .expect("interact");
+    assert_eq!(
+        w.lock().rest_edit_original(app, &late.token, edit.clone()),
+        Err(WorldError::UnknownMessage)
+    );
+    w.advance_clock(Duration::from_millis(3001));
+    assert_eq!(
+        w.lock()
+            .rest_interaction_callback(late.id, &late.token, reply.clone(), false),
+        Err(WorldError::UnknownInteraction)
+    );
+    assert_eq!(
+        w.lock().rest_edit_original(app, &late.token, edit),
+        Err(WorldError::UnknownWebhook)
+    );
+
+    // Commands answer 4, 5 and 9 only; an empty message is refused.
+    let other = w
+        .interact(command(g.guild_id, serde_json::json!([])))
+        .expect("interact");
+    let update = CallbackForm {
+        kind: 7,
+        ..reply.clone()
+    };
+    assert!(matches!(
+        w.lock()
+            .rest_interaction_callback(other.id, &other.token, update, false),
+        Err(WorldError::InvalidForm(_))
+    ));
+    let empty = CallbackForm {
+        content: None,
+        ..reply
+    };
+    assert_eq!(
+        w.lock()
+            .rest_interaction_callback(other.id, &other.token, empty, false),
+        Err(WorldError::EmptyMessage)
+    );
+}
+
+#[test]
+fn interactions_are_bounded() {
+    let w = World::with_options(
+        BotInfo {
+            token: "t".into(),
+            user_id: Id::new(42),
+            username: "bot".into(),
+            shards: 1,
+            gateway_url: "ws://127.0.0.1:1".into(),
+            verify_key: "00".into(),
+        },
+        WorldOptions {
+            message_capacity: 2,
+            ..WorldOptions::default()
+        },
+    );
+    let g = w.create_guild(GuildSpec::default()).expect("guild");
+    let infos: Vec<_> = (0..3)
+        .map(|_| {
+            w.interact(command(g.guild_id, serde_json::json!([])))
+                .expect("interact")
+        })
+        .collect();
+    let form = crate::interaction_form::CallbackForm {
+        kind: 5,
+        components: serde_json::json!([]),
+        ..Default::default()
+    };
+    assert_eq!(
+        w.lock()
+            .rest_interaction_callback(infos[0].id, &infos[0].token, form.clone(), false),
+        Err(WorldError::UnknownInteraction)
+    );
+    w.lock()
+        .rest_interaction_callback(infos[2].id, &infos[2].token, form, false)
+        .expect("newest kept");
 }
