@@ -35,6 +35,9 @@ use answers::Range;
 /// and edits the answer in later: Discord forgets an interaction not answered within 3 s.
 const DEFER_AFTER: Duration = Duration::from_millis(1_500);
 
+/// Why a response could not be sent, whichever way it went.
+pub(crate) type FirstResponseError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What answering needs.
 pub(crate) struct Commands {
     pub(crate) http: Arc<Client>,
@@ -126,11 +129,34 @@ impl Commands {
             }
         };
         let waited = invitrack_model::time::now_millis() - received.received_at_ms;
-        let defer_in =
-            DEFER_AFTER.saturating_sub(Duration::from_millis(u64::try_from(waited).unwrap_or(0)));
-        let answering = self.answer(&interaction);
-        tokio::pin!(answering);
+        let waited = Duration::from_millis(u64::try_from(waited).unwrap_or(0));
         let client = self.http.interaction(self.application_id);
+        let (id, token) = (interaction.id, interaction.token.clone());
+        // Interaction callbacks are not counted in the bot's global rate limit (Discord's
+        // documentation), so they do not go through the gate's budget.
+        self.respond(&interaction, waited, async |response| {
+            client
+                .create_response(id, &token, &response)
+                .await
+                .map(drop)
+                .map_err(|e| Box::new(e) as FirstResponseError)
+        })
+        .await;
+    }
+
+    /// Answers `interaction`, received `waited` ago: `send_first` sends the first response (the
+    /// answer, or a deferral when the answer is not ready [`DEFER_AFTER`] after receipt), by
+    /// whichever way the interaction came (the callback endpoint for the gateway, the HTTP
+    /// response for the interactions endpoint); a deferred answer then edits `@original`.
+    pub(crate) async fn respond(
+        &self,
+        interaction: &Interaction,
+        waited: Duration,
+        send_first: impl AsyncFnOnce(InteractionResponse) -> Result<(), FirstResponseError>,
+    ) {
+        let defer_in = DEFER_AFTER.saturating_sub(waited);
+        let answering = self.answer(interaction);
+        tokio::pin!(answering);
         let (kind, deferred_kind) = match interaction.data {
             Some(InteractionData::MessageComponent(_)) => (
                 InteractionResponseType::UpdateMessage,
@@ -145,42 +171,33 @@ impl Commands {
             answer = &mut answering => Some(answer),
             () = tokio::time::sleep(defer_in) => None,
         };
-        // Interaction callbacks are not counted in the bot's global rate limit (Discord's
-        // documentation), so they do not go through the gate's budget.
         let sent = match answer {
-            Some(answer) => client
-                .create_response(
-                    interaction.id,
-                    &interaction.token,
-                    &InteractionResponse {
-                        kind,
-                        data: Some(answer.data()),
-                    },
-                )
+            Some(answer) => {
+                send_first(InteractionResponse {
+                    kind,
+                    data: Some(answer.data()),
+                })
                 .await
-                .map(drop),
+            }
             None => {
-                tracing::info!(interaction_id = %interaction.id, waited_ms = waited, "answer deferred");
-                let deferred = client
-                    .create_response(
-                        interaction.id,
-                        &interaction.token,
-                        &InteractionResponse {
-                            kind: deferred_kind,
-                            data: None,
-                        },
-                    )
-                    .await;
+                tracing::info!(interaction_id = %interaction.id, waited_ms = waited.as_millis(), "answer deferred");
+                let deferred = send_first(InteractionResponse {
+                    kind: deferred_kind,
+                    data: None,
+                })
+                .await;
                 match deferred {
-                    Ok(_) => {
+                    Ok(()) => {
                         let answer = answering.await;
-                        client
+                        self.http
+                            .interaction(self.application_id)
                             .update_response(&interaction.token)
                             .content(Some(&answer.content))
                             .allowed_mentions(Some(&AllowedMentions::default()))
                             .components(Some(&answer.components))
                             .await
                             .map(drop)
+                            .map_err(|e| Box::new(e) as FirstResponseError)
                     }
                     Err(error) => Err(error),
                 }
