@@ -302,22 +302,24 @@ fn is_transient(error: &StorageError) -> bool {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or [`MAX_ATTEMPTS`] transient failures.
-async fn retrying<T>(
-    what: &'static str,
-    mut attempt: impl AsyncFnMut() -> Result<T, StorageError>,
-) -> Result<T, StorageError> {
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Err(error) if tries < MAX_ATTEMPTS && is_transient(&error) => {
-                tracing::warn!(what, tries, error = %diesel_cause(&error), "retrying after a transient failure");
-                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(tries))).await;
-                tries += 1;
+/// Evaluates the `attempt` future expression until it succeeds, fails for good, or
+/// [`MAX_ATTEMPTS`] transient failures. A macro, not a function over an async closure: the
+/// futures of async closures are not provably `Send` to rustc yet, and the bot runs these
+/// writes in spawned tasks.
+macro_rules! retrying {
+    ($what:literal, $attempt:expr) => {{
+        let mut tries = 1;
+        loop {
+            match $attempt.await {
+                Err(error) if tries < MAX_ATTEMPTS && is_transient(&error) => {
+                    tracing::warn!(what = $what, tries, error = %diesel_cause(&error), "retrying after a transient failure");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(tries))).await;
+                    tries += 1;
+                }
+                result => break result,
             }
-            result => return result,
         }
-    }
+    }};
 }
 
 fn diesel_cause(error: &StorageError) -> String {
@@ -341,10 +343,7 @@ pub async fn reset(
     reason: &str,
     actor: &Actor<'_>,
 ) -> Result<ResetRow, StorageError> {
-    retrying("reset", async || {
-        reset_once(conn, guild, inviter_id, reason, actor).await
-    })
-    .await
+    retrying!("reset", reset_once(conn, guild, inviter_id, reason, actor))
 }
 
 async fn reset_once(
@@ -406,10 +405,10 @@ pub async fn restore(
     reason: &str,
     actor: &Actor<'_>,
 ) -> Result<RestoreOutcome, StorageError> {
-    retrying("restore", async || {
-        restore_once(conn, guild, reset_id, reason, actor).await
-    })
-    .await
+    retrying!(
+        "restore",
+        restore_once(conn, guild, reset_id, reason, actor)
+    )
 }
 
 async fn restore_once(

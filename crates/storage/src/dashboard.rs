@@ -578,3 +578,35 @@ mod tests {
         assert_eq!(CountsChange::parse("1:2,x"), CountsChange::All);
     }
 }
+
+#[derive(QueryableByName)]
+struct UnknownReasonRow {
+    #[diesel(sql_type = Text)]
+    reason: UnknownReason,
+    #[diesel(sql_type = BigInt)]
+    joins: i64,
+}
+
+/// Unknown joins since `since` by reason, most frequent first (joins without a recorded reason
+/// are left out).
+///
+/// # Errors
+/// On database errors.
+pub async fn unknown_reasons(
+    conn: &mut AsyncPgConnection,
+    guild: GuildKey,
+    since: DateTime<Utc>,
+) -> Result<Vec<(UnknownReason, i64)>, StorageError> {
+    let rows: Vec<UnknownReasonRow> = diesel::sql_query(
+        "SELECT unknown_reason AS reason, count(*) AS joins FROM joins \
+         WHERE bot_id = $1 AND guild_id = $2 AND created_at >= $3 \
+           AND source = 'unknown' AND unknown_reason IS NOT NULL \
+         GROUP BY unknown_reason ORDER BY joins DESC, reason",
+    )
+    .bind::<BigInt, _>(guild.bot_id)
+    .bind::<BigInt, _>(guild.guild_id)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.reason, r.joins)).collect())
+}

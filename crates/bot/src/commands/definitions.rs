@@ -2,15 +2,26 @@
 //! only when what Discord has differs (`docs/commands.md#registration`).
 
 use invitrack_discord::{DiscordGate, GateError};
+use invitrack_model::FakeSettings;
 use serde_json::{Value, json};
 use twilight_http::Client;
 use twilight_model::application::command::Command;
 use twilight_model::id::Id;
 use twilight_model::id::marker::ApplicationMarker;
 
+use super::admin::MAX_BONUS;
+
 /// The commands, as Discord's JSON: the one place their names, options and descriptions are.
 fn definitions() -> Value {
-    // type 6 = USER, 3 = STRING, 4 = INTEGER; contexts [0] = guilds only.
+    // Option types: 1 SUB_COMMAND, 3 STRING, 4 INTEGER, 5 BOOLEAN, 6 USER, 7 CHANNEL; channel
+    // types 0 text, 5 announcement; contexts [0] = guilds only. Commands with
+    // default_member_permissions need Manage Server, which `needs_manage_server` reads here.
+    const MANAGE_GUILD: &str = "32";
+    let bonus_options = json!([
+        {"type": 6, "name": "user", "description": "Whose invites", "required": true},
+        {"type": 4, "name": "amount", "description": "How many", "required": true, "min_value": 1, "max_value": MAX_BONUS},
+        {"type": 3, "name": "reason", "description": "Why (kept in the audit log)", "required": false, "max_length": 200}
+    ]);
     json!([
         {
             "name": "invites",
@@ -45,8 +56,84 @@ fn definitions() -> Value {
             "options": [
                 {"type": 6, "name": "member", "description": "The member", "required": true}
             ]
+        },
+        {
+            "name": "invitecodes",
+            "type": 1,
+            "description": "Someone's invite codes with their uses, limits and expiry",
+            "contexts": [0],
+            "options": [
+                {"type": 6, "name": "user", "description": "Whose codes (yours when empty)", "required": false}
+            ]
+        },
+        {
+            "name": "tracking",
+            "type": 1,
+            "description": "Whether invite tracking works in this server, and what to fix",
+            "contexts": [0]
+        },
+        {
+            "name": "bonus",
+            "type": 1,
+            "description": "Give or take bonus invites",
+            "contexts": [0],
+            "default_member_permissions": MANAGE_GUILD,
+            "options": [
+                {"type": 1, "name": "add", "description": "Give someone bonus invites", "options": bonus_options},
+                {"type": 1, "name": "remove", "description": "Take bonus invites from someone", "options": bonus_options}
+            ]
+        },
+        {
+            "name": "resetinvites",
+            "type": 1,
+            "description": "Stop counting someone's invites, or everyone's (after a confirmation; can be undone)",
+            "contexts": [0],
+            "default_member_permissions": MANAGE_GUILD,
+            "options": [
+                {"type": 6, "name": "user", "description": "Whose invites (everyone's when empty)", "required": false}
+            ]
+        },
+        {
+            "name": "restoreinvites",
+            "type": 1,
+            "description": "Undo the latest reset of invite counts",
+            "contexts": [0],
+            "default_member_permissions": MANAGE_GUILD
+        },
+        {
+            "name": "config",
+            "type": 1,
+            "description": "invitrack's settings for this server",
+            "contexts": [0],
+            "default_member_permissions": MANAGE_GUILD,
+            "options": [
+                {"type": 1, "name": "show", "description": "Show the settings"},
+                {"type": 1, "name": "join-channel", "description": "Where join messages go",
+                 "options": [{"type": 7, "name": "channel", "description": "The channel (none: no join messages)", "required": false, "channel_types": [0, 5]}]},
+                {"type": 1, "name": "leave-channel", "description": "Where leave messages go",
+                 "options": [{"type": 7, "name": "channel", "description": "The channel (none: no leave messages)", "required": false, "channel_types": [0, 5]}]},
+                {"type": 1, "name": "fake-rules", "description": "Which joins count as fake (from now on)",
+                 "options": [
+                    {"type": 5, "name": "young-accounts", "description": "Accounts younger than young-days", "required": false},
+                    {"type": 4, "name": "young-days", "description": "How young an account is too young, in days", "required": false, "min_value": 0, "max_value": FakeSettings::MAX_YOUNG_ACCOUNT_DAYS},
+                    {"type": 5, "name": "self-invites", "description": "Members who used their own invite", "required": false},
+                    {"type": 5, "name": "no-avatar", "description": "Accounts without an avatar", "required": false},
+                    {"type": 5, "name": "rejoins", "description": "Members who had joined before", "required": false}
+                 ]}
+            ]
         }
     ])
+}
+
+/// Whether the command `name` needs Manage Server: the ones registered with default member
+/// permissions. The bot checks it on every use, since a server can change who sees a command.
+#[must_use]
+pub fn needs_manage_server(name: &str) -> bool {
+    definitions()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["name"] == name && !c["default_member_permissions"].is_null())
 }
 
 /// The commands to register.
@@ -121,7 +208,33 @@ mod tests {
     fn the_definitions_are_commands_discord_takes() {
         let commands = commands();
         let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["invites", "leaderboard", "inviter"]);
+        assert_eq!(
+            names,
+            [
+                "invites",
+                "leaderboard",
+                "inviter",
+                "invitecodes",
+                "tracking",
+                "bonus",
+                "resetinvites",
+                "restoreinvites",
+                "config"
+            ]
+        );
+        for admin in ["bonus", "resetinvites", "restoreinvites", "config"] {
+            assert!(needs_manage_server(admin), "{admin}");
+        }
+        for anyone in [
+            "invites",
+            "leaderboard",
+            "inviter",
+            "invitecodes",
+            "tracking",
+            "x",
+        ] {
+            assert!(!needs_manage_server(anyone), "{anyone}");
+        }
         for command in &commands {
             // Discord's rules: 1-32 lowercase characters, descriptions 1-100.
             assert!(

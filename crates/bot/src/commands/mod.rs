@@ -2,8 +2,13 @@
 //! core NATS, shared by the bot's replicas in a queue group; each is answered with
 //! twilight-http within Discord's 3 seconds, deferred first when the data is slow to read.
 
+mod admin;
 pub mod answers;
+pub mod buttons;
+pub mod catalogue;
 pub mod definitions;
+mod lookups;
+pub mod options;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,16 +17,14 @@ use futures_util::StreamExt as _;
 use invitrack_bus::{Bus, InteractionReceived};
 use invitrack_model::{BotId, GuildId, GuildKey, UserId};
 use invitrack_storage::Pool;
-use invitrack_storage::dashboard::{self, LeaderboardOrder};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use twilight_http::Client;
-use twilight_model::application::interaction::application_command::{
-    CommandData, CommandOptionValue,
-};
+use twilight_model::application::interaction::application_command::CommandData;
 use twilight_model::application::interaction::{Interaction, InteractionData};
-use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle, Component};
+use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
 use twilight_model::channel::message::{AllowedMentions, MessageFlags};
+use twilight_model::guild::Permissions;
 use twilight_model::http::interaction::{
     InteractionResponse, InteractionResponseData, InteractionResponseType,
 };
@@ -29,7 +32,9 @@ use twilight_model::id::Id;
 use twilight_model::id::marker::ApplicationMarker;
 
 use crate::BotError;
-use answers::Range;
+use buttons::Button;
+use catalogue::Speaker;
+use options::Options;
 
 /// After this long since ingest received an interaction, the bot acknowledges it (deferred)
 /// and edits the answer in later: Discord forgets an interaction not answered within 3 s.
@@ -68,6 +73,29 @@ impl Answer {
             ephemeral: true,
             components: Vec::new(),
         }
+    }
+
+    /// One row of buttons: label, action, style, disabled.
+    fn with_buttons(mut self, buttons: Vec<(String, Button, ButtonStyle, bool)>) -> Self {
+        self.components = vec![Component::ActionRow(ActionRow {
+            id: None,
+            components: buttons
+                .into_iter()
+                .map(|(label, button, style, disabled)| {
+                    Component::Button(twilight_model::channel::message::component::Button {
+                        custom_id: Some(button.custom_id()),
+                        disabled,
+                        emoji: None,
+                        id: None,
+                        label: Some(label),
+                        sku_id: None,
+                        style,
+                        url: None,
+                    })
+                })
+                .collect(),
+        })];
+        self
     }
 
     fn data(self) -> InteractionResponseData {
@@ -130,12 +158,12 @@ impl Commands {
         };
         let waited = invitrack_model::time::now_millis() - received.received_at_ms;
         let waited = Duration::from_millis(u64::try_from(waited).unwrap_or(0));
-        let client = self.http.interaction(self.application_id);
+        let (http, application_id) = (Arc::clone(&self.http), self.application_id);
         let (id, token) = (interaction.id, interaction.token.clone());
         // Interaction callbacks are not counted in the bot's global rate limit (Discord's
         // documentation), so they do not go through the gate's budget.
-        self.respond(&interaction, waited, async |response| {
-            client
+        self.respond(&interaction, waited, move |response| async move {
+            http.interaction(application_id)
                 .create_response(id, &token, &response)
                 .await
                 .map(drop)
@@ -148,12 +176,14 @@ impl Commands {
     /// answer, or a deferral when the answer is not ready [`DEFER_AFTER`] after receipt), by
     /// whichever way the interaction came (the callback endpoint for the gateway, the HTTP
     /// response for the interactions endpoint); a deferred answer then edits `@original`.
-    pub(crate) async fn respond(
+    pub(crate) async fn respond<Sent>(
         &self,
         interaction: &Interaction,
         waited: Duration,
-        send_first: impl AsyncFnOnce(InteractionResponse) -> Result<(), FirstResponseError>,
-    ) {
+        send_first: impl FnOnce(InteractionResponse) -> Sent,
+    ) where
+        Sent: Future<Output = Result<(), FirstResponseError>>,
+    {
         let defer_in = DEFER_AFTER.saturating_sub(waited);
         let answering = self.answer(interaction);
         tokio::pin!(answering);
@@ -210,172 +240,111 @@ impl Commands {
 
     /// The answer to `interaction`, whatever happens: a failure to read is an answer too.
     async fn answer(&self, interaction: &Interaction) -> Answer {
+        let speaker = Speaker::for_locale(interaction.locale.as_deref());
         let (Some(guild_id), Some(caller)) = (interaction.guild_id, interaction.author_id()) else {
-            return Answer::private(answers::GUILD_ONLY);
+            return Answer::private(speaker.say("guild-only"));
         };
-        let guild = GuildKey::new(self.bot_id, GuildId::new(guild_id.get()));
-        let caller = UserId::new(caller.get());
+        let request = Request {
+            guild: GuildKey::new(self.bot_id, GuildId::new(guild_id.get())),
+            caller: UserId::new(caller.get()),
+            // Discord sends the member's permissions in the channel with every interaction in a
+            // guild; absent means none.
+            permissions: interaction
+                .member
+                .as_ref()
+                .and_then(|m| m.permissions)
+                .unwrap_or_else(Permissions::empty),
+            speaker,
+        };
         let answered = match &interaction.data {
             Some(InteractionData::ApplicationCommand(command)) => {
-                self.command(guild, caller, command).await
+                self.command(&request, command).await
             }
             Some(InteractionData::MessageComponent(component)) => {
-                match parse_leaderboard_button(&component.custom_id) {
-                    Some((range, page)) => self.leaderboard(guild, range, page).await,
-                    None => Ok(Answer::private(answers::UNKNOWN_COMMAND)),
+                match Button::parse(&component.custom_id) {
+                    Some(button) => self.button(&request, button).await,
+                    None => Ok(Answer::private(request.speaker.say("unknown-command"))),
                 }
             }
-            _ => Ok(Answer::private(answers::UNKNOWN_COMMAND)),
+            _ => Ok(Answer::private(request.speaker.say("unknown-command"))),
         };
         answered.unwrap_or_else(|error| {
-            tracing::warn!(guild_id = %guild.guild_id, error = &error as &dyn std::error::Error, "command data not read");
-            Answer::private(answers::UNAVAILABLE)
+            tracing::warn!(guild_id = %request.guild.guild_id, user_id = %request.caller, error = &error as &dyn std::error::Error, "command data not read");
+            Answer::private(request.speaker.say("unavailable"))
         })
     }
 
-    async fn command(
-        &self,
-        guild: GuildKey,
-        caller: UserId,
-        command: &CommandData,
-    ) -> Result<Answer, BotError> {
-        let user_option = |name: &str| {
-            command
-                .options
-                .iter()
-                .find_map(|o| match (&o.value, o.name == name) {
-                    (CommandOptionValue::User(id), true) => Some(UserId::new(id.get())),
-                    _ => None,
-                })
-        };
-        match command.name.as_str() {
+    async fn command(&self, request: &Request, command: &CommandData) -> Result<Answer, BotError> {
+        let options = Options(&command.options);
+        let name = command.name.as_str();
+        if definitions::needs_manage_server(name) && !request.may_manage() {
+            tracing::info!(guild_id = %request.guild.guild_id, user_id = %request.caller, command = name, "refused: no Manage Server");
+            return Ok(Answer::private(request.speaker.say("need-manage-server")));
+        }
+        match name {
             "invites" => {
-                let user = user_option("user").unwrap_or(caller);
-                let mut conn = self.pool.get().await.map_err(BotError::pool)?;
-                let counts =
-                    invitrack_storage::counts::inviter_counts(&mut conn, guild, user).await?;
-                Ok(Answer::public(answers::invites(user, &counts)))
+                self.invites(request, options.user("user").unwrap_or(request.caller))
+                    .await
             }
             "leaderboard" => {
-                let range = command
-                    .options
-                    .iter()
-                    .find_map(|o| match (&o.value, o.name.as_str()) {
-                        (CommandOptionValue::String(v), "range") => Range::from_name(v),
-                        _ => None,
-                    })
-                    .unwrap_or(Range::All);
-                let page = command
-                    .options
-                    .iter()
-                    .find_map(|o| match (&o.value, o.name.as_str()) {
-                        (CommandOptionValue::Integer(v), "page") => Some(*v),
-                        _ => None,
-                    })
-                    .unwrap_or(1)
-                    .clamp(1, 10_000);
-                self.leaderboard(guild, range, page).await
+                let range = options
+                    .string("range")
+                    .and_then(answers::Range::from_name)
+                    .unwrap_or(answers::Range::All);
+                let page = options.integer("page").unwrap_or(1).clamp(1, 10_000);
+                self.leaderboard(request, range, page).await
             }
-            "inviter" => {
-                let Some(member) = user_option("member") else {
-                    return Ok(Answer::private(answers::UNKNOWN_COMMAND));
-                };
-                let mut conn = self.pool.get().await.map_err(BotError::pool)?;
-                let history = dashboard::member_history(&mut conn, guild, member).await?;
-                Ok(Answer::public(answers::inviter(
-                    member,
-                    history.joins.first(),
-                )))
+            "inviter" => match options.user("member") {
+                Some(member) => self.inviter(request, member).await,
+                None => Ok(Answer::private(request.speaker.say("unknown-command"))),
+            },
+            "invitecodes" => {
+                self.invite_codes(request, options.user("user").unwrap_or(request.caller))
+                    .await
             }
-            _ => Ok(Answer::private(answers::UNKNOWN_COMMAND)),
+            "tracking" => self.tracking(request).await,
+            "bonus" => self.bonus(request, options).await,
+            "resetinvites" => Ok(admin::ask_reset(request, options.user("user"))),
+            "restoreinvites" => self.restore(request).await,
+            "config" => self.config(request, options).await,
+            _ => Ok(Answer::private(request.speaker.say("unknown-command"))),
         }
     }
 
-    async fn leaderboard(
-        &self,
-        guild: GuildKey,
-        range: Range,
-        page: i64,
-    ) -> Result<Answer, BotError> {
-        let since = range
-            .days()
-            .map(|d| chrono::Utc::now() - chrono::Duration::days(d));
-        let mut conn = self.pool.get().await.map_err(BotError::pool)?;
-        let result = dashboard::leaderboard(
-            &mut conn,
-            guild,
-            LeaderboardOrder::Real,
-            since,
-            answers::LEADERBOARD_PAGE_SIZE,
-            (page - 1) * answers::LEADERBOARD_PAGE_SIZE,
-        )
-        .await?;
-        let pages = answers::pages(result.total_inviters);
-        let button = |label: &str, to: i64, disabled: bool| {
-            Component::Button(Button {
-                custom_id: Some(leaderboard_button(range, to)),
-                disabled,
-                emoji: None,
-                id: None,
-                label: Some(label.to_owned()),
-                sku_id: None,
-                style: ButtonStyle::Secondary,
-                url: None,
-            })
-        };
-        let mut answer = Answer::public(answers::leaderboard(range, page, &result));
-        if pages > 1 || page > 1 {
-            answer.components = vec![Component::ActionRow(ActionRow {
-                id: None,
-                components: vec![
-                    button(answers::PREVIOUS, page - 1, page <= 1),
-                    button(answers::NEXT, page + 1, page >= pages),
-                ],
-            })];
-        }
-        Ok(answer)
-    }
-}
-
-/// A leaderboard button's `custom_id`: `leaderboard:{range}:{page}` (at most 100 characters).
-fn leaderboard_button(range: Range, page: i64) -> String {
-    format!("leaderboard:{}:{}", range.as_str(), page.max(1))
-}
-
-fn parse_leaderboard_button(custom_id: &str) -> Option<(Range, i64)> {
-    let mut parts = custom_id.split(':');
-    if parts.next()? != "leaderboard" {
-        return None;
-    }
-    let range = Range::from_name(parts.next()?)?;
-    let page = parts.next()?.parse::<i64>().ok()?.clamp(1, 10_000);
-    parts.next().is_none().then_some((range, page))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leaderboard_buttons_round_trip_and_refuse_anything_else() {
-        for range in Range::ALL {
-            for page in [1, 2, 9_999] {
-                assert_eq!(
-                    parse_leaderboard_button(&leaderboard_button(range, page)),
-                    Some((range, page))
-                );
+    async fn button(&self, request: &Request, button: Button) -> Result<Answer, BotError> {
+        match button {
+            Button::Leaderboard { range, page } => self.leaderboard(request, range, page).await,
+            Button::ConfirmReset { caller, .. } | Button::CancelReset { caller }
+                if caller != request.caller =>
+            {
+                Ok(Answer::private(request.speaker.say("not-your-button")))
+            }
+            Button::ConfirmReset { inviter, .. } => {
+                if !request.may_manage() {
+                    return Ok(Answer::private(request.speaker.say("need-manage-server")));
+                }
+                self.reset(request, inviter).await
+            }
+            Button::CancelReset { .. } => {
+                Ok(Answer::private(request.speaker.say("reset-cancelled")))
             }
         }
-        for bad in [
-            "",
-            "leaderboard",
-            "leaderboard:all",
-            "leaderboard:1y:2",
-            "leaderboard:all:x",
-            "leaderboard:all:2:3",
-            "other:all:2",
-        ] {
-            assert_eq!(parse_leaderboard_button(bad), None, "{bad}");
-        }
+    }
+}
+
+/// Who asks, where, with which rights, in which language.
+struct Request {
+    guild: GuildKey,
+    caller: UserId,
+    permissions: Permissions,
+    speaker: Speaker,
+}
+
+impl Request {
+    /// Manage Server (or Administrator, which implies every permission): what admin commands
+    /// need, checked here whatever `default_member_permissions` lets Discord show.
+    fn may_manage(&self) -> bool {
+        self.permissions
+            .intersects(Permissions::MANAGE_GUILD | Permissions::ADMINISTRATOR)
     }
 }
