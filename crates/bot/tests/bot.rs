@@ -12,8 +12,8 @@ use diesel_async::RunQueryDsl;
 use invitrack_bus::BusConfig;
 use invitrack_model::{BotId, ChannelId, GuildId, GuildKey};
 use invitrack_sim::{
-    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, PostedMessage, Route, RunningSim,
-    SimConfig, Simulator,
+    ChannelSpec, GuildSpec, InteractionKind, InteractionReply, InteractionSpec, InviteSpec,
+    JoinSpec, JoinVia, PostedMessage, Route, RunningSim, SimConfig, Simulator, permissions,
 };
 use invitrack_storage::admin::{Actor, SettingsChange};
 use invitrack_storage::schema::bot_posts;
@@ -236,6 +236,81 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Makes an interaction as `user` with `permissions` and waits for its answer's content;
+    /// made again if nobody answered (the bot's interaction subscription may not exist yet).
+    async fn ask(
+        &self,
+        user: u64,
+        member_permissions: u64,
+        kind: InteractionKind,
+        locale: &str,
+    ) -> InteractionReply {
+        let world = self.sim.world();
+        for _ in 0..5 {
+            let made = world
+                .interact(InteractionSpec {
+                    guild_id: self.guild,
+                    user_id: Id::new(user),
+                    member_permissions,
+                    kind: kind.clone(),
+                    locale: locale.to_owned(),
+                })
+                .expect("an interaction");
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < deadline {
+                if let Some(reply) = world.interaction_reply(made.id)
+                    && reply.content.is_some()
+                {
+                    return reply;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        panic!("{kind:?} never answered; bot log:\n{}", self.bot_log());
+    }
+
+    async fn command(
+        &self,
+        user: u64,
+        permissions: u64,
+        name: &str,
+        options: serde_json::Value,
+    ) -> InteractionReply {
+        self.ask(
+            user,
+            permissions,
+            InteractionKind::Command {
+                name: name.to_owned(),
+                options,
+            },
+            "en-US",
+        )
+        .await
+    }
+
+    async fn press(&self, user: u64, permissions: u64, custom_id: &str) -> InteractionReply {
+        self.ask(
+            user,
+            permissions,
+            InteractionKind::Component {
+                custom_id: custom_id.to_owned(),
+                message_id: None,
+            },
+            "en-US",
+        )
+        .await
+    }
+
+    async fn counts(&self, inviter: u64) -> invitrack_storage::counts::InviterCounts {
+        invitrack_storage::counts::inviter_counts(
+            &mut self.conn().await,
+            self.guild_key(),
+            invitrack_model::UserId::new(inviter),
+        )
+        .await
+        .expect("counts")
     }
 
     async fn finish(self) {
@@ -537,5 +612,310 @@ async fn a_raid_goes_out_in_few_messages_each_join_once_even_through_a_kill_9() 
     );
     let _ = bot.kill();
     let _ = bot.wait();
+    stack.finish().await;
+}
+
+/// The custom ids of a reply's buttons.
+fn button_ids(reply: &InteractionReply) -> Vec<String> {
+    reply
+        .components
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|button| button["custom_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+const EPHEMERAL: u64 = 1 << 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_answers_from_the_data_and_admin_commands_need_manage_server() {
+    let stack = Stack::start("bot_commands", SimConfig::default()).await;
+    let mut bot = stack.spawn_bot(&[]);
+    stack.wait_consumers().await;
+    let world = stack.sim.world();
+    let mut names: Vec<String> = world.commands().into_iter().map(|c| c.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "bonus",
+            "config",
+            "invitecodes",
+            "inviter",
+            "invites",
+            "leaderboard",
+            "resetinvites",
+            "restoreinvites",
+            "tracking"
+        ]
+    );
+
+    let members: Vec<u64> = (0..3).map(|_| stack.join()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.counts(INVITER).await.joins < 3 {
+        assert!(Instant::now() < deadline, "joins never counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let user = |id: u64| serde_json::json!([{"name": "user", "type": 6, "value": id.to_string()}]);
+    let someone = 900_000_000_000_000_001;
+    let admin = 900_000_000_000_000_002;
+    let manage = permissions::EVERYONE | permissions::MANAGE_GUILD;
+
+    // /invites says the counters the API reads.
+    let expected = |c: invitrack_storage::counts::InviterCounts| {
+        format!(
+            "<@{INVITER}> has **{}** invites ({} real, {} fake, {} left, {} bonus).",
+            c.total(),
+            c.real(),
+            c.fake,
+            c.leaves,
+            c.bonus
+        )
+    };
+    let invites = stack
+        .command(someone, permissions::EVERYONE, "invites", user(INVITER))
+        .await;
+    assert_eq!(invites.content, Some(expected(stack.counts(INVITER).await)));
+    assert_eq!(invites.callback_type, 4);
+    assert_eq!(invites.flags & EPHEMERAL, 0);
+    let french = stack
+        .ask(
+            someone,
+            permissions::EVERYONE,
+            InteractionKind::Command {
+                name: "invites".into(),
+                options: user(INVITER),
+            },
+            "fr",
+        )
+        .await;
+    assert_eq!(
+        french.content.as_deref(),
+        Some(
+            format!("<@{INVITER}> a **3** invitations (3 réelles, 0 fausses, 0 parties, 0 bonus).")
+                .as_str()
+        )
+    );
+
+    let leaderboard = stack
+        .command(someone, 0, "leaderboard", serde_json::Value::Null)
+        .await;
+    let text = leaderboard.content.unwrap();
+    assert!(
+        text.contains(&format!("\n1. <@{INVITER}>: **3** real")),
+        "{text}"
+    );
+
+    let inviter = stack
+        .command(
+            someone,
+            0,
+            "inviter",
+            serde_json::json!([{"name": "member", "type": 6, "value": members[0].to_string()}]),
+        )
+        .await;
+    let text = inviter.content.unwrap();
+    assert!(
+        text.contains(&format!("with invite `{}` from <@{INVITER}>.", stack.code)),
+        "{text}"
+    );
+    let codes = stack
+        .command(someone, 0, "invitecodes", user(INVITER))
+        .await;
+    let text = codes.content.unwrap();
+    assert!(
+        text.contains(&format!(
+            "`{}`: 3 uses, never expires; 3 credited",
+            stack.code
+        )),
+        "{text}"
+    );
+    let tracking = stack
+        .command(someone, 0, "tracking", serde_json::Value::Null)
+        .await;
+    let text = tracking.content.unwrap();
+    assert!(
+        text.contains("Last 7 days: 3 by invite, 0 by the vanity URL, 0 ambiguous, 0 unknown."),
+        "{text}"
+    );
+    assert_eq!(tracking.flags & EPHEMERAL, EPHEMERAL);
+
+    // Admin commands: refused without Manage Server, whatever Discord showed the member.
+    let refused = stack
+        .command(
+            someone,
+            permissions::EVERYONE,
+            "resetinvites",
+            user(INVITER),
+        )
+        .await;
+    assert_eq!(refused.flags & EPHEMERAL, EPHEMERAL);
+    assert_eq!(
+        refused.content.as_deref(),
+        Some("You need the Manage Server permission to do this.")
+    );
+    assert!(button_ids(&refused).is_empty());
+    assert_eq!(stack.counts(INVITER).await.joins, 3);
+
+    // With it: a question, confirmed only by the admin who asked.
+    let asked = stack
+        .command(admin, manage, "resetinvites", user(INVITER))
+        .await;
+    assert_eq!(asked.flags & EPHEMERAL, EPHEMERAL);
+    let confirm = format!("reset:{admin}:{INVITER}");
+    assert_eq!(
+        button_ids(&asked),
+        [confirm.clone(), format!("reset-cancel:{admin}")]
+    );
+    assert_eq!(
+        stack.counts(INVITER).await.joins,
+        3,
+        "nothing changes before the confirmation"
+    );
+    let other = stack.press(someone, manage, &confirm).await;
+    assert_eq!(
+        other.content.as_deref(),
+        Some("Only the member who asked can answer this.")
+    );
+    assert_eq!(stack.counts(INVITER).await.joins, 3);
+    let done = stack.press(admin, manage, &confirm).await;
+    assert_eq!(done.callback_type, 7, "the question is replaced");
+    let text = done.content.unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "Reset: 3 joins and 0 bonus entries of <@{INVITER}>"
+        )),
+        "{text}"
+    );
+    assert_eq!(stack.counts(INVITER).await.real(), 0);
+
+    let restored = stack
+        .command(admin, manage, "restoreinvites", serde_json::Value::Null)
+        .await;
+    let text = restored.content.unwrap();
+    assert!(
+        text.starts_with(&format!("Restored the reset of <@{INVITER}>")),
+        "{text}"
+    );
+    assert_eq!(stack.counts(INVITER).await.real(), 3);
+    let again = stack
+        .command(admin, manage, "restoreinvites", serde_json::Value::Null)
+        .await;
+    assert_eq!(again.content.as_deref(), Some("There is no reset to undo."));
+
+    let bonus = |sub: &str, amount: i64| {
+        serde_json::json!([{"name": sub, "type": 1, "options": [
+            {"name": "user", "type": 6, "value": INVITER.to_string()},
+            {"name": "amount", "type": 4, "value": amount},
+            {"name": "reason", "type": 3, "value": "event winner"}
+        ]}])
+    };
+    let refused = stack.command(someone, 0, "bonus", bonus("add", 2)).await;
+    assert_eq!(
+        refused.content.as_deref(),
+        Some("You need the Manage Server permission to do this.")
+    );
+    let added = stack.command(admin, manage, "bonus", bonus("add", 2)).await;
+    assert_eq!(stack.counts(INVITER).await.bonus, 2);
+    assert!(
+        added
+            .content
+            .unwrap()
+            .ends_with(&expected(stack.counts(INVITER).await))
+    );
+    stack
+        .command(admin, manage, "bonus", bonus("remove", 1))
+        .await;
+    assert_eq!(stack.counts(INVITER).await.bonus, 1);
+
+    // /config changes what the bot reads for its messages.
+    let channel = stack.leave_log.get();
+    let set = stack
+        .command(
+            admin,
+            manage,
+            "config",
+            serde_json::json!([{"name": "join-channel", "type": 1, "options": [
+                {"name": "channel", "type": 7, "value": channel.to_string()}
+            ]}]),
+        )
+        .await;
+    assert_eq!(
+        set.content,
+        Some(format!("Join messages now go to <#{channel}>."))
+    );
+    let settings =
+        invitrack_storage::admin::guild_settings(&mut stack.conn().await, stack.guild_key())
+            .await
+            .expect("settings");
+    assert_eq!(settings.join_log_channel_id, Some(ChannelId::new(channel)));
+    let fake = stack
+        .command(
+            admin,
+            manage,
+            "config",
+            serde_json::json!([{"name": "fake-rules", "type": 1, "options": [
+                {"name": "young-accounts", "type": 5, "value": true},
+                {"name": "young-days", "type": 4, "value": 3}
+            ]}]),
+        )
+        .await;
+    assert!(
+        fake.content
+            .unwrap()
+            .contains("accounts younger than 3 days")
+    );
+    let shown = stack
+        .command(
+            admin,
+            manage,
+            "config",
+            serde_json::json!([{"name": "show", "type": 1}]),
+        )
+        .await;
+    let text = shown.content.unwrap();
+    assert!(
+        text.contains(&format!("Join messages: <#{channel}>")),
+        "{text}"
+    );
+    assert!(text.contains("accounts younger than 3 days"), "{text}");
+
+    // Eleven inviters make two leaderboard pages; Next turns the page in place.
+    for n in 1..=10 {
+        invitrack_storage::admin::add_bonus(
+            &mut stack.conn().await,
+            stack.guild_key(),
+            invitrack_model::UserId::new(INVITER + n),
+            1,
+            "",
+            &Actor {
+                key_id: 0,
+                key_label: "test",
+                author: "test",
+            },
+        )
+        .await
+        .expect("bonus");
+    }
+    let first = stack
+        .command(someone, 0, "leaderboard", serde_json::Value::Null)
+        .await;
+    assert!(first.content.as_deref().unwrap_or_default().contains("page 1 of 2"));
+    assert_eq!(
+        button_ids(&first),
+        ["leaderboard:all:1", "leaderboard:all:2"]
+    );
+    let second = stack.press(someone, 0, "leaderboard:all:2").await;
+    assert_eq!(second.callback_type, 7);
+    let text = second.content.unwrap();
+    assert!(
+        text.starts_with("**Leaderboard** (all time), page 2 of 2\n11. <@"),
+        "{text}"
+    );
+
+    bot.kill().expect("the bot stops");
+    bot.wait().expect("the bot stops");
     stack.finish().await;
 }
