@@ -10,23 +10,21 @@
 //! A raid's messages are paced by the channel's bucket (the simulator's default, 5 per 5 s);
 //! `SIM_CHANNEL_BUCKET=1000` widens it to see the rest of the pipeline alone.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use invitrack_bus::BusConfig;
-use invitrack_model::{BotId, ChannelId, GuildId, GuildKey};
+use invitrack_model::ChannelId;
 use invitrack_sim::{
-    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, Route, RouteLimit, SimConfig, Simulator,
+    ChannelSpec, GuildSpec, InviteSpec, JoinSpec, JoinVia, Route, RouteLimit, SimConfig,
 };
 use invitrack_storage::admin::{Actor, SettingsChange};
 use invitrack_storage::schema::joins;
-use tokio_util::sync::CancellationToken;
+use support::{Running, percentiles};
 use twilight_model::id::Id;
-
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,10 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let count = usize::try_from(<[u64]>::first(&args).copied().unwrap_or(30))?;
     let interval = Duration::from_millis(args.get(1).copied().unwrap_or(10_000));
-    let mut sim_config = SimConfig {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..SimConfig::default()
-    };
+    let mut sim_config = SimConfig::default();
     if let Some(limit) = std::env::var("SIM_CHANNEL_BUCKET")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -52,68 +47,41 @@ async fn main() -> anyhow::Result<()> {
             },
         );
     }
-    let sim = Simulator::start(sim_config).await?;
-    let world = sim.world();
-    let guild = world.create_guild(GuildSpec::default())?.guild_id;
-    let code = world
-        .create_invite(guild, InviteSpec::by(Id::new(777_000_000_000_000_001)))?
-        .code;
-    let join_log = world.create_channel(
-        guild,
-        ChannelSpec {
-            name: "join-log".into(),
-            bot_deny: 0,
-        },
-    )?;
-    let run = format!("{:08x}", rand_suffix());
-    let database_url = format!("{PG}/invitrack_latency_{run}");
-    invitrack_storage::prepare_database(&database_url).await?;
-    let bus = BusConfig {
-        nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
-        bus_prefix: format!("latency-{run}"),
-        bus_partitions: 4,
-        bus_max_age_hours: 1,
-    };
-    let bot_id = BotId::new(world.bot().user_id.get());
-    invitrack_storage::admin::update_settings(
-        &mut invitrack_storage::connect(&database_url).await?,
-        GuildKey::new(bot_id, GuildId::new(guild.get())),
-        SettingsChange {
-            join_log_channel_id: Some(Some(ChannelId::new(join_log.get()))),
-            ..SettingsChange::default()
-        },
-        &Actor {
-            key_id: 0,
-            key_label: "benchmark",
-            author: "benchmark",
-        },
-    )
+    let mut setup = None;
+    let running = Running::start("latency", sim_config, async |world, database_url| {
+        let guild = world.create_guild(GuildSpec::default())?.guild_id;
+        let code = world
+            .create_invite(guild, InviteSpec::by(Id::new(777_000_000_000_000_001)))?
+            .code;
+        let join_log = world.create_channel(
+            guild,
+            ChannelSpec {
+                name: "join-log".into(),
+                bot_deny: 0,
+            },
+        )?;
+        let bot_id = invitrack_model::BotId::new(world.bot().user_id.get());
+        invitrack_storage::admin::update_settings(
+            &mut invitrack_storage::connect(database_url).await?,
+            invitrack_model::GuildKey::new(bot_id, invitrack_model::GuildId::new(guild.get())),
+            SettingsChange {
+                join_log_channel_id: Some(Some(ChannelId::new(join_log.get()))),
+                ..SettingsChange::default()
+            },
+            &Actor {
+                key_id: 0,
+                key_label: "benchmark",
+                author: "benchmark",
+            },
+        )
+        .await?;
+        setup = Some((guild, code, join_log));
+        Ok(())
+    })
     .await?;
-    let shutdown = CancellationToken::new();
-    let token = world.bot().token.clone();
-    tokio::spawn(invitrack_worker::run(
-        invitrack_worker::WorkerConfig::new(database_url.clone(), bus.clone()),
-        shutdown.clone(),
-    ));
-    tokio::spawn(invitrack_ingest::run(
-        invitrack_ingest::IngestConfig {
-            discord_gateway_url: Some(sim.gateway_url()),
-            discord_api_proxy: Some(sim.api_proxy()),
-            ..invitrack_ingest::IngestConfig::new(token.clone(), bus.clone())
-        },
-        shutdown.clone(),
-    ));
-    tokio::spawn(invitrack_bot::run(
-        invitrack_bot::BotConfig {
-            discord_api_proxy: Some(sim.api_proxy()),
-            ..invitrack_bot::BotConfig::new(token, database_url.clone(), bus.clone())
-        },
-        shutdown.clone(),
-    ));
-    while world.connected_sessions() == 0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (guild, code, join_log) = setup.expect("prepared");
+    let (world, database_url, shutdown) =
+        (&running.world, &running.database_url, &running.shutdown);
 
     let mut joined_at = HashMap::new();
     for _ in 0..count {
@@ -148,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let mut to_message: Vec<i64> = to_message.into_values().collect();
-    let mut conn = invitrack_storage::connect(&database_url).await?;
+    let mut conn = invitrack_storage::connect(database_url).await?;
     let decided: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = joins::table
         .select((joins::created_at, joins::decided_at))
         .load(&mut conn)
@@ -173,25 +141,4 @@ async fn main() -> anyhow::Result<()> {
         percentiles(&mut to_message)
     );
     Ok(())
-}
-
-fn percentiles(values: &mut [i64]) -> String {
-    values.sort_unstable();
-    let at = |q: f64| {
-        let index = ((values.len() as f64 - 1.0) * q).round() as usize;
-        values.get(index).copied().unwrap_or_default()
-    };
-    format!(
-        "p50 {} ms, p99 {} ms, max {} ms (n = {})",
-        at(0.5),
-        at(0.99),
-        values.last().copied().unwrap_or_default(),
-        values.len()
-    )
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
 }

@@ -702,7 +702,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     let leaderboard = stack
         .command(someone, 0, "leaderboard", serde_json::Value::Null)
         .await;
-    let text = leaderboard.content.unwrap();
+    let text = leaderboard.content.expect("an answer");
     assert!(
         text.contains(&format!("\n1. <@{INVITER}>: **3** real")),
         "{text}"
@@ -716,7 +716,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
             serde_json::json!([{"name": "member", "type": 6, "value": members[0].to_string()}]),
         )
         .await;
-    let text = inviter.content.unwrap();
+    let text = inviter.content.expect("an answer");
     assert!(
         text.contains(&format!("with invite `{}` from <@{INVITER}>.", stack.code)),
         "{text}"
@@ -724,7 +724,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     let codes = stack
         .command(someone, 0, "invitecodes", user(INVITER))
         .await;
-    let text = codes.content.unwrap();
+    let text = codes.content.expect("an answer");
     assert!(
         text.contains(&format!(
             "`{}`: 3 uses, never expires; 3 credited",
@@ -735,7 +735,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     let tracking = stack
         .command(someone, 0, "tracking", serde_json::Value::Null)
         .await;
-    let text = tracking.content.unwrap();
+    let text = tracking.content.expect("an answer");
     assert!(
         text.contains("Last 7 days: 3 by invite, 0 by the vanity URL, 0 ambiguous, 0 unknown."),
         "{text}"
@@ -782,7 +782,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     assert_eq!(stack.counts(INVITER).await.joins, 3);
     let done = stack.press(admin, manage, &confirm).await;
     assert_eq!(done.callback_type, 7, "the question is replaced");
-    let text = done.content.unwrap();
+    let text = done.content.expect("an answer");
     assert!(
         text.starts_with(&format!(
             "Reset: 3 joins and 0 bonus entries of <@{INVITER}>"
@@ -794,7 +794,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     let restored = stack
         .command(admin, manage, "restoreinvites", serde_json::Value::Null)
         .await;
-    let text = restored.content.unwrap();
+    let text = restored.content.expect("an answer");
     assert!(
         text.starts_with(&format!("Restored the reset of <@{INVITER}>")),
         "{text}"
@@ -822,7 +822,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     assert!(
         added
             .content
-            .unwrap()
+            .expect("an answer")
             .ends_with(&expected(stack.counts(INVITER).await))
     );
     stack
@@ -864,7 +864,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
         .await;
     assert!(
         fake.content
-            .unwrap()
+            .expect("an answer")
             .contains("accounts younger than 3 days")
     );
     let shown = stack
@@ -875,7 +875,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
             serde_json::json!([{"name": "show", "type": 1}]),
         )
         .await;
-    let text = shown.content.unwrap();
+    let text = shown.content.expect("an answer");
     assert!(
         text.contains(&format!("Join messages: <#{channel}>")),
         "{text}"
@@ -902,14 +902,20 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     let first = stack
         .command(someone, 0, "leaderboard", serde_json::Value::Null)
         .await;
-    assert!(first.content.as_deref().unwrap_or_default().contains("page 1 of 2"));
+    assert!(
+        first
+            .content
+            .as_deref()
+            .unwrap_or_default()
+            .contains("page 1 of 2")
+    );
     assert_eq!(
         button_ids(&first),
         ["leaderboard:all:1", "leaderboard:all:2"]
     );
     let second = stack.press(someone, 0, "leaderboard:all:2").await;
     assert_eq!(second.callback_type, 7);
-    let text = second.content.unwrap();
+    let text = second.content.expect("an answer");
     assert!(
         text.starts_with("**Leaderboard** (all time), page 2 of 2\n11. <@"),
         "{text}"
