@@ -46,6 +46,15 @@ pub struct BotConfig {
     /// Address of the bot's Prometheus `GET /metrics`, e.g. `0.0.0.0:9103`; off when unset.
     #[arg(long, env = "BOT_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+    /// Address of Discord's HTTP interactions endpoint (`POST /interactions`), for a bot whose
+    /// application has an Interactions Endpoint URL; off when unset (interactions then come
+    /// through ingest's gateway). Needs `DISCORD_PUBLIC_KEY`.
+    #[arg(long, env = "BOT_INTERACTIONS_BIND", requires = "discord_public_key")]
+    pub interactions_bind: Option<SocketAddr>,
+    /// The application's public key (hex, from the developer portal), which signs the requests
+    /// to the interactions endpoint.
+    #[arg(long, env = "DISCORD_PUBLIC_KEY")]
+    pub discord_public_key: Option<String>,
     #[command(flatten)]
     pub bus: BusConfig,
     /// The guilds' webhooks, sent from this process too (`docs/webhooks.md`).
@@ -67,6 +76,8 @@ impl BotConfig {
             rejection_ceiling: invitrack_discord::DEFAULT_REJECTION_CEILING,
             forbidden_pause_secs: DEFAULT_FORBIDDEN_PAUSE_SECS,
             metrics_bind: None,
+            interactions_bind: None,
+            discord_public_key: None,
             bus,
             webhooks: WebhookOptions::default(),
         }

@@ -44,6 +44,14 @@ pub enum BotError {
         #[source]
         source: std::io::Error,
     },
+    #[error("could not bind the interactions endpoint to {addr}")]
+    InteractionsBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    PublicKey(#[from] commands::endpoint::BadPublicKey),
     /// Discord refused the token, or would not be asked at all.
     #[error("Discord: {0}")]
     Discord(#[source] GateError),
@@ -68,6 +76,12 @@ impl BotError {
 /// # Errors
 /// When the database or NATS cannot be set up at start, or Discord refuses the token.
 pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), BotError> {
+    // A bad key is a configuration error: said before anything connects.
+    let public_key = config
+        .discord_public_key
+        .as_deref()
+        .map(commands::endpoint::parse_public_key)
+        .transpose()?;
     let http = Arc::new(invitrack_discord::client(
         config.discord_token.clone(),
         config.discord_api_proxy.as_deref(),
@@ -131,6 +145,14 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
         pool: pool.clone(),
         bot_id,
     });
+    let interactions_addr = match (config.interactions_bind, public_key) {
+        (Some(addr), Some(key)) => {
+            let bound = commands::endpoint::serve(addr, key, Arc::clone(&commands), stop.clone())
+                .map_err(|source| BotError::InteractionsBind { addr, source })?;
+            Some(bound)
+        }
+        _ => None,
+    };
     let poster = Arc::new(poster::Poster {
         http,
         gate,
@@ -140,7 +162,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
         paused: Mutex::new(HashMap::new()),
         metrics: Arc::clone(&metrics),
     });
-    tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), metrics = ?metrics_addr, "bot ready");
+    tracing::info!(bot_id = %bot_id, partitions = bus.layout.partitions(), metrics = ?metrics_addr, interactions = ?interactions_addr, "bot ready");
     let mut partitions = JoinSet::new();
     partitions.spawn(commands.serve(bus.clone(), stop.clone()));
     if config.webhooks.enabled {

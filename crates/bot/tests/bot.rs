@@ -925,3 +925,104 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
     bot.wait().expect("the bot stops");
     stack.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_interactions_endpoint_checks_signatures_and_answers_commands() {
+    use ed25519_dalek::{Signer as _, SigningKey};
+    let stack = Stack::start("bot_endpoint", SimConfig::default()).await;
+    let signing = SigningKey::from_bytes(&[42; 32]);
+    let port = invitrack_testkit::free_port();
+    let mut bot = stack.spawn_bot(&[
+        ("BOT_INTERACTIONS_BIND", &format!("127.0.0.1:{port}")),
+        (
+            "DISCORD_PUBLIC_KEY",
+            &hex::encode(signing.verifying_key().to_bytes()),
+        ),
+    ]);
+    assert!(
+        invitrack_testkit::wait_for_port(port, Duration::from_secs(30)),
+        "the endpoint never listened; bot log:\n{}",
+        stack.bot_log()
+    );
+    let url = format!("http://127.0.0.1:{port}/interactions");
+    let client = reqwest::Client::new();
+    let post = |body: String, signature: Option<String>| {
+        let timestamp = "1764806400";
+        let mut request = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-Signature-Timestamp", timestamp);
+        if let Some(signature) = signature {
+            request = request.header("X-Signature-Ed25519", signature);
+        }
+        request.body(body)
+    };
+    let sign = |body: &str| {
+        hex::encode(
+            signing
+                .sign(format!("1764806400{body}").as_bytes())
+                .to_bytes(),
+        )
+    };
+    let ping = r#"{"id":"1","application_id":"2","type":1,"token":"t","version":1}"#.to_owned();
+    let unsigned = post(ping.clone(), None).send().await.expect("a response");
+    assert_eq!(unsigned.status(), 401);
+    let forged = SigningKey::from_bytes(&[43; 32]);
+    let forged = hex::encode(
+        forged
+            .sign(format!("1764806400{ping}").as_bytes())
+            .to_bytes(),
+    );
+    let refused = post(ping.clone(), Some(forged))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(refused.status(), 401);
+    let tampered = post(ping.replace("\"t\"", "\"u\""), Some(sign(&ping)))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(tampered.status(), 401);
+    let pong = post(ping.clone(), Some(sign(&ping)))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(pong.status(), 200);
+    assert_eq!(
+        pong.json::<serde_json::Value>().await.expect("json"),
+        serde_json::json!({"type": 1})
+    );
+
+    // A command: the HTTP response is the interaction's answer.
+    let caller = 900_000_000_000_000_003_u64;
+    let command = serde_json::json!({
+        "id": "3", "application_id": stack.sim.world().bot().user_id.to_string(), "type": 2,
+        "token": "command-token", "version": 1, "locale": "en-US",
+        "attachment_size_limit": 10_485_760, "authorizing_integration_owners": {"0": stack.guild.to_string()},
+        "entitlements": [], "context": 0,
+        "guild_id": stack.guild.to_string(), "channel_id": stack.join_log.to_string(),
+        "member": {
+            "user": {"id": caller.to_string(), "username": "caller", "discriminator": "0", "avatar": null},
+            "roles": [], "joined_at": "2026-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false,
+            "flags": 0, "permissions": permissions::EVERYONE.to_string()
+        },
+        "data": {"id": "4", "name": "invites", "type": 1,
+                 "options": [{"name": "user", "type": 6, "value": INVITER.to_string()}]}
+    })
+    .to_string();
+    let answered = post(command.clone(), Some(sign(&command)))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(answered.status(), 200, "bot log:\n{}", stack.bot_log());
+    let answer: serde_json::Value = answered.json().await.expect("json");
+    assert_eq!(answer["type"], 4);
+    assert_eq!(
+        answer["data"]["content"],
+        format!("<@{INVITER}> has **0** invites (0 real, 0 fake, 0 left, 0 bonus).")
+    );
+
+    bot.kill().expect("the bot stops");
+    bot.wait().expect("the bot stops");
+    stack.finish().await;
+}

@@ -7,6 +7,7 @@ pub mod answers;
 pub mod buttons;
 pub mod catalogue;
 pub mod definitions;
+pub mod endpoint;
 mod lookups;
 pub mod options;
 
