@@ -40,6 +40,8 @@ pub struct Settings {
     pub join_log_channel_id: Option<String>,
     /// Where the bot posts leave messages; `null` = nowhere.
     pub leave_log_channel_id: Option<String>,
+    /// Where `/invite link` creates members' invites; `null` = the command is off.
+    pub invite_channel_id: Option<String>,
     /// The template of each message kind (`invite`, `vanity`, `ambiguous_inviter`,
     /// `ambiguous`, `unknown`, `fake`, `leave`): `{"text": ...}` or `{"embed": {...}}`.
     #[schema(value_type = Object)]
@@ -63,6 +65,7 @@ impl From<GuildSettings> for Settings {
             enabled: fake_reason_names(fake.enabled),
             join_log_channel_id: channel(s.join_log_channel_id),
             leave_log_channel_id: channel(s.leave_log_channel_id),
+            invite_channel_id: channel(s.invite_channel_id),
             templates: MessageKind::ALL
                 .iter()
                 .map(|&kind| (kind, s.templates.get(kind).source().clone()))
@@ -91,6 +94,8 @@ pub struct SettingsUpdate {
     join_log_channel_id: Option<String>,
     /// A channel id as a string; `null` turns leave messages off.
     leave_log_channel_id: Option<String>,
+    /// A channel id as a string; `null` turns `/invite link` off.
+    invite_channel_id: Option<String>,
     /// Templates by message kind; `null` for a kind goes back to its default.
     #[schema(value_type = Option<Object>)]
     templates: Option<serde_json::Value>,
@@ -175,6 +180,7 @@ pub async fn update_settings(
         .map(|days| u32::try_from(days).unwrap_or(FakeSettings::MAX_YOUNG_ACCOUNT_DAYS));
     change.join_log_channel_id = body.nullable_snowflake("join_log_channel_id")?;
     change.leave_log_channel_id = body.nullable_snowflake("leave_log_channel_id")?;
+    change.invite_channel_id = body.nullable_snowflake("invite_channel_id")?;
     if let Some(templates) = body.object("templates")? {
         for (name, value) in templates {
             let kind = message_kind("templates", name)?;

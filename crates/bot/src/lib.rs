@@ -144,6 +144,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
         application_id,
         pool: pool.clone(),
         bot_id,
+        gate: Arc::clone(&gate),
     });
     let interactions_addr = match (config.interactions_bind, public_key) {
         (Some(addr), Some(key)) => {

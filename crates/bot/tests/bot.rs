@@ -20,7 +20,7 @@ use invitrack_storage::schema::bot_posts;
 use invitrack_testkit::{Receiver, TempDir, TestDatabase};
 use tokio_util::sync::CancellationToken;
 use twilight_model::id::Id;
-use twilight_model::id::marker::{ChannelMarker, GuildMarker};
+use twilight_model::id::marker::{ChannelMarker, GuildMarker, InteractionMarker};
 
 const INVITER: u64 = 777_000_000_000_000_001;
 
@@ -260,8 +260,9 @@ impl Stack {
                 .expect("an interaction");
             let deadline = Instant::now() + Duration::from_secs(4);
             while Instant::now() < deadline {
+                // Answered: a message (a deferred one once edited), or a form.
                 if let Some(reply) = world.interaction_reply(made.id)
-                    && reply.content.is_some()
+                    && (reply.content.is_some() || reply.callback_type == 9)
                 {
                     return reply;
                 }
@@ -301,6 +302,44 @@ impl Stack {
             "en-US",
         )
         .await
+    }
+
+    /// `/config template message:invite` by `user`: the interaction the form answered.
+    async fn open_template_form(&self, user: u64, permissions: u64) -> Id<InteractionMarker> {
+        let world = self.sim.world();
+        let made = world
+            .interact(InteractionSpec {
+                guild_id: self.guild,
+                user_id: Id::new(user),
+                member_permissions: permissions,
+                kind: InteractionKind::Command {
+                    name: "config".into(),
+                    options: serde_json::json!([{"name": "template", "type": 1, "options": [
+                        {"name": "message", "type": 3, "value": "invite"}
+                    ]}]),
+                },
+                locale: "en-US".into(),
+            })
+            .expect("interaction");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while world
+            .interaction_reply(made.id)
+            .is_none_or(|r| r.callback_type != 9)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no form; bot log:\n{}",
+                self.bot_log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        made.id
+    }
+
+    async fn settings(&self) -> invitrack_storage::admin::GuildSettings {
+        invitrack_storage::admin::guild_settings(&mut self.conn().await, self.guild_key())
+            .await
+            .expect("settings")
     }
 
     async fn counts(&self, inviter: u64) -> invitrack_storage::counts::InviterCounts {
@@ -643,6 +682,7 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
             "bonus",
             "config",
             "invitecodes",
+            "invite",
             "inviter",
             "invites",
             "leaderboard",
@@ -930,14 +970,12 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
 async fn the_http_interactions_endpoint_checks_signatures_and_answers_commands() {
     use ed25519_dalek::{Signer as _, SigningKey};
     let stack = Stack::start("bot_endpoint", SimConfig::default()).await;
-    let signing = SigningKey::from_bytes(&[42; 32]);
+    let world = stack.sim.world();
     let port = invitrack_testkit::free_port();
+    // The application's public key, as the developer portal shows it.
     let mut bot = stack.spawn_bot(&[
         ("BOT_INTERACTIONS_BIND", &format!("127.0.0.1:{port}")),
-        (
-            "DISCORD_PUBLIC_KEY",
-            &hex::encode(signing.verifying_key().to_bytes()),
-        ),
+        ("DISCORD_PUBLIC_KEY", &world.bot().verify_key),
     ]);
     assert!(
         invitrack_testkit::wait_for_port(port, Duration::from_secs(30)),
@@ -946,80 +984,370 @@ async fn the_http_interactions_endpoint_checks_signatures_and_answers_commands()
     );
     let url = format!("http://127.0.0.1:{port}/interactions");
     let client = reqwest::Client::new();
-    let post = |body: String, signature: Option<String>| {
-        let timestamp = "1764806400";
+    let post = |body: &str, signature: Option<String>| {
         let mut request = client
             .post(&url)
             .header("Content-Type", "application/json")
-            .header("X-Signature-Timestamp", timestamp);
+            .header("X-Signature-Timestamp", "1764806400");
         if let Some(signature) = signature {
             request = request.header("X-Signature-Ed25519", signature);
         }
-        request.body(body)
+        request.body(body.to_owned())
     };
-    let sign = |body: &str| {
-        hex::encode(
-            signing
-                .sign(format!("1764806400{body}").as_bytes())
-                .to_bytes(),
-        )
-    };
-    let ping = r#"{"id":"1","application_id":"2","type":1,"token":"t","version":1}"#.to_owned();
-    let unsigned = post(ping.clone(), None).send().await.expect("a response");
+    let ping = r#"{"id":"1","application_id":"2","type":1,"token":"t","version":1}"#;
+    let unsigned = post(ping, None).send().await.expect("a response");
     assert_eq!(unsigned.status(), 401);
-    let forged = SigningKey::from_bytes(&[43; 32]);
     let forged = hex::encode(
-        forged
+        SigningKey::from_bytes(&[43; 32])
             .sign(format!("1764806400{ping}").as_bytes())
             .to_bytes(),
     );
-    let refused = post(ping.clone(), Some(forged))
-        .send()
-        .await
-        .expect("a response");
+    let refused = post(ping, Some(forged)).send().await.expect("a response");
     assert_eq!(refused.status(), 401);
-    let tampered = post(ping.replace("\"t\"", "\"u\""), Some(sign(&ping)))
-        .send()
-        .await
-        .expect("a response");
-    assert_eq!(tampered.status(), 401);
-    let pong = post(ping.clone(), Some(sign(&ping)))
-        .send()
-        .await
-        .expect("a response");
-    assert_eq!(pong.status(), 200);
+
+    // The simulator takes the URL as Discord does: its signed PING answered PONG, a wrongly
+    // signed one refused with 401. A URL that does not answer is refused.
+    let control = |url: serde_json::Value| {
+        client
+            .put(format!("{}/interactions-endpoint", stack.sim.control_url()))
+            .json(&serde_json::json!({ "url": url }))
+            .send()
+    };
+    let dead = format!(
+        "http://127.0.0.1:{}/interactions",
+        invitrack_testkit::free_port()
+    );
+    let not_taken = control(serde_json::json!(dead)).await.expect("a response");
+    assert_eq!(not_taken.status(), 400);
+    assert!(
+        not_taken
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("could not be verified"),
+        "a dead URL taken"
+    );
+    let taken = control(serde_json::json!(url)).await.expect("a response");
+    assert_eq!(taken.status(), 200, "bot log:\n{}", stack.bot_log());
+    assert_eq!(world.interactions_url(), Some(url.clone()));
+
+    // A command now arrives signed over HTTP, not on the gateway, and the HTTP response is
+    // its answer.
+    let answer = stack
+        .command(
+            900_000_000_000_000_003,
+            permissions::EVERYONE,
+            "invites",
+            serde_json::json!([{"name": "user", "type": 6, "value": INVITER.to_string()}]),
+        )
+        .await;
+    assert!(answer.over_http, "{answer:?}");
+    assert_eq!(answer.callback_type, 4);
     assert_eq!(
-        pong.json::<serde_json::Value>().await.expect("json"),
-        serde_json::json!({"type": 1})
+        answer.content,
+        Some(format!(
+            "<@{INVITER}> has **0** invites (0 real, 0 fake, 0 left, 0 bonus)."
+        ))
+    );
+    let bot_log = stack.bot_log();
+    assert!(
+        !bot_log.contains("interaction not answered"),
+        "bot log:\n{bot_log}"
     );
 
-    // A command: the HTTP response is the interaction's answer.
-    let caller = 900_000_000_000_000_003_u64;
-    let command = serde_json::json!({
-        "id": "3", "application_id": stack.sim.world().bot().user_id.to_string(), "type": 2,
-        "token": "command-token", "version": 1, "locale": "en-US",
-        "attachment_size_limit": 10_485_760, "authorizing_integration_owners": {"0": stack.guild.to_string()},
-        "entitlements": [], "context": 0,
-        "guild_id": stack.guild.to_string(), "channel_id": stack.join_log.to_string(),
-        "member": {
-            "user": {"id": caller.to_string(), "username": "caller", "discriminator": "0", "avatar": null},
-            "roles": [], "joined_at": "2026-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false,
-            "flags": 0, "permissions": permissions::EVERYONE.to_string()
-        },
-        "data": {"id": "4", "name": "invites", "type": 1,
-                 "options": [{"name": "user", "type": 6, "value": INVITER.to_string()}]}
-    })
-    .to_string();
-    let answered = post(command.clone(), Some(sign(&command)))
-        .send()
-        .await
-        .expect("a response");
-    assert_eq!(answered.status(), 200, "bot log:\n{}", stack.bot_log());
-    let answer: serde_json::Value = answered.json().await.expect("json");
-    assert_eq!(answer["type"], 4);
+    bot.kill().expect("the bot stops");
+    bot.wait().expect("the bot stops");
+    stack.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_invites_are_credited_to_their_member_and_template_forms_save_with_a_preview() {
+    let stack = Stack::start("bot_invite_link", SimConfig::default()).await;
+    let mut bot = stack.spawn_bot(&[]);
+    stack.wait_consumers().await;
+    let world = stack.sim.world();
+    let member = 900_000_000_000_000_011_u64;
+    let admin = 900_000_000_000_000_012_u64;
+    let manage = permissions::EVERYONE | permissions::MANAGE_GUILD;
+    let link = |user| {
+        stack.command(
+            user,
+            permissions::EVERYONE,
+            "invite",
+            serde_json::json!([{"name": "link", "type": 1}]),
+        )
+    };
+
+    // Off until an admin names a channel; the bot may not create invites in a locked one.
+    let off = link(member).await;
+    assert!(
+        off.content
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Personal invites are off"),
+        "{off:?}"
+    );
+    let locked = world
+        .create_channel(
+            stack.guild,
+            ChannelSpec {
+                name: "locked".into(),
+                bot_deny: permissions::CREATE_INSTANT_INVITE,
+            },
+        )
+        .expect("channel");
+    let lobby = world
+        .create_channel(
+            stack.guild,
+            ChannelSpec {
+                name: "lobby".into(),
+                bot_deny: 0,
+            },
+        )
+        .expect("channel");
+    let set_channel = |channel: Id<ChannelMarker>| {
+        stack.command(
+            admin,
+            manage,
+            "config",
+            serde_json::json!([{"name": "invite-channel", "type": 1, "options": [
+                {"name": "channel", "type": 7, "value": channel.to_string()}
+            ]}]),
+        )
+    };
+    let refused = stack
+        .command(
+            member,
+            permissions::EVERYONE,
+            "config",
+            serde_json::json!([{"name": "invite-channel", "type": 1}]),
+        )
+        .await;
+    assert!(
+        refused
+            .content
+            .as_deref()
+            .unwrap_or("")
+            .contains("Manage Server"),
+        "{refused:?}"
+    );
+    set_channel(locked).await;
+    let forbidden = link(member).await;
     assert_eq!(
-        answer["data"]["content"],
-        format!("<@{INVITER}> has **0** invites (0 real, 0 fake, 0 left, 0 bonus).")
+        forbidden.content,
+        Some(format!(
+            "The bot may not create invites in <#{locked}>: give its role Create Invite there."
+        ))
+    );
+    let set = set_channel(lobby).await;
+    assert_eq!(
+        set.content,
+        Some(format!(
+            "/invite link now creates members' invites in <#{lobby}>."
+        ))
+    );
+
+    // The invite: the bot's on Discord, the member's here; asked again, the same one.
+    let given = link(member).await;
+    let text = given.content.clone().unwrap_or_default();
+    let code = text
+        .split("https://discord.gg/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a link")
+        .to_owned();
+    assert_eq!(given.flags & EPHEMERAL, EPHEMERAL);
+    let invite = world
+        .invites(stack.guild)
+        .expect("invites")
+        .into_iter()
+        .find(|i| i.code == code)
+        .expect("the invite exists on Discord");
+    assert_eq!(invite.inviter_id, Some(world.bot().user_id));
+    assert_eq!((invite.max_uses, invite.max_age_secs), (0, 0));
+    assert_eq!(link(member).await.content, given.content);
+
+    // Joins through it count for the member, not the bot.
+    for _ in 0..2 {
+        world
+            .join(
+                stack.guild,
+                JoinVia::Invite(code.clone()),
+                JoinSpec::default(),
+            )
+            .expect("join");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.counts(member).await.joins < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "joins through the personal invite never counted for its member"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stack.counts(world.bot().user_id.get()).await.joins, 0);
+    let codes = stack
+        .command(
+            member,
+            permissions::EVERYONE,
+            "invitecodes",
+            serde_json::json!([]),
+        )
+        .await;
+    assert!(
+        codes.content.as_deref().unwrap_or("").contains(&code),
+        "{codes:?}"
+    );
+
+    // /config template: a form with the current wording and a preview.
+    let template = serde_json::json!([{"name": "template", "type": 1, "options": [
+        {"name": "message", "type": 3, "value": "invite"}
+    ]}]);
+    let form = stack
+        .command(admin, manage, "config", template.clone())
+        .await;
+    assert_eq!(form.callback_type, 9, "{form:?}");
+    let shown = form.components.to_string();
+    assert!(shown.contains("(on sample data)"), "{shown}");
+    let submit = |of, permissions, values: &[(&str, &str)]| {
+        stack.ask(
+            admin,
+            permissions,
+            InteractionKind::ModalSubmit {
+                of,
+                values: values
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            },
+            "en-US",
+        )
+    };
+    // Both text and an embed: refused, nothing saved.
+    let both = submit(
+        stack.open_template_form(admin, manage).await,
+        manage,
+        &[("content", "Hi {member.mention}"), ("title", "Welcome")],
+    )
+    .await;
+    assert!(
+        both.content
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Nothing saved: a message is either text or an embed"),
+        "{both:?}"
+    );
+    // Manage Server lost meanwhile: refused.
+    let lost = submit(
+        stack.open_template_form(admin, manage).await,
+        permissions::EVERYONE,
+        &[("content", "Hi")],
+    )
+    .await;
+    assert!(
+        lost.content
+            .as_deref()
+            .unwrap_or("")
+            .contains("Manage Server"),
+        "{lost:?}"
+    );
+    // A placeholder that does not exist: refused with the reason.
+    let typo = submit(
+        stack.open_template_form(admin, manage).await,
+        manage,
+        &[("content", "Hi {member.nam}")],
+    )
+    .await;
+    assert!(
+        typo.content
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Nothing saved: "),
+        "{typo:?}"
+    );
+    assert!(
+        stack
+            .settings()
+            .await
+            .templates
+            .custom(invitrack_messages::MessageKind::Invite)
+            .is_none()
+    );
+    // An embed: saved, and shown as the bot will post it.
+    let saved = submit(
+        stack.open_template_form(admin, manage).await,
+        manage,
+        &[
+            ("content", ""),
+            ("title", "Welcome {member.name}"),
+            ("description", "Invited by {inviter.mention}"),
+        ],
+    )
+    .await;
+    assert!(
+        saved.content.as_deref().unwrap_or("").starts_with("Saved."),
+        "{saved:?}"
+    );
+    assert_eq!(saved.embeds.len(), 1, "{saved:?}");
+    assert!(
+        saved.embeds[0]["title"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Welcome "),
+        "{saved:?}"
+    );
+    assert!(
+        stack
+            .settings()
+            .await
+            .templates
+            .custom(invitrack_messages::MessageKind::Invite)
+            .is_some()
+    );
+    // The next join's message uses it.
+    stack.join();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stack.messages(stack.join_log).iter().any(|m| {
+        m.embeds.iter().any(|e| {
+            e["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Welcome "))
+        })
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the new wording was never posted; bot log:\n{}",
+            stack.bot_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Everything empty: back to the default.
+    let reset = submit(
+        stack.open_template_form(admin, manage).await,
+        manage,
+        &[
+            ("content", ""),
+            ("title", ""),
+            ("description", ""),
+            ("footer", ""),
+        ],
+    )
+    .await;
+    assert!(
+        reset
+            .content
+            .as_deref()
+            .unwrap_or("")
+            .contains("back to the default"),
+        "{reset:?}"
+    );
+    assert!(
+        stack
+            .settings()
+            .await
+            .templates
+            .custom(invitrack_messages::MessageKind::Invite)
+            .is_none()
     );
 
     bot.kill().expect("the bot stops");

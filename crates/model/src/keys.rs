@@ -17,6 +17,13 @@ impl GuildKey {
         Self { bot_id, guild_id }
     }
 
+    /// The bot as a user: a bot's id is its user id (what Discord names as the inviter of the
+    /// invites the bot creates).
+    #[must_use]
+    pub const fn bot_user(self) -> UserId {
+        UserId::new(self.bot_id.get())
+    }
+
     /// The key of one member of this guild.
     #[must_use]
     pub const fn member(self, member_id: UserId) -> MemberKey {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use std::time::Duration;
 use twilight_model::id::{
     Id,
-    marker::{GuildMarker, MessageMarker, UserMarker},
+    marker::{GuildMarker, InteractionMarker, MessageMarker, UserMarker},
 };
 
 /// Mounts the control routes on a `/control` scope.
@@ -72,6 +72,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/interactions", web::post().to(interact))
         .route("/interactions/{id}", web::get().to(interaction_reply))
+        .route(
+            "/interactions-endpoint",
+            web::put().to(set_interactions_endpoint),
+        )
         .route("/commands", web::get().to(commands))
         .configure(crate::runs::configure)
         .default_service(web::to(not_found));
@@ -719,14 +723,38 @@ struct InteractBody {
     custom_id: Option<String>,
     #[serde(default, deserialize_with = "de_opt_id")]
     message_id: Option<Id<MessageMarker>>,
+    /// The interaction answered with the modal being submitted.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    modal_of: Option<Id<InteractionMarker>>,
+    /// A modal submit's values, by text input `custom_id`.
+    #[serde(default)]
+    values: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default = "default_locale")]
     locale: String,
 }
 
 async fn interact(body: web::Bytes, world: web::Data<World>) -> Answer {
     let body: InteractBody = parse(&body)?;
-    let kind = match (body.command, body.custom_id) {
-        (Some(name), None) => {
+    if body.values.is_some() && body.modal_of.is_none() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "\"values\" are only for modal submits (\"modal_of\")",
+        ));
+    }
+    let kind = match (body.command, body.custom_id, body.modal_of) {
+        (None, None, Some(of)) => {
+            if body.options.is_some() || body.message_id.is_some() {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "a modal submit takes \"values\" only",
+                ));
+            }
+            InteractionKind::ModalSubmit {
+                of,
+                values: body.values.unwrap_or_default(),
+            }
+        }
+        (Some(name), None, None) => {
             if body.message_id.is_some() {
                 return Err(error(
                     StatusCode::BAD_REQUEST,
@@ -738,7 +766,7 @@ async fn interact(body: web::Bytes, world: web::Data<World>) -> Answer {
                 options: body.options.unwrap_or_else(|| serde_json::json!([])),
             }
         }
-        (None, Some(custom_id)) => {
+        (None, Some(custom_id), None) => {
             if body.options.is_some() {
                 return Err(error(
                     StatusCode::BAD_REQUEST,
@@ -753,7 +781,7 @@ async fn interact(body: web::Bytes, world: web::Data<World>) -> Answer {
         _ => {
             return Err(error(
                 StatusCode::BAD_REQUEST,
-                "give exactly one of \"command\" and \"custom_id\"",
+                "give exactly one of \"command\", \"custom_id\" and \"modal_of\"",
             ));
         }
     };
@@ -765,6 +793,40 @@ async fn interact(body: web::Bytes, world: web::Data<World>) -> Answer {
         locale: body.locale,
     })?;
     Ok(HttpResponse::Created().json(info))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointBody {
+    /// `null` removes the URL: interactions go out on the gateway again.
+    url: Option<String>,
+}
+
+/// Sets the interactions endpoint URL after checking it as Discord does (a signed PING
+/// answered with a PONG, a wrongly signed one refused with 401).
+async fn set_interactions_endpoint(
+    body: web::Bytes,
+    world: web::Data<World>,
+    deliverer: web::Data<crate::delivery::Deliverer>,
+) -> Answer {
+    let body: EndpointBody = parse(&body)?;
+    if let Some(url) = &body.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "url must be http:// or https://",
+            ));
+        }
+        deliverer.check_url(url).await.map_err(|reason| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("interactions_endpoint_url could not be verified: {reason}"),
+            )
+        })?;
+    }
+    tracing::info!(url = ?body.url, "interactions endpoint set");
+    world.set_interactions_url(body.url.clone());
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "url": body.url })))
 }
 
 async fn interaction_reply(path: web::Path<String>, world: web::Data<World>) -> Answer {

@@ -14,6 +14,10 @@ pub(crate) const CALLBACK_TYPES: [u8; 5] = [4, 5, 6, 7, 9];
 const CUSTOM_ID_CHARS: usize = 100;
 /// A modal's `title`: up to 45 characters.
 const TITLE_CHARS: usize = 45;
+/// A label's text: up to 45 characters.
+const LABEL_CHARS: usize = 45;
+/// A text input's lengths and value: up to 4000 characters.
+const TEXT_INPUT_CHARS: usize = 4_000;
 /// A modal's components: 1 to 5.
 const MODAL_COMPONENTS: usize = 5;
 /// A message's components (top-level): up to 5 action rows (up to 40 components with
@@ -24,6 +28,18 @@ const MESSAGE_COMPONENTS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct CallbackForm {
     pub(crate) kind: u8,
+    /// A modal's `custom_id`.
+    pub(crate) custom_id: Option<String>,
+    pub(crate) content: Option<String>,
+    pub(crate) embeds: Vec<Value>,
+    /// An array (`[]` when absent).
+    pub(crate) components: Value,
+    pub(crate) flags: u64,
+}
+
+/// A checked follow-up message (Create Followup Message's fields the simulator keeps).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct FollowUpForm {
     pub(crate) content: Option<String>,
     pub(crate) embeds: Vec<Value>,
     /// An array (`[]` when absent).
@@ -155,13 +171,20 @@ pub(crate) fn parse_callback(body: &[u8]) -> Result<CallbackForm, FormError> {
                 Some(_) => errors.not_string(&["data", field]),
             }
         }
+        out.custom_id = data
+            .get("custom_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match components(
             &mut errors,
             &["data", "components"],
             data.get("components"),
             MODAL_COMPONENTS,
         ) {
-            Some(Value::Array(list)) if !list.is_empty() => out.components = Value::Array(list),
+            Some(Value::Array(list)) if !list.is_empty() => {
+                check_modal_components(&mut errors, &list);
+                out.components = Value::Array(list);
+            }
             Some(_) | None => errors.add(
                 &["data", "components"],
                 "BASE_TYPE_BAD_LENGTH",
@@ -169,35 +192,166 @@ pub(crate) fn parse_callback(body: &[u8]) -> Result<CallbackForm, FormError> {
             ),
         }
     } else {
-        let (content, embeds) = message_fields(&mut errors, &["data"], data);
-        out.content = content;
-        out.embeds = embeds;
-        if let Some(list) = components(
-            &mut errors,
-            &["data", "components"],
-            data.get("components"),
-            MESSAGE_COMPONENTS,
-        ) {
-            out.components = list;
-        }
-        out.flags = match data.get("flags") {
-            None | Some(Value::Null) => 0,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
-            Some(_) => {
-                errors.add(
-                    &["data", "flags"],
-                    "NUMBER_TYPE_COERCE",
-                    "Value is not int.",
-                );
-                0
-            }
-        };
-        refuse_unsimulated(&mut errors, &["data"], data);
+        let message = message(&mut errors, &["data"], data);
+        out.content = message.content;
+        out.embeds = message.embeds;
+        out.components = message.components;
+        out.flags = message.flags;
     }
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(FormError::InvalidForm(errors))
+    }
+}
+
+/// Checks a Create Followup Message body.
+pub(crate) fn parse_followup(body: &[u8]) -> Result<FollowUpForm, FormError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| FormError::InvalidJson)?;
+    let mut errors = FieldErrors::default();
+    let Value::Object(form) = value else {
+        errors.not_object(&[]);
+        return Err(FormError::InvalidForm(errors));
+    };
+    let out = message(&mut errors, &[], &form);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(FormError::InvalidForm(errors))
+    }
+}
+
+/// The fields of a message sent by an interaction response or a follow-up, checked.
+fn message(errors: &mut FieldErrors, prefix: &[&str], form: &Map<String, Value>) -> FollowUpForm {
+    let (content, embeds) = message_fields(errors, prefix, form);
+    let at = |field: &'static str| {
+        let mut path = prefix.to_vec();
+        path.push(field);
+        path
+    };
+    let components = components(
+        errors,
+        &at("components"),
+        form.get("components"),
+        MESSAGE_COMPONENTS,
+    )
+    .unwrap_or_else(|| Value::Array(Vec::new()));
+    let flags = match form.get("flags") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
+        Some(_) => {
+            errors.add(&at("flags"), "NUMBER_TYPE_COERCE", "Value is not int.");
+            0
+        }
+    };
+    refuse_unsimulated(errors, prefix, form);
+    FollowUpForm {
+        content,
+        embeds,
+        components,
+        flags,
+    }
+}
+
+/// A modal's components as the components reference describes them: labels (up to 45
+/// characters) around text inputs, legacy action rows of text inputs, text displays.
+fn check_modal_components(errors: &mut FieldErrors, list: &[Value]) {
+    for (index, component) in list.iter().enumerate() {
+        let index = index.to_string();
+        let path = ["data", "components", index.as_str()];
+        match component.get("type").and_then(Value::as_u64) {
+            Some(18) => {
+                if component
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .is_none_or(|l| l.is_empty() || l.chars().count() > LABEL_CHARS)
+                {
+                    errors.add(
+                        &[&path[..], &["label"]].concat(),
+                        "BASE_TYPE_BAD_LENGTH",
+                        format!("Must be between 1 and {LABEL_CHARS} in length."),
+                    );
+                }
+                let inner = component.get("component").unwrap_or(&Value::Null);
+                check_text_input(errors, &[&path[..], &["component"]].concat(), inner);
+            }
+            Some(1) => {
+                for (i, inner) in component
+                    .get("components")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    let i = i.to_string();
+                    check_text_input(
+                        errors,
+                        &[&path[..], &["components", i.as_str()]].concat(),
+                        inner,
+                    );
+                }
+            }
+            Some(10) => {
+                if component.get("content").and_then(Value::as_str).is_none() {
+                    errors.required(&[&path[..], &["content"]].concat());
+                }
+            }
+            _ => errors.add(
+                &[&path[..], &["type"]].concat(),
+                "UNION_TYPE_CHOICES",
+                "Value of field \"type\" must be one of (1, 10, 18).",
+            ),
+        }
+    }
+}
+
+/// A text input: `custom_id` of 1 to 100 characters, style 1 or 2, lengths within 4000.
+fn check_text_input(errors: &mut FieldErrors, path: &[&str], input: &Value) {
+    if input.get("type").and_then(Value::as_u64) != Some(4) {
+        // Selects and uploads exist in modals too; the simulator submits text only.
+        errors.add(
+            &[path, &["type"]].concat(),
+            "NOT_SIMULATED",
+            "invitrack-sim simulates text inputs in modals",
+        );
+        return;
+    }
+    if input
+        .get("custom_id")
+        .and_then(Value::as_str)
+        .is_none_or(|c| c.is_empty() || c.chars().count() > CUSTOM_ID_CHARS)
+    {
+        errors.add(
+            &[path, &["custom_id"]].concat(),
+            "BASE_TYPE_BAD_LENGTH",
+            format!("Must be between 1 and {CUSTOM_ID_CHARS} in length."),
+        );
+    }
+    if !matches!(input.get("style").and_then(Value::as_u64), Some(1 | 2)) {
+        errors.add(
+            &[path, &["style"]].concat(),
+            "BASE_TYPE_CHOICES",
+            "Value must be one of {1, 2}.",
+        );
+    }
+    for field in ["min_length", "max_length"] {
+        if let Some(n) = input.get(field).filter(|v| !v.is_null()) {
+            if n.as_u64().is_none_or(|n| n > TEXT_INPUT_CHARS as u64) {
+                errors.add(
+                    &[path, &[field]].concat(),
+                    "NUMBER_TYPE_MAX",
+                    format!("int value should be less than or equal to {TEXT_INPUT_CHARS}."),
+                );
+            }
+        }
+    }
+    if input
+        .get("value")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.chars().count() > TEXT_INPUT_CHARS)
+    {
+        errors.too_long(&[path, &["value"]].concat(), TEXT_INPUT_CHARS);
     }
 }
 

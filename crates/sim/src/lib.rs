@@ -21,6 +21,7 @@
 
 mod command_form;
 mod control;
+mod delivery;
 mod error;
 pub mod faults;
 mod gateway;
@@ -43,14 +44,13 @@ pub use sessions::{EventDelay, intents};
 pub use wire::{Nonce, permissions};
 pub use world::{
     BotInfo, ChannelSpec, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
-    DID_REJOIN, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS,
+    DID_REJOIN, FollowUp, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS,
     InteractionInfo, InteractionKind, InteractionReply, InteractionSpec, InviteInfo, InviteSpec,
     JoinPath, JoinSpec, JoinTruth, JoinVia, MemberInfo, NONCE_WINDOW, PostedMessage,
     RegisteredCommand, World, WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
-use rand::Rng;
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
@@ -153,6 +153,9 @@ impl Simulator {
         } else {
             local
         };
+        // The application's key: it signs interactions delivered to an endpoint URL, and
+        // `verify_key` is its public half, as `GET /applications/@me` gives it.
+        let application_key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
         let world = World::with_options(
             BotInfo {
                 token: config.bot_token.clone(),
@@ -160,11 +163,7 @@ impl Simulator {
                 username: "invitrack-sim".to_owned(),
                 shards: config.shards,
                 gateway_url: format!("ws://{addr}"),
-                verify_key: format!(
-                    "{:032x}{:032x}",
-                    rand::rng().random::<u128>(),
-                    rand::rng().random::<u128>()
-                ),
+                verify_key: hex::encode(application_key.verifying_key().to_bytes()),
             },
             WorldOptions {
                 rate_limits: config.rate_limits.clone(),
@@ -174,12 +173,17 @@ impl Simulator {
                 message_capacity: config.message_capacity,
             },
         );
+        let deliverer =
+            std::sync::Arc::new(delivery::Deliverer::new(world.clone(), application_key));
+        world.attach_deliveries(deliverer.start());
+        let deliverer = web::Data::from(deliverer);
         let data = web::Data::new(world.clone());
         let runs = web::Data::new(runs::SharedRuns::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(runs.clone())
+                .app_data(deliverer.clone())
                 .service(web::scope("/api/v10").configure(rest::configure))
                 .service(web::scope("/control").configure(control::configure))
                 .route("/", web::get().to(gateway::handle))

@@ -66,6 +66,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/webhooks/{application_id}/{token}/messages/@original",
             web::patch().to(edit_original),
         )
+        .route(
+            "/webhooks/{application_id}/{token}",
+            web::post().to(create_followup),
+        )
         .default_service(web::to(not_found));
 }
 
@@ -513,6 +517,16 @@ async fn create_channel_invite(
         Ok(b) => b,
         Err(e) => return reject(&world, Route::CreateChannelInvite, 0, e),
     };
+    // Discord's bounds: max_age up to 7 days, max_uses up to 100.
+    if body.max_age.is_some_and(|age| age > 604_800) || body.max_uses.is_some_and(|uses| uses > 100)
+    {
+        let e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid Form Body: max_age is at most 604800, max_uses at most 100",
+            50035,
+        );
+        return reject(&world, Route::CreateChannelInvite, 0, e);
+    }
     answer(
         &req,
         &world,
@@ -650,6 +664,28 @@ async fn edit_original(
     };
     answer_unauthenticated(&world, Route::InteractionWebhook, major, |s| {
         ok(s.rest_edit_original(application_id, &token, form)?)
+    })
+    .await
+}
+
+/// `POST /webhooks/{application_id}/{token}`: a follow-up message of an interaction.
+async fn create_followup(
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let (raw_id, token) = path.into_inner();
+    let major = token_major(&token);
+    let application_id = match snowflake(&raw_id) {
+        Ok(id) => id,
+        Err(e) => return reject(&world, Route::InteractionWebhook, major, e),
+    };
+    let form = match interaction_form::parse_followup(&body) {
+        Ok(form) => form,
+        Err(e) => return reject(&world, Route::InteractionWebhook, major, e.into()),
+    };
+    answer_unauthenticated(&world, Route::InteractionWebhook, major, |s| {
+        ok(s.rest_create_followup(application_id, &token, form)?)
     })
     .await
 }

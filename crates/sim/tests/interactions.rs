@@ -479,3 +479,172 @@ async fn button_press_updates_its_message() {
     assert_eq!(status, 400);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modal_is_submitted_by_its_user_and_followed_up() {
+    use std::collections::BTreeMap;
+    use twilight_model::channel::message::component::{
+        Component, Label, TextDisplay, TextInput, TextInputStyle,
+    };
+    let sim = start(1).await;
+    let world = sim.world();
+    let control = Control::new(&sim);
+    let (guild, _) = control.guild(json!({"name": "g"})).await;
+    let member = world
+        .join(Id::new(guild), JoinVia::Untracked, JoinSpec::default())
+        .unwrap();
+    let mut shard = shard(&sim, all_intents());
+    ready(&mut shard).await;
+    let client = http(&sim);
+    let app = app_id(&world);
+    let asked = world
+        .interact(slash_spec(Id::new(guild), member.user_id, json!([])))
+        .unwrap();
+    assert!(matches!(
+        next_dispatch(&mut shard).await,
+        Event::InteractionCreate(_)
+    ));
+    #[allow(deprecated)]
+    let input = |custom_id: &str, required: bool, value: Option<&str>| TextInput {
+        custom_id: custom_id.to_owned(),
+        id: None,
+        label: None,
+        max_length: Some(10),
+        min_length: Some(2),
+        placeholder: None,
+        required: Some(required),
+        style: TextInputStyle::Short,
+        value: value.map(str::to_owned),
+    };
+    let label = |text: &str, input: TextInput| {
+        Component::Label(Label {
+            component: Box::new(Component::TextInput(input)),
+            description: None,
+            id: None,
+            label: text.to_owned(),
+        })
+    };
+    let modal = InteractionResponse {
+        kind: InteractionResponseType::Modal,
+        data: Some(InteractionResponseData {
+            custom_id: Some("form".into()),
+            title: Some("A form".into()),
+            components: Some(vec![
+                Component::TextDisplay(TextDisplay {
+                    content: "Preview".into(),
+                    id: None,
+                }),
+                label("Name", input("name", true, None)),
+                label("Note", input("note", false, Some("kept"))),
+            ]),
+            ..InteractionResponseData::default()
+        }),
+    };
+    client
+        .interaction(app)
+        .create_response(asked.id, &asked.token, &modal)
+        .await
+        .unwrap();
+    assert_eq!(world.interaction_reply(asked.id).unwrap().callback_type, 9);
+
+    let submit = |user: Id<UserMarker>, values: &[(&str, &str)]| InteractionSpec {
+        guild_id: Id::new(guild),
+        user_id: user,
+        member_permissions: permissions::EVERYONE,
+        kind: InteractionKind::ModalSubmit {
+            of: asked.id,
+            values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        },
+        locale: "en-US".into(),
+    };
+    // What Discord's client would not send: a required field empty, too short, another user.
+    for (user, values) in [
+        (member.user_id, vec![]),
+        (member.user_id, vec![("name", "x")]),
+        (member.user_id, vec![("name", "ok"), ("other", "x")]),
+        (Id::new(1234), vec![("name", "ok")]),
+    ] {
+        assert!(world.interact(submit(user, &values)).is_err(), "{values:?}");
+    }
+    let submitted = world
+        .interact(submit(member.user_id, &[("name", "Ada")]))
+        .unwrap();
+    let Event::InteractionCreate(interaction) = next_dispatch(&mut shard).await else {
+        panic!("expected INTERACTION_CREATE")
+    };
+    assert_eq!(interaction.id, submitted.id);
+    assert_eq!(interaction.kind, InteractionType::ModalSubmit);
+    let Some(InteractionData::ModalSubmit(data)) = &interaction.data else {
+        panic!("no modal data")
+    };
+    assert_eq!(data.custom_id, "form");
+    let values: Vec<(String, String)> = data
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            twilight_model::application::interaction::modal::ModalInteractionComponent::Label(l) => {
+                match l.component.as_ref() {
+                    twilight_model::application::interaction::modal::ModalInteractionComponent::TextInput(t) => {
+                        Some((t.custom_id.clone(), t.value.clone()))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("name".to_owned(), "Ada".to_owned()),
+            ("note".to_owned(), "kept".to_owned())
+        ]
+    );
+
+    // A modal cannot answer a modal submit.
+    let error = client
+        .interaction(app)
+        .create_response(submitted.id, &submitted.token, &modal)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&error).0, 400);
+    // A follow-up needs the initial response first.
+    let error = client
+        .interaction(app)
+        .create_followup(&submitted.token)
+        .content("early")
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&error), (404, 10015));
+    client
+        .interaction(app)
+        .create_response(submitted.id, &submitted.token, &reply("Saved"))
+        .await
+        .unwrap();
+    let followup = client
+        .interaction(app)
+        .create_followup(&submitted.token)
+        .content("And one more thing")
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    assert_eq!(followup.content, "And one more thing");
+    let got = world.interaction_reply(submitted.id).unwrap();
+    assert_eq!(got.content.as_deref(), Some("Saved"));
+    assert_eq!(got.followups.len(), 1);
+    assert_eq!(got.followups[0].id, followup.id);
+    // An empty follow-up is refused.
+    let error = client
+        .interaction(app)
+        .create_followup(&submitted.token)
+        .content("")
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&error), (400, 50006));
+    sim.stop().await;
+}

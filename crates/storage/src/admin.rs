@@ -484,15 +484,19 @@ pub struct GuildSettings {
     pub join_log_channel_id: Option<ChannelId>,
     pub leave_log_channel_id: Option<ChannelId>,
     pub templates: Templates,
+    /// Where `/invite link` creates members' invites (`None`: the command is off).
+    pub invite_channel_id: Option<ChannelId>,
 }
 
-/// A `guild_settings` row: fake reasons, young-account days, log channels, templates.
+/// A `guild_settings` row: fake reasons, young-account days, log channels, templates, the
+/// invite channel.
 type SettingsRow = (
     FakeReasons,
     i32,
     Option<ChannelId>,
     Option<ChannelId>,
     serde_json::Value,
+    Option<ChannelId>,
 );
 
 /// A guild's settings, the defaults when never set.
@@ -512,11 +516,12 @@ pub async fn guild_settings(
             g::join_log_channel_id,
             g::leave_log_channel_id,
             g::templates,
+            g::invite_channel_id,
         ))
         .first(conn)
         .await
         .optional()?;
-    let Some((reasons, days, join_log, leave_log, templates)) = row else {
+    let Some((reasons, days, join_log, leave_log, templates, invite_channel)) = row else {
         return Ok(GuildSettings::default());
     };
     Ok(GuildSettings {
@@ -527,6 +532,7 @@ pub async fn guild_settings(
         join_log_channel_id: join_log,
         leave_log_channel_id: leave_log,
         templates: serde_json::from_value(templates)?,
+        invite_channel_id: invite_channel,
     })
 }
 
@@ -541,6 +547,7 @@ pub struct SettingsChange {
     pub join_log_channel_id: Option<Option<ChannelId>>,
     pub leave_log_channel_id: Option<Option<ChannelId>>,
     pub templates: Vec<(MessageKind, Option<Template>)>,
+    pub invite_channel_id: Option<Option<ChannelId>>,
 }
 
 /// Applies a change to a guild's settings (fake rules are read by the worker for joins decided
@@ -588,6 +595,9 @@ pub async fn update_settings(
         if let Some(channel) = change.leave_log_channel_id {
             after.leave_log_channel_id = channel;
         }
+        if let Some(channel) = change.invite_channel_id {
+            after.invite_channel_id = channel;
+        }
         for (kind, template) in change.templates {
             match template {
                 Some(template) => after.templates.set(kind, template),
@@ -601,6 +611,7 @@ pub async fn update_settings(
                 g::join_log_channel_id.eq(after.join_log_channel_id),
                 g::leave_log_channel_id.eq(after.leave_log_channel_id),
                 g::templates.eq(serde_json::to_value(&after.templates)?),
+                g::invite_channel_id.eq(after.invite_channel_id),
             ))
             .execute(c)
             .await?;
@@ -628,6 +639,7 @@ fn settings_json(settings: &GuildSettings) -> Result<serde_json::Value, StorageE
         "young_account_days": settings.fake.young_account_days,
         "join_log_channel_id": channel(settings.join_log_channel_id),
         "leave_log_channel_id": channel(settings.leave_log_channel_id),
+        "invite_channel_id": channel(settings.invite_channel_id),
         "templates": serde_json::to_value(&settings.templates)?,
     }))
 }

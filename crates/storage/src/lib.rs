@@ -9,6 +9,7 @@ pub mod invites;
 pub mod joins;
 mod keyed;
 pub mod keys;
+pub mod member_invites;
 pub mod members;
 pub mod posts;
 mod prepared;

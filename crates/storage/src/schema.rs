@@ -79,6 +79,7 @@ diesel::table! {
         join_log_channel_id -> Nullable<Int8>,
         leave_log_channel_id -> Nullable<Int8>,
         templates -> Jsonb,
+        invite_channel_id -> Nullable<Int8>,
     }
 }
 
@@ -143,6 +144,17 @@ diesel::table! {
         left_at -> Nullable<Timestamptz>,
         cleared -> Bool,
         decided_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    member_invites (bot_id, guild_id, code) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        code -> Text,
+        member_id -> Int8,
+        channel_id -> Int8,
+        created_at -> Timestamptz,
     }
 }
 
@@ -248,6 +260,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     inviter_counts,
     invites,
     joins,
+    member_invites,
     members,
     partition_progress,
     reset_joins,

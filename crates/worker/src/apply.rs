@@ -303,6 +303,13 @@ impl Partition {
                     progress::relax_commit(c).await?;
                 }
                 let mut touched = BTreeSet::new();
+                let mut steps = steps;
+                let mut owners = crate::owners::Owners::new();
+                for (guild, codes) in crate::owners::bot_made(&steps) {
+                    let found = invitrack_storage::member_invites::owners(c, guild, &codes).await?;
+                    owners.insert(guild, found);
+                }
+                crate::owners::credit(&mut steps, &owners);
                 let mut effects = self.read_for(c, &steps).await?;
                 for step in steps {
                     self.apply_step(&mut effects, step, &mut touched, &mut outcome)?;

@@ -11,6 +11,7 @@ mod error;
 mod guild_cache;
 mod lag;
 mod outbox;
+mod owners;
 mod partition;
 mod relay;
 

@@ -253,7 +253,7 @@ async fn fake_settings_are_read_and_written() {
         json!({"young_account": true, "self_invite": true, "no_avatar": false,
                "already_joined": true, "young_account_days": 7, "fake_reasons": 11,
                "enabled": ["young", "self", "already_joined"],
-               "join_log_channel_id": null, "leave_log_channel_id": null,
+               "join_log_channel_id": null, "leave_log_channel_id": null, "invite_channel_id": null,
                "custom_templates": []})
     );
     let (status, body) = app
@@ -261,11 +261,13 @@ async fn fake_settings_are_read_and_written() {
             reqwest::Method::PUT,
             &settings,
             Some(&admin),
-            &json!({"no_avatar": true, "young_account": false, "young_account_days": 30, "author": "owner"}),
+            &json!({"no_avatar": true, "young_account": false, "young_account_days": 30,
+                    "invite_channel_id": "859000000000000077", "author": "owner"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fake_reasons"], 14);
+    assert_eq!(body["invite_channel_id"], "859000000000000077");
     assert_eq!(body["young_account_days"], 30);
     // The worker reads what was written.
     let guild = crate::helpers::guild_key(GUILD);

@@ -118,6 +118,39 @@ config-join-channel-off = Join messages are off.
 config-leave-channel-set = Leave messages now go to { $channel }.
 config-leave-channel-off = Leave messages are off.
 config-fake-set = Joins decided from now on count as fake for: { $rules }.
+config-invite-channel = Personal invites (/invite link): { $channel }
+config-invite-channel-set = /invite link now creates members' invites in { $channel }.
+config-invite-channel-off = /invite link is off.
+
+## /config template: the form and what its submit says
+
+template-title = Wording of { $message }
+template-preview-now = **Now** (on sample data):
+template-label-content = Message text
+template-describe-content = Plain text; leave empty for an embed. Placeholders like {"{"}member.mention{"}"}.
+template-label-title = Embed title
+template-label-description = Embed description
+template-label-footer = Embed footer
+template-saved = Saved. { $message } will look like this (on sample data):
+template-reset = { $message } is back to the default wording.
+template-text-or-embed = Nothing saved: a message is either text or an embed. Empty the message text, or the embed's parts.
+template-invalid = Nothing saved: { $problem }
+template-too-slow = The settings took too long to read; run the command again.
+template-message-invite = the join message (by an invite)
+template-message-vanity = the join message (by the vanity URL)
+template-message-ambiguous_inviter = the join message (one inviter, several codes)
+template-message-ambiguous = the join message (ambiguous)
+template-message-unknown = the join message (unknown)
+template-message-fake = the join message (fake)
+template-message-leave = the leave message
+
+## /invite link
+
+invite-link = Your personal invite: https://discord.gg/{ $code }
+    Everyone who joins through it counts for you.
+invite-link-off = Personal invites are off in this server. Someone with Manage Server can turn them on with /config invite-channel.
+invite-link-forbidden = The bot may not create invites in { $channel }: give its role Create Invite there.
+invite-link-failed = Discord did not create the invite; try again later.
 
 ## /tracking
 

@@ -19,7 +19,7 @@ const COMMAND_KEY_LABEL: &str = "discord command";
 pub const MAX_BONUS: i64 = 1_000_000;
 
 /// The audit author of a command: the Discord user who ran it.
-fn author(request: &Request) -> String {
+pub(super) fn author(request: &Request) -> String {
     format!("discord:{}", request.caller)
 }
 
@@ -151,8 +151,18 @@ impl Commands {
                 let settings = admin::guild_settings(&mut conn, request.guild).await?;
                 return Ok(Answer::private(answers::settings(speaker, &settings)));
             }
+            "template" => {
+                return match options
+                    .string("message")
+                    .and_then(super::templates::kind_named)
+                {
+                    Some(kind) => self.template_form(request, kind).await,
+                    None => Ok(Answer::private(speaker.say("unknown-command"))),
+                };
+            }
             "join-channel" => change.join_log_channel_id = Some(options.channel("channel")),
             "leave-channel" => change.leave_log_channel_id = Some(options.channel("channel")),
+            "invite-channel" => change.invite_channel_id = Some(options.channel("channel")),
             "fake-rules" => {
                 for (name, reason) in [
                     ("young-accounts", FakeReasons::YOUNG),
@@ -181,6 +191,7 @@ impl Commands {
         Ok(Answer::private(match sub {
             "join-channel" => answers::channel_set(speaker, false, after.join_log_channel_id),
             "leave-channel" => answers::channel_set(speaker, true, after.leave_log_channel_id),
+            "invite-channel" => answers::invite_channel_set(speaker, after.invite_channel_id),
             _ => speaker.say_with(
                 "config-fake-set",
                 &[super::catalogue::text(
@@ -192,7 +203,7 @@ impl Commands {
     }
 }
 
-fn actor(author: &str) -> Actor<'_> {
+pub(super) fn actor(author: &str) -> Actor<'_> {
     Actor {
         key_id: COMMAND_KEY_ID,
         key_label: COMMAND_KEY_LABEL,

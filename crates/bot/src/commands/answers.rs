@@ -362,8 +362,24 @@ pub fn settings(speaker: &Speaker, settings: &GuildSettings) -> String {
             "config-fake",
             &[text("rules", fake_rules(speaker, &settings.fake))],
         ),
+        speaker.say_with(
+            "config-invite-channel",
+            &[text("channel", channel(settings.invite_channel_id))],
+        ),
     ]
     .join("\n")
+}
+
+/// `/config invite-channel`: where `/invite link` creates invites now.
+#[must_use]
+pub fn invite_channel_set(speaker: &Speaker, channel: Option<ChannelId>) -> String {
+    match channel {
+        Some(c) => speaker.say_with(
+            "config-invite-channel-set",
+            &[text("channel", channel_mention(c))],
+        ),
+        None => speaker.say("config-invite-channel-off"),
+    }
 }
 
 /// `/config join-channel` and `leave-channel`: where messages go now.

@@ -119,7 +119,29 @@ fn definitions() -> Value {
                     {"type": 5, "name": "self-invites", "description": "Members who used their own invite", "required": false},
                     {"type": 5, "name": "no-avatar", "description": "Accounts without an avatar", "required": false},
                     {"type": 5, "name": "rejoins", "description": "Members who had joined before", "required": false}
-                 ]}
+                 ]},
+                {"type": 1, "name": "template", "description": "Word a join or leave message, with a preview",
+                 "options": [{"type": 3, "name": "message", "description": "Which message", "required": true,
+                   "choices": [
+                    {"name": "join by an invite", "value": "invite"},
+                    {"name": "join by the vanity URL", "value": "vanity"},
+                    {"name": "join by one inviter's codes", "value": "ambiguous_inviter"},
+                    {"name": "ambiguous join", "value": "ambiguous"},
+                    {"name": "unknown join", "value": "unknown"},
+                    {"name": "fake join", "value": "fake"},
+                    {"name": "leave", "value": "leave"}
+                   ]}]},
+                {"type": 1, "name": "invite-channel", "description": "Where /invite link creates members' invites",
+                 "options": [{"type": 7, "name": "channel", "description": "The channel (none: /invite link is off)", "required": false, "channel_types": [0, 5]}]}
+            ]
+        },
+        {
+            "name": "invite",
+            "type": 1,
+            "description": "Your own invite to this server",
+            "contexts": [0],
+            "options": [
+                {"type": 1, "name": "link", "description": "A personal invite: everyone who joins through it counts for you"}
             ]
         }
     ])
@@ -219,7 +241,8 @@ mod tests {
                 "bonus",
                 "resetinvites",
                 "restoreinvites",
-                "config"
+                "config",
+                "invite"
             ]
         );
         for admin in ["bonus", "resetinvites", "restoreinvites", "config"] {
@@ -231,6 +254,7 @@ mod tests {
             "inviter",
             "invitecodes",
             "tracking",
+            "invite",
             "x",
         ] {
             assert!(!needs_manage_server(anyone), "{anyone}");

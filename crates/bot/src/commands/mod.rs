@@ -8,14 +8,17 @@ pub mod buttons;
 pub mod catalogue;
 pub mod definitions;
 pub mod endpoint;
+mod invite_link;
 mod lookups;
 pub mod options;
+mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use invitrack_bus::{Bus, InteractionReceived};
+use invitrack_discord::DiscordGate;
 use invitrack_model::{BotId, GuildId, GuildKey, UserId};
 use invitrack_storage::Pool;
 use prost::Message as _;
@@ -24,7 +27,7 @@ use twilight_http::Client;
 use twilight_model::application::interaction::application_command::CommandData;
 use twilight_model::application::interaction::{Interaction, InteractionData};
 use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
-use twilight_model::channel::message::{AllowedMentions, MessageFlags};
+use twilight_model::channel::message::{AllowedMentions, Embed, MessageFlags};
 use twilight_model::guild::Permissions;
 use twilight_model::http::interaction::{
     InteractionResponse, InteractionResponseData, InteractionResponseType,
@@ -50,13 +53,18 @@ pub(crate) struct Commands {
     pub(crate) application_id: Id<ApplicationMarker>,
     pub(crate) pool: Pool,
     pub(crate) bot_id: BotId,
+    /// The bot's request budget, for what commands ask of Discord (`/invite link`).
+    pub(crate) gate: Arc<DiscordGate>,
 }
 
-/// An answer: its text, whether only the caller sees it, its buttons.
+/// An answer: its text, whether only the caller sees it, its buttons and embeds; or a form
+/// (a modal), with the text to say instead when the form came too late to be shown.
 struct Answer {
     content: String,
     ephemeral: bool,
     components: Vec<Component>,
+    embeds: Vec<Embed>,
+    form: Option<InteractionResponseData>,
 }
 
 impl Answer {
@@ -65,14 +73,23 @@ impl Answer {
             content,
             ephemeral: false,
             components: Vec::new(),
+            embeds: Vec::new(),
+            form: None,
         }
     }
 
     fn private(content: impl Into<String>) -> Self {
         Self {
-            content: content.into(),
             ephemeral: true,
-            components: Vec::new(),
+            ..Self::public(content.into())
+        }
+    }
+
+    /// A modal; a deferred answer cannot be one, so it says `too_late` instead.
+    fn form(form: InteractionResponseData, too_late: String) -> Self {
+        Self {
+            form: Some(form),
+            ..Self::private(too_late)
         }
     }
 
@@ -106,6 +123,7 @@ impl Answer {
             allowed_mentions: Some(AllowedMentions::default()),
             flags: self.ephemeral.then_some(MessageFlags::EPHEMERAL),
             components: Some(self.components),
+            embeds: Some(self.embeds),
             ..InteractionResponseData::default()
         }
     }
@@ -203,6 +221,15 @@ impl Commands {
             () = tokio::time::sleep(defer_in) => None,
         };
         let sent = match answer {
+            Some(Answer {
+                form: Some(form), ..
+            }) => {
+                send_first(InteractionResponse {
+                    kind: InteractionResponseType::Modal,
+                    data: Some(form),
+                })
+                .await
+            }
             Some(answer) => {
                 send_first(InteractionResponse {
                     kind,
@@ -226,6 +253,7 @@ impl Commands {
                             .content(Some(&answer.content))
                             .allowed_mentions(Some(&AllowedMentions::default()))
                             .components(Some(&answer.components))
+                            .embeds(Some(&answer.embeds))
                             .await
                             .map(drop)
                             .map_err(|e| Box::new(e) as FirstResponseError)
@@ -264,6 +292,19 @@ impl Commands {
             Some(InteractionData::MessageComponent(component)) => {
                 match Button::parse(&component.custom_id) {
                     Some(button) => self.button(&request, button).await,
+                    None => Ok(Answer::private(request.speaker.say("unknown-command"))),
+                }
+            }
+            Some(InteractionData::ModalSubmit(form)) => {
+                match templates::form_kind(&form.custom_id) {
+                    // The form is an admin's: the submit is checked as the command was.
+                    Some(_) if !request.may_manage() => {
+                        Ok(Answer::private(request.speaker.say("need-manage-server")))
+                    }
+                    Some(kind) => {
+                        self.save_template(&request, kind, &templates::submitted_values(form))
+                            .await
+                    }
                     None => Ok(Answer::private(request.speaker.say("unknown-command"))),
                 }
             }
@@ -308,6 +349,10 @@ impl Commands {
             "resetinvites" => Ok(admin::ask_reset(request, options.user("user"))),
             "restoreinvites" => self.restore(request).await,
             "config" => self.config(request, options).await,
+            "invite" => match options.subcommand() {
+                Some(("link", _)) => self.invite_link(request).await,
+                _ => Ok(Answer::private(request.speaker.say("unknown-command"))),
+            },
             _ => Ok(Answer::private(request.speaker.say("unknown-command"))),
         }
     }

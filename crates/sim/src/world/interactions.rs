@@ -8,13 +8,14 @@
 use super::{
     model::State,
     specs::{
-        InteractionInfo, InteractionKind, InteractionReply, InteractionSpec, RegisteredCommand,
+        FollowUp, InteractionInfo, InteractionKind, InteractionReply, InteractionSpec,
+        RegisteredCommand,
     },
 };
 use crate::{
     command_form::NewCommand,
     error::WorldError,
-    interaction_form::{CallbackForm, EditForm},
+    interaction_form::{CallbackForm, EditForm, FollowUpForm},
     sessions::EventKind,
     snowflake,
     wire::permissions,
@@ -24,7 +25,9 @@ use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use twilight_model::id::{
     Id,
-    marker::{ApplicationMarker, ChannelMarker, GuildMarker, InteractionMarker, MessageMarker},
+    marker::{
+        ApplicationMarker, ChannelMarker, GuildMarker, InteractionMarker, MessageMarker, UserMarker,
+    },
 };
 
 /// Time a bot has to send the initial response (Discord: "within 3 seconds").
@@ -41,7 +44,24 @@ const LOADING: u64 = 1 << 7;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
     Command,
-    Component { message_id: Id<MessageMarker> },
+    Component {
+        message_id: Id<MessageMarker>,
+    },
+    /// A modal submitted; `message_id` when the modal answered a component.
+    ModalSubmit {
+        message_id: Option<Id<MessageMarker>>,
+    },
+}
+
+impl Origin {
+    /// The message of the component the interaction started from, if any.
+    fn component_message(self) -> Option<Id<MessageMarker>> {
+        match self {
+            Self::Component { message_id } => Some(message_id),
+            Self::ModalSubmit { message_id } => message_id,
+            Self::Command => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -50,8 +70,10 @@ struct Interaction {
     token: String,
     guild_id: Id<GuildMarker>,
     channel_id: Id<ChannelMarker>,
+    user_id: Id<UserMarker>,
     origin: Origin,
     created_ms: i64,
+    over_http: bool,
     response: Option<Response>,
 }
 
@@ -62,6 +84,8 @@ struct Response {
     at_ms: i64,
     /// The original response message (none for a modal).
     message_id: Option<Id<MessageMarker>>,
+    /// A modal's `custom_id`.
+    modal_custom_id: Option<String>,
     content: Option<String>,
     embeds: Vec<Value>,
     components: Value,
@@ -70,6 +94,7 @@ struct Response {
     edited_ms: Option<i64>,
     /// A deferred response not edited yet ("the bot is thinking").
     loading: bool,
+    followups: Vec<FollowUp>,
 }
 
 /// The newest `capacity` interactions, by id and by token.
@@ -280,6 +305,7 @@ impl State {
                     ));
                 }
             }
+            InteractionKind::ModalSubmit { .. } => {}
         }
         self.ensure_user(spec.user_id, true);
         let id: Id<InteractionMarker> = Id::new(self.ids.at(now));
@@ -289,20 +315,40 @@ impl State {
             InteractionKind::Component { message_id, .. } => Origin::Component {
                 message_id: message_id.unwrap_or_else(|| Id::new(self.ids.at(now))),
             },
+            InteractionKind::ModalSubmit { of, .. } => Origin::ModalSubmit {
+                message_id: self.modal_of(*of, &spec)?.0.component_message(),
+            },
         };
         let fresh_command_id = self.ids.at(now);
         let payload =
             self.interaction_payload(&spec, id, &token, channel_id, origin, fresh_command_id)?;
-        self.sessions
-            .broadcast(guild_id, EventKind::INTERACTION_CREATE, &payload);
+        let over_http = self.interactions_url.is_some() && self.deliveries.is_some();
+        match (&self.interactions_url, &self.deliveries) {
+            (Some(url), Some(deliveries)) => {
+                let delivery = crate::delivery::Delivery {
+                    url: url.clone(),
+                    interaction_id: id,
+                    token: token.clone(),
+                    body: serde_json::to_vec(&payload).unwrap_or_default(),
+                };
+                if deliveries.send(delivery).is_err() {
+                    tracing::warn!(interaction_id = %id, "the delivery task has stopped");
+                }
+            }
+            _ => self
+                .sessions
+                .broadcast(guild_id, EventKind::INTERACTION_CREATE, &payload),
+        }
         tracing::debug!(guild_id = %guild_id, interaction_id = %id, "interaction created");
         self.interactions.push(Interaction {
             id,
             token: token.clone(),
             guild_id,
             channel_id,
+            user_id: spec.user_id,
             origin,
             created_ms: now,
+            over_http,
             response: None,
         });
         Ok(InteractionInfo { id, token })
@@ -374,6 +420,16 @@ impl State {
                 let message = self.component_message(message_id, channel_id, guild.id, custom_id);
                 (3, data, Some(message))
             }
+            InteractionKind::ModalSubmit { of, values } => {
+                let (_, custom_id, modal) = self.modal_of(*of, spec)?;
+                let components =
+                    super::modals::submitted(modal, values).map_err(WorldError::Invalid)?;
+                let data = json!({"custom_id": custom_id, "components": components});
+                let message = origin
+                    .component_message()
+                    .map(|m| self.component_message(m, channel_id, guild.id, custom_id));
+                (5, data, message)
+            }
         };
         let mut payload = json!({
             "id": id.to_string(),
@@ -413,6 +469,37 @@ impl State {
             payload["message"] = message;
         }
         Ok(payload)
+    }
+
+    /// The modal interaction `of` was answered with, for a submit by `spec`'s user: where
+    /// `of` came from, the modal's `custom_id` and components.
+    fn modal_of(
+        &self,
+        of: Id<InteractionMarker>,
+        spec: &InteractionSpec,
+    ) -> Result<(Origin, &str, &Value), WorldError> {
+        let shown = self
+            .interactions
+            .by_id
+            .get(&of)
+            .ok_or_else(|| WorldError::Invalid(format!("no interaction {of} is kept")))?;
+        let modal = shown
+            .response
+            .as_ref()
+            .filter(|r| r.callback_type == 9)
+            .ok_or_else(|| {
+                WorldError::Invalid(format!("interaction {of} was not answered with a modal"))
+            })?;
+        if shown.user_id != spec.user_id || shown.guild_id != spec.guild_id {
+            return Err(WorldError::Invalid(
+                "only the user the modal was shown to can submit it, in its guild".into(),
+            ));
+        }
+        Ok((
+            shown.origin,
+            modal.modal_custom_id.as_deref().unwrap_or(""),
+            &modal.components,
+        ))
     }
 
     /// `resolved` of a command: the users (and members) named by its user options.
@@ -506,9 +593,15 @@ impl State {
     /// The original response as a message object (what the webhook routes answer).
     fn response_message(&self, interaction: &Interaction, response: &Response) -> Value {
         let message_id = response.message_id.map(|id| id.to_string());
-        let (kind, created_ms) = match interaction.origin {
-            Origin::Command => (20, response.at_ms),
-            Origin::Component { message_id } => (0, snowflake::created_at_ms(message_id.get())),
+        let (kind, created_ms) = match (interaction.origin, response.callback_type) {
+            (Origin::Command, _) => (20, response.at_ms),
+            (origin, 6 | 7) => (
+                0,
+                origin
+                    .component_message()
+                    .map_or(response.at_ms, |m| snowflake::created_at_ms(m.get())),
+            ),
+            _ => (0, response.at_ms),
         };
         let flags = response.flags | if response.loading { LOADING } else { 0 };
         let app_id = self.bot.application_id().to_string();
@@ -547,6 +640,8 @@ impl State {
             flags: response.flags,
             edits: response.edits,
             acknowledged_after_ms: elapsed_ms(interaction.created_ms, response.at_ms),
+            followups: response.followups.clone(),
+            over_http: interaction.over_http,
         })
     }
 
@@ -573,9 +668,15 @@ impl State {
         if now - interaction.created_ms > INTERACTION_RESPONSE_WINDOW_MS {
             return Err(WorldError::UnknownInteraction);
         }
+        // A modal answers commands and components, not a modal; updating a message needs
+        // the message of a component.
         let allowed: &[u8] = match interaction.origin {
             Origin::Command => &[4, 5, 9],
             Origin::Component { .. } => &[4, 5, 6, 7, 9],
+            Origin::ModalSubmit {
+                message_id: Some(_),
+            } => &[4, 5, 6, 7],
+            Origin::ModalSubmit { message_id: None } => &[4, 5],
         };
         if !allowed.contains(&form.kind) {
             return Err(WorldError::InvalidForm(json!({"type": {"_errors": [{
@@ -589,9 +690,9 @@ impl State {
         if form.kind == 4 && no_message {
             return Err(WorldError::EmptyMessage);
         }
-        let message_id = match (form.kind, interaction.origin) {
-            (6 | 7, Origin::Component { message_id }) => Some(message_id),
-            (9, _) => None,
+        let message_id = match form.kind {
+            6 | 7 => interaction.origin.component_message(),
+            9 => None,
             _ => Some(message_id),
         };
         let deferred = matches!(form.kind, 5 | 6);
@@ -610,6 +711,8 @@ impl State {
             edits: 0,
             edited_ms: None,
             loading: form.kind == 5,
+            modal_custom_id: form.custom_id,
+            followups: Vec::new(),
         });
         tracing::debug!(interaction_id = %id, callback_type = form.kind, "interaction acknowledged");
         if !with_response {
@@ -621,7 +724,11 @@ impl State {
         };
         let mut callback = json!({
             "id": id.to_string(),
-            "type": if interaction.origin == Origin::Command { 2 } else { 3 },
+            "type": match interaction.origin {
+                Origin::Command => 2,
+                Origin::Component { .. } => 3,
+                Origin::ModalSubmit { .. } => 5,
+            },
         });
         if let Some(message_id) = response.message_id {
             callback["response_message_id"] = Value::String(message_id.to_string());
@@ -704,5 +811,71 @@ impl State {
         };
         serde_json::to_string(&self.response_message(interaction, response))
             .map_err(|e| WorldError::Invalid(e.to_string()))
+    }
+
+    /// `POST /webhooks/{application_id}/{token}`: a follow-up message, after the initial
+    /// response and while the token lives; answers the message (`wait` is always true for
+    /// interactions).
+    pub(crate) fn rest_create_followup(
+        &mut self,
+        application_id: Id<ApplicationMarker>,
+        token: &str,
+        form: FollowUpForm,
+    ) -> Result<String, WorldError> {
+        let now = self.now_ms();
+        let message_id = Id::new(self.ids.at(now));
+        // Before the initial response the token is not a webhook yet.
+        let interaction = self
+            .webhook_interaction(application_id, token, now)
+            .map_err(|e| match e {
+                WorldError::UnknownMessage => WorldError::UnknownWebhook,
+                e => e,
+            })?;
+        let Some(response) = interaction.response.as_mut() else {
+            return Err(WorldError::UnknownWebhook);
+        };
+        let followup = FollowUp {
+            id: message_id,
+            content: form.content,
+            embeds: form.embeds,
+            components: form.components,
+            flags: form.flags,
+        };
+        if followup
+            .content
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+            && followup.embeds.is_empty()
+            && followup.components.as_array().is_none_or(Vec::is_empty)
+        {
+            return Err(WorldError::EmptyMessage);
+        }
+        response.followups.push(followup.clone());
+        let id = interaction.id;
+        tracing::debug!(interaction_id = %id, message_id = %message_id, "follow-up message created");
+        let interaction = &self.interactions.by_id[&id];
+        let app_id = self.bot.application_id().to_string();
+        let message = json!({
+            "id": message_id.to_string(),
+            "type": 0,
+            "channel_id": interaction.channel_id.to_string(),
+            "guild_id": interaction.guild_id.to_string(),
+            "author": serde_json::to_value(self.bot.user()).unwrap_or(Value::Null),
+            "content": followup.content.as_deref().unwrap_or(""),
+            "timestamp": snowflake::format_ts(now),
+            "edited_timestamp": null,
+            "tts": false,
+            "mention_everyone": false,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": followup.embeds,
+            "pinned": false,
+            "flags": followup.flags,
+            "components": followup.components,
+            "webhook_id": app_id,
+            "application_id": app_id,
+        });
+        serde_json::to_string(&message).map_err(|e| WorldError::Invalid(e.to_string()))
     }
 }

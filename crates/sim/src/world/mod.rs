@@ -23,6 +23,7 @@
 mod gateway_sessions;
 mod interactions;
 mod messages;
+mod modals;
 mod model;
 mod operations;
 mod specs;
@@ -36,9 +37,9 @@ pub use messages::{DEFAULT_MESSAGE_CAPACITY, NONCE_WINDOW};
 pub(crate) use model::State;
 pub(crate) use specs::NewMessage;
 pub use specs::{
-    BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, GuildSpec, InteractionInfo, InteractionKind,
-    InteractionReply, InteractionSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec, JoinTruth,
-    JoinVia, MemberInfo, PostedMessage, RegisteredCommand,
+    BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, FollowUp, GuildSpec, InteractionInfo,
+    InteractionKind, InteractionReply, InteractionSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec,
+    JoinTruth, JoinVia, MemberInfo, PostedMessage, RegisteredCommand,
 };
 
 use crate::{
@@ -219,6 +220,37 @@ impl World {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The simulated clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.lock().now_ms()
+    }
+
+    /// A fresh snowflake at the simulated clock.
+    pub(crate) fn next_snowflake(&self) -> u64 {
+        let mut state = self.lock();
+        let now = state.now_ms();
+        state.ids.at(now)
+    }
+
+    /// Sends interactions through `deliveries` while an interactions endpoint URL is set.
+    pub(crate) fn attach_deliveries(
+        &self,
+        deliveries: tokio::sync::mpsc::UnboundedSender<crate::delivery::Delivery>,
+    ) {
+        self.lock().deliveries = Some(deliveries);
+    }
+
+    /// Sets (or, with `None`, removes) the interactions endpoint URL, already checked:
+    /// interactions go there instead of the gateway.
+    pub(crate) fn set_interactions_url(&self, url: Option<String>) {
+        self.lock().interactions_url = url;
+    }
+
+    /// The interactions endpoint URL, if one is set.
+    pub fn interactions_url(&self) -> Option<String> {
+        self.lock().interactions_url.clone()
     }
 
     /// Locks the REST rate limiter.

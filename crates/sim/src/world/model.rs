@@ -46,6 +46,10 @@ pub(crate) struct State {
     pub(super) commands: Vec<RegisteredCommand>,
     /// Interactions (the newest `message_capacity`).
     pub(super) interactions: InteractionStore,
+    /// Where interactions go instead of the gateway: the interactions endpoint URL, and the
+    /// channel to the task that POSTs them.
+    pub(super) interactions_url: Option<String>,
+    pub(super) deliveries: Option<tokio::sync::mpsc::UnboundedSender<crate::delivery::Delivery>>,
     pub(super) sessions: Sessions,
     /// Counter moves waiting for their time (negative event delay).
     pub(super) deferred: BinaryHeap<Reverse<Deferred>>,
@@ -274,6 +278,8 @@ impl State {
             messages: MessageStore::new(message_capacity),
             commands: Vec::new(),
             interactions: InteractionStore::new(message_capacity),
+            interactions_url: None,
+            deliveries: None,
             sessions: Sessions::new(delay, Arc::clone(&wake)),
             deferred: BinaryHeap::new(),
             deferred_seq: 0,

@@ -273,6 +273,15 @@ pub enum InteractionKind {
         /// The message the button is on (a fresh id when `None`).
         message_id: Option<Id<MessageMarker>>,
     },
+    /// The user submits the modal the bot answered interaction `of` with (type 5,
+    /// MODAL_SUBMIT).
+    ModalSubmit {
+        /// The interaction whose response was the modal.
+        of: Id<InteractionMarker>,
+        /// What the user typed, by text input `custom_id`; an input not named keeps its
+        /// pre-filled `value` (empty when it has none).
+        values: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// An interaction made by [`World::interact`](crate::World::interact).
@@ -303,6 +312,22 @@ pub struct InteractionReply {
     pub edits: u32,
     /// Time from the interaction to its callback (the simulated clock).
     pub acknowledged_after_ms: u64,
+    /// Follow-up messages (`POST /webhooks/{application_id}/{token}`), oldest first.
+    pub followups: Vec<FollowUp>,
+    /// Whether the interaction went to the interactions endpoint URL (else the gateway).
+    pub over_http: bool,
+}
+
+/// A follow-up message of an interaction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FollowUp {
+    /// Message id.
+    pub id: Id<MessageMarker>,
+    pub content: Option<String>,
+    pub embeds: Vec<serde_json::Value>,
+    pub components: serde_json::Value,
+    /// Message flags (64 = EPHEMERAL).
+    pub flags: u64,
 }
 
 /// A registered (global) application command, as `PUT /applications/{id}/commands` stored

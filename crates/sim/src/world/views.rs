@@ -8,7 +8,7 @@ use super::{
     model::{Invite, State},
     specs::{InviteInfo, InviteSpec, JoinTruth, MemberInfo},
 };
-use crate::{error::WorldError, snowflake, wire};
+use crate::{error::WorldError, snowflake, wire, wire::permissions};
 use serde::Serialize;
 use twilight_model::id::{
     Id,
@@ -188,6 +188,11 @@ impl State {
         max_uses: u32,
         temporary: bool,
     ) -> Result<String, WorldError> {
+        // Create Channel Invite needs CREATE_INSTANT_INVITE in the channel.
+        let channel = self.channel(channel_id)?;
+        if self.bot_channel_permissions(channel)? & permissions::CREATE_INSTANT_INVITE == 0 {
+            return Err(WorldError::MissingPermissions);
+        }
         let spec = InviteSpec {
             inviter_id: self.bot.user_id,
             max_uses,

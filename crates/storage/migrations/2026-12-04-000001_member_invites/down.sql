@@ -1,0 +1,2 @@
+ALTER TABLE guild_settings DROP COLUMN invite_channel_id;
+DROP TABLE member_invites;
