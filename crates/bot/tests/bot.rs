@@ -681,8 +681,8 @@ async fn every_command_answers_from_the_data_and_admin_commands_need_manage_serv
         [
             "bonus",
             "config",
-            "invitecodes",
             "invite",
+            "invitecodes",
             "inviter",
             "invites",
             "leaderboard",
