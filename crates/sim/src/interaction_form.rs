@@ -336,14 +336,14 @@ fn check_text_input(errors: &mut FieldErrors, path: &[&str], input: &Value) {
         );
     }
     for field in ["min_length", "max_length"] {
-        if let Some(n) = input.get(field).filter(|v| !v.is_null()) {
-            if n.as_u64().is_none_or(|n| n > TEXT_INPUT_CHARS as u64) {
-                errors.add(
-                    &[path, &[field]].concat(),
-                    "NUMBER_TYPE_MAX",
-                    format!("int value should be less than or equal to {TEXT_INPUT_CHARS}."),
-                );
-            }
+        if let Some(n) = input.get(field).filter(|v| !v.is_null())
+            && n.as_u64().is_none_or(|n| n > TEXT_INPUT_CHARS as u64)
+        {
+            errors.add(
+                &[path, &[field]].concat(),
+                "NUMBER_TYPE_MAX",
+                format!("int value should be less than or equal to {TEXT_INPUT_CHARS}."),
+            );
         }
     }
     if input
