@@ -4,12 +4,15 @@
 //! ingest, a worker and the bot, on a fresh database and bus prefix.
 //!
 //! ```text
-//! cargo run --release -p invitrack-bot --example command_latency -- RATE SECONDS
+//! cargo run --release -p invitrack-bot --example command_latency -- RATE SECONDS [http]
 //! cargo run --release -p invitrack-bot --example command_latency -- 200 15
+//! cargo run --release -p invitrack-bot --example command_latency -- 200 15 http
 //! ```
 //! The time is the simulator's, from the moment it dispatches INTERACTION_CREATE to the moment
 //! the callback reaches it: it holds the gateway, ingest, NATS and the way back, so it bounds
-//! the bot's own time (received by ingest → callback sent) from above.
+//! the bot's own time (received by ingest → callback sent) from above. With `http` the
+//! simulator POSTs each interaction, signed, to the bot's interactions endpoint instead, and
+//! the time ends with the HTTP response.
 
 mod support;
 
@@ -23,7 +26,7 @@ use invitrack_sim::{
 };
 use invitrack_storage::schema::joins;
 use serde_json::json;
-use support::{Running, percentiles};
+use support::{Delivery, Running, percentiles};
 use twilight_model::id::Id;
 use twilight_model::id::marker::{GuildMarker, UserMarker};
 
@@ -48,13 +51,18 @@ async fn main() -> anyhow::Result<()> {
     let rate = <[u64]>::first(&args).copied().unwrap_or(200).max(1);
     let seconds = args.get(1).copied().unwrap_or(15).max(1);
     let total = usize::try_from(rate * seconds)?;
+    let delivery = if std::env::args().any(|a| a == "http") {
+        Delivery::Http
+    } else {
+        Delivery::Gateway
+    };
     let sim_config = SimConfig {
         // Every interaction of the run stays readable.
         message_capacity: total + 1_000,
         ..SimConfig::default()
     };
     let mut guilds = Vec::new();
-    let running = Running::start("commands", sim_config, async |world, _| {
+    let running = Running::start_with("commands", sim_config, delivery, async |world, _| {
         for g in 0..GUILDS {
             let id = world.create_guild(GuildSpec::default())?.guild_id;
             let inviters: Vec<Id<UserMarker>> = (0..INVITERS)
@@ -146,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
     }
     running.shutdown.cancel();
     println!(
-        "{total} commands at {rate}/s (sent in {:.1} s): INTERACTION_CREATE -> callback {}; {deferred} deferred, {missing} unanswered",
+        "{total} commands at {rate}/s over {delivery:?} (sent in {:.1} s): INTERACTION_CREATE -> callback {}; {deferred} deferred, {missing} unanswered",
         sent_in.as_secs_f64(),
         percentiles(&mut answered)
     );

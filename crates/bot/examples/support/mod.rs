@@ -15,6 +15,15 @@ use twilight_model::id::marker::GuildMarker;
 
 const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
+/// How interactions reach the bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// INTERACTION_CREATE on the gateway, through ingest and NATS.
+    Gateway,
+    /// Signed POSTs to the bot's interactions endpoint.
+    Http,
+}
+
 pub struct Running {
     /// Kept: dropping it stops the simulator.
     pub sim: RunningSim,
@@ -30,6 +39,16 @@ impl Running {
     pub async fn start(
         name: &str,
         sim_config: SimConfig,
+        prepare: impl AsyncFnOnce(&World, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(name, sim_config, Delivery::Gateway, prepare).await
+    }
+
+    /// [`Running::start`], with interactions delivered as `delivery` says.
+    pub async fn start_with(
+        name: &str,
+        sim_config: SimConfig,
+        delivery: Delivery,
         prepare: impl AsyncFnOnce(&World, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<Self> {
         let sim = Simulator::start(SimConfig {
@@ -62,9 +81,16 @@ impl Running {
             },
             shutdown.clone(),
         ));
+        let endpoint = match delivery {
+            Delivery::Gateway => None,
+            // A port the system gave and took back, for the bot to bind.
+            Delivery::Http => Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+        };
         tokio::spawn(invitrack_bot::run(
             invitrack_bot::BotConfig {
                 discord_api_proxy: Some(sim.api_proxy()),
+                interactions_bind: endpoint,
+                discord_public_key: endpoint.map(|_| world.bot().verify_key.clone()),
                 ..invitrack_bot::BotConfig::new(token, database_url.clone(), bus)
             },
             shutdown.clone(),
@@ -74,6 +100,19 @@ impl Running {
         }
         // The bot's consumers and subscriptions start after its first calls to Discord.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(endpoint) = endpoint {
+            // As a developer sets the URL in Discord's portal: the simulator checks it first.
+            let answer = reqwest::Client::new()
+                .put(format!("{}/interactions-endpoint", sim.control_url()))
+                .json(&serde_json::json!({"url": format!("http://{endpoint}/interactions")}))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                answer.status().is_success(),
+                "the interactions endpoint was refused: {}",
+                answer.text().await?
+            );
+        }
         Ok(Self {
             sim,
             world,
