@@ -156,6 +156,25 @@ fn new_token() -> String {
     format!("aW50ZXJhY3Rpb246{tail}")
 }
 
+/// A message with no content, embed or component, which Discord refuses (50006).
+fn says_nothing(content: Option<&str>, embeds: &[Value], components: &Value) -> bool {
+    content.is_none_or(|c| c.trim().is_empty())
+        && embeds.is_empty()
+        && components.as_array().is_none_or(Vec::is_empty)
+}
+
+/// What a message sent through an interaction's webhook holds.
+struct WebhookMessage<'a> {
+    id: Option<String>,
+    kind: u8,
+    created_ms: i64,
+    edited_ms: Option<i64>,
+    content: Option<&'a str>,
+    embeds: &'a [Value],
+    components: &'a Value,
+    flags: u64,
+}
+
 fn elapsed_ms(from: i64, to: i64) -> u64 {
     u64::try_from(to.saturating_sub(from)).unwrap_or(0)
 }
@@ -603,26 +622,42 @@ impl State {
             ),
             _ => (0, response.at_ms),
         };
-        let flags = response.flags | if response.loading { LOADING } else { 0 };
+        self.webhook_message(
+            interaction,
+            &WebhookMessage {
+                id: message_id,
+                kind,
+                created_ms,
+                edited_ms: response.edited_ms,
+                content: response.content.as_deref(),
+                embeds: &response.embeds,
+                components: &response.components,
+                flags: response.flags | if response.loading { LOADING } else { 0 },
+            },
+        )
+    }
+
+    /// A message of `interaction`'s webhook as Discord's JSON.
+    fn webhook_message(&self, interaction: &Interaction, message: &WebhookMessage<'_>) -> Value {
         let app_id = self.bot.application_id().to_string();
         json!({
-            "id": message_id,
-            "type": kind,
+            "id": message.id,
+            "type": message.kind,
             "channel_id": interaction.channel_id.to_string(),
             "guild_id": interaction.guild_id.to_string(),
             "author": serde_json::to_value(self.bot.user()).unwrap_or(Value::Null),
-            "content": response.content.as_deref().unwrap_or(""),
-            "timestamp": snowflake::format_ts(created_ms),
-            "edited_timestamp": response.edited_ms.map(snowflake::format_ts),
+            "content": message.content.unwrap_or(""),
+            "timestamp": snowflake::format_ts(message.created_ms),
+            "edited_timestamp": message.edited_ms.map(snowflake::format_ts),
             "tts": false,
             "mention_everyone": false,
             "mentions": [],
             "mention_roles": [],
             "attachments": [],
-            "embeds": response.embeds,
+            "embeds": message.embeds,
             "pinned": false,
-            "flags": flags,
-            "components": response.components,
+            "flags": message.flags,
+            "components": message.components,
             "webhook_id": app_id,
             "application_id": app_id,
         })
@@ -684,10 +719,7 @@ impl State {
                 "message": format!("Interaction response type {} is not valid for this interaction", form.kind),
             }]}})));
         }
-        let no_message = form.content.as_deref().is_none_or(|c| c.trim().is_empty())
-            && form.embeds.is_empty()
-            && form.components.as_array().is_none_or(Vec::is_empty);
-        if form.kind == 4 && no_message {
+        if form.kind == 4 && says_nothing(form.content.as_deref(), &form.embeds, &form.components) {
             return Err(WorldError::EmptyMessage);
         }
         let message_id = match form.kind {
@@ -791,10 +823,7 @@ impl State {
         let components = form
             .components
             .unwrap_or_else(|| response.components.clone());
-        if content.as_deref().is_none_or(|c| c.trim().is_empty())
-            && embeds.is_empty()
-            && components.as_array().is_none_or(Vec::is_empty)
-        {
+        if says_nothing(content.as_deref(), &embeds, &components) {
             return Err(WorldError::EmptyMessage);
         }
         response.content = content;
@@ -841,41 +870,29 @@ impl State {
             components: form.components,
             flags: form.flags,
         };
-        if followup
-            .content
-            .as_deref()
-            .is_none_or(|c| c.trim().is_empty())
-            && followup.embeds.is_empty()
-            && followup.components.as_array().is_none_or(Vec::is_empty)
-        {
+        if says_nothing(
+            followup.content.as_deref(),
+            &followup.embeds,
+            &followup.components,
+        ) {
             return Err(WorldError::EmptyMessage);
         }
         response.followups.push(followup.clone());
         let id = interaction.id;
         tracing::debug!(interaction_id = %id, message_id = %message_id, "follow-up message created");
-        let interaction = &self.interactions.by_id[&id];
-        let app_id = self.bot.application_id().to_string();
-        let message = json!({
-            "id": message_id.to_string(),
-            "type": 0,
-            "channel_id": interaction.channel_id.to_string(),
-            "guild_id": interaction.guild_id.to_string(),
-            "author": serde_json::to_value(self.bot.user()).unwrap_or(Value::Null),
-            "content": followup.content.as_deref().unwrap_or(""),
-            "timestamp": snowflake::format_ts(now),
-            "edited_timestamp": null,
-            "tts": false,
-            "mention_everyone": false,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": followup.embeds,
-            "pinned": false,
-            "flags": followup.flags,
-            "components": followup.components,
-            "webhook_id": app_id,
-            "application_id": app_id,
-        });
+        let message = self.webhook_message(
+            &self.interactions.by_id[&id],
+            &WebhookMessage {
+                id: Some(message_id.to_string()),
+                kind: 0,
+                created_ms: now,
+                edited_ms: None,
+                content: followup.content.as_deref(),
+                embeds: &followup.embeds,
+                components: &followup.components,
+                flags: followup.flags,
+            },
+        );
         serde_json::to_string(&message).map_err(|e| WorldError::Invalid(e.to_string()))
     }
 }
