@@ -218,6 +218,29 @@ pub struct MemberJoin {
     pub cleared: bool,
 }
 
+impl From<queries::MemberJoinRow> for MemberJoin {
+    fn from(j: queries::MemberJoinRow) -> Self {
+        Self {
+            created_at: timestamp(j.created_at),
+            updated_at: timestamp(j.updated_at),
+            source: j.source.to_string(),
+            invite_code: j.invite_code.map(InviteCode::into_string),
+            inviter_id: j.inviter_id.map(|i| i.to_string()),
+            candidates: j
+                .candidates
+                .into_iter()
+                .map(InviteCode::into_string)
+                .collect(),
+            unknown_reason: j.unknown_reason.map(|r| r.to_string()),
+            fake: j.fake.is_fake(),
+            fake_reasons: fake_reason_names(j.fake),
+            left: j.has_left,
+            left_at: j.left_at.map(timestamp),
+            cleared: j.cleared,
+        }
+    }
+}
+
 /// Who invited a member, and every join of theirs in the guild.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberInvites {
@@ -277,28 +300,7 @@ pub async fn member(
         inviter_id: latest.and_then(|j| j.inviter_id).map(|i| i.to_string()),
         invite_code: latest.and_then(|j| j.invite_code.as_ref().map(InviteCode::to_string)),
         source: latest.map(|j| j.source.to_string()),
-        joins: history
-            .joins
-            .into_iter()
-            .map(|j| MemberJoin {
-                created_at: timestamp(j.created_at),
-                updated_at: timestamp(j.updated_at),
-                source: j.source.to_string(),
-                invite_code: j.invite_code.map(InviteCode::into_string),
-                inviter_id: j.inviter_id.map(|i| i.to_string()),
-                candidates: j
-                    .candidates
-                    .into_iter()
-                    .map(InviteCode::into_string)
-                    .collect(),
-                unknown_reason: j.unknown_reason.map(|r| r.to_string()),
-                fake: j.fake.is_fake(),
-                fake_reasons: fake_reason_names(j.fake),
-                left: j.has_left,
-                left_at: j.left_at.map(timestamp),
-                cleared: j.cleared,
-            })
-            .collect(),
+        joins: history.joins.into_iter().map(MemberJoin::from).collect(),
     }))
 }
 

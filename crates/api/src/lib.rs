@@ -5,12 +5,15 @@ mod auth;
 mod cache;
 mod dashboard;
 mod error;
+mod export;
+mod guilds;
 mod health;
 mod invites;
 mod openapi;
 mod openapi_parts;
 mod params;
 mod settings;
+mod ui;
 mod webhooks;
 
 use invitrack_model::GuildKey;
@@ -439,6 +442,32 @@ fn routes(cfg: &mut web::ServiceConfig) {
     add(
         format!("{guild}/audit"),
         vec![("GET", web::get().to(admin::audit))],
+    );
+    add("/v1/me".into(), vec![("GET", web::get().to(guilds::me))]);
+    add(
+        "/v1/bots/{bot_id}/guilds".into(),
+        vec![("GET", web::get().to(guilds::guilds))],
+    );
+    add(
+        format!("{guild}/joins"),
+        vec![("GET", web::get().to(guilds::joins))],
+    );
+    add(
+        format!("{guild}/export/joins"),
+        vec![("GET", web::get().to(export::joins))],
+    );
+    add(
+        format!("{guild}/export/inviters"),
+        vec![("GET", web::get().to(export::inviters))],
+    );
+    add(
+        "/dashboard".into(),
+        vec![("GET", web::get().to(ui::redirect))],
+    );
+    add("/dashboard/".into(), vec![("GET", web::get().to(ui::file))]);
+    add(
+        "/dashboard/{file}".into(),
+        vec![("GET", web::get().to(ui::file))],
     );
     add(
         "/health/live".into(),

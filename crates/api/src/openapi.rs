@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{admin, dashboard, health, invites, settings, webhooks};
+use crate::{admin, dashboard, export, guilds, health, invites, settings, webhooks};
 
 struct BearerAuth;
 
@@ -39,6 +39,11 @@ impl Modify for BearerAuth {
         dashboard::member,
         dashboard::inviter_codes,
         dashboard::summary,
+        guilds::me,
+        guilds::guilds,
+        guilds::joins,
+        export::joins,
+        export::inviters,
         admin::add_bonus,
         admin::list_bonus,
         admin::reset,

@@ -187,6 +187,32 @@ pub struct LeaderboardQuery {
     per_page: Option<i64>,
 }
 
+/// Joins paging.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct JoinsQuery {
+    /// only the joins credited to this inviter
+    #[param(pattern = "^[1-9][0-9]{0,18}$")]
+    inviter_id: Option<String>,
+    /// joins older than this join id (`next_before` of the previous page)
+    #[param(minimum = 1)]
+    before: Option<i64>,
+    /// rows per page, 1 to 200, default 50
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+}
+
+/// Export format.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ExportQuery {
+    /// `csv` (default) or `json`
+    #[param(pattern = "^(csv|json)$")]
+    format: Option<String>,
+}
+
 /// Summary window.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

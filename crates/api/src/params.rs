@@ -141,6 +141,32 @@ impl Params {
         }
     }
 
+    /// An optional integer in `min..=max`, `None` when absent.
+    ///
+    /// # Errors
+    /// When present and not such an integer.
+    pub fn optional_integer(
+        &self,
+        name: &'static str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(None),
+            Some(_) => self.integer(name, min, max, min).map(Some),
+        }
+    }
+
+    /// An optional Discord id.
+    ///
+    /// # Errors
+    /// When present and not a snowflake.
+    pub fn optional_snowflake<M>(&self, name: &'static str) -> Result<Option<Id<M>>, ApiError> {
+        self.raw(name)?
+            .map(|raw| parse_snowflake(name, &raw))
+            .transpose()
+    }
+
     /// An optional choice among `options`, `default` when absent.
     ///
     /// # Errors

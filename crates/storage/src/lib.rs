@@ -5,6 +5,7 @@ pub mod counts;
 pub mod dashboard;
 mod db;
 pub mod decisions;
+pub mod export;
 pub mod invites;
 pub mod joins;
 mod keyed;

@@ -6,6 +6,7 @@ mod cache;
 mod conventions;
 mod counters;
 mod dashboard;
+mod exports;
 mod helpers;
 mod invites;
 mod limits;
