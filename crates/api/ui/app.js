@@ -228,17 +228,19 @@ const sources = [
 function joinsChart(days) {
   const width = 720, height = 260, left = 40, bottom = 34, top = 10, right = 8;
   const max = Math.max(1, ...days.map((d) => d.invite + d.vanity + d.ambiguous + d.unknown));
-  const step = Math.pow(10, Math.floor(Math.log10(max)));
-  const ceiling = Math.ceil(max / step) * step;
+  // Whole-number ticks of 1, 2 or 5 times a power of ten, about four of them.
+  const rough = max / 4;
+  const power = Math.pow(10, Math.floor(Math.log10(Math.max(1, rough))));
+  const tick = Math.max(1, [1, 2, 5, 10].map((m) => m * power).find((t) => t >= rough));
+  const ceiling = tick * Math.ceil(max / tick);
   const plotH = height - top - bottom, plotW = width - left - right;
   const slot = plotW / Math.max(1, days.length);
   const y = (v) => top + plotH - (v / ceiling) * plotH;
   const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `Joins per day over the last ${days.length} days, stacked by source` });
-  for (let i = 0; i <= 4; i++) {
-    const v = (ceiling * i) / 4;
+  for (let v = 0; v <= ceiling; v += tick) {
     svg.append(s("line", { class: "axis", x1: left, x2: width - right, y1: y(v), y2: y(v) }));
-    svg.append(s("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, number.format(Math.round(v))));
+    svg.append(s("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, number.format(v)));
   }
   svg.append(s("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`, "text-anchor": "middle" }, "joins per day"));
   days.forEach((day, i) => {
@@ -254,7 +256,8 @@ function joinsChart(days) {
       }
       base += v;
     }
-    if (i % Math.ceil(days.length / 8) === 0 || i === days.length - 1) {
+    // About eight dates, counted back from the last day so that it is always labelled.
+    if ((days.length - 1 - i) % Math.ceil(days.length / 8) === 0) {
       svg.append(s("text", { x: x + slot * 0.35, y: height - bottom + 16, "text-anchor": "middle" }, day.date.slice(5)));
     }
   });
@@ -295,10 +298,10 @@ async function overviewPage(guild) {
     ),
     h("section", { class: "panel", "aria-labelledby": "chart-title" },
       h("h2", { id: "chart-title", text: "Joins per day, by source" }),
-      h("div", { class: "legend" }, sources.map(([k, label]) => h("span", { style: `--swatch: var(--${k})`, text: label }))),
+      h("div", { class: "legend" }, sources.map(([k, label]) => h("span", { class: `swatch-${k}`, text: label }))),
       windowJoins === 0
         ? h("p", { class: "empty", text: "No joins in the last 30 days. When members join, each day's joins show here by how they came." })
-        : joinsChart(summary.days),
+        : h("div", { class: "scroll" }, joinsChart(summary.days)),
     ),
     healthPanel(summary.health),
   );

@@ -201,11 +201,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "invitrack demo",
     )
     .await?;
+    // The dashboard's link signs in as an admin of the demo, so its settings can be tried.
+    let (dashboard_key, _) = invitrack_storage::keys::create_key(
+        &mut conn,
+        bot_id,
+        None,
+        invitrack_storage::keys::KeyScope::Admin,
+        "invitrack demo dashboard",
+    )
+    .await?;
     drop(conn);
 
     print_banner(
         &api_url,
         &key,
+        &dashboard_key,
         bot_id,
         &guilds,
         sim.as_ref().map(|s| s.control_url()),
@@ -349,6 +359,7 @@ fn populate(world: &World, count: usize, seed: u64) -> anyhow::Result<Vec<DemoGu
 fn print_banner(
     api_url: &str,
     key: &str,
+    dashboard_key: &str,
     bot_id: BotId,
     guilds: &[DemoGuild],
     control_url: Option<String>,
@@ -356,6 +367,8 @@ fn print_banner(
     println!();
     println!("invitrack demo is running. Press Ctrl-C to stop.");
     println!();
+    // The key rides in the fragment, which browsers never send to the server.
+    println!("  dashboard: {api_url}/dashboard/#key={dashboard_key}");
     println!("  API:      {api_url}");
     println!("  API key:  {key}");
     println!("  bot id:   {bot_id}");
