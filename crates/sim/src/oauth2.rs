@@ -13,7 +13,7 @@
 //! The decisions are the world's (`world/oauth2.rs`); the parsing is `oauth2_form.rs`.
 
 use crate::{
-    oauth2_form,
+    oauth2_form::{self, ClientCredentials},
     ratelimit::Route,
     rest::{self, ApiError},
     world::{AuthorizeRequest, Authorized, GuildsPage, OAuth2Error, State, World},
@@ -106,7 +106,7 @@ pub async fn authorize(req: HttpRequest, world: web::Data<World>) -> HttpRespons
 fn token_request(
     req: &HttpRequest,
     body: &[u8],
-) -> Result<(Option<(String, String)>, HashMap<String, String>), OAuth2Error> {
+) -> Result<(Option<ClientCredentials>, HashMap<String, String>), OAuth2Error> {
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)

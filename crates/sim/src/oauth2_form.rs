@@ -107,6 +107,9 @@ pub fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((form_decode(id)?, form_decode(secret)?))
 }
 
+/// A client id and secret.
+pub type ClientCredentials = (String, String);
+
 /// The client credentials of a token or revocation request: HTTP Basic, or `client_id` and
 /// `client_secret` in the body (Discord takes either). `Ok(None)` when there are none (or
 /// the Basic header cannot be read): the request is then `invalid_client`. Both ways at once
@@ -115,7 +118,7 @@ pub fn basic_credentials(header: &str) -> Option<(String, String)> {
 pub fn client_credentials(
     authorization: Option<&str>,
     params: &HashMap<String, String>,
-) -> Result<Option<(String, String)>, String> {
+) -> Result<Option<ClientCredentials>, String> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
     let basic = authorization.filter(|h| {
