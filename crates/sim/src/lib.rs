@@ -9,6 +9,8 @@
 //! - `sessions.rs`: gateway sessions (shard routing, intents, sequence numbers, RESUME).
 //! - `gateway.rs`: the websocket protocol (HELLO, IDENTIFY, RESUME, heartbeats, close codes).
 //! - `rest.rs`: Discord REST `/api/v10`; `ratelimit.rs`: its buckets and headers.
+//! - `oauth2.rs`: Discord's OAuth2 endpoints (authorize, token, revoke, the Bearer routes);
+//!   `oauth2_form.rs`: their parameters, client credentials and scopes.
 //! - `control.rs`: the `/control` API; `runs.rs`: its scenario and workload runs in the
 //!   background.
 //! - [`scenario`]: scenario files and their runner; [`workload`]: the seeded workload
