@@ -11,8 +11,8 @@ use crate::{
     sessions::EventDelay,
     wire::permissions,
     world::{
-        ChannelSpec, GuildSpec, InteractionKind, InteractionSpec, InviteSpec, JoinSpec, JoinVia,
-        PostedMessage, World,
+        ChannelSpec, Consent, GuildSpec, InteractionKind, InteractionSpec, InviteSpec, JoinSpec,
+        JoinVia, PostedMessage, UserGuildSpec, World,
     },
 };
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
@@ -77,6 +77,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::put().to(set_interactions_endpoint),
         )
         .route("/commands", web::get().to(commands))
+        .route("/oauth2", web::get().to(oauth2_status))
+        .route("/oauth2/redirects", web::put().to(set_oauth2_redirects))
+        .route("/oauth2/login", web::post().to(oauth2_login))
+        .route("/oauth2/logout", web::post().to(oauth2_logout))
+        .route("/users/{user_id}/guilds", web::put().to(set_user_guilds))
+        .route("/users/{user_id}/guilds", web::get().to(user_guilds))
         .configure(crate::runs::configure)
         .default_service(web::to(not_found));
 }
@@ -124,7 +130,7 @@ impl From<WorldError> for ControlError {
             | WorldError::CodeTaken(_)
             | WorldError::InteractionAcknowledged => StatusCode::CONFLICT,
             WorldError::MissingPermissions | WorldError::MissingAccess => StatusCode::FORBIDDEN,
-            WorldError::InvalidWebhookToken => StatusCode::UNAUTHORIZED,
+            WorldError::InvalidWebhookToken | WorldError::Unauthorized => StatusCode::UNAUTHORIZED,
             WorldError::Invalid(_) | WorldError::InvalidForm(_) | WorldError::EmptyMessage => {
                 StatusCode::BAD_REQUEST
             }
@@ -329,7 +335,13 @@ async fn create_guild(body: web::Bytes, world: web::Data<World>) -> Answer {
         vanity_code: body.vanity_code,
         manage_guild: body.manage_guild,
     };
-    Ok(HttpResponse::Created().json(world.create_guild(spec)?))
+    let created = world.create_guild(spec)?;
+    let owner_id = world.guild_owner(created.guild_id)?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "guild_id": created.guild_id,
+        "channel_id": created.channel_id,
+        "owner_id": owner_id,
+    })))
 }
 
 async fn create_invite(
@@ -843,4 +855,117 @@ async fn interaction_reply(path: web::Path<String>, world: web::Data<World>) -> 
 async fn commands(world: web::Data<World>) -> HttpResponse {
     let list: Vec<serde_json::Value> = world.commands().into_iter().map(|c| c.object).collect();
     HttpResponse::Ok().json(list)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedirectsBody {
+    redirect_uris: Vec<String>,
+}
+
+/// One guild of a user, as the control API takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserGuildBody {
+    #[serde(default, deserialize_with = "de_opt_id")]
+    guild_id: Option<Id<GuildMarker>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default = "default_permissions", deserialize_with = "de_permissions")]
+    permissions: u64,
+    #[serde(default)]
+    owner: bool,
+}
+
+impl From<UserGuildBody> for UserGuildSpec {
+    fn from(b: UserGuildBody) -> Self {
+        Self {
+            guild_id: b.guild_id,
+            name: b.name,
+            permissions: b.permissions,
+            owner: b.owner,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    #[serde(deserialize_with = "de_id")]
+    user_id: Id<UserMarker>,
+    /// Replaces the user's guilds when given.
+    #[serde(default)]
+    guilds: Option<Vec<UserGuildBody>>,
+    /// The user cancels on the authorization screen.
+    #[serde(default)]
+    deny: bool,
+}
+
+async fn oauth2_status(world: web::Data<World>) -> HttpResponse {
+    let client = world.oauth2_client();
+    let signed_in = world
+        .signed_in()
+        .map(|(user_id, consent)| serde_json::json!({ "user_id": user_id, "consent": consent }));
+    HttpResponse::Ok().json(serde_json::json!({
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "redirect_uris": client.redirect_uris,
+        "signed_in": signed_in,
+        "authorizations": world.oauth2_authorizations(),
+    }))
+}
+
+async fn set_oauth2_redirects(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: RedirectsBody = parse(&body)?;
+    world.set_oauth2_redirect_uris(body.redirect_uris)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Signs a user in to the simulated Discord (and sets their guilds): the next
+/// `GET /oauth2/authorize` is theirs.
+async fn oauth2_login(body: web::Bytes, world: web::Data<World>) -> Answer {
+    let body: LoginBody = parse(&body)?;
+    let guilds = match body.guilds {
+        Some(guilds) => world.set_user_guilds(
+            body.user_id,
+            guilds.into_iter().map(UserGuildSpec::from).collect(),
+        )?,
+        None => world.user_guilds(body.user_id),
+    };
+    let consent = if body.deny {
+        Consent::Deny
+    } else {
+        Consent::Approve
+    };
+    world.sign_in(body.user_id, consent);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "user_id": body.user_id,
+        "consent": consent,
+        "guilds": guilds,
+    })))
+}
+
+async fn oauth2_logout(world: web::Data<World>) -> HttpResponse {
+    world.sign_out();
+    HttpResponse::NoContent().finish()
+}
+
+async fn set_user_guilds(
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> Answer {
+    let user_id = snowflake(&path)?;
+    let guilds: Vec<UserGuildBody> = serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed body: {e}")))?;
+    let list = world.set_user_guilds(
+        user_id,
+        guilds.into_iter().map(UserGuildSpec::from).collect(),
+    )?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn user_guilds(path: web::Path<String>, world: web::Data<World>) -> Answer {
+    let user_id = snowflake(&path)?;
+    Ok(HttpResponse::Ok().json(world.user_guilds(user_id)))
 }

@@ -90,4 +90,8 @@ pub enum WorldError {
     /// acknowledged).
     #[error("unknown message")]
     UnknownMessage,
+    /// No valid credentials for this (an unknown, expired or revoked OAuth2 access token, or
+    /// one without the scope the route needs).
+    #[error("unauthorized")]
+    Unauthorized,
 }

@@ -9,6 +9,8 @@
 //! - `sessions.rs`: gateway sessions (shard routing, intents, sequence numbers, RESUME).
 //! - `gateway.rs`: the websocket protocol (HELLO, IDENTIFY, RESUME, heartbeats, close codes).
 //! - `rest.rs`: Discord REST `/api/v10`; `ratelimit.rs`: its buckets and headers.
+//! - `oauth2.rs`: Discord's OAuth2 endpoints (authorize, token, revoke, the Bearer routes);
+//!   `oauth2_form.rs`: their parameters, client credentials and scopes.
 //! - `control.rs`: the `/control` API; `runs.rs`: its scenario and workload runs in the
 //!   background.
 //! - [`scenario`]: scenario files and their runner; [`workload`]: the seeded workload
@@ -27,6 +29,8 @@ pub mod faults;
 mod gateway;
 mod interaction_form;
 mod message_form;
+mod oauth2;
+mod oauth2_form;
 pub mod ratelimit;
 mod rest;
 mod runs;
@@ -43,11 +47,13 @@ pub use ratelimit::{GlobalLimit, RateLimitConfig, RestStats, Route, RouteLimit, 
 pub use sessions::{EventDelay, intents};
 pub use wire::{Nonce, permissions};
 pub use world::{
-    BotInfo, ChannelSpec, CreatedGuild, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
+    ACCESS_TOKEN_LIFETIME_SECS, AUTHORIZATION_CODE_LIFETIME_MS, BotInfo, ChannelSpec, Consent,
+    CreatedGuild, DEFAULT_CLIENT_SECRET, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
     DID_REJOIN, FollowUp, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS,
     InteractionInfo, InteractionKind, InteractionReply, InteractionSpec, InviteInfo, InviteSpec,
-    JoinPath, JoinSpec, JoinTruth, JoinVia, MemberInfo, NONCE_WINDOW, PostedMessage,
-    RegisteredCommand, World, WorldOptions,
+    JoinPath, JoinSpec, JoinTruth, JoinVia, MAX_USER_GUILDS, MemberInfo, NONCE_WINDOW,
+    OAuth2Client, OAuth2Options, PostedMessage, RegisteredCommand, UserGuild, UserGuildSpec, World,
+    WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
@@ -81,6 +87,9 @@ pub struct SimConfig {
     pub message_capacity: usize,
     /// Where [`RunningSim::stop`] writes the ground truth (JSON lines), if anywhere.
     pub truth_file: Option<PathBuf>,
+    /// The OAuth2 client of the bot's application: its secret (default
+    /// [`DEFAULT_CLIENT_SECRET`]) and registered redirect URIs (default none).
+    pub oauth2: OAuth2Options,
 }
 
 impl Default for SimConfig {
@@ -96,6 +105,7 @@ impl Default for SimConfig {
             gateway_queue: DEFAULT_GATEWAY_QUEUE,
             message_capacity: DEFAULT_MESSAGE_CAPACITY,
             truth_file: None,
+            oauth2: OAuth2Options::default(),
         }
     }
 }
@@ -136,6 +146,17 @@ impl Simulator {
             ));
         }
         config.event_delay.validate().map_err(SimError::Config)?;
+        if config.oauth2.client_secret.is_empty()
+            || config.oauth2.client_secret.contains(char::is_whitespace)
+        {
+            return Err(SimError::Config(
+                "the OAuth2 client secret must be non-empty, without spaces".into(),
+            ));
+        }
+        for uri in &config.oauth2.redirect_uris {
+            world::check_redirect_uri(uri)
+                .map_err(|e| SimError::Config(format!("OAuth2 redirect URI: {e}")))?;
+        }
         config.faults.default.validate().map_err(SimError::Config)?;
         for (route, faults) in &config.faults.routes {
             faults
@@ -171,6 +192,7 @@ impl Simulator {
                 event_delay: config.event_delay,
                 gateway_queue: config.gateway_queue,
                 message_capacity: config.message_capacity,
+                oauth2: config.oauth2.clone(),
             },
         );
         let deliverer =
@@ -185,7 +207,10 @@ impl Simulator {
                 .app_data(runs.clone())
                 .app_data(deliverer.clone())
                 .service(web::scope("/api/v10").configure(rest::configure))
+                .service(web::scope("/api").configure(oauth2::configure_unversioned))
                 .service(web::scope("/control").configure(control::configure))
+                // Discord serves the authorization screen at discord.com/oauth2/authorize.
+                .route("/oauth2/authorize", web::get().to(oauth2::authorize))
                 .route("/", web::get().to(gateway::handle))
         })
         .workers(2)

@@ -66,6 +66,12 @@ struct Args {
     /// for the trackers to connect).
     #[arg(long, env = "SIM_START_DELAY_MS", default_value_t = 0)]
     start_delay_ms: u64,
+    /// The OAuth2 client secret of the bot's application (the client id is the bot's id).
+    #[arg(long, env = "SIM_OAUTH2_CLIENT_SECRET", default_value = invitrack_sim::DEFAULT_CLIENT_SECRET)]
+    oauth2_client_secret: String,
+    /// Registered OAuth2 redirect URIs, comma-separated.
+    #[arg(long, env = "SIM_OAUTH2_REDIRECT_URIS", default_value = "")]
+    oauth2_redirect_uris: String,
 }
 
 /// The scenario to play: a scenario file, or the scenario a workload spec generates.
@@ -131,6 +137,16 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
         gateway_queue: args.gateway_queue,
         message_capacity: args.message_capacity,
         truth_file: args.truth_file.clone(),
+        oauth2: invitrack_sim::OAuth2Options {
+            client_secret: args.oauth2_client_secret.clone(),
+            redirect_uris: args
+                .oauth2_redirect_uris
+                .split(',')
+                .map(str::trim)
+                .filter(|uri| !uri.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        },
     })
 }
 

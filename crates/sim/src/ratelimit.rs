@@ -49,11 +49,20 @@ pub enum Route {
     /// `PATCH /webhooks/{application_id}/{token}/messages/@original` and the follow-ups
     /// (major: the interaction token; not bound to the global limit).
     InteractionWebhook,
+    /// `GET /users/@me/guilds` with the bot token.
+    CurrentUserGuilds,
+    /// `POST /oauth2/token` and `POST /oauth2/token/revoke` (an application's client, not
+    /// the bot: not bound to the bot's global limit).
+    OAuth2Token,
+    /// Every request with a Bearer token: `GET /users/@me`, `/users/@me/guilds`,
+    /// `/oauth2/@me` (major: the token; a user's requests, not bound to the bot's global
+    /// limit).
+    OAuth2Bearer,
 }
 
 impl Route {
     /// Every route.
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 15] = [
         Route::GatewayBot,
         Route::CurrentUser,
         Route::CurrentApplication,
@@ -66,6 +75,9 @@ impl Route {
         Route::Commands,
         Route::InteractionCallback,
         Route::InteractionWebhook,
+        Route::CurrentUserGuilds,
+        Route::OAuth2Token,
+        Route::OAuth2Bearer,
     ];
 
     /// The snake_case name used by the control API and the environment variables.
@@ -83,6 +95,9 @@ impl Route {
             Route::Commands => "commands",
             Route::InteractionCallback => "interaction_callback",
             Route::InteractionWebhook => "interaction_webhook",
+            Route::CurrentUserGuilds => "current_user_guilds",
+            Route::OAuth2Token => "oauth2_token",
+            Route::OAuth2Bearer => "oauth2_bearer",
         }
     }
 
@@ -124,14 +139,23 @@ impl Route {
             Route::Commands => "c8f9d5b7a8e0f1c2b3d4e5f6a7b8c9d0",
             Route::InteractionCallback => "d9a0e6c8b9f1a2d3c4e5f6a7b8c9d0e1",
             Route::InteractionWebhook => "e0b1f7d9c0a2b3e4d5f6a7b8c9d0e1f2",
+            Route::CurrentUserGuilds => "f1c2a8e0d1b3c4f5e6a7b8c9d0e1f2a3",
+            Route::OAuth2Token => "a2d3b9f1e2c4d5a6f7b8c9d0e1f2a3b4",
+            Route::OAuth2Bearer => "b3e4c0a2f3d5e6b7a8c9d0e1f2a3b4c5",
         }
     }
 
     /// Whether requests to this route count against the bot-wide limit. Discord documents
     /// that the interaction endpoints (callback, original response, follow-ups) are not
-    /// bound to it.
+    /// bound to it; the OAuth2 routes are not the bot's requests.
     pub fn counts_globally(self) -> bool {
-        !matches!(self, Route::InteractionCallback | Route::InteractionWebhook)
+        !matches!(
+            self,
+            Route::InteractionCallback
+                | Route::InteractionWebhook
+                | Route::OAuth2Token
+                | Route::OAuth2Bearer
+        )
     }
 }
 
@@ -600,14 +624,19 @@ mod tests {
             rl.check(Route::Commands, 0, t),
             Verdict::Allowed(_)
         ));
-        for route in [Route::InteractionCallback, Route::InteractionWebhook] {
+        for route in [
+            Route::InteractionCallback,
+            Route::InteractionWebhook,
+            Route::OAuth2Token,
+            Route::OAuth2Bearer,
+        ] {
             assert!(matches!(rl.check(route, 1, t), Verdict::Allowed(_)));
         }
         assert!(matches!(
             rl.check(Route::Commands, 0, t),
             Verdict::GlobalLimited { .. }
         ));
-        assert_eq!(Route::ALL.len(), 12);
+        assert_eq!(Route::ALL.len(), 15);
         for route in Route::ALL {
             assert_eq!(Route::from_name(route.name()), Some(route));
         }

@@ -1,6 +1,7 @@
 //! Discord REST v10 under `/api/v10`: the routes an invite tracker uses.
 //!
-//! Every request needs `Authorization: Bot <token>` (401 otherwise); every answer carries
+//! Every request needs `Authorization: Bot <token>` (401 otherwise; the OAuth2 routes of
+//! `crate::oauth2` and the Bearer variants of `/users/@me` are its exceptions); every answer carries
 //! `X-RateLimit-*` headers from [`crate::ratelimit`]. Errors are Discord's JSON
 //! (`{"message":"Unknown Guild","code":10004}`).
 
@@ -27,6 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/gateway", web::get().to(get_gateway))
         .route("/gateway/bot", web::get().to(get_gateway_bot))
         .route("/users/@me", web::get().to(get_current_user))
+        .route(
+            "/users/@me/guilds",
+            web::get().to(crate::oauth2::current_user_guilds),
+        )
         .route("/applications/@me", web::get().to(get_current_application))
         .route(
             "/guilds/{guild_id}/invites",
@@ -70,11 +75,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/webhooks/{application_id}/{token}",
             web::post().to(create_followup),
         )
+        .configure(crate::oauth2::configure)
         .default_service(web::to(not_found));
 }
 
 /// A Discord error answer.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     code: u32,
@@ -83,7 +89,7 @@ struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>, code: u32) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>, code: u32) -> Self {
         Self {
             status,
             message: message.into(),
@@ -92,7 +98,18 @@ impl ApiError {
         }
     }
 
-    fn response(&self) -> HttpResponse {
+    /// 400 `Invalid Form Body` (50035) with one field's error, e.g. `("limit",
+    /// "NUMBER_TYPE_MAX", "int value should be less than or equal to 200.")`.
+    pub(crate) fn form(field: &str, code: &str, message: &str) -> Self {
+        Self {
+            errors: Some(serde_json::json!({
+                field: {"_errors": [{"code": code, "message": message}]}
+            })),
+            ..Self::new(StatusCode::BAD_REQUEST, "Invalid Form Body", 50035)
+        }
+    }
+
+    pub(crate) fn response(&self) -> HttpResponse {
         HttpResponse::build(self.status).json(wire::ApiError {
             message: &self.message,
             code: self.code,
@@ -159,6 +176,7 @@ impl From<WorldError> for ApiError {
             WorldError::UnknownMessage => {
                 Self::new(StatusCode::NOT_FOUND, "Unknown Message", 10008)
             }
+            WorldError::Unauthorized => Self::new(StatusCode::UNAUTHORIZED, "401: Unauthorized", 0),
             WorldError::AlreadyMember { .. }
             | WorldError::CodeTaken(_)
             | WorldError::Invalid(_) => Self::new(
@@ -185,7 +203,7 @@ fn snowflake<T>(raw: &str) -> Result<Id<T>, ApiError> {
         .ok_or_else(|| not_snowflake(raw))
 }
 
-fn authorized(req: &HttpRequest, world: &World) -> Result<(), ApiError> {
+pub(crate) fn authorized(req: &HttpRequest, world: &World) -> Result<(), ApiError> {
     let token = &world.bot().token;
     let ok = req
         .headers()
@@ -222,7 +240,7 @@ fn insert_header(res: &mut HttpResponse, name: &'static str, value: &str) {
 }
 
 /// An error answer that still carries (and counts against) the route's rate limit headers.
-fn reject(world: &World, route: Route, major: u64, e: ApiError) -> HttpResponse {
+pub(crate) fn reject(world: &World, route: Route, major: u64, e: ApiError) -> HttpResponse {
     match world.limiter().check(route, major, Instant::now()) {
         Verdict::Allowed(headers) | Verdict::Limited { headers, .. } => {
             with_headers(e.response(), &headers)
@@ -276,7 +294,7 @@ async fn pause(d: Duration) {
 /// Runs one REST request: auth, injected faults (latency, 5xx), global and route rate
 /// limits, then `f` under the state lock at the read point of the latency. `f` answers a
 /// JSON body (or nothing for 204).
-async fn answer(
+pub(crate) async fn answer(
     req: &HttpRequest,
     world: &World,
     route: Route,
@@ -291,7 +309,7 @@ async fn answer(
 
 /// [`answer`] without the `Authorization` check: the interaction routes, which Discord
 /// authenticates by the interaction token in the path.
-async fn answer_unauthenticated(
+pub(crate) async fn answer_unauthenticated(
     world: &World,
     route: Route,
     major: u64,
@@ -345,7 +363,7 @@ async fn answer_unauthenticated(
     with_headers(res, &headers)
 }
 
-fn ok(body: String) -> Result<(StatusCode, Option<String>), WorldError> {
+pub(crate) fn ok(body: String) -> Result<(StatusCode, Option<String>), WorldError> {
     Ok((StatusCode::OK, Some(body)))
 }
 
@@ -388,6 +406,12 @@ async fn get_gateway_bot(req: HttpRequest, world: web::Data<World>) -> HttpRespo
 }
 
 async fn get_current_user(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
+    if let Some(token) = crate::oauth2::bearer_token(&req) {
+        return crate::oauth2::bearer_answer(&world, &token, |s, token| {
+            s.rest_oauth2_current_user(token)
+        })
+        .await;
+    }
     answer(&req, &world, Route::CurrentUser, 0, |s| {
         json(&s.bot().current_user())
     })
@@ -397,14 +421,16 @@ async fn get_current_user(req: HttpRequest, world: web::Data<World>) -> HttpResp
 async fn get_current_application(req: HttpRequest, world: web::Data<World>) -> HttpResponse {
     answer(&req, &world, Route::CurrentApplication, 0, |s| {
         let bot = s.bot();
-        json(&wire::Application::of_bot(
+        let mut application = wire::Application::of_bot(
             bot.application_id(),
             &bot.username,
             &bot.verify_key,
             bot.user(),
             bot.user(),
             s.guild_count() as u64,
-        ))
+        );
+        application.redirect_uris = s.oauth2_redirect_uris();
+        json(&application)
     })
     .await
 }
@@ -639,7 +665,7 @@ async fn interaction_callback(
 }
 
 /// The bucket of a webhook route: its token (as Discord keys webhook buckets).
-fn token_major(token: &str) -> u64 {
+pub(crate) fn token_major(token: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     token.hash(&mut hasher);
@@ -690,6 +716,6 @@ async fn create_followup(
     .await
 }
 
-async fn not_found() -> HttpResponse {
+pub(crate) async fn not_found() -> HttpResponse {
     ApiError::new(StatusCode::NOT_FOUND, "404: Not Found", 0).response()
 }

@@ -21,6 +21,8 @@ pub type Null = Option<()>;
 pub mod permissions {
     /// CREATE_INSTANT_INVITE.
     pub const CREATE_INSTANT_INVITE: u64 = 1 << 0;
+    /// ADMINISTRATOR (every permission).
+    pub const ADMINISTRATOR: u64 = 1 << 3;
     /// MANAGE_CHANNELS.
     pub const MANAGE_CHANNELS: u64 = 1 << 4;
     /// MANAGE_GUILD.
@@ -33,6 +35,9 @@ pub mod permissions {
     pub const EMBED_LINKS: u64 = 1 << 14;
     /// READ_MESSAGE_HISTORY.
     pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+    /// Every permission Discord documents (bits 0 to 52; bit 47 is unused): what an owner or
+    /// an administrator has.
+    pub const ALL: u64 = ((1 << 53) - 1) & !(1 << 47);
     /// What `@everyone` gets in a simulated guild.
     pub const EVERYONE: u64 =
         CREATE_INSTANT_INVITE | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY;
@@ -125,6 +130,71 @@ impl<'a> CurrentUser<'a> {
             premium_type: 0,
         }
     }
+}
+
+/// A user as an OAuth2 application sees it (`GET /users/@me` with a Bearer token): the user
+/// object with the fields the `identify` scope gives, and `email` / `verified` with the
+/// `email` scope.
+#[derive(Debug, Serialize)]
+pub struct OAuth2User<'a> {
+    pub id: Id<UserMarker>,
+    pub username: &'a str,
+    pub discriminator: &'static str,
+    pub global_name: Option<&'a str>,
+    pub avatar: Option<&'a str>,
+    pub avatar_decoration_data: Null,
+    pub banner: Null,
+    pub accent_color: Null,
+    pub public_flags: u64,
+    pub flags: u64,
+    pub mfa_enabled: bool,
+    pub locale: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+}
+
+/// A partial guild of `GET /users/@me/guilds`.
+#[derive(Debug, Serialize)]
+pub struct PartialGuild<'a> {
+    pub id: Id<GuildMarker>,
+    pub name: &'a str,
+    pub icon: Null,
+    pub banner: Null,
+    pub owner: bool,
+    /// The user's permissions, a decimal string.
+    pub permissions: String,
+    pub features: &'a [&'static str],
+    /// Only with `with_counts=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approximate_member_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approximate_presence_count: Option<u64>,
+}
+
+/// `GET /oauth2/@me`: the current authorization.
+#[derive(Debug, Serialize)]
+pub struct AuthorizationInfo<'a> {
+    pub application: AuthorizedApplication<'a>,
+    pub scopes: &'a [String],
+    pub expires: String,
+    /// With the `identify` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<OAuth2User<'a>>,
+}
+
+/// The partial application of [`AuthorizationInfo`].
+#[derive(Debug, Serialize)]
+pub struct AuthorizedApplication<'a> {
+    pub id: Id<ApplicationMarker>,
+    pub name: &'a str,
+    pub icon: Null,
+    pub description: &'static str,
+    pub hook: bool,
+    pub bot_public: bool,
+    pub bot_require_code_grant: bool,
+    pub verify_key: &'a str,
 }
 
 /// Guild member; with `guild_id` set it is the `GUILD_MEMBER_ADD` payload.
@@ -507,7 +577,7 @@ pub struct Application<'a> {
     pub bot: User<'a>,
     pub owner: User<'a>,
     pub approximate_guild_count: u64,
-    pub redirect_uris: [(); 0],
+    pub redirect_uris: &'a [String],
     pub interactions_endpoint_url: Null,
     pub hook: bool,
 }
@@ -537,7 +607,7 @@ impl<'a> Application<'a> {
             bot,
             owner,
             approximate_guild_count,
-            redirect_uris: [],
+            redirect_uris: &[],
             interactions_endpoint_url: None,
             hook: true,
         }

@@ -18,6 +18,8 @@
 //! - `interactions.rs`: global application commands, interactions (INTERACTION_CREATE),
 //!   their callbacks and original responses (the 3 s and 15 min deadlines, the bounded
 //!   store).
+//! - `oauth2.rs`: OAuth2 for a dashboard's login: the application's client, the signed-in
+//!   user, the guilds users are in, codes and tokens, the Bearer views.
 //! - `gateway_sessions.rs`: IDENTIFY, RESUME and the other session calls of the gateway.
 
 mod gateway_sessions;
@@ -25,6 +27,7 @@ mod interactions;
 mod messages;
 mod modals;
 mod model;
+mod oauth2;
 mod operations;
 mod specs;
 #[cfg(test)]
@@ -35,6 +38,13 @@ pub(crate) use gateway_sessions::IdentifyRequest;
 pub use interactions::{INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS};
 pub use messages::{DEFAULT_MESSAGE_CAPACITY, NONCE_WINDOW};
 pub(crate) use model::State;
+pub use oauth2::{
+    ACCESS_TOKEN_LIFETIME_SECS, AUTHORIZATION_CODE_LIFETIME_MS, Consent, DEFAULT_CLIENT_SECRET,
+    MAX_USER_GUILDS, OAuth2Client, OAuth2Options, UserGuild, UserGuildSpec,
+};
+pub(crate) use oauth2::{
+    AuthorizeRequest, Authorized, GuildsPage, OAuth2Error, check_redirect_uri,
+};
 pub(crate) use specs::NewMessage;
 pub use specs::{
     BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, FollowUp, GuildSpec, InteractionInfo,
@@ -113,6 +123,8 @@ pub struct WorldOptions {
     /// Posted messages kept for [`World::messages`], and interactions kept for
     /// [`World::interaction_reply`] (each store drops its oldest first).
     pub message_capacity: usize,
+    /// The OAuth2 client's secret and redirect URIs.
+    pub oauth2: OAuth2Options,
 }
 
 impl Default for WorldOptions {
@@ -123,6 +135,7 @@ impl Default for WorldOptions {
             event_delay: EventDelay::default(),
             gateway_queue: DEFAULT_GATEWAY_QUEUE,
             message_capacity: DEFAULT_MESSAGE_CAPACITY,
+            oauth2: OAuth2Options::default(),
         }
     }
 }
@@ -148,6 +161,7 @@ impl World {
                     bot,
                     delay,
                     options.message_capacity,
+                    options.oauth2,
                     Arc::clone(&wake),
                 )),
                 limiter: Mutex::new(RateLimiter::new(&options.rate_limits)),
@@ -351,6 +365,48 @@ impl World {
         /// newest [`WorldOptions::message_capacity`] interactions are kept).
         pub fn interaction_reply(&self, id: Id<InteractionMarker>) -> Option<InteractionReply>
             => lock.interaction_reply;
+    }
+
+    // ---- OAuth2: the dashboard's login ----------------------------------------------------
+
+    locked! {
+        /// The OAuth2 client of the bot's application: client id (the application id),
+        /// secret, registered redirect URIs.
+        pub fn oauth2_client(&self) -> OAuth2Client => lock.oauth2_client;
+
+        /// Replaces the registered redirect URIs (absolute URLs without a fragment, at most
+        /// 10).
+        pub fn set_oauth2_redirect_uris(&self, uris: Vec<String>) -> Result<(), WorldError>
+            => lock.set_oauth2_redirect_uris;
+
+        /// Signs a user in to the simulated Discord: `GET /oauth2/authorize` answers as
+        /// that user would (approve: a code; deny: `error=access_denied`) until another
+        /// sign-in or [`World::sign_out`].
+        pub fn sign_in(&self, user_id: Id<UserMarker>, consent: Consent) => lock.sign_in;
+
+        /// Nobody is signed in any more (authorizations answer an error page).
+        pub fn sign_out(&self) => lock.sign_out;
+
+        /// Who is signed in, and their answer on the authorization screen.
+        pub fn signed_in(&self) -> Option<(Id<UserMarker>, Consent)> => lock.signed_in;
+
+        /// Replaces the guilds a user is in besides those the world knows (the world's
+        /// guilds the user owns or is a tracked member of); answers
+        /// [`World::user_guilds`].
+        pub fn set_user_guilds(&self, user_id: Id<UserMarker>, guilds: Vec<UserGuildSpec>)
+            -> Result<Vec<UserGuild>, WorldError> => lock.set_user_guilds;
+
+        /// The guilds a user is in, by id, as `GET /users/@me/guilds` answers them.
+        pub fn user_guilds(&self, user_id: Id<UserMarker>) -> Vec<UserGuild> => lock.user_guilds;
+
+        /// Live OAuth2 authorizations (codes exchanged, not revoked): each user's scopes.
+        pub fn oauth2_authorizations(&self)
+            -> std::collections::BTreeMap<Id<UserMarker>, Vec<String>>
+            => lock.oauth2_authorizations;
+
+        /// The owner of a guild (GUILD_CREATE's `owner_id`).
+        pub fn guild_owner(&self, guild_id: Id<GuildMarker>) -> Result<Id<UserMarker>, WorldError>
+            => lock.guild_owner;
     }
 
     /// Writes the ground truth to `path` as JSON lines (one join per line, the shape of

@@ -6,6 +6,7 @@
 use super::{
     interactions::InteractionStore,
     messages::MessageStore,
+    oauth2::{OAuth2Options, OAuth2Store},
     specs::{BotInfo, InviteInfo, JoinTruth, RegisteredCommand},
 };
 use crate::{
@@ -50,6 +51,8 @@ pub(crate) struct State {
     /// channel to the task that POSTs them.
     pub(super) interactions_url: Option<String>,
     pub(super) deliveries: Option<tokio::sync::mpsc::UnboundedSender<crate::delivery::Delivery>>,
+    /// The OAuth2 client, the signed-in user, users' guilds, codes and tokens.
+    pub(super) oauth2: OAuth2Store,
     pub(super) sessions: Sessions,
     /// Counter moves waiting for their time (negative event delay).
     pub(super) deferred: BinaryHeap<Reverse<Deferred>>,
@@ -263,6 +266,7 @@ impl State {
         bot: BotInfo,
         delay: EventDelay,
         message_capacity: usize,
+        oauth2: OAuth2Options,
         wake: Arc<Condvar>,
     ) -> Self {
         Self {
@@ -280,6 +284,7 @@ impl State {
             interactions: InteractionStore::new(message_capacity),
             interactions_url: None,
             deliveries: None,
+            oauth2: OAuth2Store::new(oauth2),
             sessions: Sessions::new(delay, Arc::clone(&wake)),
             deferred: BinaryHeap::new(),
             deferred_seq: 0,

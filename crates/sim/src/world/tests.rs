@@ -617,3 +617,86 @@ fn interactions_are_bounded() {
         .rest_interaction_callback(infos[2].id, &infos[2].token, form, false)
         .expect("newest kept");
 }
+
+#[test]
+fn a_users_guilds_merge_the_world_and_the_memberships_given() {
+    use super::{AuthorizeRequest, Authorized, Consent, UserGuildSpec};
+    let w = world();
+    let home = w.create_guild(GuildSpec::default()).expect("guild");
+    let owned = w.create_guild(GuildSpec::default()).expect("guild");
+    let other = w.create_guild(GuildSpec::default()).expect("guild");
+    let user = Id::new(7);
+    w.join(
+        home.guild_id,
+        JoinVia::Untracked,
+        JoinSpec {
+            user_id: Some(user),
+            ..JoinSpec::default()
+        },
+    )
+    .expect("joined");
+    // A tracked member has @everyone's permissions.
+    let guilds = w.user_guilds(user);
+    assert_eq!(guilds.len(), 1);
+    assert_eq!(guilds[0].permissions, permissions::EVERYONE);
+
+    let owner = w.guild_owner(owned.guild_id).expect("owner");
+    assert!(
+        w.set_user_guilds(
+            user,
+            vec![UserGuildSpec {
+                owner: true,
+                ..UserGuildSpec::member_of(owned.guild_id, 0)
+            }]
+        )
+        .is_err(),
+        "only the owner owns a guild of the world"
+    );
+    let guilds = w
+        .set_user_guilds(
+            user,
+            vec![
+                UserGuildSpec::member_of(home.guild_id, permissions::MANAGE_GUILD),
+                UserGuildSpec::member_of(other.guild_id, permissions::ADMINISTRATOR),
+                UserGuildSpec::elsewhere("Elsewhere", 0, true),
+            ],
+        )
+        .expect("set");
+    let by_id = |id| guilds.iter().find(|g| g.id == id).expect("listed");
+    assert_eq!(by_id(home.guild_id).permissions, permissions::MANAGE_GUILD);
+    assert_eq!(by_id(other.guild_id).permissions, permissions::ALL);
+    let elsewhere = guilds.iter().find(|g| !g.bot_in_guild).expect("elsewhere");
+    assert!(elsewhere.owner);
+    assert_eq!(elsewhere.permissions, permissions::ALL);
+    assert!(guilds.windows(2).all(|p| p[0].id < p[1].id));
+
+    let owned_view = w.user_guilds(owner);
+    assert_eq!(owned_view.len(), 1);
+    assert!(owned_view[0].owner);
+
+    // The signed-in user answers the authorization; a denial goes back as access_denied.
+    w.set_oauth2_redirect_uris(vec!["http://d.test/cb?x=1".into()])
+        .expect("uris");
+    let request = AuthorizeRequest {
+        client_id: Some("42".into()),
+        redirect_uri: None,
+        response_type: Some("code".into()),
+        scope: Some("identify".into()),
+        state: Some("s".into()),
+    };
+    assert!(matches!(
+        w.lock().oauth2_authorize(request.clone()),
+        Authorized::Page(_)
+    ));
+    w.sign_in(user, Consent::Deny);
+    assert!(matches!(
+        w.lock().oauth2_authorize(request.clone()),
+        Authorized::Redirect(url) if url.starts_with("http://d.test/cb?x=1&error=access_denied&")
+            && url.ends_with("&state=s")
+    ));
+    w.sign_in(user, Consent::Approve);
+    assert!(matches!(
+        w.lock().oauth2_authorize(request),
+        Authorized::Redirect(url) if url.starts_with("http://d.test/cb?x=1&code=")
+    ));
+}
