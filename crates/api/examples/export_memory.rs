@@ -116,7 +116,8 @@ async fn main() -> anyhow::Result<()> {
     sampler.join().ok();
     shutdown.cancel();
     drop(conn);
-    let mut admin = invitrack_storage::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+    let mut admin =
+        invitrack_storage::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
     diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;

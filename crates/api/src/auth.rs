@@ -18,6 +18,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use invitrack_storage::keys::{self, ApiKey, KeyScope};
+use invitrack_storage::sessions::Session;
 use moka::sync::Cache;
 use prometheus::IntCounterVec;
 use sha2::{Digest, Sha256};
@@ -198,7 +199,10 @@ pub fn authorize(key: &ApiKey, guild: GuildKey) -> Result<(), ApiError> {
 
 /// An authenticated, rate-limited caller. As the first argument of a handler it answers 401
 /// and 429 before anything else about the request is looked at.
-pub struct Caller(pub ApiKey);
+///
+/// A browser signed in with Discord has no key: its session stands for one of the bot, with
+/// the admin scope, limited to the session's guilds (`docs/dashboard.md#login`).
+pub struct Caller(pub ApiKey, pub Option<Session>);
 
 impl Caller {
     /// 403 unless the key may read this guild.
@@ -206,7 +210,21 @@ impl Caller {
     /// # Errors
     /// When the key belongs to another bot or guild.
     pub fn read(&self, guild: &GuildPath) -> Result<(), ApiError> {
-        authorize(&self.0, guild.key())
+        self.may_read(guild.key())
+    }
+
+    /// 403 unless the key (or the session) may read this guild.
+    ///
+    /// # Errors
+    /// When it belongs to another bot or guild.
+    pub fn may_read(&self, guild: GuildKey) -> Result<(), ApiError> {
+        authorize(&self.0, guild)?;
+        match &self.1 {
+            Some(session) if !session.guild_ids.contains(&guild.guild_id) => Err(
+                ApiError::Forbidden("a guild where you do not have Manage Server"),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// 403 unless the key may write to this guild (its bot and guild, and the admin scope).
@@ -233,12 +251,33 @@ impl FromRequest for Caller {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or(ApiError::Internal("application state missing"))?;
+            if req.headers().get(AUTHORIZATION).is_none()
+                && let Some(session) = crate::login::session_of(&req, state).await?
+            {
+                if !matches!(req.method().as_str(), "GET" | "HEAD") {
+                    crate::login::check_csrf(&req, &session)?;
+                }
+                let key = ApiKey {
+                    // Negative: never a key's id, one rate-limit bucket per user.
+                    id: -session.user_id.to_db(),
+                    bot_id: session.bot_id,
+                    guild_id: None,
+                    scope: KeyScope::Admin,
+                    label: format!("discord:{}", session.user_id),
+                    created_at: session.expires_at,
+                };
+                state
+                    .limiter
+                    .take(key.id)
+                    .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+                return Ok(Caller(key, Some(session)));
+            }
             let key = authenticate(&req, state).await?;
             state
                 .limiter
                 .take(key.id)
                 .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-            Ok(Caller(key))
+            Ok(Caller(key, None))
         })
     }
 }

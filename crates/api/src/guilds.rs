@@ -17,9 +17,11 @@ use crate::invites::timestamp;
 use crate::openapi_parts::{CommonErrors, GuildParams, JoinsQuery};
 use crate::params::{Params, path_snowflake};
 
-/// The key a request carries.
+/// The key a request carries, or the Discord user signed in.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
+    /// `key` (an API key) or `session` (signed in with Discord).
+    pub kind: String,
     pub key_id: i64,
     pub label: String,
     pub bot_id: String,
@@ -27,6 +29,13 @@ pub struct Me {
     pub guild_id: Option<String>,
     /// `read` or `admin`.
     pub scope: String,
+    /// For a session: the Discord user.
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    /// For a session: the guilds it opens (Manage Server and the bot present, at login).
+    pub guild_ids: Option<Vec<String>>,
+    /// For a session: what writes send in `X-CSRF-Token`.
+    pub csrf_token: Option<String>,
 }
 
 /// The API key this request carries: which bot and guilds it opens, with which scope.
@@ -39,7 +48,13 @@ pub struct Me {
 )]
 pub async fn me(caller: Caller) -> HttpResponse {
     let key = &caller.0;
+    let session = caller.1.as_ref();
     HttpResponse::Ok().json(Me {
+        kind: if session.is_some() { "session" } else { "key" }.to_owned(),
+        user_id: session.map(|s| s.user_id.to_string()),
+        username: session.map(|s| s.username.clone()),
+        guild_ids: session.map(|s| s.guild_ids.iter().map(ToString::to_string).collect()),
+        csrf_token: session.map(|s| s.csrf_token.clone()),
         key_id: key.id,
         label: key.label.clone(),
         bot_id: key.bot_id.to_string(),
@@ -63,7 +78,8 @@ pub struct TrackedGuild {
     pub last_snapshot_at: Option<String>,
 }
 
-/// The guilds of a bot the worker tracks; a key of one guild may not list the others.
+/// The guilds of a bot the worker tracks; a key of one guild may not list the others, a
+/// Discord session lists its own.
 #[utoipa::path(
     get,
     path = "/v1/bots/{bot_id}/guilds",
@@ -85,6 +101,12 @@ pub async fn guilds(
     let guilds: Vec<TrackedGuild> = pages::tracked_guilds(&mut conn, bot)
         .await?
         .into_iter()
+        .filter(|g| {
+            caller
+                .1
+                .as_ref()
+                .is_none_or(|s| s.guild_ids.contains(&g.guild_id))
+        })
         .map(|g| TrackedGuild {
             guild_id: g.guild_id.to_string(),
             pending_joins: g.pending_joins,

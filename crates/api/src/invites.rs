@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::{Caller, authorize};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi_parts::{CodeQuery, CommonErrors, UserQuery};
 use crate::params::{BodyBytes, Params};
@@ -53,7 +53,7 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 )]
 #[tracing::instrument(skip_all, fields(guild_id, inviter_id))]
 pub async fn user(
-    Caller(key): Caller,
+    caller: Caller,
     req: HttpRequest,
     BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
@@ -61,7 +61,7 @@ pub async fn user(
     let params = Params::from_request(&req, &body)?;
     let guild = GuildKey::new(params.snowflake("bot_id")?, params.snowflake("guild_id")?);
     let inviter_id = params.snowflake("inviter_id")?;
-    authorize(&key, guild)?;
+    caller.may_read(guild)?;
     let c = match state
         .counts
         .as_ref()
@@ -100,7 +100,7 @@ pub async fn user(
 )]
 #[tracing::instrument(skip_all, fields(guild_id, invite_code))]
 pub async fn code(
-    Caller(key): Caller,
+    caller: Caller,
     req: HttpRequest,
     BodyBytes(body): BodyBytes,
     state: web::Data<AppState>,
@@ -108,7 +108,7 @@ pub async fn code(
     let params = Params::from_request(&req, &body)?;
     let guild = GuildKey::new(params.snowflake("bot_id")?, params.snowflake("guild_id")?);
     let invite_code = params.invite_code("invite_code")?;
-    authorize(&key, guild)?;
+    caller.may_read(guild)?;
     let mut conn = state.connection().await?;
     let rows = counts::joins_by_code(&mut conn, guild, &invite_code).await?;
     let members: Vec<CodeMember> = rows

@@ -9,6 +9,7 @@ mod export;
 mod guilds;
 mod health;
 mod invites;
+mod login;
 mod openapi;
 mod openapi_parts;
 mod params;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
 
 pub use error::ApiError;
+pub use login::LoginOptions;
 pub use openapi::ApiDoc;
 
 /// `invitrack-api` configuration.
@@ -97,6 +99,9 @@ pub struct ApiOptions {
     /// own `WEBHOOKS_ALLOW_PRIVATE_NETWORKS` decides what they reach).
     #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhooks_allow_private_networks: bool,
+    /// "Login with Discord" on the dashboard (`docs/dashboard.md#login`); off without it.
+    #[command(flatten)]
+    pub login: login::LoginOptions,
 }
 
 impl Default for ApiOptions {
@@ -110,6 +115,7 @@ impl Default for ApiOptions {
             counts_cache_entries: 500_000,
             body_timeout_secs: 10,
             webhooks_allow_private_networks: false,
+            login: login::LoginOptions::default(),
         }
     }
 }
@@ -134,6 +140,8 @@ pub struct AppState {
     /// `None` when disabled (`API_COUNTS_CACHE_SECS=0`).
     counts: Option<Arc<cache::CountsCache>>,
     webhooks_allow_private_networks: bool,
+    /// `None` when Discord login is not configured.
+    login: Option<login::DiscordLogin>,
 }
 
 impl AppState {
@@ -243,6 +251,7 @@ impl Application {
             body_timeout: Duration::from_secs(options.body_timeout_secs),
             webhooks_allow_private_networks: options.webhooks_allow_private_networks,
             counts,
+            login: login::DiscordLogin::from_options(&options.login)?,
         });
         let origins = options.origins();
         let openapi = ApiDoc::openapi();
@@ -468,6 +477,22 @@ fn routes(cfg: &mut web::ServiceConfig) {
     add(
         "/dashboard/{file}".into(),
         vec![("GET", web::get().to(ui::file))],
+    );
+    add(
+        "/auth/config".into(),
+        vec![("GET", web::get().to(login::config))],
+    );
+    add(
+        "/auth/login".into(),
+        vec![("GET", web::get().to(login::start))],
+    );
+    add(
+        "/auth/callback".into(),
+        vec![("GET", web::get().to(login::callback))],
+    );
+    add(
+        "/auth/logout".into(),
+        vec![("POST", web::post().to(login::logout))],
     );
     add(
         "/health/live".into(),

@@ -79,16 +79,38 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
-    browser
+    match browser
         .wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(Duration::from_secs(20))
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+    {
+        Ok(element) => element,
+        Err(e) => {
+            let url = browser.current_url().await.map(|u| u.to_string());
+            let page = browser
+                .find(Locator::Css("main"))
+                .await
+                .ok()
+                .map(|m| async move { m.text().await.unwrap_or_default() });
+            let page = match page {
+                Some(text) => text.await,
+                None => String::new(),
+            };
+            panic!("{css} never appeared ({e}) at {url:?}; the page says: {page}")
+        }
+    }
 }
 
+/// The text of `css`, found again if the page re-rendered it meanwhile.
 async fn text_of(browser: &Client, css: &str) -> String {
-    wait_for(browser, css).await.text().await.expect("text")
+    for _ in 0..50 {
+        if let Ok(text) = wait_for(browser, css).await.text().await {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} kept being replaced")
 }
 
 const ALICE: u64 = 100_000_000_000_000_001;
@@ -326,4 +348,190 @@ async fn the_dashboard_shows_the_apis_numbers_and_saves_settings_in_a_real_brows
     let refused = text_of(&browser, "main p.muted").await;
     assert!(refused.contains("need an admin key"), "{refused}");
     browser.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_discord_opens_the_guilds_a_user_manages_and_nothing_else() {
+    use invitrack_sim::{Consent, GuildSpec, SimConfig, Simulator, UserGuildSpec, permissions};
+    let sim = Simulator::start(SimConfig {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator");
+    let world = sim.world();
+    let managed = world
+        .create_guild(GuildSpec::default())
+        .expect("guild")
+        .guild_id;
+    let visited = world
+        .create_guild(GuildSpec::default())
+        .expect("guild")
+        .guild_id;
+    let client = world.oauth2_client();
+    let port = invitrack_testkit::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    world
+        .set_oauth2_redirect_uris(vec![format!("{public}/auth/callback")])
+        .expect("redirect URI");
+    let mut app = helpers::spawn_app_on(
+        invitrack_api::ApiOptions {
+            rate_limit_per_second: 0,
+            counts_cache_secs: 0,
+            login: invitrack_api::LoginOptions {
+                discord_client_id: Some(client.client_id.get()),
+                discord_client_secret: Some(client.client_secret.clone()),
+                dashboard_public_url: Some(public.clone()),
+                discord_api_url: format!("http://{}/api/v10", sim.addr()),
+                discord_authorize_url: format!("http://{}/oauth2/authorize", sim.addr()),
+                session_hours: 1,
+            },
+            ..invitrack_api::ApiOptions::default()
+        },
+        port,
+    )
+    .await;
+    // The bot is in both guilds (the worker tracks them).
+    let bot = client.client_id.get();
+    for guild in [managed, visited] {
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(format!(
+                "INSERT INTO guild_states (bot_id, guild_id, state, pending_joins, missing_permissions, \
+                 last_snapshot_at, updated_at) VALUES ({bot}, {guild}, '{{}}', 0, false, now(), now())"
+            )),
+            &mut app.conn,
+        )
+        .await
+        .expect("a guild state");
+    }
+    // A moderator: Manage Server in one guild, a plain member of the other.
+    let moderator = twilight_model::id::Id::new(4_242);
+    world
+        .set_user_guilds(
+            moderator,
+            vec![
+                UserGuildSpec::member_of(managed, permissions::MANAGE_GUILD),
+                UserGuildSpec::member_of(visited, permissions::VIEW_CHANNEL),
+            ],
+        )
+        .expect("memberships");
+    world.sign_in(moderator, Consent::Approve);
+
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 900).await;
+    browser
+        .goto(&format!("{public}/dashboard/"))
+        .await
+        .expect("the dashboard");
+    wait_for(&browser, "#login-discord")
+        .await
+        .click()
+        .await
+        .expect("login");
+    // Discord (the simulator) sends the browser back signed in; one guild: its overview.
+    let title = text_of(&browser, "main h1").await;
+    assert_eq!(title, format!("Guild {managed}"));
+    screenshot(&browser, "login-overview").await;
+    // The other guild is refused.
+    browser
+        .goto(&format!("{public}/dashboard/#/g/{visited}/overview"))
+        .await
+        .expect("the other guild");
+    let refused = text_of(&browser, "main p.error").await;
+    assert!(refused.contains("Manage Server"), "{refused}");
+    // A write goes through with the session's CSRF token; without it, it does not.
+    browser
+        .goto(&format!("{public}/dashboard/#/g/{managed}/settings"))
+        .await
+        .expect("settings");
+    wait_for(&browser, "#settings input[name=self_invite]")
+        .await
+        .click()
+        .await
+        .expect("click");
+    wait_for(&browser, "#settings button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("save");
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//*[@id='settings-status']//*[text()='Saved.']",
+        ))
+        .await
+        .expect("saved");
+    let forged: Value = browser
+        .execute_async(
+            &format!(
+                "const done = arguments[arguments.length - 1];
+                 fetch('/v1/bots/{bot}/guilds/{managed}/settings', {{method: 'PUT',
+                   headers: {{'Content-Type': 'application/json'}},
+                   body: JSON.stringify({{no_avatar: true, author: 'forged'}})}})
+                   .then(r => done(r.status));"
+            ),
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(forged, json!(403), "a write without the CSRF token");
+    let audit: (i64,) = {
+        use diesel_async::RunQueryDsl as _;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let row: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM audit_log WHERE guild_id = {managed} AND author LIKE 'dashboard:discord:{}%'",
+            moderator
+        ))
+        .get_result(&mut app.conn)
+        .await
+        .expect("audit");
+        (row.n,)
+    };
+    assert_eq!(audit.0, 1, "the change is audited as the Discord user");
+    // Signing out ends the session.
+    wait_for(&browser, "#signout")
+        .await
+        .click()
+        .await
+        .expect("sign out");
+    wait_for(&browser, "#login-discord").await;
+    let status: Value = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/v1/me').then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(status, json!(401));
+
+    // Someone with Manage Server nowhere the bot is sees nothing.
+    let member = twilight_model::id::Id::new(4_343);
+    world
+        .set_user_guilds(
+            member,
+            vec![UserGuildSpec::member_of(managed, permissions::VIEW_CHANNEL)],
+        )
+        .expect("memberships");
+    world.sign_in(member, Consent::Approve);
+    wait_for(&browser, "#login-discord")
+        .await
+        .click()
+        .await
+        .expect("login");
+    let said = text_of(&browser, "#no-guilds").await;
+    assert!(said.contains("Manage Server in no server"), "{said}");
+    browser
+        .goto(&format!("{public}/dashboard/#/g/{managed}/overview"))
+        .await
+        .expect("overview");
+    let refused = text_of(&browser, "main p.error").await;
+    assert!(refused.contains("Manage Server"), "{refused}");
+    browser.close().await.expect("closed");
+    sim.stop().await;
 }

@@ -1,6 +1,7 @@
-// invitrack's dashboard: one page, routed by the URL fragment, reading the API with the key
-// the viewer signed in with (kept in this tab's sessionStorage, never in a URL sent to the
-// server). No framework and no build step: the file is served as it is.
+// invitrack's dashboard: one page, routed by the URL fragment, reading the API either with the
+// key the viewer signed in with (kept in this tab's sessionStorage, never in a URL sent to the
+// server) or with the session cookie of "Login with Discord" (then every write carries the
+// session's CSRF token). No framework and no build step: the file is served as it is.
 
 const KEY = "invitrack.key";
 const main = document.getElementById("main");
@@ -58,7 +59,9 @@ class ApiError extends Error {
 }
 
 async function api(path, { method = "GET", body } = {}) {
-  const headers = { Authorization: `Bearer ${key()}` };
+  const headers = {};
+  if (key()) headers.Authorization = `Bearer ${key()}`;
+  else if (me?.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
@@ -68,8 +71,9 @@ async function api(path, { method = "GET", body } = {}) {
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
-    if (response.status === 401) {
+    if (response.status === 401 && key()) {
       sessionStorage.removeItem(KEY);
+      me = null;
       location.hash = "#/";
     }
     throw new ApiError(response.status, data?.error?.message || data?.message || response.statusText);
@@ -119,17 +123,17 @@ async function route() {
     me = null;
     history.replaceState(null, "", `${location.pathname}#/`);
   }
-  if (!key()) {
+  try {
+    // Without a key, a session cookie may sign the browser in.
+    await whoAmI();
+  } catch (error) {
+    me = null;
     nav.replaceChildren();
     signout.hidden = true;
+    if (key() || error.status !== 401) return show(failure(error));
     return signInPage();
   }
   signout.hidden = false;
-  try {
-    await whoAmI();
-  } catch (error) {
-    return show(failure(error));
-  }
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   if (parts[0] !== "g" || !parts[1]) {
     nav.replaceChildren();
@@ -151,7 +155,10 @@ async function route() {
 }
 
 addEventListener("hashchange", route);
-signout.addEventListener("click", () => {
+signout.addEventListener("click", async () => {
+  if (!key() && me?.kind === "session") {
+    await api("/auth/logout", { method: "POST" }).catch(() => {});
+  }
   sessionStorage.removeItem(KEY);
   me = null;
   location.hash = "#/";
@@ -187,7 +194,21 @@ function signInPage() {
     h("button", { type: "submit", text: "Sign in" }),
     status,
   );
-  show(h("h1", { text: "Sign in" }), form);
+  const reasons = {
+    denied: "Discord did not grant the login.",
+    state_mismatch: "That login was not started here: try again.",
+    discord_error: "Discord did not confirm the login: try again later.",
+    no_code: "Discord sent no code back: try again.",
+  };
+  const said = new URLSearchParams(location.hash.split("?")[1] || "").get("login");
+  const discord = h("div", { id: "discord-login" });
+  show(h("h1", { text: "Sign in" }), said ? h("p", { class: "error", role: "alert", text: reasons[said] || "The login failed." }) : "", discord, form);
+  fetch("/auth/config").then((r) => r.json()).then((c) => {
+    if (c.discord_login) {
+      discord.replaceChildren(h("p", {}, h("a", { class: "button", id: "login-discord", href: "/auth/login", text: "Login with Discord" })),
+        h("p", { class: "muted", text: "You will see the servers where you have Manage Server and the bot is present. Or sign in with an API key:" }));
+    }
+  }).catch(() => {});
   input.focus();
 }
 
@@ -195,6 +216,10 @@ async function guildsPage() {
   if (me.guild_id) {
     location.hash = `#/g/${me.guild_id}/overview`;
     return;
+  }
+  if (me.kind === "session" && me.guild_ids.length === 0) {
+    return show(h("h1", { text: `Hello, ${me.username}` }),
+      h("p", { class: "empty", id: "no-guilds", text: "You have Manage Server in no server where the bot is present, so there is nothing to show you. Ask a server's owner for Manage Server, or add the bot to your server." }));
   }
   const guilds = await api(`/v1/bots/${me.bot_id}/guilds`);
   if (guilds.length === 1) {

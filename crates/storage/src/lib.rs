@@ -16,6 +16,7 @@ pub mod posts;
 mod prepared;
 pub mod progress;
 pub mod schema;
+pub mod sessions;
 pub mod webhooks;
 
 pub use db::{

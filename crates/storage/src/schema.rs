@@ -58,6 +58,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    dashboard_sessions (token_hash) {
+        token_hash -> Text,
+        bot_id -> Int8,
+        user_id -> Int8,
+        username -> Text,
+        guild_ids -> Jsonb,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     decisions (id) {
         id -> Int8,
         stream -> Text,
@@ -254,6 +267,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     bonus_invites,
     bot_posts,
+    dashboard_sessions,
     decisions,
     guild_settings,
     guild_states,

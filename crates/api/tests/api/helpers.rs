@@ -42,6 +42,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: ApiOptions) -> TestApp {
+    spawn_app_on(options, 0).await
+}
+
+/// [`spawn_app_with`] on a given port (one the test must know before the API starts).
+pub async fn spawn_app_on(options: ApiOptions, port: u16) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         invitrack_telemetry::init();
     }
@@ -49,7 +54,7 @@ pub async fn spawn_app_with(options: ApiOptions) -> TestApp {
     let database_url = database.url();
     let app = Application::build(&ApiConfig {
         database_url: database_url.clone(),
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        bind: SocketAddr::from(([127, 0, 0, 1], port)),
         workers: 1,
         db_connections: 4,
         options,
