@@ -170,26 +170,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let api_config = ApiConfig {
+    // The API's address is settled first: Discord login's redirect URI names it.
+    let api_bind = std::net::TcpListener::bind(args.api_bind)
+        .or_else(|_| std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .and_then(|listener| listener.local_addr())
+        .context("finding a port for the API")?;
+    let mut api_options = ApiOptions {
+        webhooks_allow_private_networks: true,
+        ..args.api_options.clone()
+    };
+    if let Some(running) = &sim {
+        api_options.login = demo_login(running, api_bind, &guilds)?;
+    }
+    let api = Application::build(&ApiConfig {
         database_url: args.database_url.clone(),
-        bind: args.api_bind,
+        bind: api_bind,
         workers: 2,
         db_connections: 8,
-        options: ApiOptions {
-            webhooks_allow_private_networks: true,
-            ..args.api_options.clone()
-        },
-    };
-    let api = match Application::build(&api_config).await {
-        Ok(api) => api,
-        Err(invitrack_api::StartError::Bind { .. }) => Application::build(&ApiConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..api_config
-        })
-        .await
-        .context("starting the API")?,
-        Err(e) => return Err(e).context("starting the API"),
-    };
+        options: api_options,
+    })
+    .await
+    .context("starting the API")?;
     let api_url = format!("http://{}", api.addr());
 
     let mut conn = invitrack_storage::connect(&args.database_url).await?;
@@ -304,6 +305,44 @@ const GUILD_NAMES: [&str; 6] = [
     "Mountain Bikes",
 ];
 
+/// The simulated user "Login with Discord" signs in as: a moderator of every demo guild.
+const DEMO_MODERATOR: u64 = 1_200_000_000_000_000_001;
+
+/// Login with Discord against the simulator: the API is its OAuth2 client, and the demo's
+/// moderator (Manage Server in every demo guild) is the one signed in to the simulated Discord.
+fn demo_login(
+    sim: &invitrack_sim::RunningSim,
+    api: SocketAddr,
+    guilds: &[DemoGuild],
+) -> anyhow::Result<invitrack_api::LoginOptions> {
+    let world = sim.world();
+    let public = format!("http://{api}");
+    world.set_oauth2_redirect_uris(vec![format!("{public}/auth/callback")])?;
+    let moderator = Id::new(DEMO_MODERATOR);
+    world.set_user_guilds(
+        moderator,
+        guilds
+            .iter()
+            .map(|g| {
+                invitrack_sim::UserGuildSpec::member_of(
+                    g.guild_id,
+                    invitrack_sim::permissions::MANAGE_GUILD,
+                )
+            })
+            .collect(),
+    )?;
+    world.sign_in(moderator, invitrack_sim::Consent::Approve);
+    let client = world.oauth2_client();
+    Ok(invitrack_api::LoginOptions {
+        discord_client_id: Some(client.client_id.get()),
+        discord_client_secret: Some(client.client_secret),
+        dashboard_public_url: Some(public),
+        discord_api_url: format!("http://{}/api/v10", sim.addr()),
+        discord_authorize_url: format!("http://{}/oauth2/authorize", sim.addr()),
+        session_hours: 12,
+    })
+}
+
 /// Creates the demo guilds: a few inviters each, one with several codes, one limited invite.
 fn populate(world: &World, count: usize, seed: u64) -> anyhow::Result<Vec<DemoGuild>> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -373,6 +412,9 @@ fn print_banner(
     println!("  API key:  {key}");
     println!("  bot id:   {bot_id}");
     if let Some(control) = &control_url {
+        println!(
+            "             (or {api_url}/dashboard/ and \"Login with Discord\": the simulator signs you in as a moderator of every guild)"
+        );
         println!("  simulator control API: {control}");
     }
     for guild in guilds {
