@@ -8,6 +8,7 @@ mod error;
 mod export;
 mod guilds;
 mod health;
+mod import;
 mod invites;
 mod login;
 mod openapi;
@@ -502,6 +503,24 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/health/ready".into(),
         vec![("GET", web::get().to(health::ready))],
     );
+    // Imports take whole files: a larger body than the other endpoints' 256 KiB.
+    for (path, route) in [
+        (
+            format!("{guild}/import/bonus"),
+            web::post().to(import::bonus),
+        ),
+        (
+            format!("{guild}/import/joins"),
+            web::post().to(import::joins),
+        ),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .app_data(web::PayloadConfig::new(import::MAX_IMPORT_BYTES))
+                .route(route)
+                .default_service(web::to(|| async { error::method_not_allowed("POST") })),
+        );
+    }
 }
 
 fn cors(origins: &[String]) -> actix_cors::Cors {

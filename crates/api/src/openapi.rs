@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{admin, dashboard, export, guilds, health, invites, settings, webhooks};
+use crate::{admin, dashboard, export, guilds, health, import, invites, settings, webhooks};
 
 struct BearerAuth;
 
@@ -44,6 +44,8 @@ impl Modify for BearerAuth {
         guilds::joins,
         export::joins,
         export::inviters,
+        import::bonus,
+        import::joins,
         admin::add_bonus,
         admin::list_bonus,
         admin::reset,

@@ -58,15 +58,15 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, { method = "GET", body } = {}) {
+async function api(path, { method = "GET", body, file, type } = {}) {
   const headers = {};
   if (key()) headers.Authorization = `Bearer ${key()}`;
   else if (me?.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined || file !== undefined) headers["Content-Type"] = type || "application/json";
   const response = await fetch(path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: file !== undefined ? file : body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
@@ -562,7 +562,25 @@ async function settingsPage(guild) {
     h("h2", { text: "Export" }),
     h("ul", {}, exportLine("joins", "every join"), exportLine("inviters", "every inviter's counts")),
   );
-  show(h("h1", { text: "Settings" }), form, templates, exports);
+  const importStatus = h("p", { role: "status", id: "import-status" });
+  const upload = (what, type, accept, label) => {
+    const input = h("input", { type: "file", accept, id: `import-${what}` });
+    return h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!input.files[0]) return;
+      try {
+        const done = await api(`${base}/import/${what}?author=${encodeURIComponent(author())}`, { method: "POST", file: input.files[0], type });
+        importStatus.replaceChildren(h("span", { class: "ok", text: `Imported ${done.written} (${done.already_there} already there); ${done.inviters} inviters now.` }));
+      } catch (error) {
+        importStatus.replaceChildren(failure(error));
+      }
+    } }, h("label", { for: `import-${what}` }, label, input), h("button", { type: "submit", class: "secondary", text: "Import" }));
+  };
+  const imports = admin ? h("section", { class: "panel" }, h("h2", { text: "Import" }),
+    upload("joins", "application/json", ".json,application/json", "Joins: an invitrack JSON export"),
+    upload("bonus", "text/csv", ".csv,text/csv", "Bonus per inviter: CSV with inviter_id,amount[,reason]"),
+    importStatus) : "";
+  show(h("h1", { text: "Settings" }), form, templates, exports, imports);
   load();
 }
 

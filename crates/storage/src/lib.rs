@@ -6,6 +6,7 @@ pub mod dashboard;
 mod db;
 pub mod decisions;
 pub mod export;
+pub mod import;
 pub mod invites;
 pub mod joins;
 mod keyed;

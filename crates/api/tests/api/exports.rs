@@ -257,3 +257,134 @@ async fn the_dashboard_is_served_from_the_binary_with_its_policy() {
         .expect("a response");
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn an_export_imported_into_a_fresh_database_gives_the_same_counts() {
+    let mut source = spawn_app().await;
+    let admin = source.key(Some(GUILD), KeyScope::Admin).await;
+    for n in 1..=4 {
+        source
+            .join(Join::invite(member(n), "alice1", ALICE, 60 - n as i64))
+            .await;
+    }
+    source.join(Join::invite(member(5), "bob1", BOB, 30)).await;
+    source
+        .join(Join {
+            flagged_rejoin: true,
+            ..Join::invite(member(6), "bob1", BOB, 20)
+        })
+        .await;
+    source.join(Join::unknown(member(7), 10)).await;
+    source.leave(GUILD, member(2)).await;
+    let bonus = |inviter: u64| source.guild_path(&format!("/inviters/{inviter}/bonus"));
+    let (status, body) = source
+        .post(
+            &bonus(BOB),
+            &admin,
+            &serde_json::json!({"amount": 5, "author": "mod"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let export = |app: &crate::helpers::TestApp, key: &str, what: &str, format: &str| {
+        let request = app
+            .http
+            .get(app.url(&app.guild_path(&format!("/export/{what}?format={format}"))))
+            .bearer_auth(key);
+        async move {
+            request
+                .send()
+                .await
+                .expect("a response")
+                .text()
+                .await
+                .expect("a body")
+        }
+    };
+    let joins = export(&source, &admin, "joins", "json").await;
+    let inviters = export(&source, &admin, "inviters", "csv").await;
+    // Another tracker's counts come as bonus: here, the source's bonus column.
+    let mut bonus_csv = String::from("inviter_id,amount,reason\n");
+    for line in inviters.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells[5] != "0" {
+            bonus_csv.push_str(&format!("{},{},carried over\n", cells[0], cells[5]));
+        }
+    }
+
+    let mut target = spawn_app().await;
+    let target_admin = target.key(Some(GUILD), KeyScope::Admin).await;
+    let read = target.key(Some(GUILD), KeyScope::Read).await;
+    let import = |path: &str, body: String, content_type: &str| {
+        let request = target
+            .http
+            .post(target.url(&target.guild_path(&format!("{path}?author=mover"))))
+            .bearer_auth(&target_admin)
+            .header("Content-Type", content_type)
+            .body(body);
+        async move {
+            let response = request.send().await.expect("a response");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, done) = import("/import/joins", joins.clone(), "application/json").await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["written"], 7);
+    let (status, done) = import("/import/bonus", bonus_csv, "text/csv").await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["written"], 1);
+    assert_eq!(
+        export(&target, &target_admin, "inviters", "csv").await,
+        inviters,
+        "the same counts"
+    );
+    // Imported again: nothing new.
+    let (_, again) = import("/import/joins", joins, "application/json").await;
+    assert_eq!(
+        (again["written"].as_i64(), again["already_there"].as_i64()),
+        (Some(0), Some(7))
+    );
+    assert_eq!(
+        export(&target, &target_admin, "inviters", "csv").await,
+        inviters
+    );
+
+    // A bad file is refused whole, naming its lines.
+    let (status, refused) = import(
+        "/import/bonus",
+        format!("inviter_id,amount\n{ALICE},3\nnot-an-id,2\n{BOB},0\n"),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("line 3") && message.contains("line 4"),
+        "{message}"
+    );
+    assert_eq!(
+        export(&target, &target_admin, "inviters", "csv").await,
+        inviters
+    );
+    let (status, _) = import(
+        "/import/joins",
+        "[{\"member_id\": \"x\"}]".into(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 400);
+    // A read key may not import.
+    let response = target
+        .http
+        .post(target.url(&target.guild_path("/import/bonus?author=x")))
+        .bearer_auth(&read)
+        .body("inviter_id,amount\n")
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), 403);
+    target.assert_counters_match_rows().await;
+}

@@ -98,8 +98,8 @@ async fn every_documented_operation_checks_keys_and_ids() {
             }
         }
     }
-    assert_eq!(operations, 24);
-    assert_eq!(broken_ids, 54);
+    assert_eq!(operations, 26);
+    assert_eq!(broken_ids, 58);
 }
 
 /// One documented operation: method, path template, parameters `(name, in, schema)`.
@@ -254,6 +254,8 @@ async fn every_documented_operation_checks_scope_and_every_parameter() {
             "GET /v1/bots/{bot_id}/guilds/{guild_id}/audit",
             "GET /v1/bots/{bot_id}/guilds/{guild_id}/webhooks",
             "GET /v1/bots/{bot_id}/guilds/{guild_id}/webhooks/{webhook_id}/deliveries",
+            "POST /v1/bots/{bot_id}/guilds/{guild_id}/import/bonus",
+            "POST /v1/bots/{bot_id}/guilds/{guild_id}/import/joins",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/resets",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/resets/{reset_id}/restore",
