@@ -19,7 +19,8 @@ use crate::params::{Body, BodyBytes, Params, path_id, path_snowflake};
 
 pub(crate) const AUTHOR_MAX: usize = 100;
 const REASON_MAX: usize = 500;
-const BONUS_MAX: i64 = 1_000_000;
+/// The largest bonus one adjustment gives or takes.
+pub(crate) const BONUS_MAX: i64 = 1_000_000;
 
 /// One bonus adjustment.
 #[derive(Debug, Serialize, ToSchema)]

@@ -281,15 +281,10 @@ pub async fn joins(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
-    let format = Params::from_query(&req)?.choice("format", &FORMATS, Format::Csv)?;
     let key = guild.key();
-    let empty = closing_of::<JoinEntry>(format);
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .insert_header(attachment(key, "joins", format))
-        .streaming(stream_rows(state, format, empty, move |state, after| {
-            join_page(state, key, after)
-        })))
+    download(&req, state, key, "joins", move |state, after| {
+        join_page(state, key, after)
+    })
 }
 
 /// Every inviter's counts in the guild, by inviter id, as CSV or a JSON array; streamed.
@@ -309,15 +304,32 @@ pub async fn inviters(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.read(&guild)?;
-    let format = Params::from_query(&req)?.choice("format", &FORMATS, Format::Csv)?;
     let key = guild.key();
-    let empty = closing_of::<InviterLine>(format);
+    download(&req, state, key, "inviters", move |state, after| {
+        inviter_page(state, key, after)
+    })
+}
+
+/// The export of `what` in the format the request asks, its rows read by `read`.
+fn download<C, R, F, Fut>(
+    req: &HttpRequest,
+    state: web::Data<AppState>,
+    guild: GuildKey,
+    what: &str,
+    read: F,
+) -> Result<HttpResponse, ApiError>
+where
+    C: Copy + 'static,
+    R: CsvRow + 'static,
+    F: Fn(web::Data<AppState>, Option<C>) -> Fut + Copy + 'static,
+    Fut: Future<Output = Result<(Vec<R>, Option<C>), ApiError>> + 'static,
+{
+    let format = Params::from_query(req)?.choice("format", &FORMATS, Format::Csv)?;
+    let empty = closing_of::<R>(format);
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
-        .insert_header(attachment(key, "inviters", format))
-        .streaming(stream_rows(state, format, empty, move |state, after| {
-            inviter_page(state, key, after)
-        })))
+        .insert_header(attachment(guild, what, format))
+        .streaming(stream_rows(state, format, empty, read)))
 }
 
 /// A file with no rows: the CSV header alone, or `[]`.

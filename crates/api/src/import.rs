@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::admin::actor;
+use crate::admin::{AUTHOR_MAX, BONUS_MAX, actor};
 use crate::auth::{Caller, GuildPath};
 use crate::error::ApiError;
 use crate::openapi_parts::{CommonErrors, GuildParams};
@@ -18,8 +18,6 @@ use crate::params::{Body, BodyBytes};
 
 /// The largest import body (about 180,000 exported joins).
 pub(crate) const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
-/// The largest bonus a line may give or take (as `POST bonus`).
-const BONUS_MAX: i64 = 1_000_000;
 /// Problems quoted back at most.
 const SHOWN_PROBLEMS: usize = 20;
 
@@ -49,7 +47,7 @@ fn refuse(problems: &[String]) -> ApiError {
 }
 
 fn author(req: &HttpRequest) -> Result<String, ApiError> {
-    let author = Body::from_query(req)?.text("author", 100)?;
+    let author = Body::from_query(req)?.text("author", AUTHOR_MAX)?;
     author
         .filter(|a| !a.trim().is_empty())
         .ok_or(ApiError::MissingParameter("author"))

@@ -113,6 +113,26 @@ async fn text_of(browser: &Client, css: &str) -> String {
     panic!("{css} kept being replaced")
 }
 
+/// Turns on the fake rule `name` on the settings page and saves, waiting for "Saved.".
+async fn toggle_and_save(browser: &Client, name: &str) {
+    let rule = wait_for(browser, &format!("#settings input[name={name}]")).await;
+    assert!(!rule.is_selected().await.expect("checked"), "{name} was on");
+    rule.click().await.expect("click");
+    wait_for(browser, "#settings button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("save");
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//*[@id='settings-status']//*[text()='Saved.']",
+        ))
+        .await
+        .expect("saved");
+}
+
 const ALICE: u64 = 100_000_000_000_000_001;
 const BOB: u64 = 100_000_000_000_000_002;
 const CAROL: u64 = 100_000_000_000_000_003;
@@ -267,22 +287,7 @@ async fn the_dashboard_shows_the_apis_numbers_and_saves_settings_in_a_real_brows
         .goto(&app.url(&format!("/dashboard/#/g/{GUILD}/settings")))
         .await
         .expect("settings");
-    let no_avatar = wait_for(&browser, "#settings input[name=no_avatar]").await;
-    assert!(!no_avatar.is_selected().await.expect("checked"));
-    no_avatar.click().await.expect("click");
-    wait_for(&browser, "#settings button[type=submit]")
-        .await
-        .click()
-        .await
-        .expect("save");
-    browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//*[@id='settings-status']//*[text()='Saved.']",
-        ))
-        .await
-        .expect("saved");
+    toggle_and_save(&browser, "no_avatar").await;
     let (_, settings) = app.get(&app.guild_path("/settings"), Some(&admin)).await;
     assert_eq!(settings["no_avatar"], Value::Bool(true));
     // The template preview follows the text as it is typed.
@@ -444,24 +449,7 @@ async fn login_with_discord_opens_the_guilds_a_user_manages_and_nothing_else() {
         .goto(&format!("{public}/dashboard/#/g/{managed}/settings"))
         .await
         .expect("settings");
-    wait_for(&browser, "#settings input[name=self_invite]")
-        .await
-        .click()
-        .await
-        .expect("click");
-    wait_for(&browser, "#settings button[type=submit]")
-        .await
-        .click()
-        .await
-        .expect("save");
-    browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//*[@id='settings-status']//*[text()='Saved.']",
-        ))
-        .await
-        .expect("saved");
+    toggle_and_save(&browser, "no_avatar").await;
     let forged: Value = browser
         .execute_async(
             &format!(
