@@ -10,6 +10,7 @@ mod guilds;
 mod health;
 mod import;
 mod invites;
+mod keys;
 mod login;
 mod openapi;
 mod openapi_parts;
@@ -478,6 +479,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
     add(
         "/dashboard/{file}".into(),
         vec![("GET", web::get().to(ui::file))],
+    );
+    add(
+        format!("{guild}/keys"),
+        vec![
+            ("GET", web::get().to(keys::list)),
+            ("POST", web::post().to(keys::create)),
+        ],
+    );
+    add(
+        format!("{guild}/keys/{{key_id}}"),
+        vec![("DELETE", web::delete().to(keys::revoke))],
     );
     add(
         "/auth/config".into(),

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{admin, dashboard, export, guilds, health, import, invites, settings, webhooks};
+use crate::{admin, dashboard, export, guilds, health, import, invites, keys, settings, webhooks};
 
 struct BearerAuth;
 
@@ -46,6 +46,9 @@ impl Modify for BearerAuth {
         export::inviters,
         import::bonus,
         import::joins,
+        keys::list,
+        keys::create,
+        keys::revoke,
         admin::add_bonus,
         admin::list_bonus,
         admin::reset,

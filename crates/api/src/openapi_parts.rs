@@ -120,6 +120,22 @@ pub struct ResetParams {
     reset_id: i64,
 }
 
+/// A guild key's path parameters.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct KeyParams {
+    /// the bot's Discord id
+    #[param(pattern = "^[1-9][0-9]{0,18}$", example = "859000000000000001")]
+    bot_id: String,
+    /// the guild's Discord id
+    #[param(pattern = "^[1-9][0-9]{0,18}$", example = "417977361011572747")]
+    guild_id: String,
+    /// the key's id
+    #[param(minimum = 1)]
+    key_id: i64,
+}
+
 /// A webhook's path parameters.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]

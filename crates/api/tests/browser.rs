@@ -306,6 +306,31 @@ async fn the_dashboard_shows_the_apis_numbers_and_saves_settings_in_a_real_brows
         .expect("the preview follows the text");
     screenshot(&browser, "settings").await;
 
+    // A key for the guild, made on the page; its token is shown once.
+    browser
+        .goto(&app.url(&format!("/dashboard/#/g/{GUILD}/admin")))
+        .await
+        .expect("admin");
+    wait_for(&browser, "input[name=label]")
+        .await
+        .send_keys("stats site")
+        .await
+        .expect("type");
+    wait_for(
+        &browser,
+        "input[name=label] ~ button, form.inline button[type=submit]",
+    )
+    .await;
+    let made_with = browser
+        .find_all(Locator::XPath("//button[text()='Make a key']"))
+        .await
+        .expect("button");
+    made_with[0].click().await.expect("make");
+    let token = text_of(&browser, "#new-key code").await;
+    let (status, _) = app.get(&app.guild_path("/summary"), Some(&token)).await;
+    assert_eq!(status, 200, "the key made in the browser reads the guild");
+    screenshot(&browser, "admin").await;
+
     // Phone width.
     browser.set_window_size(390, 844).await.expect("resize");
     browser

@@ -594,15 +594,17 @@ async function download(path, name) {
 
 async function adminPage(guild) {
   const base = guildBase(guild);
-  const [resets, audit] = await Promise.all([
+  const [resets, audit, keys] = await Promise.all([
     api(`${base}/resets`).catch((e) => e),
     api(`${base}/audit?limit=25`).catch((e) => e),
+    api(`${base}/keys`).catch((e) => e),
   ]);
+  const madeKey = h("p", { role: "status", id: "new-key" });
   const status = h("p", { role: "status", id: "admin-status" });
   const act = (fn) => async (e) => {
     e.preventDefault();
     try {
-      await fn(new FormData(e.target));
+      await fn(e.target instanceof HTMLFormElement ? new FormData(e.target) : null);
       status.replaceChildren(h("span", { class: "ok", text: "Done." }));
       route();
     } catch (error) {
@@ -629,6 +631,25 @@ async function adminPage(guild) {
       h("ul", {}, resets.resets.map((r) => h("li", {}, `#${r.id} ${r.inviter_id ? `inviter ${r.inviter_id}` : "everyone"}, ${r.joins_cleared} joins cleared ${fmtTime(r.created_at)} by ${r.author} `,
         r.restored_at ? h("span", { class: "muted", text: `(restored ${fmtTime(r.restored_at)})` })
           : h("button", { type: "button", class: "secondary", onclick: act(() => api(`${base}/resets/${r.id}/restore`, { method: "POST", body: { author: author() } })), text: "Restore" }))))),
+    h("h2", { text: "API keys of this guild" }),
+    refused(keys) ?? h("div", {},
+      keys.length === 0 ? h("p", { class: "empty", text: "No key of this guild yet. Make one for a bot, a site or a script that reads its counts." }) :
+        h("ul", { id: "keys" }, keys.map((k) => h("li", {}, `${k.label} (${k.scope}, made ${fmtTime(k.created_at)}) `,
+          h("button", { type: "button", class: "secondary", onclick: act(() => confirm(`Revoke “${k.label}”? Whatever uses it stops working.`) && api(`${base}/keys/${k.id}?author=${encodeURIComponent(author())}`, { method: "DELETE" })), text: "Revoke" })))),
+      h("form", { class: "inline", onsubmit: async (e) => {
+        e.preventDefault();
+        const d = new FormData(e.target);
+        try {
+          const made = await api(`${base}/keys`, { method: "POST", body: { label: d.get("label"), scope: d.get("scope"), author: author() } });
+          madeKey.replaceChildren(h("span", { class: "ok" }, "Key made; copy it now, it is not shown again: "), h("code", { text: made.token }));
+        } catch (error) {
+          madeKey.replaceChildren(failure(error));
+        }
+      } },
+        h("label", {}, "Label", h("input", { name: "label", required: true, maxlength: 100 })),
+        h("label", {}, "Scope", h("select", { name: "scope" }, h("option", { value: "read", text: "read" }), h("option", { value: "admin", text: "admin" }))),
+        h("button", { type: "submit", text: "Make a key" })),
+      madeKey),
     h("h2", { text: "Audit log" }),
     refused(audit) ?? (audit.entries.length === 0 ? h("p", { class: "empty", text: "Nothing changed yet." }) :
       h("div", { class: "scroll" }, h("table", {}, h("tbody", {}, audit.entries.map((a) => h("tr", {},

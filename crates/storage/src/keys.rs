@@ -3,13 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use rand::RngCore;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::StorageError;
+use crate::admin::{Actor, audit};
 use crate::schema::api_keys;
-use invitrack_model::{BotId, GuildId};
+use invitrack_model::{BotId, GuildId, GuildKey};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +178,80 @@ pub async fn revoke_key(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, S
     .execute(conn)
     .await?;
     Ok(n == 1)
+}
+
+/// The live keys of one guild (not the bot-wide ones), newest first.
+///
+/// # Errors
+/// On database errors.
+pub async fn list_guild_keys(
+    conn: &mut AsyncPgConnection,
+    guild: GuildKey,
+) -> Result<Vec<ApiKey>, StorageError> {
+    let rows: Vec<KeyRow> = api_keys::table
+        .filter(api_keys::bot_id.eq(guild.bot_id))
+        .filter(api_keys::guild_id.eq(guild.guild_id))
+        .filter(api_keys::revoked_at.is_null())
+        .order(api_keys::id.desc())
+        .select(KeyRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Creates a key of one guild, audited; returns its token (shown once) and the key.
+///
+/// # Errors
+/// On database errors.
+pub async fn create_guild_key(
+    conn: &mut AsyncPgConnection,
+    guild: GuildKey,
+    scope: KeyScope,
+    label: &str,
+    actor: &Actor<'_>,
+) -> Result<(String, ApiKey), StorageError> {
+    conn.transaction::<_, StorageError, _>(async |c| {
+        let (token, key) = create_key(c, guild.bot_id, Some(guild.guild_id), scope, label).await?;
+        audit(
+            c,
+            guild,
+            actor,
+            "key.create",
+            json!({"key_id": key.id, "label": label, "scope": scope.as_str()}),
+        )
+        .await?;
+        Ok((token, key))
+    })
+    .await
+}
+
+/// Revokes a live key of one guild, audited. Returns `false` when the guild has no such key.
+///
+/// # Errors
+/// On database errors.
+pub async fn revoke_guild_key(
+    conn: &mut AsyncPgConnection,
+    guild: GuildKey,
+    id: i64,
+    actor: &Actor<'_>,
+) -> Result<bool, StorageError> {
+    conn.transaction::<_, StorageError, _>(async |c| {
+        let n = diesel::update(
+            api_keys::table
+                .find(id)
+                .filter(api_keys::bot_id.eq(guild.bot_id))
+                .filter(api_keys::guild_id.eq(guild.guild_id))
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set(api_keys::revoked_at.eq(Some(Utc::now())))
+        .execute(c)
+        .await?;
+        if n == 1 {
+            audit(c, guild, actor, "key.revoke", json!({"key_id": id})).await?;
+        }
+        Ok(n == 1)
+    })
+    .await
 }
 
 #[cfg(test)]

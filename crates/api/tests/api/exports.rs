@@ -388,3 +388,72 @@ async fn an_export_imported_into_a_fresh_database_gives_the_same_counts() {
     assert_eq!(response.status(), 403);
     target.assert_counters_match_rows().await;
 }
+
+#[tokio::test]
+async fn a_guilds_admins_manage_its_own_keys() {
+    let mut app = spawn_app().await;
+    let admin = app.key(Some(GUILD), KeyScope::Admin).await;
+    let bot_wide = app.key(None, KeyScope::Read).await;
+    let other = app.key(Some(OTHER_GUILD), KeyScope::Admin).await;
+    let keys = app.guild_path("/keys");
+    let (status, made) = app
+        .post(
+            &keys,
+            &admin,
+            &serde_json::json!({"label": "stats site", "scope": "read", "author": "owner"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let token = made["token"].as_str().expect("token").to_owned();
+    assert_eq!(made["scope"], "read");
+    // The new key reads its guild, and may not write or make keys.
+    let (status, _) = app.get(&app.guild_path("/summary"), Some(&token)).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get(&keys, Some(&token)).await;
+    assert_eq!(status, 403);
+    // Listed for its guild only, without the token; bot-wide keys are not listed.
+    let (_, listed) = app.get(&keys, Some(&admin)).await;
+    let labels: Vec<&str> = listed
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["label"].as_str().expect("label"))
+        .collect();
+    assert_eq!(labels, ["stats site", "test"]);
+    assert!(listed[0].get("token").is_none());
+    let _ = bot_wide;
+    // Another guild's admin cannot revoke it; its own can, audited.
+    let id = made["id"].as_i64().expect("id");
+    let revoke = format!("{keys}/{id}?author=owner");
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &revoke, Some(&other), &Value::Null)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &revoke, Some(&admin), &Value::Null)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &revoke, Some(&admin), &Value::Null)
+        .await;
+    assert_eq!(status, 404);
+    let (_, audit) = app.get(&app.guild_path("/audit"), Some(&admin)).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["key.revoke", "key.create"]);
+    let (status, bad) = app
+        .post(
+            &keys,
+            &admin,
+            &serde_json::json!({"label": "x", "scope": "owner", "author": "o"}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+}

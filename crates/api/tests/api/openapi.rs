@@ -98,8 +98,8 @@ async fn every_documented_operation_checks_keys_and_ids() {
             }
         }
     }
-    assert_eq!(operations, 26);
-    assert_eq!(broken_ids, 58);
+    assert_eq!(operations, 29);
+    assert_eq!(broken_ids, 65);
 }
 
 /// One documented operation: method, path template, parameters `(name, in, schema)`.
@@ -250,13 +250,16 @@ async fn every_documented_operation_checks_scope_and_every_parameter() {
     assert_eq!(
         needs_admin,
         [
+            "DELETE /v1/bots/{bot_id}/guilds/{guild_id}/keys/{key_id}",
             "DELETE /v1/bots/{bot_id}/guilds/{guild_id}/webhooks/{webhook_id}",
             "GET /v1/bots/{bot_id}/guilds/{guild_id}/audit",
+            "GET /v1/bots/{bot_id}/guilds/{guild_id}/keys",
             "GET /v1/bots/{bot_id}/guilds/{guild_id}/webhooks",
             "GET /v1/bots/{bot_id}/guilds/{guild_id}/webhooks/{webhook_id}/deliveries",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/import/bonus",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/import/joins",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/inviters/{inviter_id}/bonus",
+            "POST /v1/bots/{bot_id}/guilds/{guild_id}/keys",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/resets",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/resets/{reset_id}/restore",
             "POST /v1/bots/{bot_id}/guilds/{guild_id}/webhooks",
