@@ -316,11 +316,6 @@ async fn the_dashboard_shows_the_apis_numbers_and_saves_settings_in_a_real_brows
         .send_keys("stats site")
         .await
         .expect("type");
-    wait_for(
-        &browser,
-        "input[name=label] ~ button, form.inline button[type=submit]",
-    )
-    .await;
     let made_with = browser
         .find_all(Locator::XPath("//button[text()='Make a key']"))
         .await
