@@ -238,6 +238,17 @@ async fn the_dashboard_shows_the_apis_numbers_and_saves_settings_in_a_real_brows
         .sum();
     assert_eq!(text_of(&browser, "#stat-joins b").await, window.to_string());
     screenshot(&browser, "overview").await;
+    // A figure, not an assertion: how long the first load took (docs/dashboard.md).
+    let timing: Value = browser
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0];
+             const drawn = performance.getEntriesByName('overview-drawn')[0];
+             return [n.domContentLoadedEventEnd, n.loadEventEnd, drawn ? drawn.startTime : null];",
+            vec![],
+        )
+        .await
+        .expect("timing");
+    eprintln!("first load (ms): DOMContentLoaded, load, overview drawn: {timing}");
 
     // The leaderboard says what the API says.
     browser

@@ -330,6 +330,8 @@ async function overviewPage(guild) {
     ),
     healthPanel(summary.health),
   );
+  // When the overview is on screen: what "first load" measures (docs/dashboard.md).
+  performance.mark("overview-drawn");
 }
 
 // ---- leaderboard and inviter ----------------------------------------------------------
