@@ -16,8 +16,14 @@ use crate::error::ApiError;
 use crate::openapi_parts::{CommonErrors, GuildParams};
 use crate::params::{Body, BodyBytes};
 
-/// The largest import body (about 180,000 exported joins).
+/// The largest bonus CSV file.
 pub(crate) const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
+/// The largest joins export read (a million joins are about 360 MB).
+const MAX_STREAMED_IMPORT_BYTES: usize = 4 << 30;
+/// The longest line of an export (one join is under 1 KB).
+const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Joins staged per batch.
+const STAGE_BATCH: usize = 2_000;
 /// Problems quoted back at most.
 const SHOWN_PROBLEMS: usize = 20;
 
@@ -208,9 +214,12 @@ impl ExportedJoin {
     }
 }
 
-/// Joins from another invitrack's `GET export/joins?format=json`, into this guild; joins it has
-/// already are left alone, so importing twice changes nothing. The guild's counters are then
-/// recounted from its rows. `?author=` says who imports.
+/// Joins from another invitrack's `GET export/joins?format=json`, into this guild, read as the
+/// file streams in (one join per line, as the export writes it; a JSON array on one line also
+/// works) and staged in batches, so a file of any size takes flat memory. Nothing is written to
+/// the guild unless every join is valid; joins it has already are left alone, so importing
+/// twice changes nothing. The guild's counters are then recounted from its rows. `?author=`
+/// says who imports.
 #[utoipa::path(
     post,
     path = "/v1/bots/{bot_id}/guilds/{guild_id}/import/joins",
@@ -225,27 +234,31 @@ pub async fn joins(
     caller: Caller,
     guild: GuildPath,
     req: HttpRequest,
-    BodyBytes(body): BodyBytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin(&guild)?;
     let author = author(&req)?;
-    let exported: Vec<ExportedJoin> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidBody(format!("not a JSON export of joins: {e}")))?;
-    let mut joins = Vec::with_capacity(exported.len());
-    let mut problems = Vec::new();
-    for (index, join) in exported.into_iter().enumerate() {
-        match join.checked() {
-            Ok(join) => joins.push(join),
-            Err(problem) => problems.push(format!("join {index}: {problem}")),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(refuse(&problems));
-    }
+    let import_id = rand::random::<i64>().unsigned_abs().cast_signed().max(1);
     let mut conn = state.connection().await?;
-    let done =
-        queries::import_joins(&mut conn, guild.key(), &joins, &actor(&caller, &author)).await?;
+    let read = read_joins(payload, &state, &mut conn, import_id).await;
+    let staged = match read {
+        Ok(staged) => staged,
+        Err(error) => {
+            if let Err(cleanup) = queries::discard_import(&mut conn, import_id).await {
+                tracing::warn!(error = %cleanup, "staged joins of a refused import stay for an hour");
+            }
+            return Err(error);
+        }
+    };
+    let done = queries::finish_join_import(
+        &mut conn,
+        guild.key(),
+        import_id,
+        staged,
+        &actor(&caller, &author),
+    )
+    .await?;
     state.counts_changed(guild.key());
     tracing::info!(
         written = done.written,
@@ -257,4 +270,103 @@ pub async fn joins(
         already_there: done.already_there,
         inviters: done.inviters,
     }))
+}
+
+/// Reads the file line by line and stages its joins; returns how many. Stops staging at the
+/// first bad join but reads on, to name every bad one.
+async fn read_joins(
+    mut payload: web::Payload,
+    state: &AppState,
+    conn: &mut invitrack_storage::PooledConnection,
+    import_id: i64,
+) -> Result<usize, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut batch = Vec::new();
+    let (mut staged, mut seen, mut received) = (0_usize, 0_usize, 0_usize);
+    let mut problems = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(state.body_timeout, payload.next())
+            .await
+            .map_err(|_| ApiError::BodyTimeout {
+                secs: state.body_timeout.as_secs(),
+            })?;
+        let done = match chunk {
+            None => true,
+            Some(Err(e)) => {
+                return Err(ApiError::InvalidBody(format!("the upload broke off: {e}")));
+            }
+            Some(Ok(bytes)) => {
+                received += bytes.len();
+                if received > MAX_STREAMED_IMPORT_BYTES {
+                    return Err(ApiError::InvalidBody(format!(
+                        "the file is over {} GiB",
+                        MAX_STREAMED_IMPORT_BYTES >> 30
+                    )));
+                }
+                buffer.extend_from_slice(&bytes);
+                false
+            }
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            lines.push(buffer.drain(..=end).collect());
+        }
+        if done {
+            lines.push(std::mem::take(&mut buffer));
+        } else if buffer.len() > MAX_LINE_BYTES {
+            return Err(refuse(&[format!(
+                "a line of over {MAX_LINE_BYTES} bytes: not an invitrack export"
+            )]));
+        }
+        for line in lines {
+            for join in parse_line(&line, &mut seen, &mut problems) {
+                batch.push(join);
+            }
+        }
+        if !problems.is_empty() {
+            batch.clear();
+        } else if batch.len() >= STAGE_BATCH || (done && !batch.is_empty()) {
+            queries::stage_joins(conn, import_id, &batch).await?;
+            staged += batch.len();
+            batch.clear();
+        }
+        if done {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refuse(&problems));
+    }
+    Ok(staged)
+}
+
+/// The joins of one line of an export; problems are noted with the join's index.
+fn parse_line(line: &[u8], seen: &mut usize, problems: &mut Vec<String>) -> Vec<ImportedJoin> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim().trim_end_matches(',');
+    if text.is_empty() || text == "[" || text == "]" {
+        return Vec::new();
+    }
+    let exported: Vec<Result<ExportedJoin, String>> = if text.starts_with('[') {
+        match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+            Ok(values) => values
+                .into_iter()
+                .map(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+                .collect(),
+            Err(e) => vec![Err(e.to_string())],
+        }
+    } else {
+        vec![serde_json::from_str(text).map_err(|e| e.to_string())]
+    };
+    let mut joins = Vec::new();
+    for join in exported {
+        let index = *seen;
+        *seen += 1;
+        match join.and_then(ExportedJoin::checked) {
+            Ok(join) => joins.push(join),
+            Err(problem) => problems.push(format!("join {index}: {problem}")),
+        }
+    }
+    joins
 }

@@ -515,7 +515,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/health/ready".into(),
         vec![("GET", web::get().to(health::ready))],
     );
-    // Imports take whole files: a larger body than the other endpoints' 256 KiB.
+    // Imports take whole files: a larger body than the other endpoints' 256 KiB (the joins
+    // import streams its body and checks its own limits).
     for (path, route) in [
         (
             format!("{guild}/import/bonus"),

@@ -1,6 +1,7 @@
 //! Imports into a guild (`docs/dashboard.md#import`): joins from invitrack's own export (to move
-//! between deployments) and bonus per inviter (to carry counts over from another tracker). Each
-//! import is one transaction, audited once; the guild's counters are then what its rows say.
+//! between deployments; staged batch by batch as the file streams in, then moved in one
+//! transaction) and bonus per inviter (to carry counts over from another tracker). Each import
+//! is audited once; the guild's counters are then what its rows say.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,7 +12,7 @@ use serde_json::json;
 use crate::StorageError;
 use crate::admin::{Actor, audit};
 use crate::dashboard::recount_guild;
-use crate::schema::{bonus_invites, inviter_counts, joins};
+use crate::schema::{bonus_invites, inviter_counts, join_imports};
 
 /// Rows written per statement.
 const CHUNK: usize = 1_000;
@@ -140,71 +141,115 @@ pub async fn import_bonus(
     .await
 }
 
-/// Writes the joins the guild does not have yet (a join is the same when its member and join
-/// time are), then rewrites the guild's counters from its rows.
+/// Rows of imports that never finished are removed after this long.
+const STAGED_FOR: &str = "1 hour";
+
+/// Stages a batch of joins of import `import_id` (each batch is committed on its own).
 ///
 /// # Errors
-/// On database errors; nothing is written then.
-pub async fn import_joins(
+/// On database errors.
+pub async fn stage_joins(
+    conn: &mut AsyncPgConnection,
+    import_id: i64,
+    batch: &[ImportedJoin],
+) -> Result<(), StorageError> {
+    use join_imports::dsl as s;
+    for chunk in batch.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    s::import_id.eq(import_id),
+                    s::member_id.eq(i.member_id),
+                    s::created_at.eq(i.created_at),
+                    s::decided_at.eq(i.decided_at),
+                    s::source.eq(i.source),
+                    s::invite_code.eq(i.invite_code.as_ref()),
+                    s::inviter_id.eq(i.inviter_id),
+                    s::candidates.eq(i
+                        .candidates
+                        .iter()
+                        .map(InviteCode::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ")),
+                    s::unknown_reason.eq(i.unknown_reason),
+                    s::fake.eq(i.fake),
+                    s::left_at.eq(i.left_at),
+                    s::cleared.eq(i.cleared),
+                )
+            })
+            .collect();
+        diesel::insert_into(s::join_imports)
+            .values(rows)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Forgets an import that will not finish, and any left over from imports that never did.
+///
+/// # Errors
+/// On database errors.
+pub async fn discard_import(
+    conn: &mut AsyncPgConnection,
+    import_id: i64,
+) -> Result<(), StorageError> {
+    diesel::sql_query(format!(
+        "DELETE FROM join_imports WHERE import_id = $1 OR staged_at < now() - interval '{STAGED_FOR}'"
+    ))
+    .bind::<diesel::sql_types::BigInt, _>(import_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the staged joins of `import_id` into the guild in one transaction: the joins it does
+/// not have yet (a join is the same when its member and join time are), then its counters are
+/// rewritten from its rows. `staged` is how many were staged.
+///
+/// # Errors
+/// On database errors; nothing is written then (the staged rows stay until discarded).
+pub async fn finish_join_import(
     conn: &mut AsyncPgConnection,
     guild: GuildKey,
-    imported: &[ImportedJoin],
+    import_id: i64,
+    staged: usize,
     actor: &Actor<'_>,
 ) -> Result<Imported, StorageError> {
     conn.transaction::<_, StorageError, _>(async |c| {
-        use joins::dsl as j;
-        let existing: std::collections::HashSet<(UserId, DateTime<Utc>)> = j::joins
-            .filter(j::bot_id.eq(guild.bot_id))
-            .filter(j::guild_id.eq(guild.guild_id))
-            .select((j::member_id, j::created_at))
-            .load::<(UserId, DateTime<Utc>)>(c)
-            .await?
-            .into_iter()
-            .collect();
-        let fresh: Vec<&ImportedJoin> = imported
-            .iter()
-            .filter(|i| !existing.contains(&(i.member_id, i.created_at)))
-            .collect();
-        for chunk in fresh.chunks(CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|i| {
-                    (
-                        j::bot_id.eq(guild.bot_id),
-                        j::guild_id.eq(guild.guild_id),
-                        j::member_id.eq(i.member_id),
-                        j::created_at.eq(i.created_at),
-                        j::updated_at.eq(Utc::now()),
-                        j::decided_at.eq(i.decided_at),
-                        j::source.eq(i.source),
-                        j::invite_code.eq(i.invite_code.as_ref()),
-                        j::inviter_id.eq(i.inviter_id),
-                        j::candidates.eq(&i.candidates),
-                        j::unknown_reason.eq(i.unknown_reason),
-                        j::fake.eq(i.fake),
-                        j::has_left.eq(i.left_at.is_some()),
-                        j::left_at.eq(i.left_at),
-                        j::cleared.eq(i.cleared),
-                    )
-                })
-                .collect();
-            diesel::insert_into(j::joins)
-                .values(rows)
-                .execute(c)
-                .await?;
-        }
+        let written = diesel::sql_query(
+            "INSERT INTO joins (bot_id, guild_id, member_id, created_at, updated_at, decided_at, \
+             source, invite_code, inviter_id, candidates, unknown_reason, fake, has_left, left_at, \
+             cleared) \
+             SELECT $1, $2, s.member_id, s.created_at, now(), s.decided_at, s.source, \
+             s.invite_code, s.inviter_id, \
+             CASE WHEN s.candidates = '' THEN '{}'::TEXT[] ELSE string_to_array(s.candidates, ' ') END, \
+             s.unknown_reason, s.fake, s.left_at IS NOT NULL, s.left_at, s.cleared \
+             FROM join_imports s WHERE s.import_id = $3 AND NOT EXISTS ( \
+               SELECT 1 FROM joins j WHERE j.bot_id = $1 AND j.guild_id = $2 \
+               AND j.created_at = s.created_at AND j.member_id = s.member_id) \
+             ORDER BY s.id",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(guild.bot_id)
+        .bind::<diesel::sql_types::BigInt, _>(guild.guild_id)
+        .bind::<diesel::sql_types::BigInt, _>(import_id)
+        .execute(c)
+        .await?;
+        discard_import(c, import_id).await?;
         let inviters = rewrite_counts(c, guild).await?;
+        let already_there = staged.saturating_sub(written);
         audit(
             c,
             guild,
             actor,
             "joins.import",
-            json!({"joins": fresh.len(), "already_there": imported.len() - fresh.len()}),
+            json!({"joins": written, "already_there": already_there}),
         )
         .await?;
         Ok(Imported {
-            written: fresh.len(),
-            already_there: imported.len() - fresh.len(),
+            written,
+            already_there,
             inviters,
         })
     })

@@ -140,6 +140,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    join_imports (id) {
+        id -> Int8,
+        import_id -> Int8,
+        staged_at -> Timestamptz,
+        member_id -> Int8,
+        created_at -> Timestamptz,
+        decided_at -> Timestamptz,
+        source -> Text,
+        invite_code -> Nullable<Text>,
+        inviter_id -> Nullable<Int8>,
+        candidates -> Text,
+        unknown_reason -> Nullable<Text>,
+        fake -> Int4,
+        left_at -> Nullable<Timestamptz>,
+        cleared -> Bool,
+    }
+}
+
+diesel::table! {
     joins (id) {
         id -> Int8,
         bot_id -> Int8,
@@ -273,6 +292,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     guild_states,
     inviter_counts,
     invites,
+    join_imports,
     joins,
     member_invites,
     members,

@@ -111,6 +111,9 @@ async fn the_joins_feed_pages_newest_first_and_filters_by_inviter() {
 async fn exports_stream_every_join_and_inviter_as_csv_and_json() {
     let mut app = spawn_app().await;
     let key = app.key(Some(GUILD), KeyScope::Read).await;
+    let other_admin = app.key(Some(OTHER_GUILD), KeyScope::Admin).await;
+    const EMPTY_GUILD: u64 = 417_977_361_011_573_001;
+    let nobody = app.key(Some(EMPTY_GUILD), KeyScope::Read).await;
     app.join(Join::invite(member(1), "alice1", ALICE, 30)).await;
     app.join(Join::invite(member(2), "bob1", BOB, 20)).await;
     // More joins than one page of the export (2,000), written directly.
@@ -158,9 +161,27 @@ async fn exports_stream_every_join_and_inviter_as_csv_and_json() {
         lines[1]
     );
 
-    let json: Value = serde_json::from_str(&download("joins", "json").await).expect("JSON");
+    let exported = download("joins", "json").await;
+    let json: Value = serde_json::from_str(&exported).expect("JSON");
     let joins = json.as_array().expect("an array");
     assert_eq!(joins.len(), 2102);
+    // Imported into another guild (in batches, more than one), it gives that guild the same
+    // inviters.
+    let imported: Value = app
+        .http
+        .post(app.url(&format!(
+            "/v1/bots/{BOT}/guilds/{OTHER_GUILD}/import/joins?author=mover"
+        )))
+        .bearer_auth(&other_admin)
+        .header("Content-Type", "application/json")
+        .body(exported.clone())
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(imported["written"], 2102, "{imported}");
     assert_eq!(joins[1]["inviter_id"], BOB.to_string());
     assert_eq!(joins[2101]["unknown_reason"], "untracked");
 
@@ -177,14 +198,28 @@ async fn exports_stream_every_join_and_inviter_as_csv_and_json() {
     assert_eq!(inviters[0]["inviter_id"], ALICE.to_string());
     assert_eq!(inviters[0]["real"], 1);
 
+    // The guild the joins were imported into has the same inviters.
+    let copied = app
+        .http
+        .get(app.url(&format!(
+            "/v1/bots/{BOT}/guilds/{OTHER_GUILD}/export/inviters?format=csv"
+        )))
+        .bearer_auth(&other_admin)
+        .send()
+        .await
+        .expect("a response")
+        .text()
+        .await
+        .expect("a body");
+    assert_eq!(copied, download("inviters", "csv").await);
+
     // A guild with nothing: the header alone, or an empty array.
-    let other = app.key(Some(OTHER_GUILD), KeyScope::Read).await;
     let empty = app
         .http
         .get(app.url(&format!(
-            "/v1/bots/{BOT}/guilds/{OTHER_GUILD}/export/inviters?format=json"
+            "/v1/bots/{BOT}/guilds/{EMPTY_GUILD}/export/inviters?format=json"
         )))
-        .bearer_auth(&other)
+        .bearer_auth(&nobody)
         .send()
         .await
         .expect("a response");
@@ -342,7 +377,7 @@ async fn an_export_imported_into_a_fresh_database_gives_the_same_counts() {
         "the same counts"
     );
     // Imported again: nothing new.
-    let (_, again) = import("/import/joins", joins, "application/json").await;
+    let (_, again) = import("/import/joins", joins.clone(), "application/json").await;
     assert_eq!(
         (again["written"].as_i64(), again["already_there"].as_i64()),
         (Some(0), Some(7))
@@ -376,6 +411,17 @@ async fn an_export_imported_into_a_fresh_database_gives_the_same_counts() {
     )
     .await;
     assert_eq!(status, 400);
+    // A good file with one bad join at its end: refused whole, naming it.
+    let spoiled = joins.replace("\n]\n", ",\n{\"member_id\": \"x\"}\n]\n");
+    assert_ne!(spoiled, joins);
+    let (status, refused) = import("/import/joins", spoiled, "application/json").await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().expect("message");
+    assert!(message.contains("join 7"), "{message}");
+    assert_eq!(
+        export(&target, &target_admin, "inviters", "csv").await,
+        inviters
+    );
     // A read key may not import.
     let response = target
         .http
