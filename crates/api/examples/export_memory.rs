@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo build --release -p invitrack-api --example export_memory
 //! target/release/examples/export_memory 1000000 csv
+//! target/release/examples/export_memory 1000000 json import   # then imports it (with curl)
 //! ```
 
 use std::net::SocketAddr;
@@ -107,11 +108,53 @@ async fn main() -> anyhow::Result<()> {
         .error_for_status()?;
     let first_byte = started.elapsed();
     let (mut bytes, mut lines) = (0_u64, 0_u64);
+    // With `import`, the JSON export is kept in a file and then imported into another guild.
+    let import = args.iter().any(|a| a == "import") && format == "json";
+    let file_path = std::env::temp_dir().join(format!("{name}.json"));
+    let mut file = import
+        .then(|| std::fs::File::create(&file_path))
+        .transpose()?;
     while let Some(chunk) = response.chunk().await? {
         bytes += chunk.len() as u64;
         lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        if let Some(file) = &mut file {
+            std::io::Write::write_all(file, &chunk)?;
+        }
     }
     let took = started.elapsed();
+    let export_peak = AtomicU64::load(&peak, Ordering::Relaxed);
+    let mut imported = None;
+    if import {
+        drop(file);
+        let (admin_key, _) = keys::create_key(
+            &mut conn,
+            invitrack_model::BotId::new(BOT),
+            None,
+            KeyScope::Admin,
+            "import benchmark",
+        )
+        .await?;
+        AtomicU64::store(&peak, rss_kib(), Ordering::Relaxed);
+        let started = Instant::now();
+        // curl sends the file: its memory is its own, not this process's.
+        let output = tokio::process::Command::new("curl")
+            .args(["-s", "-X", "POST", "--data-binary"])
+            .arg(format!("@{}", file_path.display()))
+            .args(["-H", "Content-Type: application/json", "-H"])
+            .arg(format!("Authorization: Bearer {admin_key}"))
+            .arg(format!(
+                "{address}/v1/bots/{BOT}/guilds/{}/import/joins?author=benchmark",
+                GUILD + 1
+            ))
+            .output()
+            .await?;
+        imported = Some((
+            started.elapsed(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            AtomicU64::load(&peak, Ordering::Relaxed),
+        ));
+        std::fs::remove_file(&file_path).ok();
+    }
     done.store(true, Ordering::Relaxed);
     sampler.join().ok();
     shutdown.cancel();
@@ -129,7 +172,14 @@ async fn main() -> anyhow::Result<()> {
         first_byte.as_millis(),
         joins as f64 / took.as_secs_f64(),
         before / 1024,
-        AtomicU64::load(&peak, Ordering::Relaxed) / 1024
+        export_peak / 1024
     );
+    if let Some((took, answer, peak)) = imported {
+        println!(
+            "import of that file into another guild: {answer} in {:.1} s; RSS peak while importing {} MiB",
+            took.as_secs_f64(),
+            peak / 1024
+        );
+    }
     Ok(())
 }
