@@ -41,8 +41,6 @@ impl Driver {
     }
 
     async fn browser(&self, width: u32, height: u32) -> Client {
-        // Once per process; a second install is refused and harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut capabilities = serde_json::Map::new();
         let mut args = vec![
             "--headless=new".to_owned(),
@@ -55,8 +53,7 @@ impl Driver {
             args.push(format!("--binary={binary}"));
         }
         capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
-        ClientBuilder::rustls()
-            .expect("TLS roots")
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
