@@ -5,7 +5,6 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use invitrack_model::{BotId, UserId};
 use invitrack_storage::export::{self as pages, JoinCursor, JoinRow};
-use invitrack_storage::keys::KeyScope;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -59,11 +58,7 @@ pub async fn me(caller: Caller) -> HttpResponse {
         label: key.label.clone(),
         bot_id: key.bot_id.to_string(),
         guild_id: key.guild_id.map(|g| g.to_string()),
-        scope: match key.scope {
-            KeyScope::Admin => "admin",
-            KeyScope::Read => "read",
-        }
-        .to_owned(),
+        scope: key.scope.as_str().to_owned(),
     })
 }
 

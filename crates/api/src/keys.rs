@@ -90,16 +90,11 @@ pub async fn create(
     caller.admin(&guild)?;
     let body = Body::parse(&req, &body)?;
     let label = body.required_text("label", LABEL_MAX)?;
-    let scope = match body.required_text("scope", 10)?.as_str() {
-        "read" => KeyScope::Read,
-        "admin" => KeyScope::Admin,
-        other => {
-            return Err(ApiError::InvalidParameter {
-                name: "scope",
-                problem: format!("{other:?} is not read or admin"),
-            });
-        }
-    };
+    let raw_scope = body.required_text("scope", 10)?;
+    let scope = KeyScope::parse(&raw_scope).ok_or_else(|| ApiError::InvalidParameter {
+        name: "scope",
+        problem: format!("{raw_scope:?} is not read or admin"),
+    })?;
     let author = body.required_text("author", AUTHOR_MAX)?;
     let mut conn = state.connection().await?;
     let (token, key) = queries::create_guild_key(

@@ -672,25 +672,49 @@ pub(crate) fn token_major(token: &str) -> u64 {
     hasher.finish()
 }
 
+/// A route of an interaction's webhook (`/webhooks/{application_id}/{token}...`): the body
+/// checked by `parse`, then `apply`d to the world, bucketed by token, no `Authorization`.
+async fn interaction_webhook<Form>(
+    path: web::Path<(String, String)>,
+    body: &[u8],
+    world: &World,
+    parse: fn(&[u8]) -> Result<Form, FormError>,
+    apply: impl FnOnce(
+        &mut State,
+        Id<twilight_model::id::marker::ApplicationMarker>,
+        &str,
+        Form,
+    ) -> Result<String, WorldError>,
+) -> HttpResponse {
+    let (raw_id, token) = path.into_inner();
+    let major = token_major(&token);
+    let application_id = match snowflake(&raw_id) {
+        Ok(id) => id,
+        Err(e) => return reject(world, Route::InteractionWebhook, major, e),
+    };
+    let form = match parse(body) {
+        Ok(form) => form,
+        Err(e) => return reject(world, Route::InteractionWebhook, major, e.into()),
+    };
+    answer_unauthenticated(world, Route::InteractionWebhook, major, |s| {
+        ok(apply(s, application_id, &token, form)?)
+    })
+    .await
+}
+
 /// `PATCH /webhooks/{application_id}/{token}/messages/@original`.
 async fn edit_original(
     path: web::Path<(String, String)>,
     body: web::Bytes,
     world: web::Data<World>,
 ) -> HttpResponse {
-    let (raw_id, token) = path.into_inner();
-    let major = token_major(&token);
-    let application_id = match snowflake(&raw_id) {
-        Ok(id) => id,
-        Err(e) => return reject(&world, Route::InteractionWebhook, major, e),
-    };
-    let form = match interaction_form::parse_edit(&body) {
-        Ok(form) => form,
-        Err(e) => return reject(&world, Route::InteractionWebhook, major, e.into()),
-    };
-    answer_unauthenticated(&world, Route::InteractionWebhook, major, |s| {
-        ok(s.rest_edit_original(application_id, &token, form)?)
-    })
+    interaction_webhook(
+        path,
+        &body,
+        &world,
+        interaction_form::parse_edit,
+        State::rest_edit_original,
+    )
     .await
 }
 
@@ -700,19 +724,13 @@ async fn create_followup(
     body: web::Bytes,
     world: web::Data<World>,
 ) -> HttpResponse {
-    let (raw_id, token) = path.into_inner();
-    let major = token_major(&token);
-    let application_id = match snowflake(&raw_id) {
-        Ok(id) => id,
-        Err(e) => return reject(&world, Route::InteractionWebhook, major, e),
-    };
-    let form = match interaction_form::parse_followup(&body) {
-        Ok(form) => form,
-        Err(e) => return reject(&world, Route::InteractionWebhook, major, e.into()),
-    };
-    answer_unauthenticated(&world, Route::InteractionWebhook, major, |s| {
-        ok(s.rest_create_followup(application_id, &token, form)?)
-    })
+    interaction_webhook(
+        path,
+        &body,
+        &world,
+        interaction_form::parse_followup,
+        State::rest_create_followup,
+    )
     .await
 }
 
