@@ -37,9 +37,11 @@ worker:
 api:
     cargo run -p invitrack-api
 
-# Validate docker-compose.yml offline (apt-get install docker-compose).
+# Validate docker-compose.yml offline with nothing set (apt-get install docker-compose);
+# .ci/run also runs Compose v2, hadolint and dclint.
 compose-check:
-    DISCORD_TOKEN=ci-placeholder docker-compose -f docker-compose.yml config -q
+    env -i PATH="$PATH" docker-compose -f docker-compose.yml config -q
+    env -i PATH="$PATH" docker-compose -f docker-compose.yml --profile nats-cluster --profile monitoring config -q
 
 release:
     cargo build --release --workspace --bins
