@@ -268,7 +268,11 @@ impl Connection {
             return Err((4013, "Invalid intent(s)."));
         }
         if intents & crate::sessions::intents::PRIVILEGED & !self.world.privileged_intents() != 0 {
-            tracing::info!(conn_id = self.conn_id, intents, "IDENTIFY with a disallowed intent");
+            tracing::info!(
+                conn_id = self.conn_id,
+                intents,
+                "IDENTIFY with a disallowed intent"
+            );
             return Err((4014, "Disallowed intent(s)."));
         }
         let link = self.link.take().ok_or((4005, "Already authenticated."))?;
