@@ -1,6 +1,7 @@
 //! `invitrack`: the command line for operators. Thin: each command calls a library.
 
 mod demo;
+mod invite_url;
 mod keys;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ enum Command {
     /// Run the simulator, ingest, worker and API together, with members joining and leaving,
     /// until Ctrl-C. With DISCORD_TOKEN set, run against Discord instead of the simulator.
     Demo(Box<demo::DemoArgs>),
+    /// Print the URL that adds the bot to a server with the permissions invitrack uses.
+    InviteUrl(invite_url::InviteUrlArgs),
 }
 
 #[tokio::main]
@@ -54,5 +57,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys::run(command).await,
         Command::Demo(args) => demo::run(*args).await,
+        Command::InviteUrl(args) => invite_url::run(&args),
     }
 }

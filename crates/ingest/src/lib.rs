@@ -69,6 +69,24 @@ pub enum IngestError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The gateway closed with 4014: the application may not use a privileged intent ingest
+    /// identifies with. `GUILD_MEMBERS` is the only privileged one in [`INTENTS`]
+    /// (`docs/discord.md#members`).
+    #[error(
+        "gateway shard {shard} closed with 4014 (disallowed intents): the Server Members \
+         privileged intent (GUILD_MEMBERS), which ingest needs for joins and leaves, is not \
+         turned on for this application. Turn it on in the Developer Portal: your application \
+         → Bot → Privileged Gateway Intents → Server Members Intent (a verified application \
+         must also be approved for it), then start ingest again"
+    )]
+    DisallowedIntents { shard: u32 },
+    /// The gateway closed with 4004: it refused the token ingest identified with.
+    #[error(
+        "gateway shard {shard} closed with 4004 (authentication failed): Discord rejected the \
+         bot token; check DISCORD_TOKEN (Developer Portal: your application → Bot → Reset \
+         Token)"
+    )]
+    GatewayAuthenticationFailed { shard: u32 },
     #[error("gateway shard {shard} closed fatally (code {code}: {reason})")]
     FatalClose {
         shard: u32,
@@ -317,6 +335,20 @@ impl Ingest {
     }
 }
 
+/// The error for a shard closed with `code`, named for the close codes an operator can fix
+/// (`docs/discord.md#gateway-close-codes`).
+fn fatal_close(shard: u32, code: u16, reason: String) -> IngestError {
+    match code {
+        4004 => IngestError::GatewayAuthenticationFailed { shard },
+        4014 => IngestError::DisallowedIntents { shard },
+        _ => IngestError::FatalClose {
+            shard,
+            code,
+            reason,
+        },
+    }
+}
+
 fn gateway_config(config: &IngestConfig, queue: InMemoryQueue) -> Config {
     let mut builder = ConfigBuilder::new(config.discord_token.clone(), INTENTS).queue(queue);
     if let Some(url) = &config.discord_gateway_url {
@@ -453,11 +485,7 @@ impl ShardReader {
                     .map(|f| f.reason.to_string())
                     .unwrap_or_default();
                 if shard.state() == ShardState::FatallyClosed {
-                    return Err(IngestError::FatalClose {
-                        shard: shard_id,
-                        code,
-                        reason,
-                    });
+                    return Err(fatal_close(shard_id, code, reason));
                 }
                 tracing::warn!(shard = shard_id, code, %reason, "gateway closed; reconnecting");
                 continue;

@@ -5,7 +5,8 @@
 //! session's channel. Frames are compact JSON in `t, s, op, d` order (twilight finds those
 //! keys by string search). Close codes follow Discord: 4001 unknown opcode, 4002 decode
 //! error, 4003 not authenticated, 4004 authentication failed, 4005 already authenticated,
-//! 4009 session timed out, 4010 invalid shard, 4012 invalid API version, 4013 invalid intents.
+//! 4009 session timed out, 4010 invalid shard, 4012 invalid API version, 4013 invalid intents,
+//! 4014 disallowed intents.
 
 use crate::{
     sessions::{Link, Outbound},
@@ -265,6 +266,14 @@ impl Connection {
         let intents = identify.intents.ok_or((4013, "Invalid intent(s)."))?;
         if intents >= 1 << 26 {
             return Err((4013, "Invalid intent(s)."));
+        }
+        if intents & crate::sessions::intents::PRIVILEGED & !self.world.privileged_intents() != 0 {
+            tracing::info!(
+                conn_id = self.conn_id,
+                intents,
+                "IDENTIFY with a disallowed intent"
+            );
+            return Err((4014, "Disallowed intent(s)."));
         }
         let link = self.link.take().ok_or((4005, "Already authenticated."))?;
         let request = IdentifyRequest {

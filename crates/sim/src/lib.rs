@@ -90,6 +90,10 @@ pub struct SimConfig {
     /// The OAuth2 client of the bot's application: its secret (default
     /// [`DEFAULT_CLIENT_SECRET`]) and registered redirect URIs (default none).
     pub oauth2: OAuth2Options,
+    /// The privileged intents turned on for the application in the developer portal (default:
+    /// all of them, [`intents::PRIVILEGED`]); an IDENTIFY with another is closed with
+    /// 4014, as Discord does.
+    pub privileged_intents: u64,
 }
 
 impl Default for SimConfig {
@@ -106,6 +110,7 @@ impl Default for SimConfig {
             message_capacity: DEFAULT_MESSAGE_CAPACITY,
             truth_file: None,
             oauth2: OAuth2Options::default(),
+            privileged_intents: sessions::intents::PRIVILEGED,
         }
     }
 }
@@ -193,6 +198,7 @@ impl Simulator {
                 gateway_queue: config.gateway_queue,
                 message_capacity: config.message_capacity,
                 oauth2: config.oauth2.clone(),
+                privileged_intents: config.privileged_intents,
             },
         );
         let deliverer =

@@ -147,6 +147,7 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
                 .map(str::to_owned)
                 .collect(),
         },
+        privileged_intents: invitrack_sim::intents::PRIVILEGED,
     })
 }
 

@@ -94,6 +94,13 @@ pub mod intents {
     pub const GUILD_MEMBERS: u64 = 1 << 1;
     /// GUILD_INVITES.
     pub const GUILD_INVITES: u64 = 1 << 6;
+    /// GUILD_PRESENCES (privileged).
+    pub const GUILD_PRESENCES: u64 = 1 << 8;
+    /// MESSAGE_CONTENT (privileged).
+    pub const MESSAGE_CONTENT: u64 = 1 << 15;
+    /// The privileged intents: an IDENTIFY with one the application has not turned on is
+    /// closed with 4014.
+    pub const PRIVILEGED: u64 = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT;
 }
 
 /// A dispatch event name and the intent a session needs to receive it.

@@ -1,5 +1,6 @@
-//! Discord's errors: a bad token stops ingest at once with a clear message; 5xx and 429 on
-//! invite reads are retried until the snapshot is taken, and counted.
+//! Discord's errors: a bad token, or a privileged intent the application has not turned on,
+//! stops ingest at once with a clear message; 5xx and 429 on invite reads are retried until the
+//! snapshot is taken, and counted.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,6 +28,41 @@ async fn a_bad_token_is_a_clear_error() {
         .expect("a 401 stops ingest");
     assert!(matches!(error, IngestError::InvalidToken), "{error:?}");
     assert!(error.to_string().contains("DISCORD_TOKEN"), "{error}");
+    bus.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_disallowed_intent_names_the_server_members_intent_and_where_to_turn_it_on() {
+    let bus = TestBus::new(&nats_url()).await;
+    // The application has no privileged intent turned on: the gateway closes with 4014.
+    let sim = start_sim(SimConfig {
+        privileged_intents: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(30),
+        invitrack_ingest::run(
+            ingest_config(&sim, &bus.config),
+            tokio_util::sync::CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("ingest stops by itself");
+    let error = stopped.expect_err("4014 stops ingest");
+    assert!(
+        matches!(error, IngestError::DisallowedIntents { shard: 0 }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    for needed in [
+        "4014",
+        "Server Members",
+        "Developer Portal",
+        "Privileged Gateway Intents",
+    ] {
+        assert!(message.contains(needed), "{needed:?} missing: {message}");
+    }
     bus.cleanup().await;
 }
 

@@ -106,6 +106,7 @@ struct Inner {
     wake: Arc<Condvar>,
     scheduler_started: AtomicBool,
     gateway_queue: usize,
+    privileged_intents: u64,
     me: Weak<Inner>,
 }
 
@@ -125,6 +126,9 @@ pub struct WorldOptions {
     pub message_capacity: usize,
     /// The OAuth2 client's secret and redirect URIs.
     pub oauth2: OAuth2Options,
+    /// The privileged intents turned on for the application (default: all of them); an
+    /// IDENTIFY with another is closed with 4014.
+    pub privileged_intents: u64,
 }
 
 impl Default for WorldOptions {
@@ -136,6 +140,7 @@ impl Default for WorldOptions {
             gateway_queue: DEFAULT_GATEWAY_QUEUE,
             message_capacity: DEFAULT_MESSAGE_CAPACITY,
             oauth2: OAuth2Options::default(),
+            privileged_intents: crate::sessions::intents::PRIVILEGED,
         }
     }
 }
@@ -169,6 +174,7 @@ impl World {
                 wake,
                 scheduler_started: AtomicBool::new(false),
                 gateway_queue: options.gateway_queue.max(16),
+                privileged_intents: options.privileged_intents,
                 me: me.clone(),
             }),
         };
@@ -220,6 +226,12 @@ impl World {
     /// Capacity of each gateway connection's frame queue.
     pub fn gateway_queue(&self) -> usize {
         self.inner.gateway_queue
+    }
+
+    /// The privileged intents the application may identify with.
+    #[must_use]
+    pub fn privileged_intents(&self) -> u64 {
+        self.inner.privileged_intents
     }
 
     /// Facts about the bot.
