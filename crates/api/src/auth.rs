@@ -8,15 +8,16 @@
 //! bucket (`API_RATE_LIMIT_PER_SECOND`, `API_RATE_LIMIT_BURST`): past it, 429 with `Retry-After`.
 
 use invitrack_model::{BotId, GuildId, GuildKey};
-use std::collections::HashMap;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use invitrack_storage::keys::{self, ApiKey, KeyScope};
 use invitrack_storage::sessions::Session;
 use moka::sync::Cache;
@@ -116,22 +117,20 @@ impl KeyCache {
     }
 }
 
-/// Token buckets per key id.
+/// A token bucket per key id (governor's GCRA, which is a token bucket without a timer).
 pub struct RateLimiter {
-    /// Tokens per second; 0 = no limit.
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+    /// `None` when the rate is 0: no limit.
+    limiter: Option<DefaultKeyedRateLimiter<i64>>,
 }
 
 impl RateLimiter {
     #[must_use]
     pub fn new(per_second: u32, burst: u32) -> Self {
-        Self {
-            rate: f64::from(per_second),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self { limiter }
     }
 
     /// Takes one token for `key_id`, or says how many whole seconds until one is available.
@@ -139,23 +138,14 @@ impl RateLimiter {
     /// # Errors
     /// The seconds to wait when the bucket is empty.
     pub fn take(&self, key_id: i64) -> Result<(), u64> {
-        if self.rate <= 0.0 {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
-        }
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (tokens, at) = buckets.entry(key_id).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - *tokens) / self.rate;
-            // At least 1 s: Retry-After has whole seconds. The value is small and positive.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            Err((wait.ceil() as u64).max(1))
-        }
+        };
+        limiter.check_key(&key_id).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            // Whole seconds, rounded up, at least 1: Retry-After has whole seconds.
+            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        })
     }
 }
 

@@ -1,5 +1,7 @@
-//! One JSON error shape for every failure: `{"error": {"code": "...", "message": "..."}}`.
-//! `code` is stable and machine-readable; `message` is for people.
+//! One JSON error shape for every failure:
+//! `{"error": {"code": "...", "message": "..."}, "message": "..."}`. `code` is stable and
+//! machine-readable; `message` is for people, and is repeated at the top level because
+//! InviteLogger answers errors with a top-level `message`, which its clients read.
 //!
 //! Handlers fail with [`ApiError`]. Errors actix produces itself (unknown routes, wrong methods,
 //! extractor and payload errors) go through [`normalize`], which rewrites any error response
@@ -59,6 +61,22 @@ pub enum ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// `error.message` again, where InviteLogger's clients look for it.
+    #[schema(example = "invalid parameter guild_id: \"abc\" is not a Discord id")]
+    pub message: String,
+}
+
+impl ErrorBody {
+    #[must_use]
+    pub fn new(code: &str, message: String) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.clone(),
+            },
+            message,
+        }
+    }
 }
 
 /// What went wrong.
@@ -141,24 +159,14 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message: self.to_string(),
-            },
-        })
+        response.json(ErrorBody::new(self.code(), self.to_string()))
     }
 }
 
 /// The same shape for errors actix produces itself (unknown routes, wrong methods).
 #[must_use]
 pub fn plain(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
-        error: ErrorDetail {
-            code: code.to_owned(),
-            message: message.to_owned(),
-        },
-    })
+    HttpResponse::build(status).json(ErrorBody::new(code, message.to_owned()))
 }
 
 /// The code for an error response actix made itself, from its status.

@@ -10,7 +10,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     invitrack_telemetry::init();
-    let cli = Cli::parse();
+    let cli: Cli = invitrack_telemetry::parse_args();
     let shutdown = invitrack_telemetry::shutdown_on_ctrl_c();
     invitrack_api::run(cli.config, shutdown).await?;
     Ok(())

@@ -128,12 +128,16 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
     let stop = shutdown.child_token();
     let metrics_addr = match config.metrics_bind {
         Some(addr) => {
-            let endpoint = invitrack_telemetry::MetricsEndpoint::bind(addr)
-                .await
+            let endpoint = invitrack_telemetry::OpsEndpoint::bind(addr)
                 .map_err(|source| BotError::MetricsBind { addr, source })?;
             let bound = endpoint.local_addr().ok();
-            let shown = Arc::clone(&metrics);
-            tokio::spawn(endpoint.serve(Arc::new(move || shown.render()), stop.clone()));
+            let readiness = readiness(Arc::clone(&gate), bus.client.clone(), pool.clone());
+            let serving = endpoint.serve(metrics.registry.clone(), readiness, stop.clone());
+            tokio::spawn(async move {
+                if let Err(error) = serving.await {
+                    tracing::error!(%error, "metrics and health endpoint failed");
+                }
+            });
             bound
         }
         None => None,
@@ -198,4 +202,26 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
         }
     }
     outcome
+}
+
+/// Ready: Discord accepts the token, NATS is connected and PostgreSQL answers.
+fn readiness(
+    gate: Arc<DiscordGate>,
+    nats: async_nats::Client,
+    pool: invitrack_storage::Pool,
+) -> invitrack_telemetry::Readiness {
+    Arc::new(move || {
+        let (gate, nats, pool) = (Arc::clone(&gate), nats.clone(), pool.clone());
+        Box::pin(async move {
+            if gate.token_invalid() {
+                return Err("Discord refused the bot token (401)".to_owned());
+            }
+            if nats.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            invitrack_storage::ping(&pool)
+                .await
+                .map_err(|error| format!("PostgreSQL does not answer: {error}"))
+        })
+    })
 }

@@ -1,6 +1,6 @@
 //! What the bot shows at `GET /metrics` (`BOT_METRICS_BIND`): its messages by outcome, the
 //! decisions waiting for it, the channels paused after a 403, and its calls to Discord
-//! (`docs/bot.md#metrics`). The webhook sender registers its own in the same registry.
+//! (`docs/metrics.md`). The webhook sender registers its own in the same registry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use invitrack_bus::Bus;
 use invitrack_discord::DiscordGate;
 use invitrack_model::BotId;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
 /// How often the decisions waiting are read from JetStream.
@@ -26,7 +26,6 @@ pub(crate) struct BotMetrics {
     /// Channels paused after a 403.
     pub(crate) channels_paused: IntGauge,
     waiting: IntGaugeVec,
-    gate: Arc<DiscordGate>,
 }
 
 impl BotMetrics {
@@ -80,6 +79,8 @@ impl BotMetrics {
         ] {
             messages.with_label_values(&[outcome]);
         }
+        invitrack_discord::GateMetrics::register("invitrack_bot", gate, &registry)
+            .expect("registered once");
         Self {
             registry,
             messages,
@@ -87,17 +88,7 @@ impl BotMetrics {
             retries,
             channels_paused,
             waiting,
-            gate,
         }
-    }
-
-    /// Everything in Prometheus' text format.
-    pub(crate) fn render(&self) -> String {
-        let mut out = TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default();
-        invitrack_discord::write_gate_metrics(&mut out, "invitrack_bot", &self.gate, &[]);
-        out
     }
 
     /// Keeps `invitrack_bot_decisions_waiting` up to date until `stop`.

@@ -1,6 +1,7 @@
 //! `invitrack`: the command line for operators. Thin: each command calls a library.
 
 mod demo;
+mod healthcheck;
 mod invite_url;
 mod keys;
 
@@ -33,6 +34,9 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Check a health URL (`/health/ready` of a service): exit 0 when it answers 2xx. For
+    /// container health checks: the image has no curl.
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Run the simulator, ingest, worker and API together, with members joining and leaving,
     /// until Ctrl-C. With DISCORD_TOKEN set, run against Discord instead of the simulator.
     Demo(Box<demo::DemoArgs>),
@@ -43,7 +47,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     invitrack_telemetry::init();
-    let cli = Cli::parse();
+    let cli: Cli = invitrack_telemetry::parse_args();
     match cli.command {
         Command::Migrate { database_url } => {
             let applied = invitrack_storage::prepare_database(&database_url).await?;
@@ -58,5 +62,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { command } => keys::run(command).await,
         Command::Demo(args) => demo::run(*args).await,
         Command::InviteUrl(args) => invite_url::run(&args),
+        Command::Healthcheck(args) => {
+            std::process::exit(i32::from(healthcheck::run(args).await));
+        }
     }
 }

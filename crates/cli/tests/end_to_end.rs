@@ -19,10 +19,14 @@ use tokio_util::sync::CancellationToken;
 struct Stack {
     sim: invitrack_sim::RunningSim,
     api: String,
+    /// Where ingest and the worker serve metrics and health.
+    ingest_ops: SocketAddr,
+    worker_ops: SocketAddr,
     /// Dropped (with FORCE) when the stack is.
     _database: TestDatabase,
     database_url: String,
     bot_id: u64,
+    bus: BusConfig,
     layout: invitrack_bus::BusLayout,
     shutdown: CancellationToken,
     http: reqwest::Client,
@@ -49,6 +53,9 @@ impl Stack {
         invitrack_storage::prepare_database(&database_url)
             .await
             .expect("database");
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let ingest_ops = loopback(invitrack_testkit::free_port());
+        let worker_ops = loopback(invitrack_testkit::free_port());
         tokio::spawn(invitrack_worker::run(
             WorkerConfig {
                 db_connections: 2,
@@ -56,6 +63,7 @@ impl Stack {
                 tick_ms: 100,
                 gateway_lag_ms: 1_000,
                 max_pending_ms: 60_000,
+                metrics_bind: Some(worker_ops),
                 ..WorkerConfig::new(database_url.clone(), bus.clone())
             },
             shutdown.clone(),
@@ -65,7 +73,8 @@ impl Stack {
                 discord_gateway_url: Some(sim.gateway_url()),
                 discord_api_proxy: Some(sim.api_proxy()),
                 buffer: 10_000,
-                ..IngestConfig::new(SimConfig::default().bot_token, bus)
+                metrics_bind: Some(ingest_ops),
+                ..IngestConfig::new(SimConfig::default().bot_token, bus.clone())
             },
             shutdown.clone(),
         ));
@@ -83,6 +92,9 @@ impl Stack {
         Self {
             sim,
             api: api_url,
+            ingest_ops,
+            worker_ops,
+            bus,
             _database: database,
             database_url,
             bot_id: SimConfig::default().bot_user_id,
@@ -380,5 +392,216 @@ async fn joins_travel_from_gateway_to_api() {
     );
 
     drop(conn);
+    stack.clean_up().await;
+}
+
+/// `GET url`: the status and the body.
+async fn fetch(http: &reqwest::Client, url: &str) -> (u16, String) {
+    match http.get(url).send().await {
+        Ok(response) => (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        ),
+        Err(error) => (0, error.to_string()),
+    }
+}
+
+/// The metric families (`# TYPE` lines) of a Prometheus text exposition.
+fn families(exposition: &str) -> std::collections::BTreeSet<String> {
+    exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The metric names `docs/metrics.md` lists for `service`.
+fn documented(service: &str) -> std::collections::BTreeSet<String> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/metrics.md"
+    ))
+    .expect("docs/metrics.md");
+    doc.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | `name{labels}` | service | type | meaning |
+            let name = cells.get(1)?.strip_prefix("`invitrack_")?;
+            (cells.get(2) == Some(&service)).then(|| {
+                let name = name.trim_end_matches('`');
+                let name = name.split('{').next().unwrap_or(name);
+                format!("invitrack_{name}")
+            })
+        })
+        .collect()
+}
+
+/// Runs `invitrack healthcheck url`: whether it passed, and what it printed on stderr.
+fn healthcheck(url: &str) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_invitrack"))
+        .args(["healthcheck", url, "--timeout-secs", "5"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("invitrack healthcheck runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_service_serves_the_documented_metrics_and_its_health() {
+    let stack = Stack::start().await;
+    let bot_ops = SocketAddr::from(([127, 0, 0, 1], invitrack_testkit::free_port()));
+    let mut bot = invitrack_bot::BotConfig::new(
+        SimConfig::default().bot_token,
+        stack.database_url.clone(),
+        stack.bus.clone(),
+    );
+    bot.discord_api_proxy = Some(stack.sim.api_proxy());
+    bot.metrics_bind = Some(bot_ops);
+    bot.db_connections = 2;
+    bot.webhooks.enabled = true;
+    tokio::spawn(invitrack_bot::run(bot, stack.shutdown.clone()));
+
+    // Traffic, so that every family has a sample: a guild, an invite, joins decided.
+    let guild = stack
+        .control("/guilds", json!({"name": "ops", "manage_guild": true}))
+        .await;
+    let guild_id = guild["guild_id"].as_str().expect("guild id").to_owned();
+    let code = stack
+        .create_invite(&guild_id, json!({"inviter_id": "1100000000000000001"}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..2 {
+        stack
+            .control(&format!("/guilds/{guild_id}/joins"), json!({"code": code}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    let key = stack.create_key(None);
+    let bot_id = stack.bot_id;
+    let user = format!(
+        "/v1/invites/user?bot_id={bot_id}&guild_id={guild_id}&inviter_id=1100000000000000001"
+    );
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (_, counts) = stack.get(&user, Some(&key)).await;
+        if counts["total"] == json!(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "joins never counted: {counts}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stack.get(&user, Some(&key)).await; // a cached answer
+    stack.get(&user, Some("invalid")).await; // a refused key
+
+    let services = [
+        ("ingest", format!("http://{}", stack.ingest_ops)),
+        ("worker", format!("http://{}", stack.worker_ops)),
+        ("bot", format!("http://{bot_ops}")),
+        ("api", stack.api.clone()),
+    ];
+    for (service, base) in &services {
+        // Ready once connected (the bot's shards are ingest's; its readiness is NATS and
+        // PostgreSQL).
+        let ready = format!("{base}/health/ready");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = fetch(&stack.http, &ready).await;
+            if status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service} never ready: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (status, _) = fetch(&stack.http, &format!("{base}/health/live")).await;
+        assert_eq!(status, 200, "{service} live");
+        let (passed, said) = healthcheck(&ready);
+        assert!(passed, "invitrack healthcheck {ready}: {said}");
+
+        // The families the service serves are exactly those the documentation lists for it.
+        let expected = documented(service);
+        assert!(
+            !expected.is_empty(),
+            "docs/metrics.md lists nothing for {service}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, exposition) = fetch(&stack.http, &format!("{base}/metrics")).await;
+            assert_eq!(status, 200, "{service} /metrics");
+            let served = families(&exposition);
+            if served == expected {
+                break;
+            }
+            // Label-only families (the bot's waiting decisions, the API's requests) show once
+            // they have a sample: wait a little for those, never for a name out of place.
+            let undocumented: Vec<_> = served.difference(&expected).collect();
+            assert!(
+                undocumented.is_empty(),
+                "{service} serves metrics docs/metrics.md does not list: {undocumented:?}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{service} never served {:?}",
+                expected.difference(&served).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    // The worker counted the decisions by source; ingest read the guild once.
+    let (_, worker) = fetch(&stack.http, &format!("http://{}/metrics", stack.worker_ops)).await;
+    assert!(
+        worker.contains("invitrack_worker_decisions_total{source=\"invite\"} 2"),
+        "{worker}"
+    );
+    let (_, ingest) = fetch(&stack.http, &format!("http://{}/metrics", stack.ingest_ops)).await;
+    assert!(
+        ingest.contains("invitrack_ingest_guilds_read 1"),
+        "{ingest}"
+    );
+
+    // The Grafana dashboard asks only for documented metrics.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana/dashboards/invitrack.json"
+    ))
+    .expect("the dashboard");
+    let all_documented: std::collections::BTreeSet<String> = ["ingest", "worker", "bot", "api"]
+        .into_iter()
+        .flat_map(documented)
+        .collect();
+    let mut asked = 0;
+    for (start, _) in dashboard.match_indices("invitrack_") {
+        let name: String = dashboard[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| all_documented.contains(*base))
+            .unwrap_or(&name);
+        assert!(
+            all_documented.contains(family),
+            "the dashboard asks for {name}, which no service serves"
+        );
+        asked += 1;
+    }
+    assert!(asked > 20, "the dashboard's queries were not found");
+
+    // A service that does not answer fails the check, saying why.
+    let closed = format!(
+        "http://127.0.0.1:{}/health/ready",
+        invitrack_testkit::free_port()
+    );
+    let (passed, said) = healthcheck(&closed);
+    assert!(!passed);
+    assert!(said.contains("is not healthy"), "{said}");
     stack.clean_up().await;
 }

@@ -12,7 +12,7 @@ pub use gate::{
     DEFAULT_REJECTION_CEILING, DiscordGate, GateError, GateStats, REJECTION_WINDOW, Request,
     status_of,
 };
-pub use metrics::write_gate_metrics;
+pub use metrics::GateMetrics;
 
 /// A twilight-http client for `token`, sending to `api_proxy` (`host:port`, plain HTTP: the
 /// simulator or twilight-http-proxy) instead of Discord when given. A 401 is reported to the

@@ -1,79 +1,129 @@
-//! The gate's figures in Prometheus' text format, under a service's prefix: the same families
-//! for every service that calls Discord.
+//! The gate's figures as Prometheus metrics under a service's prefix: the same families for
+//! every service that calls Discord. They are read from the gate when scraped.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::DiscordGate;
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// `{prefix}_discord_*`: requests sent, error answers by status (the gate's 401, 403 and 429,
+/// and whatever statuses the service counts itself in [`GateMetrics::errors`]), rejections in
+/// the window, the ceiling, requests halted by it, and whether the token was refused.
+#[derive(Clone)]
+pub struct GateMetrics {
+    gate: Arc<DiscordGate>,
+    requests: IntCounter,
+    errors: IntCounterVec,
+    rejected: IntGauge,
+    ceiling: IntGauge,
+    halted: IntCounter,
+    token_invalid: IntGauge,
 }
 
-/// Writes `{prefix}_discord_*`: requests sent, error answers by status (the gate's 401, 403 and
-/// 429, then `more_errors` the service counts itself), rejections in the window, the ceiling,
-/// requests halted by it, and whether the token was refused.
-pub fn write_gate_metrics(
-    out: &mut String,
-    prefix: &str,
-    gate: &DiscordGate,
-    more_errors: &[(&str, u64)],
-) {
-    let stats = gate.stats();
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let name = format!("{prefix}_discord_requests_total");
-    family(
-        out,
-        &name,
-        "counter",
-        "Requests sent to Discord's REST API (every route, retries included).",
-    );
-    let _ = writeln!(out, "{name} {}", load(&stats.sent));
-    let name = format!("{prefix}_discord_errors_total");
-    family(
-        out,
-        &name,
-        "counter",
-        "Error answers from Discord REST, by status.",
-    );
-    let gate_errors = [
-        ("401", load(&stats.unauthorized)),
-        ("403", load(&stats.forbidden)),
-        ("429", load(&stats.rate_limited)),
-    ];
-    for (status, value) in gate_errors.iter().chain(more_errors) {
-        let _ = writeln!(out, "{name}{{status=\"{status}\"}} {value}");
+impl GateMetrics {
+    /// Registers the families in `registry`.
+    ///
+    /// # Errors
+    /// When `prefix` makes an invalid name or the families are already registered.
+    pub fn register(
+        prefix: &str,
+        gate: Arc<DiscordGate>,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let name = |suffix: &str| format!("{prefix}_discord_{suffix}");
+        let metrics = Self {
+            gate,
+            requests: IntCounter::new(
+                name("requests_total"),
+                "Requests sent to Discord's REST API (every route, retries included).",
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    name("errors_total"),
+                    "Error answers from Discord's REST API, by status.",
+                ),
+                &["status"],
+            )?,
+            rejected: IntGauge::new(
+                name("rejected_last_10m"),
+                "401, 403 and 429 answers in the last 10 minutes (Discord bans the IP address at 10,000).",
+            )?,
+            ceiling: IntGauge::new(
+                name("rejection_ceiling"),
+                "DISCORD_REJECTION_CEILING: past it nothing is sent until older rejections age out.",
+            )?,
+            halted: IntCounter::new(
+                name("halted_total"),
+                "Requests not sent because the rejections of the last 10 minutes reached the ceiling.",
+            )?,
+            token_invalid: IntGauge::new(
+                name("token_invalid"),
+                "1 once Discord refused the token (401): nothing more is sent.",
+            )?,
+        };
+        for status in ["401", "403", "429"] {
+            metrics.errors.with_label_values(&[status]);
+        }
+        registry.register(Box::new(metrics.clone()))?;
+        Ok(metrics)
     }
-    let plain = [
-        (
-            "discord_rejected_last_10m",
-            "gauge",
-            "401, 403 and 429 answers in the last 10 minutes (Discord bans the IP address at 10,000).",
-            gate.rejected_in_window() as u64,
-        ),
-        (
-            "discord_rejection_ceiling",
-            "gauge",
-            "DISCORD_REJECTION_CEILING: past it nothing is sent until older rejections age out.",
-            u64::from(gate.ceiling()),
-        ),
-        (
-            "discord_halted_total",
-            "counter",
-            "Requests not sent because the rejections of the last 10 minutes reached the ceiling.",
-            load(&stats.halted),
-        ),
-        (
-            "discord_token_invalid",
-            "gauge",
-            "1 once Discord refused the token (401): nothing more is sent.",
-            u64::from(gate.token_invalid()),
-        ),
-    ];
-    for (suffix, kind, help, value) in plain {
-        let name = format!("{prefix}_{suffix}");
-        family(out, &name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
+
+    /// The error counter, for the statuses the service classifies itself (`404`, `5xx`, ...).
+    #[must_use]
+    pub fn errors(&self) -> &IntCounterVec {
+        &self.errors
+    }
+
+    /// Brings the counters up to the gate's figures (they only grow).
+    fn refresh(&self) {
+        let stats = self.gate.stats();
+        let catch_up = |counter: &IntCounter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        catch_up(&self.requests, stats.sent.load(Ordering::Relaxed));
+        catch_up(&self.halted, stats.halted.load(Ordering::Relaxed));
+        for (status, total) in [
+            ("401", &stats.unauthorized),
+            ("403", &stats.forbidden),
+            ("429", &stats.rate_limited),
+        ] {
+            catch_up(
+                &self.errors.with_label_values(&[status]),
+                total.load(Ordering::Relaxed),
+            );
+        }
+        self.rejected
+            .set(i64::try_from(self.gate.rejected_in_window()).unwrap_or(i64::MAX));
+        self.ceiling.set(i64::from(self.gate.ceiling()));
+        self.token_invalid.set(i64::from(self.gate.token_invalid()));
+    }
+
+    fn parts(&self) -> [&dyn Collector; 6] {
+        [
+            &self.requests,
+            &self.errors,
+            &self.rejected,
+            &self.ceiling,
+            &self.halted,
+            &self.token_invalid,
+        ]
+    }
+}
+
+impl Collector for GateMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.parts().into_iter().flat_map(Collector::desc).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.refresh();
+        self.parts()
+            .into_iter()
+            .flat_map(Collector::collect)
+            .collect()
     }
 }

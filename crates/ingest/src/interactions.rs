@@ -4,7 +4,6 @@
 //! nobody takes in time is worth nothing later.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use invitrack_bus::{Bus, InteractionReceived};
 use invitrack_model::BotId;
@@ -53,9 +52,7 @@ impl InteractionForwarder {
             .await
         {
             Ok(()) => {
-                self.metrics
-                    .interactions_forwarded
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.interactions_forwarded.inc();
             }
             Err(error) => {
                 tracing::warn!(%error, interaction_id = %interaction.id, "interaction not forwarded");

@@ -7,6 +7,7 @@ mod interactions;
 mod metrics;
 mod publisher;
 mod snapshots;
+mod startup;
 
 use invitrack_model::BotId;
 
@@ -14,7 +15,6 @@ use crate::convert::ToModel as _;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use invitrack_bus::proto::{self, guild_event::Kind};
@@ -126,7 +126,7 @@ pub struct Ingest {
     queue: InMemoryQueue,
     bus: Bus,
     metrics: Arc<IngestMetrics>,
-    metrics_server: Option<invitrack_telemetry::MetricsEndpoint>,
+    ops_endpoint: Option<invitrack_telemetry::OpsEndpoint>,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -179,14 +179,12 @@ impl Ingest {
             limit.total,
         );
         let metrics = Arc::new(IngestMetrics::new(Arc::clone(&gate)));
-        metrics.shards.store(
-            u64::from(shards.end() - shards.start() + 1),
-            Ordering::Relaxed,
-        );
-        let (metrics_server, metrics_addr) = match config.metrics_bind {
+        metrics
+            .shards
+            .set(i64::from(shards.end() - shards.start() + 1));
+        let (ops_endpoint, metrics_addr) = match config.metrics_bind {
             Some(addr) => {
-                let server = invitrack_telemetry::MetricsEndpoint::bind(addr)
-                    .await
+                let server = invitrack_telemetry::OpsEndpoint::bind(addr)
                     .map_err(|source| IngestError::MetricsBind { addr, source })?;
                 let bound = server
                     .local_addr()
@@ -213,7 +211,7 @@ impl Ingest {
             queue,
             bus,
             metrics,
-            metrics_server,
+            ops_endpoint,
             metrics_addr,
         })
     }
@@ -257,14 +255,21 @@ impl Ingest {
             queue,
             bus,
             metrics,
-            metrics_server,
+            ops_endpoint,
             metrics_addr: _,
         } = self;
         let stopped = CancellationToken::new();
-        if let Some(server) = metrics_server {
-            let shown = Arc::clone(&metrics);
-            tokio::spawn(server.serve(Arc::new(move || shown.render()), stopped.clone()));
+        if let Some(server) = ops_endpoint {
+            let registry = metrics.registry().clone();
+            let readiness = readiness(Arc::clone(&metrics), bus.client.clone());
+            let stop = stopped.clone();
+            tokio::spawn(async move {
+                if let Err(error) = server.serve(registry, readiness, stop).await {
+                    tracing::error!(%error, "metrics and health endpoint failed");
+                }
+            });
         }
+        tokio::spawn(startup::report(Arc::clone(&metrics), stopped.clone()));
         let publisher_stop = CancellationToken::new();
         let clock_source = clock::ClockSource {
             bot_id,
@@ -349,6 +354,31 @@ fn fatal_close(shard: u32, code: u16, reason: String) -> IngestError {
     }
 }
 
+/// Ready: NATS connected, Discord accepts the token, and every shard of this process has a live
+/// session.
+fn readiness(
+    metrics: Arc<IngestMetrics>,
+    nats: async_nats::Client,
+) -> invitrack_telemetry::Readiness {
+    Arc::new(move || {
+        let metrics = Arc::clone(&metrics);
+        let nats = nats.clone();
+        Box::pin(async move {
+            if metrics.discord().token_invalid() {
+                return Err("Discord refused the bot token (401)".to_owned());
+            }
+            if nats.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            let (connected, shards) = (metrics.shards_connected.get(), metrics.shards.get());
+            if connected < shards {
+                return Err(format!("{connected} of {shards} shards connected"));
+            }
+            Ok(())
+        })
+    })
+}
+
 fn gateway_config(config: &IngestConfig, queue: InMemoryQueue) -> Config {
     let mut builder = ConfigBuilder::new(config.discord_token.clone(), INTENTS).queue(queue);
     if let Some(url) = &config.discord_gateway_url {
@@ -423,18 +453,14 @@ impl ShardReader {
         outcome
     }
 
-    /// Counts the shard in `ingest_shards_connected` while its session is live.
+    /// Counts the shard in `invitrack_ingest_shards_connected` while its session is live.
     fn set_connected(&self, connected: &mut bool, now: bool) {
         if *connected != now {
             *connected = now;
             if now {
-                self.metrics
-                    .shards_connected
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.shards_connected.inc();
             } else {
-                self.metrics
-                    .shards_connected
-                    .fetch_sub(1, Ordering::Relaxed);
+                self.metrics.shards_connected.dec();
             }
         }
     }

@@ -1,15 +1,13 @@
-//! What ingest counts, and the Prometheus endpoint that shows it.
-//!
-//! Counters are plain atomics shared by the shard readers, the snapshot scheduler and the
-//! publisher; `GET /metrics` (`invitrack_telemetry::MetricsEndpoint`) renders them in
-//! Prometheus' text format.
+//! What ingest counts, in a Prometheus registry that its operations endpoint serves
+//! (`docs/metrics.md`). The shard readers, the snapshot scheduler and the publisher update the
+//! metrics directly; the accessors below are for the demo, tests and benchmarks.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use invitrack_bus::proto::guild_event::Kind;
-use invitrack_discord::DiscordGate;
+use invitrack_discord::{DiscordGate, GateMetrics};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The kinds of event ingest publishes, as metric labels.
 const KINDS: [&str; 7] = [
@@ -21,6 +19,7 @@ const KINDS: [&str; 7] = [
     "snapshot_failed",
     "shard_clock",
 ];
+const SNAPSHOT: usize = 4;
 
 pub(crate) fn kind_index(kind: &Kind) -> usize {
     match kind {
@@ -28,66 +27,199 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
         Kind::MemberRemove(_) => 1,
         Kind::InviteCreate(_) => 2,
         Kind::InviteDelete(_) => 3,
-        Kind::InviteSnapshot(_) => 4,
+        Kind::InviteSnapshot(_) => SNAPSHOT,
         Kind::SnapshotFailed(_) => 5,
         Kind::ShardClock(_) => 6,
     }
 }
 
-/// Every counter and gauge of one ingest instance.
-#[derive(Debug)]
+/// Every metric of one ingest instance.
 pub struct IngestMetrics {
+    registry: Registry,
     /// Every request to Discord goes through it; it counts what Discord rejected.
     pub(crate) discord: Arc<DiscordGate>,
-    received: [AtomicU64; KINDS.len()],
-    published: [AtomicU64; KINDS.len()],
-    /// Events queued for NATS and not yet acknowledged by JetStream. Signed: the drain task may
-    /// acknowledge an event a moment before its sender counts it in.
-    pub(crate) buffered: AtomicI64,
-    pub(crate) buffer_capacity: AtomicU64,
+    /// The gate's families, and the error statuses ingest classifies itself.
+    pub(crate) gate: GateMetrics,
+    received: [IntCounter; KINDS.len()],
+    published: [IntCounter; KINDS.len()],
+    /// Events queued for NATS and not yet acknowledged by JetStream. The drain task may
+    /// acknowledge an event a moment before its sender counts it in (it dips below zero).
+    pub(crate) buffered: IntGauge,
+    pub(crate) buffer_capacity: IntGauge,
     /// Times a producer found the buffer full and had to wait (the shards stop reading).
-    pub(crate) buffer_full_waits: AtomicU64,
-    pub(crate) publish_retries: AtomicU64,
+    pub(crate) buffer_full_waits: IntCounter,
+    pub(crate) publish_retries: IntCounter,
     /// 1 while the last publish attempt failed (NATS unreachable or refusing).
-    pub(crate) publish_failing: AtomicU64,
-    pub(crate) snapshot_requests: AtomicU64,
-    pub(crate) snapshots_coalesced: AtomicU64,
-    pub(crate) snapshot_retries: AtomicU64,
-    pub(crate) discord_not_found: AtomicU64,
-    pub(crate) discord_server_errors: AtomicU64,
-    pub(crate) discord_other_errors: AtomicU64,
-    pub(crate) shards: AtomicU64,
-    pub(crate) shards_connected: AtomicU64,
-    pub(crate) guilds: AtomicU64,
+    pub(crate) publish_failing: IntGauge,
+    pub(crate) snapshot_requests: IntCounter,
+    pub(crate) snapshots_coalesced: IntCounter,
+    pub(crate) snapshot_retries: IntCounter,
+    pub(crate) shards: IntGauge,
+    pub(crate) shards_connected: IntGauge,
+    pub(crate) guilds: IntGauge,
+    /// Guilds whose invites have been read (or found unreadable) since this process started.
+    pub(crate) guilds_read: IntGauge,
+    /// Seconds until every guild's invites are read at the current pace (0 when all are).
+    pub(crate) startup_eta: Gauge,
     /// Largest proven lead of this host's clock over Discord's, ms (0 = none seen).
-    pub(crate) clock_ahead_ms: AtomicU64,
-    pub(crate) interactions_forwarded: AtomicU64,
+    clock_ahead_ms: AtomicU64,
+    clock_ahead: Gauge,
+    pub(crate) interactions_forwarded: IntCounter,
+}
+
+impl std::fmt::Debug for IngestMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestMetrics")
+            .field("received", &self.received_total())
+            .field("published", &self.published_total())
+            .field("guilds", &self.guilds())
+            .finish_non_exhaustive()
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    let metric = Gauge::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn by_kind(registry: &Registry, name: &str, help: &str) -> [IntCounter; KINDS.len()] {
+    let family = IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("a valid metric");
+    registry
+        .register(Box::new(family.clone()))
+        .expect("registered once");
+    KINDS.map(|kind| family.with_label_values(&[kind]))
 }
 
 impl IngestMetrics {
     #[must_use]
     pub fn new(discord: Arc<DiscordGate>) -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let gate = GateMetrics::register("invitrack_ingest", Arc::clone(&discord), r)
+            .expect("registered once");
+        for status in ["404", "5xx", "other"] {
+            gate.errors().with_label_values(&[status]);
+        }
         Self {
             discord,
-            received: Default::default(),
-            published: Default::default(),
-            buffered: AtomicI64::default(),
-            buffer_capacity: AtomicU64::default(),
-            buffer_full_waits: AtomicU64::default(),
-            publish_retries: AtomicU64::default(),
-            publish_failing: AtomicU64::default(),
-            snapshot_requests: AtomicU64::default(),
-            snapshots_coalesced: AtomicU64::default(),
-            snapshot_retries: AtomicU64::default(),
-            discord_not_found: AtomicU64::default(),
-            discord_server_errors: AtomicU64::default(),
-            discord_other_errors: AtomicU64::default(),
-            shards: AtomicU64::default(),
-            shards_connected: AtomicU64::default(),
-            guilds: AtomicU64::default(),
-            clock_ahead_ms: AtomicU64::default(),
-            interactions_forwarded: AtomicU64::default(),
+            gate,
+            received: by_kind(
+                r,
+                "invitrack_ingest_events_received_total",
+                "Events ingest produced (gateway dispatches and invite snapshots), by kind.",
+            ),
+            published: by_kind(
+                r,
+                "invitrack_ingest_events_published_total",
+                "Events JetStream acknowledged, by kind.",
+            ),
+            buffered: gauge(
+                r,
+                "invitrack_ingest_buffer_events",
+                "Events waiting in memory for NATS to acknowledge them.",
+            ),
+            buffer_capacity: gauge(
+                r,
+                "invitrack_ingest_buffer_capacity",
+                "Most events held in memory (INGEST_BUFFER); when full the shards stop reading.",
+            ),
+            buffer_full_waits: counter(
+                r,
+                "invitrack_ingest_buffer_full_waits_total",
+                "Times the buffer was full and an event had to wait for room.",
+            ),
+            publish_retries: counter(
+                r,
+                "invitrack_ingest_publish_retries_total",
+                "Publishes retried because NATS did not acknowledge them.",
+            ),
+            publish_failing: gauge(
+                r,
+                "invitrack_ingest_publish_failing",
+                "1 while publishing to NATS fails.",
+            ),
+            snapshot_requests: counter(
+                r,
+                "invitrack_ingest_snapshot_requests_total",
+                "Invite-list and vanity requests sent to Discord.",
+            ),
+            snapshots_coalesced: counter(
+                r,
+                "invitrack_ingest_snapshots_coalesced_total",
+                "Snapshot requests folded into one already queued.",
+            ),
+            snapshot_retries: counter(
+                r,
+                "invitrack_ingest_snapshot_retries_total",
+                "Snapshots retried after a 5xx or unreadable answer.",
+            ),
+            shards: gauge(r, "invitrack_ingest_shards", "Shards this process runs."),
+            shards_connected: gauge(
+                r,
+                "invitrack_ingest_shards_connected",
+                "Shards with a live gateway session.",
+            ),
+            guilds: gauge(
+                r,
+                "invitrack_ingest_guilds",
+                "Guilds available on this process' shards.",
+            ),
+            guilds_read: gauge(
+                r,
+                "invitrack_ingest_guilds_read",
+                "Guilds whose invites were read (or found unreadable) since this process started; below invitrack_ingest_guilds during start-up.",
+            ),
+            startup_eta: float_gauge(
+                r,
+                "invitrack_ingest_startup_eta_seconds",
+                "Seconds until every guild's invites are read at the current pace (0 once they are).",
+            ),
+            clock_ahead_ms: AtomicU64::new(0),
+            clock_ahead: float_gauge(
+                r,
+                "invitrack_ingest_clock_ahead_of_discord_seconds",
+                "Largest proven lead of this host's clock over Discord's (from answers' Date header); above ATTRIBUTION_CLOCK_SKEW_MS attribution may be wrong.",
+            ),
+            interactions_forwarded: counter(
+                r,
+                "invitrack_ingest_interactions_forwarded_total",
+                "Interactions (commands, buttons, modals) published for the bot.",
+            ),
+            registry,
         }
+    }
+
+    /// The registry `/metrics` serves.
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every metric in Prometheus' text format, as `/metrics` serves it.
+    #[must_use]
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
     }
 
     /// The gate every request to Discord goes through.
@@ -97,70 +229,82 @@ impl IngestMetrics {
     }
 
     pub(crate) fn count_received(&self, kind: &Kind) {
-        self.received[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+        self.received[kind_index(kind)].inc();
     }
 
     pub(crate) fn count_published(&self, kind: &Kind) {
-        self.published[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+        self.published[kind_index(kind)].inc();
+    }
+
+    /// Counts an error answer of a status the gate does not classify (`404`, `5xx`, `other`).
+    pub(crate) fn count_discord_error(&self, status: &str) {
+        self.gate.errors().with_label_values(&[status]).inc();
+    }
+
+    /// Records a proven lead of this host's clock; returns the largest lead seen before.
+    pub(crate) fn clock_ahead_by(&self, ahead_ms: u64) -> u64 {
+        let before = self.clock_ahead_ms.fetch_max(ahead_ms, Ordering::Relaxed);
+        self.clock_ahead.set(before.max(ahead_ms) as f64 / 1000.0);
+        before
     }
 
     /// Events of every kind produced so far.
     #[must_use]
     pub fn received_total(&self) -> u64 {
-        self.received
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.received.iter().map(IntCounter::get).sum()
     }
 
     /// Events of every kind JetStream has acknowledged.
     #[must_use]
     pub fn published_total(&self) -> u64 {
-        self.published
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.published.iter().map(IntCounter::get).sum()
     }
 
     /// Invite snapshots JetStream has acknowledged.
     #[must_use]
     pub fn snapshots_published(&self) -> u64 {
-        self.published[4].load(Ordering::Relaxed)
+        self.published[SNAPSHOT].get()
     }
 
     /// Events waiting for NATS.
     #[must_use]
     pub fn buffered(&self) -> u64 {
-        self.buffered.load(Ordering::Relaxed).max(0).cast_unsigned()
+        self.buffered.get().max(0).cast_unsigned()
     }
 
     /// Invite-list and vanity requests sent to Discord.
     #[must_use]
     pub fn snapshot_requests(&self) -> u64 {
-        self.snapshot_requests.load(Ordering::Relaxed)
+        self.snapshot_requests.get()
     }
 
     /// 5xx (or unreadable) answers to snapshot requests, each retried.
     #[must_use]
     pub fn discord_server_errors(&self) -> u64 {
-        self.discord_server_errors.load(Ordering::Relaxed)
+        self.gate.errors().with_label_values(&["5xx"]).get()
     }
 
     /// Publish attempts NATS did not acknowledge.
     #[must_use]
     pub fn publish_retries(&self) -> u64 {
-        self.publish_retries.load(Ordering::Relaxed)
+        self.publish_retries.get()
     }
 
     #[must_use]
     pub fn shards_connected(&self) -> u64 {
-        self.shards_connected.load(Ordering::Relaxed)
+        self.shards_connected.get().max(0).cast_unsigned()
     }
 
     /// Guilds this instance tracks.
     #[must_use]
     pub fn guilds(&self) -> u64 {
-        self.guilds.load(Ordering::Relaxed)
+        self.guilds.get().max(0).cast_unsigned()
+    }
+
+    /// Guilds whose invites were read since start.
+    #[must_use]
+    pub fn guilds_read(&self) -> u64 {
+        self.guilds_read.get().max(0).cast_unsigned()
     }
 
     /// Largest proven lead of this host's clock over Discord's, ms (0 = none).
@@ -168,138 +312,4 @@ impl IngestMetrics {
     pub fn clock_ahead_ms(&self) -> u64 {
         self.clock_ahead_ms.load(Ordering::Relaxed)
     }
-
-    /// The Prometheus text exposition of every metric.
-    #[must_use]
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        family(
-            &mut out,
-            "ingest_events_received_total",
-            "counter",
-            "Events ingest produced (gateway dispatches and invite snapshots), by kind.",
-        );
-        for (name, counter) in KINDS.iter().zip(&self.received) {
-            let _ = writeln!(
-                out,
-                "ingest_events_received_total{{kind=\"{name}\"}} {}",
-                load(counter)
-            );
-        }
-        family(
-            &mut out,
-            "ingest_events_published_total",
-            "counter",
-            "Events JetStream acknowledged, by kind.",
-        );
-        for (name, counter) in KINDS.iter().zip(&self.published) {
-            let _ = writeln!(
-                out,
-                "ingest_events_published_total{{kind=\"{name}\"}} {}",
-                load(counter)
-            );
-        }
-        family(
-            &mut out,
-            "ingest_buffer_events",
-            "gauge",
-            "Events waiting in memory for NATS to acknowledge them.",
-        );
-        let _ = writeln!(out, "ingest_buffer_events {}", self.buffered());
-        let plain: [(&str, &str, &str, &AtomicU64); 12] = [
-            (
-                "ingest_buffer_capacity",
-                "gauge",
-                "Most events held in memory (INGEST_BUFFER); when full the shards stop reading.",
-                &self.buffer_capacity,
-            ),
-            (
-                "ingest_buffer_full_waits_total",
-                "counter",
-                "Times the buffer was full and an event had to wait for room.",
-                &self.buffer_full_waits,
-            ),
-            (
-                "ingest_publish_retries_total",
-                "counter",
-                "Publishes retried because NATS did not acknowledge them.",
-                &self.publish_retries,
-            ),
-            (
-                "ingest_publish_failing",
-                "gauge",
-                "1 while publishing to NATS fails.",
-                &self.publish_failing,
-            ),
-            (
-                "ingest_snapshot_requests_total",
-                "counter",
-                "Invite-list and vanity requests sent to Discord.",
-                &self.snapshot_requests,
-            ),
-            (
-                "ingest_snapshots_coalesced_total",
-                "counter",
-                "Snapshot requests folded into one already queued.",
-                &self.snapshots_coalesced,
-            ),
-            (
-                "ingest_snapshot_retries_total",
-                "counter",
-                "Snapshots retried after a 5xx or unreadable answer.",
-                &self.snapshot_retries,
-            ),
-            (
-                "ingest_shards",
-                "gauge",
-                "Shards this process runs.",
-                &self.shards,
-            ),
-            (
-                "ingest_shards_connected",
-                "gauge",
-                "Shards with a live gateway session.",
-                &self.shards_connected,
-            ),
-            (
-                "ingest_guilds",
-                "gauge",
-                "Guilds available on this process' shards.",
-                &self.guilds,
-            ),
-            (
-                "ingest_interactions_forwarded_total",
-                "counter",
-                "Interactions (commands, buttons, modals) published for the bot.",
-                &self.interactions_forwarded,
-            ),
-            (
-                "ingest_clock_ahead_of_discord_ms",
-                "gauge",
-                "Largest proven lead of this host's clock over Discord's (from answers' Date header); above ATTRIBUTION_CLOCK_SKEW_MS attribution may be wrong.",
-                &self.clock_ahead_ms,
-            ),
-        ];
-        for (name, kind, help, value) in plain {
-            family(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {}", load(value));
-        }
-        invitrack_discord::write_gate_metrics(
-            &mut out,
-            "ingest",
-            &self.discord,
-            &[
-                ("404", load(&self.discord_not_found)),
-                ("5xx", load(&self.discord_server_errors)),
-                ("other", load(&self.discord_other_errors)),
-            ],
-        );
-        out
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
 }

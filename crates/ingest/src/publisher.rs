@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::IngestMetrics;
 
-/// Longest wait between two attempts to publish the same event.
+/// First and longest wait between publish attempts while NATS does not acknowledge.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Outgoing {
@@ -47,7 +48,7 @@ impl Publisher {
         let capacity = capacity.max(1);
         metrics
             .buffer_capacity
-            .store(capacity as u64, Ordering::Relaxed);
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
         // The drain task holds one event while it publishes it: the queue holds the rest.
         let (tx, rx) = mpsc::channel(capacity.saturating_sub(1).max(1));
         let last_event_ms = (0..layout.partitions())
@@ -85,7 +86,7 @@ impl Publisher {
         let outgoing = Outgoing { event, message_id };
         let outgoing = match self.tx.try_send(outgoing) {
             Ok(()) => {
-                self.metrics.buffered.fetch_add(1, Ordering::Relaxed);
+                self.metrics.buffered.inc();
                 return;
             }
             Err(mpsc::error::TrySendError::Full(outgoing)) => outgoing,
@@ -94,10 +95,8 @@ impl Publisher {
                 return;
             }
         };
-        let waits = self
-            .metrics
-            .buffer_full_waits
-            .fetch_add(1, Ordering::Relaxed);
+        let waits = self.metrics.buffer_full_waits.get();
+        self.metrics.buffer_full_waits.inc();
         // Once per thousand waits: while NATS is away every event waits.
         if waits.is_multiple_of(1000) {
             tracing::warn!(
@@ -108,7 +107,7 @@ impl Publisher {
         }
         match self.tx.send(outgoing).await {
             Ok(()) => {
-                self.metrics.buffered.fetch_add(1, Ordering::Relaxed);
+                self.metrics.buffered.inc();
             }
             Err(mpsc::error::SendError(outgoing)) => self.log_not_queued(&outgoing),
         }
@@ -148,8 +147,9 @@ async fn drain(
     metrics: Arc<IngestMetrics>,
     shutdown: CancellationToken,
 ) {
+    let mut failing = false;
     while let Some(out) = rx.recv().await {
-        let mut backoff = Duration::from_millis(50);
+        let mut delays = invitrack_telemetry::backoff(FIRST_BACKOFF, MAX_BACKOFF);
         loop {
             let stored = match publish_event(&js, &layout, &out.event, &out.message_id).await {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
@@ -157,33 +157,34 @@ async fn drain(
             };
             match stored {
                 Ok(()) => {
-                    if metrics.publish_failing.swap(0, Ordering::Relaxed) == 1 {
+                    if std::mem::replace(&mut failing, false) {
+                        metrics.publish_failing.set(0);
                         tracing::info!(
                             buffered = rx.len(),
                             "NATS acknowledges again; draining the buffer"
                         );
                     }
-                    metrics.buffered.fetch_sub(1, Ordering::Relaxed);
+                    metrics.buffered.dec();
                     if let Some(kind) = &out.event.kind {
                         metrics.count_published(kind);
                     }
                     break;
                 }
                 Err(error) => {
-                    metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
-                    if metrics.publish_failing.swap(1, Ordering::Relaxed) == 0 {
-                        tracing::warn!(guild_id = out.event.guild_id, %error, buffered = rx.len() + 1, "publish failed; buffering and retrying");
-                    } else {
+                    metrics.publish_retries.inc();
+                    if std::mem::replace(&mut failing, true) {
                         tracing::debug!(guild_id = out.event.guild_id, %error, "publish failed again");
+                    } else {
+                        metrics.publish_failing.set(1);
+                        tracing::warn!(guild_id = out.event.guild_id, %error, buffered = rx.len() + 1, "publish failed; buffering and retrying");
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(delays.next().unwrap_or(MAX_BACKOFF)) => {}
                         () = shutdown.cancelled() => {
                             tracing::error!(unpublished = rx.len() + 1, "shutting down with unpublished events");
                             return;
                         }
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }

@@ -35,8 +35,9 @@ use crate::publisher::Publisher;
 /// Fetches in flight at once (requests sent, or snapshots waiting for room in the buffer).
 /// The budget already spaces requests; this bounds the memory when Discord or NATS is slow.
 const MAX_IN_FLIGHT: usize = 64;
-/// Longest wait before a failed snapshot is tried again.
-const MAX_RETRY_DELAY_MS: i64 = 60_000;
+/// First and longest wait before a failed snapshot is tried again.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// Longest time a guild answering 403 again and again is left alone.
 const MAX_FORBIDDEN_WAIT_MS: i64 = 86_400_000;
 
@@ -72,6 +73,8 @@ struct GuildSlot {
     failures: u8,
     /// 403s in a row (sets how long the guild is left alone).
     forbidden_strikes: u8,
+    /// Its invites were read (or found unreadable) since this process started.
+    read_once: bool,
 }
 
 struct Inner {
@@ -142,7 +145,7 @@ impl SnapshotScheduler {
             self.inner
                 .metrics
                 .guilds
-                .store(guilds.len() as u64, Ordering::Relaxed);
+                .set(i64::try_from(guilds.len()).unwrap_or(i64::MAX));
         }
         self.request(guild_id, 0);
     }
@@ -166,11 +169,13 @@ impl SnapshotScheduler {
 
     pub fn guild_removed(&self, guild_id: GuildId) {
         let mut guilds = self.inner.lock_guilds();
-        guilds.remove(&guild_id);
+        if guilds.remove(&guild_id).is_some_and(|slot| slot.read_once) {
+            self.inner.metrics.guilds_read.dec();
+        }
         self.inner
             .metrics
             .guilds
-            .store(guilds.len() as u64, Ordering::Relaxed);
+            .set(i64::try_from(guilds.len()).unwrap_or(i64::MAX));
     }
 
     /// Something happened that the guild's counters may show (a join): read them once
@@ -189,18 +194,12 @@ impl SnapshotScheduler {
                 Fetch::Idle => {}
                 // The dispatcher reads `not_before_ms` again before sending it.
                 Fetch::Scheduled => {
-                    self.inner
-                        .metrics
-                        .snapshots_coalesced
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.inner.metrics.snapshots_coalesced.inc();
                     return;
                 }
                 Fetch::InFlight => {
                     if slot.queued {
-                        self.inner
-                            .metrics
-                            .snapshots_coalesced
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.inner.metrics.snapshots_coalesced.inc();
                     }
                     slot.queued = true;
                     return;
@@ -299,9 +298,7 @@ impl Inner {
                 }
                 *slot
             };
-            self.metrics
-                .snapshot_requests
-                .fetch_add(u64::from(requests), Ordering::Relaxed);
+            self.metrics.snapshot_requests.inc_by(u64::from(requests));
             tokio::spawn(Arc::clone(&self).fetch_once(guild_id, slot, permit));
         }
     }
@@ -358,6 +355,7 @@ impl Inner {
         };
         self.publisher.send(event, message_id).await;
         drop(permit);
+        self.mark_read(guild_id);
         self.finish(guild_id);
     }
 
@@ -365,16 +363,19 @@ impl Inner {
     /// join so far) is tried again after a growing delay. Nothing is published: the engine
     /// waits for the next snapshot either way.
     fn retry_later(self: Arc<Self>, guild_id: GuildId, failure: &Failure) {
-        self.metrics
-            .snapshot_retries
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.snapshot_retries.inc();
         let at_ms = {
             let mut guilds = self.lock_guilds();
             let Some(slot) = guilds.get_mut(&guild_id) else {
                 return;
             };
             slot.failures = slot.failures.saturating_add(1);
-            let delay_ms = (500_i64 << slot.failures.min(7)).min(MAX_RETRY_DELAY_MS);
+            // The schedule of every retry loop, at this guild's count of failures in a row.
+            let delay_ms = invitrack_telemetry::backoff(FIRST_RETRY_DELAY, MAX_RETRY_DELAY)
+                .nth(usize::from(slot.failures.min(16)))
+                .map_or(i64::MAX, |delay| {
+                    i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)
+                });
             slot.queued = false; // the retry covers the queued request too
             slot.fetch = Fetch::Scheduled;
             slot.not_before_ms = slot.not_before_ms.max(now_millis() + delay_ms);
@@ -382,6 +383,15 @@ impl Inner {
             slot.not_before_ms
         };
         self.schedule(guild_id, at_ms);
+    }
+
+    /// Counts the guild's first read since start (start-up progress).
+    fn mark_read(&self, guild_id: GuildId) {
+        if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
+            if !std::mem::replace(&mut slot.read_once, true) {
+                self.metrics.guilds_read.inc();
+            }
+        }
     }
 
     /// The fetch is over: run the queued one, if any.
@@ -468,9 +478,7 @@ impl Inner {
                 .map_err(|e| self.classify(e))?;
             self.note_answer_headers(guild_id, requested_at, &response);
             response.models().await.map_err(|e| {
-                self.metrics
-                    .discord_server_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.count_discord_error("5xx");
                 Failure {
                     reason: Reason::Unavailable,
                     http_status: 200,
@@ -529,10 +537,7 @@ impl Inner {
         {
             let ahead_ms = requested_at - (date.timestamp_millis() + DATE_HEADER_SLACK_MS);
             if ahead_ms > 0 {
-                let before = self
-                    .metrics
-                    .clock_ahead_ms
-                    .fetch_max(ahead_ms.cast_unsigned(), Ordering::Relaxed);
+                let before = self.metrics.clock_ahead_by(ahead_ms.cast_unsigned());
                 if before == 0 {
                     tracing::error!(
                         guild_id = %guild_id,
@@ -558,10 +563,6 @@ impl Inner {
 
     fn classify(&self, error: GateError) -> Failure {
         let detail = error.to_string();
-        let counter = |c: &AtomicU64| {
-            c.fetch_add(1, Ordering::Relaxed);
-        };
-        let m = &self.metrics;
         let (reason, http_status, transient) = match &error {
             // The gate paused every request; the snapshot is tried again after it.
             GateError::RateLimited { .. } => (Reason::Unavailable, 429, true),
@@ -571,33 +572,33 @@ impl Inner {
                 (_, Some(401)) => (Reason::Unauthorized, 401, false),
                 (_, Some(403)) => (Reason::MissingPermissions, 403, false),
                 (_, Some(404)) => {
-                    counter(&m.discord_not_found);
+                    self.metrics.count_discord_error("404");
                     (Reason::UnknownGuild, 404, false)
                 }
                 (_, Some(code @ 500..=599)) => {
-                    counter(&m.discord_server_errors);
+                    self.metrics.count_discord_error("5xx");
                     (Reason::Unavailable, u32::from(code), true)
                 }
                 // Another 4xx will not go away by asking again.
                 (_, Some(code)) => {
-                    counter(&m.discord_other_errors);
+                    self.metrics.count_discord_error("other");
                     (Reason::Unavailable, u32::from(code), false)
                 }
                 // A 502/503 from a proxy in front of Discord comes as text, which twilight
                 // cannot parse as Discord's error JSON.
                 (ErrorType::Parsing { .. }, None) => {
-                    counter(&m.discord_server_errors);
+                    self.metrics.count_discord_error("5xx");
                     (Reason::Unavailable, 0, true)
                 }
                 // Timeouts and connection errors.
                 (_, None) => {
-                    counter(&m.discord_other_errors);
+                    self.metrics.count_discord_error("other");
                     (Reason::Unavailable, 0, true)
                 }
             },
             // A client without its rate limiter: a bug of ours, not worth asking again.
             _ => {
-                counter(&m.discord_other_errors);
+                self.metrics.count_discord_error("other");
                 (Reason::Unavailable, 0, false)
             }
         };

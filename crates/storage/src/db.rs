@@ -24,6 +24,19 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, StorageError> {
         .map_err(|e| StorageError::Pool(e.to_string()))
 }
 
+/// Whether the database answers now, through a connection of `pool` (health checks).
+///
+/// # Errors
+/// When no connection can be had or the query fails.
+pub async fn ping(pool: &Pool) -> Result<(), StorageError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| StorageError::Pool(e.to_string()))?;
+    diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}
+
 /// One connection outside any pool.
 ///
 /// # Errors

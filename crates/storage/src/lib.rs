@@ -21,7 +21,7 @@ pub mod sessions;
 pub mod webhooks;
 
 pub use db::{
-    Pool, PooledConnection, connect, ensure_database, pool, prepare_database, run_migrations,
+    Pool, PooledConnection, connect, ensure_database, ping, pool, prepare_database, run_migrations,
 };
 pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 

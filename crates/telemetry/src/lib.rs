@@ -1,8 +1,12 @@
-//! Logging set-up, shutdown signal and the metrics endpoint shared by every invitrack service.
+//! What every invitrack binary sets up the same way: logging, the shutdown signal, secrets read
+//! from files, and the operations endpoint (metrics and health).
 
-mod metrics;
+mod backoff;
+mod ops;
+pub mod secrets;
 
-pub use metrics::{MetricsEndpoint, Render};
+pub use backoff::backoff;
+pub use ops::{NotReady, OpsEndpoint, Readiness, always_ready};
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -60,4 +64,19 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The command line of `P`, with secrets read from `NAME_FILE` files (see [`secrets`]); on a
+/// usage error or an unreadable secret, prints why and exits with status 2, as clap does.
+#[must_use]
+pub fn parse_args<P: clap::Parser>() -> P {
+    let command = match secrets::with_secret_files(P::command()) {
+        Ok(command) => command,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(2);
+        }
+    };
+    let matches = command.get_matches();
+    P::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }

@@ -1,4 +1,4 @@
-//! The sender's metrics, in the registry of the service that runs it (`docs/webhooks.md#metrics`).
+//! The sender's metrics, in the registry of the service that runs it (`docs/metrics.md`).
 
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use invitrack_attribution::{Decision, EngineConfig};
 use invitrack_bus::BusLayout;
 use invitrack_model::membership::JoinKind;
-use invitrack_model::{GuildKey, MemberKey, Millis};
+use invitrack_model::{GuildKey, JoinSource, MemberKey, Millis};
 use invitrack_storage::progress::{self, PartitionClaim};
 use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 
@@ -33,6 +33,8 @@ pub struct Outcome {
     pub applied: usize,
     pub skipped: usize,
     pub decisions: usize,
+    /// The decisions by join source, in the order of `JoinSource::ALL`.
+    pub by_source: [usize; JoinSource::ALL.len()],
     /// Decisions recorded for the relay (joins stored, members who left).
     pub recorded: usize,
     pub dead_letters: Vec<DeadLetter>,
@@ -47,6 +49,9 @@ impl Outcome {
         self.applied += later.applied;
         self.skipped += later.skipped;
         self.decisions += later.decisions;
+        for (mine, theirs) in self.by_source.iter_mut().zip(later.by_source) {
+            *mine += theirs;
+        }
         self.recorded += later.recorded;
         self.dead_letters.extend(later.dead_letters);
         self.times_clamped += later.times_clamped;
@@ -117,6 +122,11 @@ impl Partition {
     pub fn with_lag(mut self, lag: Arc<LagHistogram>) -> Self {
         self.lag = Some(lag);
         self
+    }
+
+    #[must_use]
+    pub fn pending_joins(&self) -> usize {
+        self.guilds.pending_joins()
     }
 
     #[must_use]
@@ -501,6 +511,10 @@ fn record_decisions(
 ) -> Result<(), WorkerError> {
     outcome.decisions += decisions.len();
     for decision in decisions {
+        let source = decision.verdict.source();
+        if let Some(index) = JoinSource::ALL.iter().position(|s| *s == source) {
+            outcome.by_source[index] += 1;
+        }
         effects.decided(guild, decision)?;
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `invitrack-worker` configuration.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use invitrack_attribution::EngineConfig;
@@ -48,6 +49,10 @@ pub struct WorkerConfig {
     /// A join still undecided after this long is recorded as unknown, in ms.
     #[arg(long, env = "ATTRIBUTION_MAX_PENDING_MS", default_value_t = EngineConfig::default().max_pending_ms)]
     pub max_pending_ms: i64,
+    /// Where to serve Prometheus metrics and health (`GET /metrics`, `/health/live`,
+    /// `/health/ready`), e.g. `0.0.0.0:9105`; off when unset.
+    #[arg(long, env = "WORKER_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl WorkerConfig {
@@ -67,6 +72,7 @@ impl WorkerConfig {
             clock_skew_ms: engine.clock_skew_ms,
             gateway_lag_ms: engine.gateway_lag_ms,
             max_pending_ms: engine.max_pending_ms,
+            metrics_bind: None,
         }
     }
 

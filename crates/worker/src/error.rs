@@ -27,6 +27,13 @@ pub enum WorkerError {
     Interrupted(Interruption),
     #[error("partition {partition} was claimed by another worker")]
     Fenced { partition: u32 },
+    /// The metrics and health endpoint could not be set up.
+    #[error("could not serve metrics and health on {addr}")]
+    MetricsBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// A broken assumption inside the worker: a bug, reported rather than panicking.
     #[error("guild {guild:?} of the batch was not loaded")]
     GuildNotLoaded { guild: GuildKey },

@@ -140,6 +140,11 @@ impl GuildCache {
         self.guilds.values().any(|g| g.state.has_pending())
     }
 
+    /// Undecided joins over the cached guilds (guilds with any are always cached).
+    pub(crate) fn pending_joins(&self) -> usize {
+        self.guilds.values().map(|g| g.state.pending_joins()).sum()
+    }
+
     pub(crate) fn pending(&self) -> Vec<GuildKey> {
         self.guilds
             .iter()

@@ -13,12 +13,15 @@ const BUCKETS: usize =
 /// A lock-free histogram of lag in milliseconds, shared by every partition of a worker.
 pub struct LagHistogram {
     buckets: Box<[AtomicU64]>,
+    /// Every recorded lag added up, ms (Prometheus' `_sum`).
+    sum_ms: AtomicU64,
 }
 
 impl Default for LagHistogram {
     fn default() -> Self {
         Self {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sum_ms: AtomicU64::new(0),
         }
     }
 }
@@ -48,6 +51,32 @@ impl LagHistogram {
         };
         let index = usize::try_from(index).unwrap_or(BUCKETS - 1);
         self.buckets[index.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// For each of `bounds_ms` (each an edge of the fine buckets: whole ms below 1 s, tens
+    /// below 10 s, hundreds below 100 s), the events of the buckets that end at or below it
+    /// (events under the bound); then the count and the sum in ms. Prometheus' cumulative
+    /// buckets.
+    #[must_use]
+    pub fn cumulative(&self, bounds_ms: &[u64]) -> (Vec<u64>, u64, u64) {
+        let mut below = vec![0; bounds_ms.len()];
+        let mut count = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            let n = bucket.load(Ordering::Relaxed);
+            count += n;
+            let edge = if index == BUCKETS - 1 {
+                u64::MAX
+            } else {
+                upper_edge(index as u64)
+            };
+            for (bound, total) in bounds_ms.iter().zip(below.iter_mut()) {
+                if edge <= *bound {
+                    *total += n;
+                }
+            }
+        }
+        (below, count, self.sum_ms.load(Ordering::Relaxed))
     }
 
     /// Events recorded.
@@ -90,6 +119,9 @@ impl LagHistogram {
         for (mine, theirs) in self.buckets.iter().zip(other.buckets.iter()) {
             theirs.fetch_add(mine.load(Ordering::Relaxed), Ordering::Relaxed);
         }
+        other
+            .sum_ms
+            .fetch_add(self.sum_ms.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Forgets every event (to measure a new window).
@@ -97,6 +129,7 @@ impl LagHistogram {
         for bucket in &self.buckets {
             bucket.store(0, Ordering::Relaxed);
         }
+        self.sum_ms.store(0, Ordering::Relaxed);
     }
 }
 
@@ -132,5 +165,19 @@ mod tests {
         assert_eq!(lag.percentile(100.0), Some(100_000));
         lag.reset();
         assert_eq!(lag.count(), 0);
+    }
+
+    #[test]
+    fn cumulative_buckets_count_every_event_at_or_below_each_bound() {
+        let lag = LagHistogram::default();
+        for ms in [0, 4, 5, 6, 999, 1_000, 2_345, 150_000] {
+            lag.record(ms);
+        }
+        let (below, count, sum) = lag.cumulative(&[5, 1_000, 2_500, 100_000]);
+        // A bucket counts below a bound when its upper edge is: 0 and 4 lie in buckets ending
+        // at 1 and 5, but 5 in the one ending at 6, and 1,000 in the one ending at 1,010.
+        assert_eq!(below, vec![2, 5, 7, 7]);
+        assert_eq!(count, 8);
+        assert_eq!(sum, 4 + 5 + 6 + 999 + 1_000 + 2_345 + 150_000);
     }
 }

@@ -10,6 +10,7 @@ pub mod effects;
 mod error;
 mod guild_cache;
 mod lag;
+mod metrics;
 mod outbox;
 mod owners;
 mod partition;
@@ -25,6 +26,7 @@ pub use convert::observation;
 pub use decode::{DeadLetter, DeadLetterReason, DecodeError, StreamMessage};
 pub use error::{Interruption, WorkerError};
 pub use lag::LagHistogram;
+pub use metrics::WorkerMetrics;
 pub use partition::WorkerStats;
 
 /// How long a JetStream request (creating a consumer, mostly) may take.
@@ -54,6 +56,24 @@ pub async fn run_with_stats(
     // wait than the default 5 s leaves fewer consumers behind and asks the server less often.
     bus.jetstream.set_timeout(JETSTREAM_TIMEOUT);
     let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
+    if let Some(addr) = config.metrics_bind {
+        let endpoint = invitrack_telemetry::OpsEndpoint::bind(addr)
+            .map_err(|source| WorkerError::MetricsBind { addr, source })?;
+        let registry = prometheus::Registry::new();
+        metrics::WorkerMetrics::register(Arc::clone(&stats), &registry).map_err(|e| {
+            WorkerError::MetricsBind {
+                addr,
+                source: std::io::Error::other(e),
+            }
+        })?;
+        let readiness = readiness(bus.client.clone(), pool.clone());
+        let serving = endpoint.serve(registry, readiness, shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "metrics and health endpoint failed");
+            }
+        });
+    }
     tracing::info!(
         streams = %bus.layout.events_group(),
         partitions = bus.layout.partitions(),
@@ -70,4 +90,22 @@ pub async fn run_with_stats(
     )
     .await;
     Ok(())
+}
+
+/// Ready: NATS is connected and PostgreSQL answers.
+fn readiness(
+    nats: async_nats::Client,
+    pool: invitrack_storage::Pool,
+) -> invitrack_telemetry::Readiness {
+    Arc::new(move || {
+        let (nats, pool) = (nats.clone(), pool.clone());
+        Box::pin(async move {
+            if nats.connection_state() != async_nats::connection::State::Connected {
+                return Err("NATS is not connected".to_owned());
+            }
+            invitrack_storage::ping(&pool)
+                .await
+                .map_err(|error| format!("PostgreSQL does not answer: {error}"))
+        })
+    })
 }

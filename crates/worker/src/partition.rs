@@ -13,19 +13,20 @@
 //! end the consumer; the partition resumes from its last commit with a new one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{self, MessagesError};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use futures_util::{FutureExt as _, StreamExt as _};
 use invitrack_bus::Bus;
+use invitrack_model::JoinSource;
 use invitrack_storage::{Pool, progress};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::Partition;
+use crate::apply::{Outcome, Partition};
 use crate::decode::StreamMessage;
 use crate::{Interruption, WorkerConfig, WorkerError};
 
@@ -59,6 +60,42 @@ pub struct WorkerStats {
     pub apply_micros: AtomicU64,
     /// End-to-end lag of the applied events: `observed_at` to commit.
     pub lag: Arc<crate::LagHistogram>,
+    /// Decisions by join source, in the order of `JoinSource::ALL`.
+    pub decisions_by_source: [AtomicU64; JoinSource::ALL.len()],
+    /// Undecided joins held by each owned partition, as of its last tick.
+    pub pending_joins: Mutex<BTreeMap<u32, u64>>,
+}
+
+impl WorkerStats {
+    /// Adds what one transaction (or tick) decided.
+    fn count_decisions(&self, outcome: &Outcome) {
+        self.decisions
+            .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+        for (total, n) in self.decisions_by_source.iter().zip(outcome.by_source) {
+            total.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn set_pending(&self, partition: u32, pending: Option<usize>) {
+        let mut by_partition = self
+            .pending_joins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match pending {
+            Some(n) => by_partition.insert(partition, n as u64),
+            None => by_partition.remove(&partition),
+        };
+    }
+
+    /// Undecided joins over the owned partitions.
+    #[must_use]
+    pub fn pending_joins(&self) -> u64 {
+        self.pending_joins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .sum()
+    }
 }
 
 pub(crate) struct Context {
@@ -173,9 +210,9 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
         Arc::clone(&relay),
         stop.clone(),
     ));
-    // Doubles after each failure in a row (NATS or PostgreSQL away, an overloaded server), so
+    // Grows after each failure in a row (NATS or PostgreSQL away, an overloaded server), so
     // retries do not pile more work onto a server that is struggling.
-    let mut retry_delay = RETRY_DELAY;
+    let mut retry_delays = invitrack_telemetry::backoff(RETRY_DELAY, MAX_RETRY_DELAY);
     while !stop.is_cancelled() {
         let attempt = tokio::time::Instant::now();
         match consume(&ctx, number, &relay, &stop).await {
@@ -192,8 +229,9 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
             Err(error) => {
                 // A consumer that ran for a while before failing starts the count again.
                 if attempt.elapsed() > MAX_RETRY_DELAY {
-                    retry_delay = RETRY_DELAY;
+                    retry_delays = invitrack_telemetry::backoff(RETRY_DELAY, MAX_RETRY_DELAY);
                 }
+                let retry_delay = retry_delays.next().unwrap_or(MAX_RETRY_DELAY);
                 tracing::warn!(
                     partition = number,
                     error = &error as &dyn std::error::Error,
@@ -204,10 +242,10 @@ async fn consume_partition(ctx: Arc<Context>, number: u32, stop: CancellationTok
                     () = tokio::time::sleep(retry_delay) => {}
                     () = stop.cancelled() => {}
                 }
-                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
             }
         }
     }
+    ctx.stats.set_pending(number, None);
 }
 
 async fn consume(
@@ -311,9 +349,9 @@ async fn read_and_apply(
             last_tick = tokio::time::Instant::now();
             let mut conn = ctx.pool.get().await.map_err(pool_error)?;
             let outcome = partition.tick(&mut conn).await?;
+            ctx.stats.count_decisions(&outcome);
             ctx.stats
-                .decisions
-                .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+                .set_pending(number, Some(partition.pending_joins()));
         }
         let first = tokio::select! {
             next = tokio::time::timeout_at(last_tick + tick, messages.next()) => next,
@@ -353,9 +391,7 @@ async fn read_and_apply(
         ctx.stats
             .applied
             .fetch_add(outcome.applied as u64, Ordering::Relaxed);
-        ctx.stats
-            .decisions
-            .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
+        ctx.stats.count_decisions(&outcome);
         ctx.stats
             .times_clamped
             .fetch_add(outcome.times_clamped as u64, Ordering::Relaxed);

@@ -36,26 +36,26 @@ pub(crate) async fn relay_partition(
     stop: CancellationToken,
 ) {
     let stream = ctx.bus.layout.partition_stream(number);
-    let mut retry_delay = RETRY_DELAY;
+    let retry_delays = || invitrack_telemetry::backoff(RETRY_DELAY, MAX_RETRY_DELAY);
+    let mut delays = retry_delays();
     let mut last_prune = tokio::time::Instant::now();
     loop {
         let wait = match publish_round(&ctx, &stream).await {
             Ok(published) => {
-                retry_delay = RETRY_DELAY;
+                delays = retry_delays();
                 if published as i64 == ROUND {
                     continue;
                 }
                 POLL
             }
             Err(error) => {
+                let wait = delays.next().unwrap_or(MAX_RETRY_DELAY);
                 tracing::warn!(
                     partition = number,
                     error = &error as &dyn std::error::Error,
-                    retry_in_ms = retry_delay.as_millis(),
+                    retry_in_ms = wait.as_millis(),
                     "decisions not relayed"
                 );
-                let wait = retry_delay;
-                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
                 wait
             }
         };

@@ -290,5 +290,13 @@ impl TestApp {
 }
 
 pub fn code_of(body: &Value) -> &str {
+    // Every error carries its message twice: InviteLogger's clients read the top-level one.
+    if body.get("error").is_some() {
+        assert!(
+            body["message"].is_string(),
+            "no top-level message in {body}"
+        );
+        assert_eq!(body["message"], body["error"]["message"], "in {body}");
+    }
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }

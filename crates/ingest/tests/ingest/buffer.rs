@@ -29,10 +29,13 @@ async fn buffers_while_nats_is_down_then_publishes_everything_once_in_order() {
         })
         .await;
     let scraped = ingest.scrape().await;
-    assert_eq!(metric(&scraped, "ingest_buffer_capacity"), BUFFER as f64);
-    assert_eq!(metric(&scraped, "ingest_buffer_events"), 0.0);
-    assert_eq!(metric(&scraped, "ingest_shards_connected"), 1.0);
-    assert_eq!(metric(&scraped, "ingest_guilds"), 1.0);
+    assert_eq!(
+        metric(&scraped, "invitrack_ingest_buffer_capacity"),
+        BUFFER as f64
+    );
+    assert_eq!(metric(&scraped, "invitrack_ingest_buffer_events"), 0.0);
+    assert_eq!(metric(&scraped, "invitrack_ingest_shards_connected"), 1.0);
+    assert_eq!(metric(&scraped, "invitrack_ingest_guilds"), 1.0);
     assert_eq!(http_get(ingest.metrics_addr, "/other").await.0, 404);
     let published_before = ingest.metrics.published_total();
 
@@ -60,10 +63,13 @@ async fn buffers_while_nats_is_down_then_publishes_everything_once_in_order() {
         })
         .await;
     let scraped = ingest.scrape().await;
-    assert_eq!(metric(&scraped, "ingest_buffer_events"), BUFFER as f64);
-    assert_eq!(metric(&scraped, "ingest_publish_failing"), 1.0);
-    assert!(metric(&scraped, "ingest_buffer_full_waits_total") >= 1.0);
-    assert!(metric(&scraped, "ingest_publish_retries_total") >= 1.0);
+    assert_eq!(
+        metric(&scraped, "invitrack_ingest_buffer_events"),
+        BUFFER as f64
+    );
+    assert_eq!(metric(&scraped, "invitrack_ingest_publish_failing"), 1.0);
+    assert!(metric(&scraped, "invitrack_ingest_buffer_full_waits_total") >= 1.0);
+    assert!(metric(&scraped, "invitrack_ingest_publish_retries_total") >= 1.0);
     assert_eq!(
         ingest.metrics.published_total(),
         published_before,
@@ -121,18 +127,18 @@ async fn buffers_while_nats_is_down_then_publishes_everything_once_in_order() {
         assert_eq!(uses, JOINS as u64);
     }
     let scraped = ingest.scrape().await;
-    assert_eq!(metric(&scraped, "ingest_publish_failing"), 0.0);
+    assert_eq!(metric(&scraped, "invitrack_ingest_publish_failing"), 0.0);
     assert_eq!(
         metric(
             &scraped,
-            "ingest_events_published_total{kind=\"member_add\"}"
+            "invitrack_ingest_events_published_total{kind=\"member_add\"}"
         ),
         JOINS as f64
     );
     assert_eq!(
         metric(
             &scraped,
-            "ingest_events_received_total{kind=\"member_add\"}"
+            "invitrack_ingest_events_received_total{kind=\"member_add\"}"
         ),
         JOINS as f64
     );

@@ -170,8 +170,13 @@ async fn server_errors_and_rate_limits_on_invite_reads_are_retried_and_counted()
         "the simulator answered 429: {stats:?}"
     );
     let scraped = ingest.scrape().await;
-    assert!(metric(&scraped, "ingest_discord_errors_total{status=\"5xx\"}") >= 1.0);
-    assert!(metric(&scraped, "ingest_snapshot_retries_total") >= 1.0);
+    assert!(
+        metric(
+            &scraped,
+            "invitrack_ingest_discord_errors_total{status=\"5xx\"}"
+        ) >= 1.0
+    );
+    assert!(metric(&scraped, "invitrack_ingest_snapshot_retries_total") >= 1.0);
     assert!(
         ingest
             .metrics
@@ -182,7 +187,12 @@ async fn server_errors_and_rate_limits_on_invite_reads_are_retried_and_counted()
             > 0,
         "429s counted:\n{scraped}"
     );
-    assert!(metric(&scraped, "ingest_discord_errors_total{status=\"429\"}") >= 1.0);
+    assert!(
+        metric(
+            &scraped,
+            "invitrack_ingest_discord_errors_total{status=\"429\"}"
+        ) >= 1.0
+    );
 
     ingest.stop().await;
     bus.cleanup().await;

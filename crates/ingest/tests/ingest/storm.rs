@@ -65,7 +65,7 @@ async fn a_global_429_storm_is_met_with_pauses_and_probes_not_retries() {
     );
     let scraped = ingest.scrape().await;
     assert_eq!(
-        metric(&scraped, "ingest_discord_rejected_last_10m"),
+        metric(&scraped, "invitrack_ingest_discord_rejected_last_10m"),
         storm.global_rate_limited as f64
     );
 
@@ -123,7 +123,7 @@ async fn at_the_rejection_ceiling_nothing_more_is_sent() {
         ceiling as usize
     );
     let scraped = ingest.scrape().await;
-    assert!(metric(&scraped, "ingest_discord_halted_total") >= 1.0);
+    assert!(metric(&scraped, "invitrack_ingest_discord_halted_total") >= 1.0);
     ingest.stop().await;
     bus.cleanup().await;
 }
