@@ -623,6 +623,7 @@ impl BusConfig {
     pub async fn connect(&self) -> Result<Bus, BusError> {
         let layout = self.layout()?;
         let client = self.client().await?;
+        warn_if_discard_new_unsafe(&client.server_info().version);
         let jetstream = jetstream::new(client.clone());
         ensure_streams(&jetstream, &layout, &self.stream_settings()).await?;
         Ok(Bus {
@@ -630,6 +631,36 @@ impl BusConfig {
             jetstream,
             layout,
         })
+    }
+}
+
+/// Whether a nats-server of this version may drop a full `DiscardPolicy::New` stream's oldest
+/// messages instead of refusing the new one: it underestimated a message's size against
+/// `max_bytes`, stored it, then trimmed the stream's front (nats-server issues #4771 and
+/// #4775, fixed by #4772 and #4802 in the 2.10 series; seen with 2.9.10). Conservative: every
+/// version before 2.10.7.
+#[must_use]
+pub fn discard_new_unsafe(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    version < (2, 10, 7)
+}
+
+fn warn_if_discard_new_unsafe(version: &str) {
+    if discard_new_unsafe(version) {
+        tracing::warn!(
+            nats_version = version,
+            "this nats-server may drop the oldest events of a stream that reaches BUS_MAX_BYTES \
+             instead of refusing new ones (nats-server#4771): upgrade NATS, and keep \
+             BUS_MAX_BYTES well above BUS_MAX_AGE_HOURS of events"
+        );
     }
 }
 
@@ -725,6 +756,14 @@ mod tests {
         for bad in [["--bus-replicas", "0"], ["--bus-replicas", "6"], ["--bus-max-bytes", "0"]] {
             assert!(Cli::try_parse_from(["x", bad[0], bad[1]]).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nats_versions_that_may_discard_old_events() {
+        assert!(discard_new_unsafe("2.9.10"));
+        assert!(discard_new_unsafe("2.10.4"));
+        assert!(!discard_new_unsafe("2.10.7"));
+        assert!(!discard_new_unsafe("v2.11.0-beta"));
     }
 
     #[test]
