@@ -333,6 +333,7 @@ async fn run(
         bus_prefix: format!("bench-{run_id}"),
         bus_partitions: 4,
         bus_max_age_hours: 2,
+        ..BusConfig::default()
     };
     let invite_faults = RouteFaults {
         latency_ms: [100, 300],

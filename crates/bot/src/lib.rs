@@ -123,7 +123,6 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
     invitrack_storage::prepare_database(&config.database_url).await?;
     let pool = invitrack_storage::pool(&config.database_url, config.db_connections)?;
     let bus = config.bus.connect().await?;
-    invitrack_bus::ensure_streams(&bus.jetstream, &bus.layout, config.bus.max_age()).await?;
     let metrics = Arc::new(metrics::BotMetrics::new(Arc::clone(&gate)));
     let stop = shutdown.child_token();
     let metrics_addr = match config.metrics_bind {

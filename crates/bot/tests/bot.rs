@@ -76,6 +76,7 @@ impl Stack {
             bus_prefix: invitrack_testkit::unique(name),
             bus_partitions: 4,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         let shutdown = CancellationToken::new();
         let mut worker = invitrack_worker::WorkerConfig::new(database.url(), bus.clone());

@@ -23,8 +23,20 @@ use invitrack_model::{BotId, GuildId, GuildKey};
 /// fixed per deployment (see the worker's README).
 pub const DEFAULT_PARTITIONS: u32 = 16;
 
-/// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
+/// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish, by default
+/// (`BUS_DUPLICATE_WINDOW_SECS`).
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
+
+/// Default byte limit of each stream (`BUS_MAX_BYTES`): 1 GiB. JetStream reserves every
+/// stream's limit in its store when the stream is created, so a deployment's streams
+/// (partitions + 2) must fit in the store of each server holding a replica (75% of the disk
+/// by default): 18 GiB for 16 partitions. Each partition stream must also hold `BUS_MAX_AGE_HOURS`
+/// of its events (streams keep events until they age out, consumed or not): at a few hundred
+/// bytes an event, 1 GiB is millions of joins, leaves and invite snapshots per partition.
+pub const DEFAULT_MAX_BYTES: i64 = 1 << 30;
+
+/// Most replicas JetStream keeps of a stream.
+pub const MAX_REPLICAS: usize = 5;
 
 /// Errors of the bus layer.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +44,8 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 pub enum BusError {
     #[error("invalid bus prefix {0:?}: use letters, digits, '-' and '_' only")]
     InvalidPrefix(String),
+    #[error("invalid NATS_URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
     #[error("could not connect to NATS at {url}")]
     Connect {
         url: String,
@@ -249,7 +263,79 @@ impl GuildEvent {
     }
 }
 
-/// Creates the partition and dead-letter streams, or updates them to this configuration.
+/// How the streams are kept: what `ensure_streams` creates them with or updates them to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// How long messages are kept (limits retention).
+    pub max_age: Duration,
+    /// Copies JetStream keeps of each stream, on different servers of a cluster (1..=5).
+    pub replicas: usize,
+    /// Byte limit of each stream. The event and decision streams then refuse new messages
+    /// (`DiscardPolicy::New`): publishers keep them and retry, nothing unconsumed is discarded.
+    pub max_bytes: i64,
+    /// How long a `Nats-Msg-Id` is remembered to drop a duplicate publish.
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(72 * 3600),
+            replicas: 1,
+            max_bytes: DEFAULT_MAX_BYTES,
+            duplicate_window: DEDUP_WINDOW,
+        }
+    }
+}
+
+impl StreamSettings {
+    fn stream(&self, name: String, subjects: String, discard: stream::DiscardPolicy) -> stream::Config {
+        stream::Config {
+            name,
+            subjects: vec![subjects],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: self.max_age,
+            max_bytes: self.max_bytes,
+            discard,
+            num_replicas: self.replicas,
+            // The server caps the window at max_age.
+            duplicate_window: self.duplicate_window.min(self.max_age),
+            ..Default::default()
+        }
+    }
+}
+
+/// The configurations of every stream of a layout: the dead letters, the decisions, then the
+/// partitions in order.
+#[must_use]
+pub fn stream_configs(layout: &BusLayout, settings: &StreamSettings) -> Vec<stream::Config> {
+    // Dead letters are best effort (the original stays in its partition stream): when full,
+    // the oldest go.
+    let mut configs = vec![
+        settings.stream(
+            layout.dead_letter_stream(),
+            format!("{}.dead.>", layout.prefix()),
+            stream::DiscardPolicy::Old,
+        ),
+        settings.stream(
+            layout.decision_stream(),
+            layout.decision_filter(),
+            stream::DiscardPolicy::New,
+        ),
+    ];
+    configs.extend((0..layout.partitions()).map(|partition| {
+        settings.stream(
+            layout.partition_stream(partition),
+            layout.partition_filter(partition),
+            stream::DiscardPolicy::New,
+        )
+    }));
+    configs
+}
+
+/// Creates the partition, decision and dead-letter streams, or updates them to this
+/// configuration (replicas, limits, duplicate window) when they were created with others.
 ///
 /// Each partition has a stream of its own, capturing `{prefix}.guild.{partition}.>`: a worker
 /// reads it with an unfiltered consumer. A consumer filtered on one partition of a shared
@@ -259,7 +345,8 @@ impl GuildEvent {
 ///
 /// Events are kept (limits retention) rather than removed on acknowledgement: each worker
 /// partition replays from the sequence it last committed in PostgreSQL, so the stream must still
-/// hold what a worker has not committed yet.
+/// hold what a worker has not committed yet. A full event or decision stream refuses new
+/// messages rather than discarding unconsumed ones.
 ///
 /// # Errors
 /// When JetStream refuses a stream configuration, or the single event stream of an earlier
@@ -267,41 +354,13 @@ impl GuildEvent {
 pub async fn ensure_streams(
     js: &jetstream::Context,
     layout: &BusLayout,
-    max_age: Duration,
+    settings: &StreamSettings,
 ) -> Result<(), BusError> {
     if js.get_stream(layout.events_group()).await.is_ok() {
         return Err(BusError::SingleEventStream(layout.events_group()));
     }
-    let dead = stream::Config {
-        name: layout.dead_letter_stream(),
-        subjects: vec![format!("{}.dead.>", layout.prefix())],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        max_age,
-        ..Default::default()
-    };
-    create_or_update(js, dead).await?;
-    let decisions = stream::Config {
-        name: layout.decision_stream(),
-        subjects: vec![layout.decision_filter()],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        max_age,
-        duplicate_window: DEDUP_WINDOW,
-        ..Default::default()
-    };
-    create_or_update(js, decisions).await?;
-    for partition in 0..layout.partitions() {
-        let events = stream::Config {
-            name: layout.partition_stream(partition),
-            subjects: vec![layout.partition_filter(partition)],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            max_age,
-            duplicate_window: DEDUP_WINDOW,
-            ..Default::default()
-        };
-        create_or_update(js, events).await?;
+    for config in stream_configs(layout, settings) {
+        create_or_update(js, config).await?;
     }
     Ok(())
 }
@@ -359,24 +418,49 @@ pub async fn delete_streams(js: &jetstream::Context, layout: &BusLayout) {
     }
 }
 
+/// Whether an existing stream differs from `wanted` in what `ensure_streams` sets.
+fn differs(existing: &stream::Config, wanted: &stream::Config) -> bool {
+    existing.subjects != wanted.subjects
+        || existing.max_age != wanted.max_age
+        || existing.max_bytes != wanted.max_bytes
+        || existing.discard != wanted.discard
+        || existing.num_replicas.max(1) != wanted.num_replicas.max(1)
+        || existing.duplicate_window != wanted.duplicate_window
+}
+
 async fn create_or_update(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
     let name = config.name.clone();
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| BusError::Stream {
         stream: name.clone(),
         source: e,
     };
-    match js.get_stream(&config.name).await {
-        Ok(_) => js
-            .update_stream(&config)
+    let existing = match js.get_stream(&config.name).await {
+        Ok(mut stream) => Some(stream.info().await.map_err(|e| wrap(e.into()))?.config.clone()),
+        Err(_) => match js.create_stream(config.clone()).await {
+            Ok(_) => None,
+            // Another service created it meanwhile: compare with what it made.
+            Err(create) => match js.get_stream(&config.name).await {
+                Ok(mut stream) => {
+                    Some(stream.info().await.map_err(|e| wrap(e.into()))?.config.clone())
+                }
+                Err(_) => return Err(wrap(create.into())),
+            },
+        },
+    };
+    if let Some(existing) = existing
+        && differs(&existing, &config)
+    {
+        tracing::info!(
+            stream = %config.name,
+            replicas = config.num_replicas,
+            max_bytes = config.max_bytes,
+            "updating the stream's configuration"
+        );
+        js.update_stream(&config)
             .await
-            .map(drop)
-            .map_err(|e| wrap(e.into())),
-        Err(_) => js
-            .create_stream(config.clone())
-            .await
-            .map(drop)
-            .map_err(|e| wrap(e.into())),
+            .map_err(|e| wrap(e.into()))?;
     }
+    Ok(())
 }
 
 /// Publishes one guild event with a `Nats-Msg-Id`, so a retried publish is stored once.
@@ -418,6 +502,9 @@ pub fn decode_event(payload: &[u8]) -> Result<GuildEvent, BusError> {
 /// Where the bus is, shared by ingest and the worker.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BusConfig {
+    /// The NATS server, or several servers of one cluster separated by commas
+    /// (`nats://a:4222,nats://b:4222`): the client connects to any of them and moves to another
+    /// when one goes away.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// Prefix of every stream and subject: deployments, tests and demos sharing one NATS server
@@ -430,6 +517,62 @@ pub struct BusConfig {
     /// How long the event streams keep messages, in hours.
     #[arg(long, env = "BUS_MAX_AGE_HOURS", default_value_t = 72)]
     pub bus_max_age_hours: u64,
+    /// Copies JetStream keeps of every stream (1 to 5; more than 1 needs a NATS cluster of at
+    /// least that many servers). Existing streams are updated to it at start-up.
+    #[arg(long, env = "BUS_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub bus_replicas: u8,
+    /// Byte limit of each stream; a full event or decision stream refuses new messages (ingest
+    /// keeps them and retries) instead of discarding unconsumed ones. See [`DEFAULT_MAX_BYTES`].
+    #[arg(long, env = "BUS_MAX_BYTES", default_value_t = DEFAULT_MAX_BYTES,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub bus_max_bytes: i64,
+    /// How long JetStream remembers a publish's `Nats-Msg-Id` to drop a repeated publish, in
+    /// seconds.
+    #[arg(long, env = "BUS_DUPLICATE_WINDOW_SECS", default_value_t = DEDUP_WINDOW.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub bus_duplicate_window_secs: u64,
+}
+
+impl Default for BusConfig {
+    /// The command line's defaults.
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            bus_prefix: "invitrack".to_owned(),
+            bus_partitions: DEFAULT_PARTITIONS,
+            bus_max_age_hours: 72,
+            bus_replicas: 1,
+            bus_max_bytes: DEFAULT_MAX_BYTES,
+            bus_duplicate_window_secs: DEDUP_WINDOW.as_secs(),
+        }
+    }
+}
+
+/// The servers of a `NATS_URL`: one URL or several separated by commas (blanks around each
+/// are ignored). A server without a scheme is taken as `nats://`.
+///
+/// # Errors
+/// When the list is empty or a server is not a valid address.
+pub fn parse_servers(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    let invalid = |reason: String| BusError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|server| {
+            server
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| invalid(format!("{server:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(invalid("no server".to_owned()));
+    }
+    Ok(servers)
 }
 
 impl BusConfig {
@@ -438,31 +581,86 @@ impl BusConfig {
         Duration::from_secs(self.bus_max_age_hours * 3600)
     }
 
+    /// What the streams are created with or updated to.
+    #[must_use]
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            max_age: self.max_age(),
+            replicas: usize::from(self.bus_replicas).clamp(1, MAX_REPLICAS),
+            max_bytes: self.bus_max_bytes,
+            duplicate_window: Duration::from_secs(self.bus_duplicate_window_secs),
+        }
+    }
+
     /// # Errors
     /// When the prefix or partition count is invalid.
     pub fn layout(&self) -> Result<BusLayout, BusError> {
         BusLayout::new(&self.bus_prefix, self.bus_partitions)
     }
 
-    /// Connects to NATS and makes sure the streams exist.
+    /// A NATS client connected to one of the servers of `NATS_URL`. It reconnects for ever,
+    /// to whichever server of the list (or of the cluster, which tells clients its servers)
+    /// answers.
+    ///
+    /// # Errors
+    /// When `NATS_URL` is invalid or no server can be reached.
+    pub async fn client(&self) -> Result<async_nats::Client, BusError> {
+        let servers = parse_servers(&self.nats_url)?;
+        async_nats::ConnectOptions::new()
+            .max_reconnects(None)
+            .connect(servers)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: self.nats_url.clone(),
+                source: e,
+            })
+    }
+
+    /// Connects to NATS and makes sure the streams exist with this configuration.
     ///
     /// # Errors
     /// When NATS cannot be reached or refuses the streams.
     pub async fn connect(&self) -> Result<Bus, BusError> {
         let layout = self.layout()?;
-        let client = async_nats::connect(&self.nats_url)
-            .await
-            .map_err(|e| BusError::Connect {
-                url: self.nats_url.clone(),
-                source: e,
-            })?;
+        let client = self.client().await?;
+        warn_if_discard_new_unsafe(&client.server_info().version);
         let jetstream = jetstream::new(client.clone());
-        ensure_streams(&jetstream, &layout, self.max_age()).await?;
+        ensure_streams(&jetstream, &layout, &self.stream_settings()).await?;
         Ok(Bus {
             client,
             jetstream,
             layout,
         })
+    }
+}
+
+/// Whether a nats-server of this version may drop a full `DiscardPolicy::New` stream's oldest
+/// messages instead of refusing the new one: it underestimated a message's size against
+/// `max_bytes`, stored it, then trimmed the stream's front (nats-server issues #4771 and
+/// #4775, fixed by #4772 and #4802 in the 2.10 series; seen with 2.9.10). Conservative: every
+/// version before 2.10.7.
+#[must_use]
+pub fn discard_new_unsafe(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    version < (2, 10, 7)
+}
+
+fn warn_if_discard_new_unsafe(version: &str) {
+    if discard_new_unsafe(version) {
+        tracing::warn!(
+            nats_version = version,
+            "this nats-server may drop the oldest events of a stream that reaches BUS_MAX_BYTES \
+             instead of refusing new ones (nats-server#4771): upgrade NATS, and keep \
+             BUS_MAX_BYTES well above BUS_MAX_AGE_HOURS of events"
+        );
     }
 }
 
@@ -504,6 +702,90 @@ mod tests {
                 as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "uneven spread: {seen:?}");
+    }
+
+    #[test]
+    fn nats_url_lists_servers() {
+        let one = parse_servers("nats://127.0.0.1:4222").expect("one server");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].host(), "127.0.0.1");
+        assert_eq!(one[0].port(), 4222);
+        let three = parse_servers("nats://a:4222, nats://b:4223 ,c:4224,").expect("three");
+        let hosts: Vec<(String, u16)> = three
+            .iter()
+            .map(|s| (s.host().to_owned(), s.port()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [("a".into(), 4222), ("b".into(), 4223), ("c".into(), 4224)]
+        );
+        assert!(parse_servers("").is_err());
+        assert!(parse_servers(" , ").is_err());
+        assert!(parse_servers("nats://a:4222,http://b:1").is_err());
+        assert!(parse_servers("nats://a:notaport").is_err());
+    }
+
+    #[test]
+    fn bus_settings_from_the_command_line() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bus: BusConfig,
+        }
+        let defaults = Cli::try_parse_from(["x"]).expect("defaults").bus;
+        assert_eq!(defaults.stream_settings(), StreamSettings::default());
+        assert_eq!(defaults.nats_url, BusConfig::default().nats_url);
+        let cli = Cli::try_parse_from([
+            "x",
+            "--nats-url",
+            "nats://a:1,nats://b:2,nats://c:3",
+            "--bus-replicas",
+            "3",
+            "--bus-max-bytes",
+            "1048576",
+            "--bus-duplicate-window-secs",
+            "5",
+        ])
+        .expect("valid");
+        let settings = cli.bus.stream_settings();
+        assert_eq!(settings.replicas, 3);
+        assert_eq!(settings.max_bytes, 1 << 20);
+        assert_eq!(settings.duplicate_window, Duration::from_secs(5));
+        assert_eq!(parse_servers(&cli.bus.nats_url).expect("servers").len(), 3);
+        for bad in [["--bus-replicas", "0"], ["--bus-replicas", "6"], ["--bus-max-bytes", "0"]] {
+            assert!(Cli::try_parse_from(["x", bad[0], bad[1]]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nats_versions_that_may_discard_old_events() {
+        assert!(discard_new_unsafe("2.9.10"));
+        assert!(discard_new_unsafe("2.10.4"));
+        assert!(!discard_new_unsafe("2.10.7"));
+        assert!(!discard_new_unsafe("v2.11.0-beta"));
+    }
+
+    #[test]
+    fn every_stream_is_replicated_and_bounded() {
+        let layout = BusLayout::new("cfg", 3).expect("valid layout");
+        let settings = StreamSettings {
+            replicas: 3,
+            max_bytes: 1 << 20,
+            ..StreamSettings::default()
+        };
+        let configs = stream_configs(&layout, &settings);
+        assert_eq!(configs.len(), 5);
+        for config in &configs {
+            assert_eq!(config.num_replicas, 3, "{}", config.name);
+            assert_eq!(config.max_bytes, 1 << 20, "{}", config.name);
+            let expected = if config.name == layout.dead_letter_stream() {
+                stream::DiscardPolicy::Old
+            } else {
+                stream::DiscardPolicy::New
+            };
+            assert_eq!(config.discard, expected, "{}", config.name);
+        }
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub struct DemoArgs {
 /// instead of stopping the demo, as `invitrack_bus::ensure_streams` stops a deployment.
 async fn retire_earlier_event_stream(bus: &BusConfig) -> anyhow::Result<()> {
     let stream = bus.layout()?.events_group();
-    let client = async_nats::connect(&bus.nats_url)
+    let client = bus
+        .client()
         .await
         .with_context(|| format!("connecting to NATS at {}", bus.nats_url))?;
     let jetstream = async_nats::jetstream::new(client);
@@ -139,6 +140,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bus_prefix: args.bus_prefix.clone(),
         bus_partitions: invitrack_bus::DEFAULT_PARTITIONS,
         bus_max_age_hours: 24,
+        ..BusConfig::default()
     };
     retire_earlier_event_stream(&bus).await?;
     let bot_id = bot_id(&token, api_proxy.as_deref()).await?;

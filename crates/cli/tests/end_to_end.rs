@@ -41,6 +41,7 @@ impl Stack {
             bus_prefix: invitrack_testkit::unique("e2e"),
             bus_partitions: 4,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         let sim = Simulator::start(SimConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),

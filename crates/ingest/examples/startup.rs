@@ -150,6 +150,7 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
         bus_prefix: format!("bench-ingest-startup-{}", std::process::id()),
         bus_partitions: 16,
         bus_max_age_hours: 1,
+        ..BusConfig::default()
     };
     let config = IngestConfig {
         discord_gateway_url: Some(gateway_url),
@@ -192,7 +193,7 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     task.await??;
     drop(child.stdin);
     child.process.wait()?;
-    let client = async_nats::connect(&bus.nats_url).await?;
+    let client = bus.client().await?;
     let js = async_nats::jetstream::new(client);
     let layout = bus.layout()?;
     invitrack_bus::delete_streams(&js, &layout).await;

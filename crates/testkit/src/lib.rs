@@ -1,5 +1,5 @@
 //! The servers invitrack's tests run against, each test with its own: a nats-server on a free
-//! port, a PostgreSQL database (or a whole cluster for crash tests), free ports, temporary
+//! port or three clustered on loopback, a PostgreSQL database (or a whole cluster for crash tests), free ports, temporary
 //! directories, an HTTP receiver (webhooks) and waiting helpers. Dev-only: no service depends on it.
 //!
 //! Where the servers are comes from the environment, with this machine's defaults (see
@@ -10,6 +10,7 @@
 //! - `NATS_SERVER_BIN` or `PATH`: the nats-server binary for tests that run their own;
 //! - `PG_BIN_DIR` or `pg_config --bindir`: PostgreSQL's binaries for tests that run a cluster.
 
+mod cluster;
 mod dir;
 mod env;
 mod nats;
@@ -17,6 +18,7 @@ mod net;
 mod postgres;
 mod receiver;
 
+pub use cluster::{CLUSTER_SIZE, NatsCluster};
 pub use dir::TempDir;
 pub use env::{database_server_url, nats_url, unique};
 pub use nats::{NatsServer, tail};

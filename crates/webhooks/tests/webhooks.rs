@@ -47,6 +47,7 @@ impl Setup {
             bus_prefix: invitrack_testkit::unique(name),
             bus_partitions: 2,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(invitrack_webhooks::run(

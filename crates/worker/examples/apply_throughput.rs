@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         bus_prefix: format!("bench-{run}"),
         bus_partitions: 16,
         bus_max_age_hours: 1,
+        ..BusConfig::default()
     };
     let rate = args.get(3).copied().unwrap_or(0);
     invitrack_storage::prepare_database(&database_url).await?;

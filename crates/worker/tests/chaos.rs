@@ -10,6 +10,13 @@
 //! - `simulated_guilds_survive_crashes`: a smaller run from the simulator through real ingest
 //!   (twilight), compared with the simulator's ground truth.
 //!
+//! - `replicated_bus_survives_a_node_crash`: the simulator through ingest and two workers over
+//!   three clustered nats-servers (`BUS_REPLICAS=3`, `NATS_URL` listing all three); the leader
+//!   of a partition stream is killed mid-workload and restarted.
+//! - `nats_outage_longer_than_the_duplicate_window`: NATS down for five duplicate windows while
+//!   ingest buffers, then back; events published again after the window (as ingest does when
+//!   the acknowledgement of a stored event was lost) are stored twice and applied once.
+//!
 //! `INVITRACK_KEEP_TEST_DIRS=1` keeps the processes' logs. Both skip, saying why, when `nats-server` or PostgreSQL's `initdb` is not installed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +66,12 @@ impl WorkerProcess {
             .env("BUS_PREFIX", &bus.bus_prefix)
             .env("BUS_PARTITIONS", bus.bus_partitions.to_string())
             .env("BUS_MAX_AGE_HOURS", "1")
+            .env("BUS_REPLICAS", bus.bus_replicas.to_string())
+            .env("BUS_MAX_BYTES", bus.bus_max_bytes.to_string())
+            .env(
+                "BUS_DUPLICATE_WINDOW_SECS",
+                bus.bus_duplicate_window_secs.to_string(),
+            )
             .env("WORKER_DB_CONNECTIONS", "3")
             .env("WORKER_TICK_MS", "200")
             .env("ATTRIBUTION_MAX_PENDING_MS", "15000")
@@ -111,6 +124,7 @@ impl Cluster {
             bus_prefix: format!("chaos-{name}"),
             bus_partitions: PARTITIONS,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         Self {
             workers: Vec::new(),
@@ -857,4 +871,555 @@ async fn simulated_guilds_survive_crashes() {
     );
     shutdown.cancel();
     sim.stop().await;
+}
+
+/// Ingest (in this process), worker processes and the simulator over a bus of the test's own,
+/// with a database of its own on the shared PostgreSQL: for the bus failure tests.
+mod bus_failures {
+    use std::collections::{HashMap, HashSet};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use chrono::{DateTime, Utc};
+    use diesel::prelude::*;
+    use diesel_async::{AsyncPgConnection, RunQueryDsl};
+    use invitrack_bus::{BusConfig, EventKind};
+    use invitrack_ingest::{IngestConfig, IngestMetrics};
+    use invitrack_sim::workload::WorkloadSpec;
+    use invitrack_sim::{JoinTruth, RunningSim, SimConfig, Simulator};
+    use invitrack_storage::schema::joins;
+    use invitrack_testkit::{TempDir, TestDatabase, tail};
+    use tokio_util::sync::CancellationToken;
+
+    use super::{
+        WorkerProcess, assert_joins_once_and_counters_recount, connect_bus, dead_letters,
+        published_decisions,
+    };
+
+    pub struct Stack {
+        pub workers: Vec<WorkerProcess>,
+        pub sim: RunningSim,
+        pub ingest: Arc<IngestMetrics>,
+        pub shutdown: CancellationToken,
+        pub database_url: String,
+        pub bus: BusConfig,
+        pub started: Instant,
+        _database: TestDatabase,
+        dir: TempDir,
+    }
+
+    impl Stack {
+        /// Migrates a fresh database, starts two workers, the simulator and ingest, and waits
+        /// until ingest's gateway session is up.
+        pub async fn start(name: &str, bus: BusConfig) -> Self {
+            let started = Instant::now();
+            let dir = TempDir::new(name);
+            let database = TestDatabase::new(&format!("invitrack_{name}"));
+            let database_url = database.url();
+            invitrack_storage::prepare_database(&database_url)
+                .await
+                .expect("database");
+            let workers = (0..2)
+                .map(|i| {
+                    WorkerProcess::spawn(dir.path(), &format!("worker-{i}"), &database_url, &bus)
+                })
+                .collect();
+            let sim = Simulator::start(SimConfig {
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..SimConfig::default()
+            })
+            .await
+            .expect("simulator starts");
+            let ingest = invitrack_ingest::Ingest::build(IngestConfig {
+                discord_gateway_url: Some(sim.gateway_url()),
+                discord_api_proxy: Some(sim.api_proxy()),
+                ..IngestConfig::new(SimConfig::default().bot_token, bus.clone())
+            })
+            .await
+            .expect("ingest starts");
+            let metrics = ingest.metrics();
+            let shutdown = CancellationToken::new();
+            tokio::spawn(ingest.run(shutdown.clone()));
+            let world = sim.world();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while world.connected_sessions() == 0 {
+                assert!(Instant::now() < deadline, "ingest never connected");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Self {
+                workers,
+                sim,
+                ingest: metrics,
+                shutdown,
+                database_url,
+                bus,
+                started,
+                _database: database,
+                dir,
+            }
+        }
+
+        pub fn log(&self, what: &str) {
+            eprintln!("[{:>5.1} s] {what}", self.started.elapsed().as_secs_f64());
+        }
+
+        /// Plays a workload of joins, leaves and rejoins in several guilds in the background.
+        /// Leaves and rejoins come at least 5 s after the step before them.
+        pub fn play(
+            &self,
+            seed: u64,
+            duration_ms: u64,
+        ) -> tokio::task::JoinHandle<invitrack_sim::scenario::RunReport> {
+            let world = self.sim.world();
+            let spec = WorkloadSpec {
+                seed,
+                guilds: 10,
+                duration_ms,
+                joins_per_sec: 0.8,
+                leave_share: 0.3,
+                leave_after_ms: [5_000, 15_000],
+                rejoin_share: 0.3,
+                rejoin_after_ms: [5_000, 10_000],
+                ..WorkloadSpec::default()
+            };
+            tokio::spawn(async move {
+                invitrack_sim::workload::run(&world, &spec, None)
+                    .await
+                    .expect("valid workload")
+            })
+        }
+
+        fn worker_logs(&self) -> String {
+            self.workers
+                .iter()
+                .map(|w| format!("--- {}\n{}", w.log.display(), tail(&w.log, 15)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+
+        async fn connect_db(&self) -> AsyncPgConnection {
+            invitrack_storage::connect(&self.database_url)
+                .await
+                .expect("the test database")
+        }
+
+        /// Waits until the workload's every join and leave is stored (at most `within`), then
+        /// checks: each join once, counters equal to a recount, exactly the simulator's joins
+        /// and leaves, no dead letter, each join and leave published once on the decision
+        /// stream, and both workers still running.
+        pub async fn assert_ground_truth(&mut self, truth: &[JoinTruth], within: Duration) {
+            let expected_left = truth.iter().filter(|t| t.left_at.is_some()).count();
+            let deadline = Instant::now() + within;
+            loop {
+                let mut conn = self.connect_db().await;
+                let stored: i64 = joins::table
+                    .count()
+                    .get_result(&mut conn)
+                    .await
+                    .unwrap_or(0);
+                let left: i64 = joins::table
+                    .filter(joins::has_left.eq(true))
+                    .count()
+                    .get_result(&mut conn)
+                    .await
+                    .unwrap_or(0);
+                if usize::try_from(stored).unwrap_or(0) >= truth.len()
+                    && usize::try_from(left).unwrap_or(0) >= expected_left
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "joins stored {stored}/{}, left {left}/{expected_left}\n{}",
+                    truth.len(),
+                    self.worker_logs()
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            // Let anything still in flight land, so a doubled effect would show.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            for (index, worker) in self.workers.iter_mut().enumerate() {
+                assert!(
+                    worker.is_running(),
+                    "worker-{index} exited:\n{}",
+                    tail(&worker.log, 30)
+                );
+            }
+            let mut conn = self.connect_db().await;
+            assert_joins_once_and_counters_recount(&mut conn).await;
+            let rows: Vec<(i64, i64, DateTime<Utc>, bool)> = joins::table
+                .select((
+                    joins::guild_id,
+                    joins::member_id,
+                    joins::created_at,
+                    joins::has_left,
+                ))
+                .load(&mut conn)
+                .await
+                .expect("joins");
+            assert_eq!(
+                rows.len(),
+                truth.len(),
+                "stored joins vs the simulator's joins"
+            );
+            let mut stored: HashMap<(u64, u64, i64), bool> = rows
+                .iter()
+                .map(|(g, m, at, left)| {
+                    (
+                        (g.cast_unsigned(), m.cast_unsigned(), at.timestamp_millis()),
+                        *left,
+                    )
+                })
+                .collect();
+            for t in truth {
+                let key = (
+                    t.guild_id.get(),
+                    t.user_id.get(),
+                    t.joined_at.timestamp_millis(),
+                );
+                let Some(left) = stored.remove(&key) else {
+                    panic!(
+                        "join of {} in guild {} at {} not stored",
+                        t.user_id, t.guild_id, t.joined_at
+                    );
+                };
+                assert_eq!(
+                    left,
+                    t.left_at.is_some(),
+                    "leave of {} in guild {}",
+                    t.user_id,
+                    t.guild_id
+                );
+            }
+            let bus = connect_bus(&self.bus).await;
+            assert_eq!(dead_letters(&bus).await, 0, "dead letters");
+            let published = published_decisions(&bus, truth.len() + expected_left).await;
+            let unique: HashSet<_> = published.iter().collect();
+            assert_eq!(unique.len(), published.len(), "a decision published twice");
+            assert_eq!(
+                published.len(),
+                truth.len() + expected_left,
+                "decisions on the stream: one per join and leave"
+            );
+            self.log(&format!(
+                "{} simulated joins stored once each, {expected_left} leaves, counters = \
+                 recount, {} decisions published once each",
+                truth.len(),
+                published.len()
+            ));
+        }
+
+        pub async fn stop(self) {
+            self.shutdown.cancel();
+            let bus = connect_bus(&self.bus).await;
+            invitrack_bus::delete_streams(&bus.jetstream, &bus.layout).await;
+            drop(self.workers);
+            self.sim.stop().await;
+            drop(self.dir);
+        }
+    }
+
+    /// The member event (join or leave) of a stored guild event, if it is one.
+    fn member_event(payload: &[u8]) -> Option<&'static str> {
+        match invitrack_bus::decode_event(payload).ok()?.kind? {
+            EventKind::MemberAdd(_) => Some("join"),
+            EventKind::MemberRemove(_) => Some("leave"),
+            _ => None,
+        }
+    }
+
+    /// What ingest does when NATS stored an event but the acknowledgement was lost and the
+    /// retry comes after the duplicate window: the same event with the same `Nats-Msg-Id`
+    /// again, right behind the original in its guild. Until `stop`, every 250 ms: each
+    /// guild whose latest event is a join or a leave stored more than `window` ago (nothing
+    /// came after it) has that event published again, once. Returns how many JetStream
+    /// stored a second time (not recognised as duplicates), by kind.
+    pub async fn republish_after_window(
+        bus: BusConfig,
+        window: Duration,
+        stop: CancellationToken,
+    ) -> HashMap<&'static str, usize> {
+        let mut stored_again: HashMap<&'static str, usize> = HashMap::new();
+        let mut republished: HashSet<String> = HashSet::new();
+        // Per partition: the next sequence to read; per guild subject: its latest event.
+        let mut next: HashMap<u32, u64> = HashMap::new();
+        // With when this test first saw it: stored at least that long ago.
+        let mut latest: HashMap<String, (async_nats::jetstream::message::StreamMessage, Instant)> =
+            HashMap::new();
+        let mut connected = None;
+        while !stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if connected.is_none() {
+                // NATS may be away: try again on the next round.
+                connected = tokio::time::timeout(Duration::from_secs(2), bus.connect())
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+            }
+            let Some(connected) = &connected else {
+                continue;
+            };
+            let js = &connected.jetstream;
+            for partition in 0..connected.layout.partitions() {
+                let name = connected.layout.partition_stream(partition);
+                let Ok(Ok(mut stream)) =
+                    tokio::time::timeout(Duration::from_secs(2), js.get_stream(&name)).await
+                else {
+                    continue;
+                };
+                let Ok(info) = stream.info().await else {
+                    continue;
+                };
+                let last = info.state.last_sequence;
+                let from = next.entry(partition).or_insert(1);
+                while *from <= last {
+                    let Ok(message) = stream.get_raw_message(*from).await else {
+                        break;
+                    };
+                    latest.insert(message.subject.to_string(), (message, Instant::now()));
+                    *from += 1;
+                }
+            }
+            for (message, seen) in latest.values() {
+                let Some(kind) = member_event(&message.payload) else {
+                    continue;
+                };
+                let Some(id) = message
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.as_str().to_owned())
+                else {
+                    continue;
+                };
+                if seen.elapsed() < window + Duration::from_millis(300) || republished.contains(&id) {
+                    continue;
+                }
+                republished.insert(id);
+                let Ok(ack) = js
+                    .publish_with_headers(
+                        message.subject.clone(),
+                        message.headers.clone(),
+                        message.payload.clone(),
+                    )
+                    .await
+                else {
+                    continue;
+                };
+                if let Ok(ack) = ack.await
+                    && !ack.duplicate
+                {
+                    *stored_again.entry(kind).or_default() += 1;
+                }
+            }
+        }
+        stored_again
+    }
+
+    /// Counts the events stored more than once on the partition streams (by `Nats-Msg-Id`).
+    pub async fn stored_twice(bus: &BusConfig) -> usize {
+        let bus = connect_bus(bus).await;
+        let mut seen = HashSet::new();
+        let mut twice = 0;
+        for name in bus.layout.partition_streams() {
+            let mut stream = bus.jetstream.get_stream(&name).await.expect("stream");
+            let last = stream.info().await.expect("info").state.last_sequence;
+            for sequence in 1..=last {
+                let message = stream.get_raw_message(sequence).await.expect("message");
+                if let Some(id) = message.headers.get("Nats-Msg-Id")
+                    && !seen.insert(id.as_str().to_owned())
+                {
+                    twice += 1;
+                }
+            }
+        }
+        twice
+    }
+
+    pub fn ingest_buffered(metrics: &IngestMetrics) -> (u64, u64) {
+        (metrics.buffered(), metrics.publish_retries())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicated_bus_survives_a_node_crash() {
+    use std::collections::HashSet;
+
+    use invitrack_testkit::NatsCluster;
+
+    if NatsServer::binary().is_none() {
+        eprintln!("SKIPPED replicated_bus_survives_a_node_crash: nats-server is not installed");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut nats = tokio::task::spawn_blocking(NatsCluster::start)
+        .await
+        .expect("the NATS cluster");
+    let bus = BusConfig {
+        nats_url: nats.url(),
+        bus_prefix: invitrack_testkit::unique("replicated"),
+        bus_partitions: 4,
+        bus_max_age_hours: 1,
+        bus_replicas: 3,
+        // JetStream reserves each stream's limit on every server holding a replica.
+        bus_max_bytes: 64 << 20,
+        ..BusConfig::default()
+    };
+    let mut stack = bus_failures::Stack::start("replicated", bus.clone()).await;
+    let client = connect_bus(&bus).await;
+    for name in client
+        .layout
+        .partition_streams()
+        .into_iter()
+        .chain([client.layout.decision_stream(), client.layout.dead_letter_stream()])
+    {
+        let mut stream = client.jetstream.get_stream(&name).await.expect("stream");
+        let info = stream.info().await.expect("stream info");
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+        assert_eq!(info.config.max_bytes, 64 << 20, "{name}");
+        // The leader and its followers (while a leader is elected, every peer is listed).
+        let peers: HashSet<String> = info.cluster.as_ref().map_or_else(HashSet::new, |c| {
+            c.leader
+                .iter()
+                .cloned()
+                .chain(c.replicas.iter().map(|r| r.name.clone()))
+                .collect()
+        });
+        assert_eq!(peers.len(), 3, "{name}: servers holding a copy: {peers:?}");
+    }
+    stack.log("3 nats-servers, every stream R3; workload starts");
+    let play = stack.play(11, 36_000);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    // The leader of partition 0's stream: its events must move to another server.
+    let stream_name = client.layout.partition_stream(0);
+    let leader = client
+        .jetstream
+        .get_stream(&stream_name)
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("stream info")
+        .cluster
+        .clone()
+        .and_then(|c| c.leader)
+        .expect("the stream has a leader");
+    let victim = nats.index_of(&leader).expect("a server of the cluster");
+    stack.log(&format!(
+        "kill -9 {leader}, leader of {stream_name} (meta leader: {:?})",
+        nats.meta_leader((victim + 1) % 3)
+    ));
+    nats.kill(victim);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let new_leader = match client.jetstream.get_stream(&stream_name).await {
+            Ok(mut stream) => stream
+                .info()
+                .await
+                .ok()
+                .and_then(|i| i.cluster.clone())
+                .and_then(|c| c.leader),
+            Err(_) => None,
+        };
+        if let Some(new_leader) = new_leader.filter(|l| *l != leader) {
+            stack.log(&format!("{stream_name} is led by {new_leader}"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new leader for {stream_name}\n{}",
+            nats.logs(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stack.log(&format!("restart {leader}"));
+    let nats = tokio::task::spawn_blocking(move || {
+        nats.restart(victim);
+        nats
+    })
+    .await
+    .expect("restart");
+    stack.log(&format!("{leader} is back and current"));
+    let played = play.await.expect("workload task");
+    assert_eq!(played.failed, 0, "workload steps failed: {:?}", played.errors);
+    let truth = stack.sim.world().ground_truth();
+    stack.log(&format!("workload played: {} joins", truth.len()));
+    assert!(truth.len() >= 50, "too few joins to mean anything: {}", truth.len());
+    stack
+        .assert_ground_truth(&truth, Duration::from_secs(150))
+        .await;
+    drop(client);
+    stack.stop().await;
+    nats.wait_ready(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_outage_longer_than_the_duplicate_window() {
+    if NatsServer::binary().is_none() {
+        eprintln!(
+            "SKIPPED nats_outage_longer_than_the_duplicate_window: nats-server is not installed"
+        );
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut nats = NatsServer::start();
+    let window = Duration::from_secs(1);
+    let bus = BusConfig {
+        nats_url: nats.url(),
+        bus_prefix: invitrack_testkit::unique("outage"),
+        bus_partitions: 4,
+        bus_max_age_hours: 1,
+        bus_max_bytes: 64 << 20,
+        bus_duplicate_window_secs: window.as_secs(),
+        ..BusConfig::default()
+    };
+    let stack = bus_failures::Stack::start("outage", bus.clone()).await;
+    let play = stack.play(13, 32_000);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    stack.log("kill -9 NATS");
+    nats.kill();
+    let outage = window * 6;
+    tokio::time::sleep(outage).await;
+    let (buffered, retries) = bus_failures::ingest_buffered(&stack.ingest);
+    stack.log(&format!(
+        "NATS down {outage:?}: ingest holds {buffered} events, {retries} publish retries; restart"
+    ));
+    assert!(retries > 0, "ingest never tried to publish during the outage");
+    nats.resume();
+
+    // Events stored before the outage or after it, published again once the window is over.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let republish = tokio::spawn(bus_failures::republish_after_window(
+        bus.clone(),
+        window,
+        stop.clone(),
+    ));
+    let played = play.await.expect("workload task");
+    assert_eq!(played.failed, 0, "workload steps failed: {:?}", played.errors);
+    // The last leaves wait past the window before they are published again.
+    tokio::time::sleep(window * 3).await;
+    stop.cancel();
+    let stored_again = republish.await.expect("republishing task");
+    let truth = stack.sim.world().ground_truth();
+    let twice = bus_failures::stored_twice(&bus).await;
+    stack.log(&format!(
+        "workload played: {} joins; published again after the window and stored twice: \
+         {stored_again:?}; events stored twice in all: {twice}",
+        truth.len()
+    ));
+    assert!(
+        stored_again.values().sum::<usize>() >= 5,
+        "too few events stored twice to prove anything: {stored_again:?}"
+    );
+    assert!(twice >= stored_again.values().sum::<usize>());
+    let (buffered, _) = bus_failures::ingest_buffered(&stack.ingest);
+    assert_eq!(buffered, 0, "ingest still holds events");
+    let mut stack = stack;
+    stack
+        .assert_ground_truth(&truth, Duration::from_secs(150))
+        .await;
+    stack.stop().await;
 }

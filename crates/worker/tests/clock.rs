@@ -95,6 +95,7 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
         bus_prefix: invitrack_testkit::unique("clock"),
         bus_partitions: 1,
         bus_max_age_hours: 1,
+        ..BusConfig::default()
     };
     let connected = bus.connect().await.expect("NATS with JetStream is up");
     let publish = async |events: &[GuildEvent]| {

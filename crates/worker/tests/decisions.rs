@@ -64,6 +64,7 @@ async fn each_join_and_leave_is_published_once_in_order_with_the_counts_after_it
         bus_prefix: invitrack_testkit::unique("decisions"),
         bus_partitions: 2,
         bus_max_age_hours: 1,
+        ..BusConfig::default()
     };
     let connected = bus.connect().await.expect("NATS with JetStream is up");
     let stats = Arc::new(WorkerStats::default());

@@ -99,6 +99,7 @@ impl Stack {
             bus_prefix: invitrack_testkit::unique(name),
             bus_partitions: 1,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         let connected = bus.connect().await.expect("NATS with JetStream is up");
         let mut stack = Self {

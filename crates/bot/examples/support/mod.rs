@@ -66,6 +66,7 @@ impl Running {
             bus_prefix: format!("{name}-{run}"),
             bus_partitions: 4,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         let shutdown = CancellationToken::new();
         let token = world.bot().token.clone();

@@ -76,6 +76,7 @@ impl TestBus {
             bus_prefix: unique("it-ingest"),
             bus_partitions: 4,
             bus_max_age_hours: 1,
+            ..BusConfig::default()
         };
         let bus = config.connect().await.expect("NATS reachable");
         Self {
