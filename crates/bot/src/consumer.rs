@@ -40,12 +40,13 @@ pub(crate) async fn consume_partition(
     partition: u32,
     stop: CancellationToken,
 ) -> Result<(), BotError> {
-    let mut retry_delay = RETRY_DELAY;
+    let mut retry_delays = invitrack_telemetry::backoff(RETRY_DELAY, MAX_RETRY_DELAY);
     while !stop.is_cancelled() {
         match read(&poster, &bus, bot_id, partition, &stop).await {
             Ok(()) => return Ok(()),
             Err(error @ BotError::Discord(_)) => return Err(error),
             Err(error) => {
+                let retry_delay = retry_delays.next().unwrap_or(MAX_RETRY_DELAY);
                 tracing::warn!(
                     partition,
                     error = &error as &dyn std::error::Error,
@@ -56,7 +57,6 @@ pub(crate) async fn consume_partition(
                     () = tokio::time::sleep(retry_delay) => {}
                     () = stop.cancelled() => return Ok(()),
                 }
-                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
             }
         }
     }

@@ -289,7 +289,12 @@ impl Default for StreamSettings {
 }
 
 impl StreamSettings {
-    fn stream(&self, name: String, subjects: String, discard: stream::DiscardPolicy) -> stream::Config {
+    fn stream(
+        &self,
+        name: String,
+        subjects: String,
+        discard: stream::DiscardPolicy,
+    ) -> stream::Config {
         stream::Config {
             name,
             subjects: vec![subjects],
@@ -435,14 +440,26 @@ async fn create_or_update(js: &jetstream::Context, config: stream::Config) -> Re
         source: e,
     };
     let existing = match js.get_stream(&config.name).await {
-        Ok(mut stream) => Some(stream.info().await.map_err(|e| wrap(e.into()))?.config.clone()),
+        Ok(mut stream) => Some(
+            stream
+                .info()
+                .await
+                .map_err(|e| wrap(e.into()))?
+                .config
+                .clone(),
+        ),
         Err(_) => match js.create_stream(config.clone()).await {
             Ok(_) => None,
             // Another service created it meanwhile: compare with what it made.
             Err(create) => match js.get_stream(&config.name).await {
-                Ok(mut stream) => {
-                    Some(stream.info().await.map_err(|e| wrap(e.into()))?.config.clone())
-                }
+                Ok(mut stream) => Some(
+                    stream
+                        .info()
+                        .await
+                        .map_err(|e| wrap(e.into()))?
+                        .config
+                        .clone(),
+                ),
                 Err(_) => return Err(wrap(create.into())),
             },
         },
@@ -753,8 +770,15 @@ mod tests {
         assert_eq!(settings.max_bytes, 1 << 20);
         assert_eq!(settings.duplicate_window, Duration::from_secs(5));
         assert_eq!(parse_servers(&cli.bus.nats_url).expect("servers").len(), 3);
-        for bad in [["--bus-replicas", "0"], ["--bus-replicas", "6"], ["--bus-max-bytes", "0"]] {
-            assert!(Cli::try_parse_from(["x", bad[0], bad[1]]).is_err(), "{bad:?}");
+        for bad in [
+            ["--bus-replicas", "0"],
+            ["--bus-replicas", "6"],
+            ["--bus-max-bytes", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["x", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -59,7 +59,12 @@ async fn streams_of_an_earlier_version_are_updated() {
     again.expect("nothing to change");
     for info in infos {
         assert_eq!(info.max_bytes, 8 << 20, "{}", info.name);
-        assert_eq!(info.duplicate_window, Duration::from_secs(30), "{}", info.name);
+        assert_eq!(
+            info.duplicate_window,
+            Duration::from_secs(30),
+            "{}",
+            info.name
+        );
         assert_eq!(info.num_replicas, 1, "{}", info.name);
         let discard = if info.name == layout.dead_letter_stream() {
             stream::DiscardPolicy::Old
@@ -104,9 +109,10 @@ async fn a_full_event_stream_refuses_new_events() {
                 invitrack_bus::proto::MemberRemove { user_id: 3 },
             )),
         };
-        let ack = invitrack_bus::publish_event(&bus.jetstream, &bus.layout, &event, &format!("e{i}"))
-            .await
-            .expect("sent");
+        let ack =
+            invitrack_bus::publish_event(&bus.jetstream, &bus.layout, &event, &format!("e{i}"))
+                .await
+                .expect("sent");
         if let Err(error) = ack.await {
             refused = Some((i, error.to_string()));
             break;

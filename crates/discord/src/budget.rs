@@ -12,7 +12,10 @@ use tokio::time::Instant;
 pub const BURST_REQUESTS: u32 = 4;
 
 /// Keeps all guilds together under `per_second` requests: a token bucket of `burst` tokens
-/// (`BURST_REQUESTS` by default) refilled at `per_second`.
+/// (`BURST_REQUESTS` by default) refilled at `per_second`. Written here rather than with
+/// governor (which limits the API's keys): each request books its turn on tokio's clock, so the
+/// gate's pauses and the budget share one clock, which tests pause and advance; governor keeps
+/// a clock of its own.
 #[derive(Debug)]
 pub struct RequestBudget {
     interval: Duration,

@@ -18,6 +18,8 @@ pub struct PartitionClaim {
     pub epoch: i64,
     /// The last stream sequence applied for the partition, 0 when none.
     pub last_sequence: u64,
+    /// When the stream those sequences count in was created; `None` before it was recorded.
+    pub stream_created_at: Option<DateTime<Utc>>,
 }
 
 /// Claims a partition: bumps its epoch, so commits of any earlier owner are refused from now
@@ -31,23 +33,25 @@ pub async fn claim_partition(
     partition: u32,
 ) -> Result<PartitionClaim, StorageError> {
     use partition_progress::dsl as p;
-    let (epoch, last): (i64, i64) = diesel::insert_into(p::partition_progress)
-        .values((
-            p::stream.eq(stream),
-            p::partition.eq(partition.cast_signed()),
-            p::last_sequence.eq(0_i64),
-            p::epoch.eq(1_i64),
-            p::updated_at.eq(Utc::now()),
-        ))
-        .on_conflict((p::stream, p::partition))
-        .do_update()
-        .set((p::epoch.eq(p::epoch + 1), p::updated_at.eq(Utc::now())))
-        .returning((p::epoch, p::last_sequence))
-        .get_result(conn)
-        .await?;
+    let (epoch, last, stream_created_at): (i64, i64, Option<DateTime<Utc>>) =
+        diesel::insert_into(p::partition_progress)
+            .values((
+                p::stream.eq(stream),
+                p::partition.eq(partition.cast_signed()),
+                p::last_sequence.eq(0_i64),
+                p::epoch.eq(1_i64),
+                p::updated_at.eq(Utc::now()),
+            ))
+            .on_conflict((p::stream, p::partition))
+            .do_update()
+            .set((p::epoch.eq(p::epoch + 1), p::updated_at.eq(Utc::now())))
+            .returning((p::epoch, p::last_sequence, p::stream_created_at))
+            .get_result(conn)
+            .await?;
     Ok(PartitionClaim {
         epoch,
         last_sequence: last.cast_unsigned(),
+        stream_created_at,
     })
 }
 
@@ -76,6 +80,40 @@ pub async fn advance_sequence(
     )
     .set((
         p::last_sequence.eq(sequence.cast_signed()),
+        p::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// Records which stream the partition's progress counts in (its creation time, as JetStream
+/// reports it), if the partition is still claimed with `epoch` and its committed sequence is
+/// still `previous`; with `restart`, the progress starts again from the stream's beginning (a
+/// stream made again under the same name). `false` when fenced off.
+///
+/// # Errors
+/// On database errors.
+pub async fn set_stream(
+    conn: &mut AsyncPgConnection,
+    stream: &str,
+    partition: u32,
+    epoch: i64,
+    previous: u64,
+    created_at: DateTime<Utc>,
+    restart: bool,
+) -> Result<bool, StorageError> {
+    use partition_progress::dsl as p;
+    let last_sequence = if restart { 0 } else { previous.cast_signed() };
+    let updated = diesel::update(
+        p::partition_progress
+            .find((stream, partition.cast_signed()))
+            .filter(p::epoch.eq(epoch))
+            .filter(p::last_sequence.eq(previous.cast_signed())),
+    )
+    .set((
+        p::last_sequence.eq(last_sequence),
+        p::stream_created_at.eq(created_at),
         p::updated_at.eq(Utc::now()),
     ))
     .execute(conn)

@@ -211,6 +211,7 @@ diesel::table! {
         last_sequence -> Int8,
         epoch -> Int8,
         updated_at -> Timestamptz,
+        stream_created_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The one retry schedule of every retry loop: exponential with full jitter (so processes that
-//! failed together do not retry together), from backon.
+//! The one retry schedule of every retry loop: exponential with jitter (so processes that
+//! failed together do not retry together), from backon. Its `std` feature seeds each schedule
+//! at random; without it every process would draw the same "random" delays.
 
 use std::time::Duration;
 

@@ -109,7 +109,13 @@ impl NatsCluster {
     #[must_use]
     pub fn logs(&self, lines: usize) -> String {
         (0..self.nodes.len())
-            .map(|i| format!("--- {}\n{}", self.nodes[i].name, tail(&self.log_path(i), lines)))
+            .map(|i| {
+                format!(
+                    "--- {}\n{}",
+                    self.nodes[i].name,
+                    tail(&self.log_path(i), lines)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -217,7 +223,10 @@ impl NatsCluster {
             .args(["-m", &node.monitor_port.to_string()])
             .args(["--server_name", &node.name])
             .args(["--cluster_name", &self.cluster_name])
-            .args(["--cluster", &format!("nats://127.0.0.1:{}", node.cluster_port)])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", node.cluster_port),
+            ])
             .args(["--routes", &routes])
             .args(["-js", "-sd"])
             .arg(&store)

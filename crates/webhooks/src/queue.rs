@@ -35,11 +35,12 @@ pub(crate) struct Queue {
 impl Queue {
     /// Queues partition `partition`'s decisions until `stop`, starting again after any failure.
     pub(crate) async fn run(self: Arc<Self>, partition: u32, stop: CancellationToken) {
-        let mut retry_delay = RETRY_DELAY;
+        let mut retry_delays = invitrack_telemetry::backoff(RETRY_DELAY, MAX_RETRY_DELAY);
         while !stop.is_cancelled() {
             match self.read(partition, &stop).await {
                 Ok(()) => return,
                 Err(error) => {
+                    let retry_delay = retry_delays.next().unwrap_or(MAX_RETRY_DELAY);
                     tracing::warn!(
                         partition,
                         error = &error as &dyn std::error::Error,
@@ -50,7 +51,6 @@ impl Queue {
                         () = tokio::time::sleep(retry_delay) => {}
                         () = stop.cancelled() => return,
                     }
-                    retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
                 }
             }
         }

@@ -22,7 +22,8 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use futures_util::{FutureExt as _, StreamExt as _};
 use invitrack_bus::Bus;
 use invitrack_model::JoinSource;
-use invitrack_storage::{Pool, progress};
+use invitrack_storage::Pool;
+use invitrack_storage::progress::{self, PartitionClaim};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -261,6 +262,7 @@ async fn consume(
         let mut conn = ctx.pool.get().await.map_err(pool_error)?;
         progress::claim_partition(&mut conn, &stream, number).await?
     };
+    let claim = check_stream(ctx, &stream, number, claim).await?;
     let mut partition = Partition::new(
         stream.clone(),
         number,
@@ -314,6 +316,67 @@ async fn consume(
         tracing::debug!(partition = number, %error, "consumer not deleted");
     }
     result
+}
+
+/// Makes sure the claim's sequence counts in the partition stream as it is now. A stream made
+/// again under the same name (NATS lost its store, the bus moved to a cluster) starts its
+/// sequences again at 1, and resuming after the old number would skip its messages until new
+/// ones passed it: its creation time, recorded with the progress, tells it apart (for progress
+/// recorded before that time was, a stream ending below the applied sequence does). It is then
+/// applied from its first message; an event applied before and found again there is applied
+/// once (a join is stored once per member and time).
+async fn check_stream(
+    ctx: &Context,
+    stream: &str,
+    number: u32,
+    claim: PartitionClaim,
+) -> Result<PartitionClaim, WorkerError> {
+    let found = ctx
+        .bus
+        .jetstream
+        .get_stream(stream)
+        .await
+        .map_err(|e| WorkerError::jetstream("read the partition stream", e))?;
+    let info = found.cached_info();
+    // PostgreSQL keeps microseconds.
+    let micros = i64::try_from(info.created.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+    let created_at = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    if claim.stream_created_at == Some(created_at) {
+        return Ok(claim);
+    }
+    let recreated = match claim.stream_created_at {
+        Some(_) => claim.last_sequence > 0,
+        None => info.state.last_sequence < claim.last_sequence,
+    };
+    if recreated {
+        tracing::error!(
+            partition = number,
+            stream,
+            applied_up_to = claim.last_sequence,
+            stream_last = info.state.last_sequence,
+            "the partition stream was made again since its events were applied; applying it from its first message"
+        );
+    }
+    let mut conn = ctx.pool.get().await.map_err(pool_error)?;
+    if progress::set_stream(
+        &mut conn,
+        stream,
+        number,
+        claim.epoch,
+        claim.last_sequence,
+        created_at,
+        recreated,
+    )
+    .await?
+    {
+        Ok(PartitionClaim {
+            last_sequence: if recreated { 0 } else { claim.last_sequence },
+            stream_created_at: Some(created_at),
+            ..claim
+        })
+    } else {
+        Err(WorkerError::Fenced { partition: number })
+    }
 }
 
 async fn read_and_apply(

@@ -1192,7 +1192,8 @@ mod bus_failures {
                 else {
                     continue;
                 };
-                if seen.elapsed() < window + Duration::from_millis(300) || republished.contains(&id) {
+                if seen.elapsed() < window + Duration::from_millis(300) || republished.contains(&id)
+                {
                     continue;
                 }
                 republished.insert(id);
@@ -1267,12 +1268,10 @@ async fn replicated_bus_survives_a_node_crash() {
     };
     let mut stack = bus_failures::Stack::start("replicated", bus.clone()).await;
     let client = connect_bus(&bus).await;
-    for name in client
-        .layout
-        .partition_streams()
-        .into_iter()
-        .chain([client.layout.decision_stream(), client.layout.dead_letter_stream()])
-    {
+    for name in client.layout.partition_streams().into_iter().chain([
+        client.layout.decision_stream(),
+        client.layout.dead_letter_stream(),
+    ]) {
         let mut stream = client.jetstream.get_stream(&name).await.expect("stream");
         let info = stream.info().await.expect("stream info");
         assert_eq!(info.config.num_replicas, 3, "{name}");
@@ -1343,10 +1342,18 @@ async fn replicated_bus_survives_a_node_crash() {
     .expect("restart");
     stack.log(&format!("{leader} is back and current"));
     let played = play.await.expect("workload task");
-    assert_eq!(played.failed, 0, "workload steps failed: {:?}", played.errors);
+    assert_eq!(
+        played.failed, 0,
+        "workload steps failed: {:?}",
+        played.errors
+    );
     let truth = stack.sim.world().ground_truth();
     stack.log(&format!("workload played: {} joins", truth.len()));
-    assert!(truth.len() >= 50, "too few joins to mean anything: {}", truth.len());
+    assert!(
+        truth.len() >= 50,
+        "too few joins to mean anything: {}",
+        truth.len()
+    );
     stack
         .assert_ground_truth(&truth, Duration::from_secs(150))
         .await;
@@ -1387,7 +1394,10 @@ async fn nats_outage_longer_than_the_duplicate_window() {
     stack.log(&format!(
         "NATS down {outage:?}: ingest holds {buffered} events, {retries} publish retries; restart"
     ));
-    assert!(retries > 0, "ingest never tried to publish during the outage");
+    assert!(
+        retries > 0,
+        "ingest never tried to publish during the outage"
+    );
     nats.resume();
 
     // Events stored before the outage or after it, published again once the window is over.
@@ -1398,7 +1408,11 @@ async fn nats_outage_longer_than_the_duplicate_window() {
         stop.clone(),
     ));
     let played = play.await.expect("workload task");
-    assert_eq!(played.failed, 0, "workload steps failed: {:?}", played.errors);
+    assert_eq!(
+        played.failed, 0,
+        "workload steps failed: {:?}",
+        played.errors
+    );
     // The last leaves wait past the window before they are published again.
     tokio::time::sleep(window * 3).await;
     stop.cancel();

@@ -1,0 +1,1 @@
+ALTER TABLE partition_progress DROP COLUMN stream_created_at;
