@@ -4,6 +4,8 @@
 #   crates/api/bench/run.sh                      # every run, defaults
 #   RUNS="live user" DURATION=10s crates/api/bench/run.sh
 #   API_COUNTS_CACHE_SECS=0 crates/api/bench/run.sh   # without the counts cache
+#   API_RATE_LIMIT_PER_SECOND=1000000 API_RATE_LIMIT_BURST=1000000 ...   # every request through
+#                                                # the per-key rate limiter (0 = off, the default)
 #   SEED=0 ...                                   # reuse the seeded database (prints a new key)
 #   WARMUP=15s ...                               # an unmeasured wrk run before each measured one
 #                                                # (for `user`: every inviter once, at least)
@@ -28,7 +30,8 @@ else
 fi
 export KEY
 PORT=18088
-API_BIND=127.0.0.1:$PORT API_RATE_LIMIT_PER_SECOND=0 \
+API_BIND=127.0.0.1:$PORT API_RATE_LIMIT_PER_SECOND=${API_RATE_LIMIT_PER_SECOND:-0} \
+  API_RATE_LIMIT_BURST=${API_RATE_LIMIT_BURST:-100} \
   API_WORKERS=${API_WORKERS:-0} API_DB_CONNECTIONS=${API_DB_CONNECTIONS:-16} \
   API_COUNTS_CACHE_SECS=${API_COUNTS_CACHE_SECS:-300} \
   $API_BIN > /tmp/invitrack-bench-api.log 2>&1 &
