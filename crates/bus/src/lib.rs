@@ -439,27 +439,16 @@ async fn create_or_update(js: &jetstream::Context, config: stream::Config) -> Re
         stream: name.clone(),
         source: e,
     };
+    let configured = |mut stream: jetstream::stream::Stream| async move {
+        stream.info().await.map(|info| info.config.clone())
+    };
     let existing = match js.get_stream(&config.name).await {
-        Ok(mut stream) => Some(
-            stream
-                .info()
-                .await
-                .map_err(|e| wrap(e.into()))?
-                .config
-                .clone(),
-        ),
+        Ok(stream) => Some(configured(stream).await.map_err(|e| wrap(e.into()))?),
         Err(_) => match js.create_stream(config.clone()).await {
             Ok(_) => None,
             // Another service created it meanwhile: compare with what it made.
             Err(create) => match js.get_stream(&config.name).await {
-                Ok(mut stream) => Some(
-                    stream
-                        .info()
-                        .await
-                        .map_err(|e| wrap(e.into()))?
-                        .config
-                        .clone(),
-                ),
+                Ok(stream) => Some(configured(stream).await.map_err(|e| wrap(e.into()))?),
                 Err(_) => return Err(wrap(create.into())),
             },
         },
@@ -652,10 +641,8 @@ impl BusConfig {
 }
 
 /// Whether a nats-server of this version may drop a full `DiscardPolicy::New` stream's oldest
-/// messages instead of refusing the new one: it underestimated a message's size against
-/// `max_bytes`, stored it, then trimmed the stream's front (nats-server issues #4771 and
-/// #4775, fixed by #4772 and #4802 in the 2.10 series; seen with 2.9.10). Conservative: every
-/// version before 2.10.7.
+/// messages instead of refusing the new one (seen with 2.9.10; fixed in the 2.10 series,
+/// `docs/operations.md#a-replicated-bus`). Conservative: every version before 2.10.7.
 #[must_use]
 pub fn discard_new_unsafe(version: &str) -> bool {
     let mut parts = version

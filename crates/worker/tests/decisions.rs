@@ -14,47 +14,9 @@ use invitrack_worker::{WorkerConfig, WorkerStats};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-const BOT: u64 = 7;
-const GUILD: u64 = 81_384_788_765_712_384;
-const INVITER: u64 = 42;
-const ALICE: u64 = 5_000_000_001;
-const BOB: u64 = 5_000_000_002;
+mod support;
 
-fn event(observed_at_ms: i64, kind: Kind) -> GuildEvent {
-    GuildEvent {
-        bot_id: BOT,
-        guild_id: GUILD,
-        observed_at_ms,
-        shard_id: 0,
-        kind: Some(kind),
-    }
-}
-
-fn snapshot(requested_at_ms: i64, uses: u64) -> Kind {
-    Kind::InviteSnapshot(proto::InviteSnapshot {
-        requested_at_ms,
-        received_at_ms: requested_at_ms + 100,
-        invites: vec![proto::Invite {
-            code: "code".into(),
-            inviter_id: INVITER,
-            uses,
-            channel_id: 1,
-            created_at_ms: requested_at_ms - 3_600_000,
-            ..proto::Invite::default()
-        }],
-        vanity: None,
-    })
-}
-
-fn join(user_id: u64, joined_at_ms: i64) -> Kind {
-    Kind::MemberAdd(proto::MemberAdd {
-        user_id,
-        joined_at_ms,
-        has_avatar: true,
-        bot: false,
-        flags: 0,
-    })
-}
+use support::{ALICE, BOB, BOT, GUILD, INVITER, event, join, snapshot};
 
 #[tokio::test]
 async fn each_join_and_leave_is_published_once_in_order_with_the_counts_after_it() {

@@ -16,45 +16,9 @@ use invitrack_testkit::TestDatabase;
 use invitrack_worker::{WorkerConfig, WorkerStats};
 use tokio_util::sync::CancellationToken;
 
-const BOT: u64 = 7;
-const GUILD: u64 = 81_384_788_765_712_385;
-const INVITER: u64 = 42;
+mod support;
 
-fn event(observed_at_ms: i64, kind: Kind) -> GuildEvent {
-    GuildEvent {
-        bot_id: BOT,
-        guild_id: GUILD,
-        observed_at_ms,
-        shard_id: 0,
-        kind: Some(kind),
-    }
-}
-
-fn snapshot(requested_at_ms: i64, uses: u64) -> Kind {
-    Kind::InviteSnapshot(proto::InviteSnapshot {
-        requested_at_ms,
-        received_at_ms: requested_at_ms + 100,
-        invites: vec![proto::Invite {
-            code: "code".into(),
-            inviter_id: INVITER,
-            uses,
-            channel_id: 1,
-            created_at_ms: requested_at_ms - 3_600_000,
-            ..proto::Invite::default()
-        }],
-        vanity: None,
-    })
-}
-
-fn join(user_id: u64, joined_at_ms: i64) -> Kind {
-    Kind::MemberAdd(proto::MemberAdd {
-        user_id,
-        joined_at_ms,
-        has_avatar: true,
-        bot: false,
-        flags: 0,
-    })
-}
+use support::{ALICE, BOB, BOT, GUILD, event, join, snapshot};
 
 /// A guild's rounds of evidence: the join of `member` between two snapshots, then ingest's
 /// clock past it.
@@ -142,11 +106,11 @@ async fn a_recreated_partition_stream_is_applied_from_its_first_message() {
 
     // A first life of the stream: one join, applied.
     let t0 = now_millis() - 60_000;
-    publish_all(&connected, &round(t0, 5_000_000_001, 0, partition), "a").await;
+    publish_all(&connected, &round(t0, ALICE, 0, partition), "a").await;
     let shutdown = CancellationToken::new();
     let stats = Arc::new(WorkerStats::default());
     let worker = start_worker(shutdown.clone(), Arc::clone(&stats));
-    wait_for_joins(&database.url(), &[5_000_000_001]).await;
+    wait_for_joins(&database.url(), &[ALICE.cast_signed()]).await;
     assert!(stats.applied.load(Ordering::Relaxed) >= 4);
     shutdown.cancel();
     worker.await.expect("worker task").expect("worker stops");
@@ -161,11 +125,11 @@ async fn a_recreated_partition_stream_is_applied_from_its_first_message() {
         .expect("stream deleted");
     let connected = bus.connect().await.expect("streams made again");
     let t1 = now_millis() - 30_000;
-    publish_all(&connected, &round(t1, 5_000_000_002, 1, partition), "b").await;
+    publish_all(&connected, &round(t1, BOB, 1, partition), "b").await;
 
     let shutdown = CancellationToken::new();
     let worker = start_worker(shutdown.clone(), Arc::new(WorkerStats::default()));
-    wait_for_joins(&database.url(), &[5_000_000_001, 5_000_000_002]).await;
+    wait_for_joins(&database.url(), &[ALICE.cast_signed(), BOB.cast_signed()]).await;
     shutdown.cancel();
     worker.await.expect("worker task").expect("worker stops");
     invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
