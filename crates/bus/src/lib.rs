@@ -27,13 +27,13 @@ pub const DEFAULT_PARTITIONS: u32 = 16;
 /// (`BUS_DUPLICATE_WINDOW_SECS`).
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(120);
 
-/// Default byte limit of each stream (`BUS_MAX_BYTES`): 1 GiB. JetStream reserves every
-/// stream's limit in its store when the stream is created, so a deployment's streams
-/// (partitions + 2) must fit in the store of each server holding a replica (75% of the disk
-/// by default): 18 GiB for 16 partitions. Each partition stream must also hold `BUS_MAX_AGE_HOURS`
-/// of its events (streams keep events until they age out, consumed or not): at a few hundred
-/// bytes an event, 1 GiB is millions of joins, leaves and invite snapshots per partition.
-pub const DEFAULT_MAX_BYTES: i64 = 1 << 30;
+/// Default byte limit of each stream (`BUS_MAX_BYTES`): none (0), the streams are bounded by
+/// `BUS_MAX_AGE_HOURS` alone. JetStream reserves a stream's byte limit in its store when the
+/// stream is created, so a limit costs its full size on every server holding a copy from the
+/// start: 1 GiB each would reserve 18 GiB for 16 partitions, more than a small host's disk, and
+/// refuse the streams ("insufficient storage resources"). A deployment that wants the bound sets
+/// it knowing its disk (`docs/operations.md#a-replicated-bus`).
+pub const DEFAULT_MAX_BYTES: i64 = 0;
 
 /// Most replicas JetStream keeps of a stream.
 pub const MAX_REPLICAS: usize = 5;
@@ -270,8 +270,9 @@ pub struct StreamSettings {
     pub max_age: Duration,
     /// Copies JetStream keeps of each stream, on different servers of a cluster (1..=5).
     pub replicas: usize,
-    /// Byte limit of each stream. The event and decision streams then refuse new messages
-    /// (`DiscardPolicy::New`): publishers keep them and retry, nothing unconsumed is discarded.
+    /// Byte limit of each stream, 0 for none. At the limit the event and decision streams
+    /// refuse new messages (`DiscardPolicy::New`): publishers keep them and retry, nothing
+    /// unconsumed is discarded.
     pub max_bytes: i64,
     /// How long a `Nats-Msg-Id` is remembered to drop a duplicate publish.
     pub duplicate_window: Duration,
@@ -301,7 +302,12 @@ impl StreamSettings {
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             max_age: self.max_age,
-            max_bytes: self.max_bytes,
+            // JetStream's "no limit" is -1.
+            max_bytes: if self.max_bytes > 0 {
+                self.max_bytes
+            } else {
+                -1
+            },
             discard,
             num_replicas: self.replicas,
             // The server caps the window at max_age.
@@ -528,10 +534,11 @@ pub struct BusConfig {
     #[arg(long, env = "BUS_REPLICAS", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=5))]
     pub bus_replicas: u8,
-    /// Byte limit of each stream; a full event or decision stream refuses new messages (ingest
-    /// keeps them and retries) instead of discarding unconsumed ones. See [`DEFAULT_MAX_BYTES`].
+    /// Byte limit of each stream, 0 for none (the age limit alone); a full event or decision
+    /// stream refuses new messages (ingest keeps them and retries) instead of discarding
+    /// unconsumed ones. JetStream reserves it on disk per stream: see [`DEFAULT_MAX_BYTES`].
     #[arg(long, env = "BUS_MAX_BYTES", default_value_t = DEFAULT_MAX_BYTES,
-          value_parser = clap::value_parser!(i64).range(1..))]
+          value_parser = clap::value_parser!(i64).range(0..))]
     pub bus_max_bytes: i64,
     /// How long JetStream remembers a publish's `Nats-Msg-Id` to drop a repeated publish, in
     /// seconds.
@@ -629,7 +636,9 @@ impl BusConfig {
     pub async fn connect(&self) -> Result<Bus, BusError> {
         let layout = self.layout()?;
         let client = self.client().await?;
-        warn_if_discard_new_unsafe(&client.server_info().version);
+        if self.bus_max_bytes > 0 {
+            warn_if_discard_new_unsafe(&client.server_info().version);
+        }
         let jetstream = jetstream::new(client.clone());
         ensure_streams(&jetstream, &layout, &self.stream_settings()).await?;
         Ok(Bus {
@@ -662,8 +671,8 @@ fn warn_if_discard_new_unsafe(version: &str) {
         tracing::warn!(
             nats_version = version,
             "this nats-server may drop the oldest events of a stream that reaches BUS_MAX_BYTES \
-             instead of refusing new ones (nats-server#4771): upgrade NATS, and keep \
-             BUS_MAX_BYTES well above BUS_MAX_AGE_HOURS of events"
+             instead of refusing new ones (docs/operations.md#a-replicated-bus): upgrade NATS, \
+             or keep BUS_MAX_BYTES well above BUS_MAX_AGE_HOURS of events, or unset it"
         );
     }
 }
@@ -757,10 +766,16 @@ mod tests {
         assert_eq!(settings.max_bytes, 1 << 20);
         assert_eq!(settings.duplicate_window, Duration::from_secs(5));
         assert_eq!(parse_servers(&cli.bus.nats_url).expect("servers").len(), 3);
+        // No byte limit by default: JetStream would reserve it on disk for every stream.
+        let unbounded = stream_configs(
+            &defaults.layout().expect("layout"),
+            &defaults.stream_settings(),
+        );
+        assert!(unbounded.iter().all(|config| config.max_bytes == -1));
         for bad in [
             ["--bus-replicas", "0"],
             ["--bus-replicas", "6"],
-            ["--bus-max-bytes", "0"],
+            ["--bus-max-bytes", "-1"],
         ] {
             assert!(
                 Cli::try_parse_from(["x", bad[0], bad[1]]).is_err(),

@@ -237,17 +237,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let api_result = api.run_until_stopped(shutdown.clone()).await;
     shutdown.cancel();
     match ingest.await {
-        Ok(Err(e)) => eprintln!("ingest stopped: {e}"),
+        Ok(Err(e)) => eprintln!("ingest stopped: {}", invitrack_telemetry::error_chain(&e)),
         Err(e) => eprintln!("ingest task failed: {e}"),
         Ok(Ok(())) => {}
     }
     match worker.await {
-        Ok(Err(e)) => eprintln!("worker stopped: {e}"),
+        Ok(Err(e)) => eprintln!("worker stopped: {}", invitrack_telemetry::error_chain(&e)),
         Err(e) => eprintln!("worker task failed: {e}"),
         Ok(Ok(())) => {}
     }
     match bot.await {
-        Ok(Err(e)) => eprintln!("bot stopped: {e}"),
+        Ok(Err(e)) => eprintln!("bot stopped: {}", invitrack_telemetry::error_chain(&e)),
         Err(e) => eprintln!("bot task failed: {e}"),
         Ok(Ok(())) => {}
     }

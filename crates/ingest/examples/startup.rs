@@ -32,6 +32,8 @@ fn main() -> anyhow::Result<()> {
         let shards = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
         return runtime.block_on(sim_child(shards));
     }
+    // Ingest's own log, on stderr: its start-up progress lines among them.
+    invitrack_telemetry::init();
     let guilds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let per_second: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(40);
     let shards: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
