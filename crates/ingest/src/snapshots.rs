@@ -387,10 +387,10 @@ impl Inner {
 
     /// Counts the guild's first read since start (start-up progress).
     fn mark_read(&self, guild_id: GuildId) {
-        if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
-            if !std::mem::replace(&mut slot.read_once, true) {
-                self.metrics.guilds_read.inc();
-            }
+        if let Some(slot) = self.lock_guilds().get_mut(&guild_id)
+            && !std::mem::replace(&mut slot.read_once, true)
+        {
+            self.metrics.guilds_read.inc();
         }
     }
 

@@ -75,7 +75,16 @@ pub async fn record(
     Ok(())
 }
 
-/// The oldest `limit` unsent decisions of partition stream `stream`, in id order.
+/// The oldest `limit` unsent decisions of partition stream `stream`, in id order, once they are
+/// on disk.
+///
+/// The worker commits its batches, these decisions with them, without waiting for the disk
+/// (`WORKER_SYNCHRONOUS_COMMIT=false`): a batch is visible before it is durable, and a
+/// PostgreSQL crash may lose it after it was read here. The worker then applies the batch
+/// again and records its decisions again, under new ids, and what was published from the lost
+/// commit would be published a second time. So before the rows are returned, a transaction of
+/// this session commits synchronously: WAL is flushed in order, so its flush makes every commit
+/// read before it durable.
 ///
 /// # Errors
 /// On database errors.
@@ -84,7 +93,7 @@ pub async fn unsent(
     stream: &str,
     limit: i64,
 ) -> Result<Vec<UnsentDecision>, StorageError> {
-    Ok(decisions::table
+    let rows: Vec<UnsentDecision> = decisions::table
         .filter(decisions::stream.eq(stream))
         .filter(decisions::sent_at.is_null())
         .order(decisions::id)
@@ -96,7 +105,15 @@ pub async fn unsent(
             decisions::payload,
         ))
         .load(conn)
-        .await?)
+        .await?;
+    if !rows.is_empty() {
+        // An xid makes the statement's transaction write a commit record, and a synchronous
+        // commit waits until the WAL up to it is flushed.
+        diesel::sql_query("SELECT txid_current()")
+            .execute(conn)
+            .await?;
+    }
+    Ok(rows)
 }
 
 /// Marks decisions as published.

@@ -84,10 +84,10 @@ pub fn with_password(url: &str, password: &str) -> Result<String, SecretError> {
 pub fn with_secret_files(command: Command) -> Result<Command, SecretError> {
     let mut found = Vec::new();
     for variable in SECRET_VARIABLES {
-        if std::env::var_os(format!("{variable}_FILE")).is_some() {
-            if let Some(value) = secret(variable)? {
-                found.push((variable, value));
-            }
+        if std::env::var_os(format!("{variable}_FILE")).is_some()
+            && let Some(value) = secret(variable)?
+        {
+            found.push((variable, value));
         }
     }
     let password = secret(DATABASE_PASSWORD)?;
@@ -113,23 +113,23 @@ fn apply(
                     .hide_default_value(true)
                     .required(false)
             });
-        } else if env == DATABASE_URL {
-            if let Some(password) = password {
-                let base = std::env::var(DATABASE_URL).ok().or_else(|| {
-                    command
-                        .get_arguments()
-                        .find(|arg| arg.get_id() == id.as_str())
-                        .and_then(|arg| arg.get_default_values().first())
-                        .map(|value| value.to_string_lossy().into_owned())
+        } else if env == DATABASE_URL
+            && let Some(password) = password
+        {
+            let base = std::env::var(DATABASE_URL).ok().or_else(|| {
+                command
+                    .get_arguments()
+                    .find(|arg| arg.get_id() == id.as_str())
+                    .and_then(|arg| arg.get_default_values().first())
+                    .map(|value| value.to_string_lossy().into_owned())
+            });
+            if let Some(base) = base {
+                let url = with_password(&base, password)?;
+                command = command.mut_arg(id, |arg| {
+                    arg.env(None::<&str>)
+                        .default_value(url)
+                        .hide_default_value(true)
                 });
-                if let Some(base) = base {
-                    let url = with_password(&base, password)?;
-                    command = command.mut_arg(id, |arg| {
-                        arg.env(None::<&str>)
-                            .default_value(url)
-                            .hide_default_value(true)
-                    });
-                }
             }
         }
     }

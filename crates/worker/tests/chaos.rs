@@ -30,6 +30,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use invitrack_bus::proto::{self, guild_event::Kind};
 use invitrack_bus::{BusConfig, GuildEvent};
+use invitrack_sim::JoinTruth;
 use invitrack_storage::schema::{inviter_counts, joins, partition_progress};
 use invitrack_testkit::{NatsServer, PostgresCluster, TempDir, tail};
 
@@ -147,25 +148,11 @@ impl Cluster {
     }
 
     fn worker_logs(&self) -> String {
-        self.workers
-            .iter()
-            .map(|w| format!("--- {}\n{}", w.log.display(), tail(&w.log, 15)))
-            .collect::<Vec<_>>()
-            .join("\n")
+        worker_logs(&self.workers)
     }
 
     async fn connect_db(&self) -> AsyncPgConnection {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match invitrack_storage::connect(&self.database_url).await {
-                Ok(conn) => return conn,
-                Err(error) if Instant::now() < deadline => {
-                    eprintln!("waiting for PostgreSQL: {error}");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                Err(error) => panic!("PostgreSQL unreachable: {error}"),
-            }
-        }
+        connect_db(&self.database_url).await
     }
 
     /// Waits until each partition's committed sequence reaches the last stream sequence of
@@ -777,12 +764,42 @@ async fn simulated_guilds_survive_crashes() {
     );
 
     // Every join decided (the engine gives up on undecided ones after 15 s), every leave
-    // applied, nothing pending.
-    let mut conn = cluster.connect_db().await;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // applied, nothing pending. Worker 0 was killed on purpose: the others must still run.
+    let expected_left = assert_stored_as_truth(
+        &cluster.database_url,
+        &mut cluster.workers[1..],
+        &truth,
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+    )
+    .await;
+    let bus = connect_bus(&cluster.bus).await;
+    assert_eq!(dead_letters(&bus).await, 0, "dead letters");
+    eprintln!(
+        "[{:>5.1} s] {} simulated joins stored once each, {} leaves, counters = recount",
+        started.elapsed().as_secs_f64(),
+        truth.len(),
+        expected_left
+    );
+    shutdown.cancel();
+    sim.stop().await;
+}
+
+/// Waits (at most `within`) until the database holds as many joins and leaves as the
+/// simulator's ground truth, lets what is in flight land for `settle`, then checks: `workers`
+/// still run, each join stored once with its leave, exactly the simulator's joins, counters equal
+/// to a recount. The number of leaves.
+async fn assert_stored_as_truth(
+    database_url: &str,
+    workers: &mut [WorkerProcess],
+    truth: &[JoinTruth],
+    within: Duration,
+    settle: Duration,
+) -> usize {
+    let deadline = Instant::now() + within;
     let expected_left = truth.iter().filter(|t| t.left_at.is_some()).count();
     loop {
-        let mut conn = cluster.connect_db().await;
+        let mut conn = connect_db(database_url).await;
         let stored: i64 = joins::table
             .count()
             .get_result(&mut conn)
@@ -803,19 +820,21 @@ async fn simulated_guilds_survive_crashes() {
             Instant::now() < deadline,
             "joins stored {stored}/{}, left {left}/{expected_left}\n{}",
             truth.len(),
-            cluster.worker_logs()
+            worker_logs(workers)
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Let anything still in flight land, so a doubled effect would show.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for (index, worker) in cluster.workers.iter_mut().enumerate().skip(1) {
+    tokio::time::sleep(settle).await;
+    for worker in workers.iter_mut() {
         assert!(
             worker.is_running(),
-            "worker-{index} exited:\n{}",
+            "the worker of {} exited:\n{}",
+            worker.log.display(),
             tail(&worker.log, 30)
         );
     }
+    let mut conn = connect_db(database_url).await;
     assert_joins_once_and_counters_recount(&mut conn).await;
     let rows: Vec<(i64, i64, DateTime<Utc>, bool)> = joins::table
         .select((
@@ -841,7 +860,7 @@ async fn simulated_guilds_survive_crashes() {
         truth.len(),
         "stored joins vs the simulator's joins"
     );
-    for t in &truth {
+    for t in truth {
         let key = (
             t.guild_id.get(),
             t.user_id.get(),
@@ -861,16 +880,30 @@ async fn simulated_guilds_survive_crashes() {
             t.guild_id
         );
     }
-    let bus = connect_bus(&cluster.bus).await;
-    assert_eq!(dead_letters(&bus).await, 0, "dead letters");
-    eprintln!(
-        "[{:>5.1} s] {} simulated joins stored once each, {} leaves, counters = recount",
-        started.elapsed().as_secs_f64(),
-        truth.len(),
-        expected_left
-    );
-    shutdown.cancel();
-    sim.stop().await;
+    expected_left
+}
+
+fn worker_logs(workers: &[WorkerProcess]) -> String {
+    workers
+        .iter()
+        .map(|w| format!("--- {}\n{}", w.log.display(), tail(&w.log, 15)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A connection to the test's database, waiting up to 30 s for a PostgreSQL that restarts.
+async fn connect_db(database_url: &str) -> AsyncPgConnection {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match invitrack_storage::connect(database_url).await {
+            Ok(conn) => return conn,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("waiting for PostgreSQL: {error}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(error) => panic!("PostgreSQL unreachable: {error}"),
+        }
+    }
 }
 
 /// Ingest (in this process), worker processes and the simulator over a bus of the test's own,
@@ -881,20 +914,15 @@ mod bus_failures {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use chrono::{DateTime, Utc};
-    use diesel::prelude::*;
-    use diesel_async::{AsyncPgConnection, RunQueryDsl};
     use invitrack_bus::{BusConfig, EventKind};
     use invitrack_ingest::{IngestConfig, IngestMetrics};
     use invitrack_sim::workload::WorkloadSpec;
     use invitrack_sim::{JoinTruth, RunningSim, SimConfig, Simulator};
-    use invitrack_storage::schema::joins;
-    use invitrack_testkit::{TempDir, TestDatabase, tail};
+    use invitrack_testkit::{TempDir, TestDatabase};
     use tokio_util::sync::CancellationToken;
 
     use super::{
-        WorkerProcess, assert_joins_once_and_counters_recount, connect_bus, dead_letters,
-        published_decisions,
+        WorkerProcess, assert_stored_as_truth, connect_bus, dead_letters, published_decisions,
     };
 
     pub struct Stack {
@@ -990,108 +1018,19 @@ mod bus_failures {
             })
         }
 
-        fn worker_logs(&self) -> String {
-            self.workers
-                .iter()
-                .map(|w| format!("--- {}\n{}", w.log.display(), tail(&w.log, 15)))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-
-        async fn connect_db(&self) -> AsyncPgConnection {
-            invitrack_storage::connect(&self.database_url)
-                .await
-                .expect("the test database")
-        }
-
         /// Waits until the workload's every join and leave is stored (at most `within`), then
         /// checks: each join once, counters equal to a recount, exactly the simulator's joins
         /// and leaves, no dead letter, each join and leave published once on the decision
         /// stream, and both workers still running.
         pub async fn assert_ground_truth(&mut self, truth: &[JoinTruth], within: Duration) {
-            let expected_left = truth.iter().filter(|t| t.left_at.is_some()).count();
-            let deadline = Instant::now() + within;
-            loop {
-                let mut conn = self.connect_db().await;
-                let stored: i64 = joins::table
-                    .count()
-                    .get_result(&mut conn)
-                    .await
-                    .unwrap_or(0);
-                let left: i64 = joins::table
-                    .filter(joins::has_left.eq(true))
-                    .count()
-                    .get_result(&mut conn)
-                    .await
-                    .unwrap_or(0);
-                if usize::try_from(stored).unwrap_or(0) >= truth.len()
-                    && usize::try_from(left).unwrap_or(0) >= expected_left
-                {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "joins stored {stored}/{}, left {left}/{expected_left}\n{}",
-                    truth.len(),
-                    self.worker_logs()
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            // Let anything still in flight land, so a doubled effect would show.
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            for (index, worker) in self.workers.iter_mut().enumerate() {
-                assert!(
-                    worker.is_running(),
-                    "worker-{index} exited:\n{}",
-                    tail(&worker.log, 30)
-                );
-            }
-            let mut conn = self.connect_db().await;
-            assert_joins_once_and_counters_recount(&mut conn).await;
-            let rows: Vec<(i64, i64, DateTime<Utc>, bool)> = joins::table
-                .select((
-                    joins::guild_id,
-                    joins::member_id,
-                    joins::created_at,
-                    joins::has_left,
-                ))
-                .load(&mut conn)
-                .await
-                .expect("joins");
-            assert_eq!(
-                rows.len(),
-                truth.len(),
-                "stored joins vs the simulator's joins"
-            );
-            let mut stored: HashMap<(u64, u64, i64), bool> = rows
-                .iter()
-                .map(|(g, m, at, left)| {
-                    (
-                        (g.cast_unsigned(), m.cast_unsigned(), at.timestamp_millis()),
-                        *left,
-                    )
-                })
-                .collect();
-            for t in truth {
-                let key = (
-                    t.guild_id.get(),
-                    t.user_id.get(),
-                    t.joined_at.timestamp_millis(),
-                );
-                let Some(left) = stored.remove(&key) else {
-                    panic!(
-                        "join of {} in guild {} at {} not stored",
-                        t.user_id, t.guild_id, t.joined_at
-                    );
-                };
-                assert_eq!(
-                    left,
-                    t.left_at.is_some(),
-                    "leave of {} in guild {}",
-                    t.user_id,
-                    t.guild_id
-                );
-            }
+            let expected_left = assert_stored_as_truth(
+                &self.database_url,
+                &mut self.workers,
+                truth,
+                within,
+                Duration::from_secs(3),
+            )
+            .await;
             let bus = connect_bus(&self.bus).await;
             assert_eq!(dead_letters(&bus).await, 0, "dead letters");
             let published = published_decisions(&bus, truth.len() + expected_left).await;
