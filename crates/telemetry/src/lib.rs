@@ -6,7 +6,7 @@ mod ops;
 pub mod secrets;
 
 pub use backoff::backoff;
-pub use ops::{NotReady, OpsEndpoint, Readiness, always_ready};
+pub use ops::{NotReady, OpsEndpoint, Readiness};
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;

@@ -21,12 +21,6 @@ pub type NotReady = String;
 pub type Readiness =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), NotReady>> + Send>> + Send + Sync>;
 
-/// A readiness check that always passes (a service that is ready as soon as it serves).
-#[must_use]
-pub fn always_ready() -> Readiness {
-    Arc::new(|| Box::pin(async { Ok(()) }))
-}
-
 /// A bound operations endpoint, not yet serving.
 #[derive(Debug)]
 pub struct OpsEndpoint {
