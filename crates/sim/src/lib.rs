@@ -35,6 +35,7 @@ pub mod ratelimit;
 mod rest;
 mod runs;
 pub mod scenario;
+mod search_form;
 mod sessions;
 pub mod snowflake;
 mod wire;
@@ -51,9 +52,9 @@ pub use world::{
     CreatedGuild, DEFAULT_CLIENT_SECRET, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
     DID_REJOIN, FollowUp, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS,
     InteractionInfo, InteractionKind, InteractionReply, InteractionSpec, InviteInfo, InviteSpec,
-    JoinPath, JoinSpec, JoinTruth, JoinVia, MAX_USER_GUILDS, MemberInfo, NONCE_WINDOW,
-    OAuth2Client, OAuth2Options, PostedMessage, RegisteredCommand, UserGuild, UserGuildSpec, World,
-    WorldOptions,
+    JoinPath, JoinSpec, JoinTruth, JoinVia, MAX_USER_GUILDS, MemberInfo, MembersSearchOptions,
+    NONCE_WINDOW, OAuth2Client, OAuth2Options, PostedMessage, RegisteredCommand, UserGuild,
+    UserGuildSpec, World, WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
@@ -94,6 +95,9 @@ pub struct SimConfig {
     /// all of them, [`intents::PRIVILEGED`]); an IDENTIFY with another is closed with
     /// 4014, as Discord does.
     pub privileged_intents: u64,
+    /// How `POST /guilds/{id}/members-search` behaves: indexing time and the lag before a new
+    /// member is found (`docs/discord-members-search.md`).
+    pub members_search: MembersSearchOptions,
 }
 
 impl Default for SimConfig {
@@ -111,6 +115,7 @@ impl Default for SimConfig {
             truth_file: None,
             oauth2: OAuth2Options::default(),
             privileged_intents: sessions::intents::PRIVILEGED,
+            members_search: MembersSearchOptions::default(),
         }
     }
 }
@@ -201,6 +206,7 @@ impl Simulator {
                 privileged_intents: config.privileged_intents,
             },
         );
+        world.set_members_search(config.members_search);
         let deliverer =
             std::sync::Arc::new(delivery::Deliverer::new(world.clone(), application_key));
         world.attach_deliveries(deliverer.start());

@@ -47,6 +47,13 @@ struct Args {
     /// reading back (oldest dropped).
     #[arg(long, env = "SIM_MESSAGE_CAPACITY", default_value_t = invitrack_sim::DEFAULT_MESSAGE_CAPACITY)]
     message_capacity: usize,
+    /// How long `POST /guilds/{id}/members-search` answers 202 after a guild's first search
+    /// while it is indexed, ms.
+    #[arg(long, env = "SIM_MEMBERS_SEARCH_INDEX_MS", default_value_t = invitrack_sim::MembersSearchOptions::default().index_ms)]
+    members_search_index_ms: u64,
+    /// How long after joining a member is found by the member search, ms.
+    #[arg(long, env = "SIM_MEMBERS_SEARCH_LAG_MS", default_value_t = invitrack_sim::MembersSearchOptions::default().lag_ms)]
+    members_search_lag_ms: u64,
     /// Write the ground truth (JSON lines) here on exit and after a scenario or workload.
     #[arg(long, env = "SIM_TRUTH_FILE")]
     truth_file: Option<std::path::PathBuf>,
@@ -136,6 +143,11 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
             .map_err(|e| anyhow::anyhow!("SIM_EVENT_DELAY_MS: {e}"))?,
         gateway_queue: args.gateway_queue,
         message_capacity: args.message_capacity,
+        members_search: invitrack_sim::MembersSearchOptions {
+            index_ms: args.members_search_index_ms,
+            lag_ms: args.members_search_lag_ms,
+            ..invitrack_sim::MembersSearchOptions::default()
+        },
         truth_file: args.truth_file.clone(),
         oauth2: invitrack_sim::OAuth2Options {
             client_secret: args.oauth2_client_secret.clone(),

@@ -33,6 +33,8 @@ pub enum Route {
     GuildInvites,
     /// `GET /guilds/{id}/vanity-url` (major: guild).
     GuildVanityUrl,
+    /// `POST /guilds/{id}/members-search` (major: guild; undocumented by Discord).
+    GuildMembersSearch,
     /// `GET` / `DELETE /invites/{code}`.
     Invite,
     /// `GET /channels/{id}/invites` (major: channel).
@@ -62,12 +64,13 @@ pub enum Route {
 
 impl Route {
     /// Every route.
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 16] = [
         Route::GatewayBot,
         Route::CurrentUser,
         Route::CurrentApplication,
         Route::GuildInvites,
         Route::GuildVanityUrl,
+        Route::GuildMembersSearch,
         Route::Invite,
         Route::ChannelInvites,
         Route::CreateChannelInvite,
@@ -88,6 +91,7 @@ impl Route {
             Route::CurrentApplication => "current_application",
             Route::GuildInvites => "guild_invites",
             Route::GuildVanityUrl => "guild_vanity_url",
+            Route::GuildMembersSearch => "guild_members_search",
             Route::Invite => "invite",
             Route::ChannelInvites => "channel_invites",
             Route::CreateChannelInvite => "create_channel_invite",
@@ -132,6 +136,7 @@ impl Route {
             Route::CurrentApplication => "c2f3d9b1a2e4f5c6b7d8e9f0a1b2c3d4",
             Route::GuildInvites => "d3a4e0c2b3f5a6d7c8e9f0a1b2c3d4e5",
             Route::GuildVanityUrl => "e4b5f1d3c4a6b7e8d9f0a1b2c3d4e5f6",
+            Route::GuildMembersSearch => "c4d5e1a3b4f6a7c8d9e0f1a2b3c4d5e6",
             Route::Invite => "f5c6a2e4d5b7c8f9e0a1b2c3d4e5f6a7",
             Route::ChannelInvites => "a6d7b3f5e6c8d9a0f1b2c3d4e5f6a7b8",
             Route::CreateChannelInvite => "b7e8c4a6f7d9e0b1a2c3d4e5f6a7b8c9",
@@ -636,7 +641,7 @@ mod tests {
             rl.check(Route::Commands, 0, t),
             Verdict::GlobalLimited { .. }
         ));
-        assert_eq!(Route::ALL.len(), 15);
+        assert_eq!(Route::ALL.len(), 16);
         for route in Route::ALL {
             assert_eq!(Route::from_name(route.name()), Some(route));
         }

@@ -41,6 +41,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/guilds/{guild_id}/vanity-url",
             web::get().to(get_vanity_url),
         )
+        .route(
+            "/guilds/{guild_id}/members-search",
+            web::post().to(search_members),
+        )
         .route("/invites/{code}", web::get().to(get_invite))
         .route("/invites/{code}", web::delete().to(delete_invite))
         .route(
@@ -80,12 +84,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A Discord error answer.
+#[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
-    code: u32,
+    pub(crate) code: u32,
     /// What is wrong with which field, for an invalid form body.
-    errors: Option<serde_json::Value>,
+    pub(crate) errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -462,6 +467,32 @@ async fn get_vanity_url(
     answer(&req, &world, Route::GuildVanityUrl, guild_id.get(), |s| {
         ok(s.rest_vanity(guild_id)?)
     })
+    .await
+}
+
+/// `POST /guilds/{id}/members-search` (`docs/discord-members-search.md`): the form is checked
+/// before the guild, as for other bodies.
+async fn search_members(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    world: web::Data<World>,
+) -> HttpResponse {
+    let guild_id = match snowflake(&path) {
+        Ok(id) => id,
+        Err(e) => return reject(&world, Route::GuildMembersSearch, 0, e),
+    };
+    let search = match crate::search_form::parse(&body) {
+        Ok(search) => search,
+        Err(e) => return reject(&world, Route::GuildMembersSearch, guild_id.get(), e),
+    };
+    answer(
+        &req,
+        &world,
+        Route::GuildMembersSearch,
+        guild_id.get(),
+        |s| s.rest_members_search(guild_id, &search),
+    )
     .await
 }
 

@@ -29,6 +29,7 @@ mod modals;
 mod model;
 mod oauth2;
 mod operations;
+mod search;
 mod specs;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ pub use oauth2::{
 pub(crate) use oauth2::{
     AuthorizeRequest, Authorized, GuildsPage, OAuth2Error, check_redirect_uri,
 };
+pub use search::MembersSearchOptions;
 pub(crate) use specs::NewMessage;
 pub use specs::{
     BotInfo, ChannelSpec, CreatedGuild, DID_REJOIN, FollowUp, GuildSpec, InteractionInfo,
@@ -332,6 +334,10 @@ impl World {
         /// A moderator deletes an invite (INVITE_DELETE).
         pub fn delete_invite(&self, code: &str) -> Result<InviteInfo, WorldError>
             => lock.delete_invite;
+
+        /// Sets how the member search (`POST /guilds/{id}/members-search`) behaves.
+        pub fn set_members_search(&self, options: MembersSearchOptions)
+            => lock.set_members_search;
 
         /// Grants or revokes MANAGE_GUILD.
         pub fn set_manage_guild(&self, guild_id: Id<GuildMarker>, manage_guild: bool)

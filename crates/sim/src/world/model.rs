@@ -58,6 +58,7 @@ pub(crate) struct State {
     pub(super) deferred: BinaryHeap<Reverse<Deferred>>,
     pub(super) deferred_seq: u64,
     pub(super) wake: Arc<Condvar>,
+    pub(super) members_search: super::search::MembersSearchOptions,
 }
 
 /// A `uses` counter that moves later than its join.
@@ -112,6 +113,8 @@ pub(super) struct Guild {
     pub(super) ever_joined: HashSet<Id<UserMarker>>,
     /// Codes of live invites, oldest first.
     pub(super) invite_codes: Vec<String>,
+    /// When the member search's index of the guild began (its first search).
+    pub(super) search_index_started_ms: Option<i64>,
 }
 
 const VANITY_FEATURES: &[&str] = &["VANITY_URL"];
@@ -289,6 +292,7 @@ impl State {
             deferred: BinaryHeap::new(),
             deferred_seq: 0,
             wake,
+            members_search: super::search::MembersSearchOptions::default(),
         }
     }
 

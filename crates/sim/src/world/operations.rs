@@ -140,6 +140,7 @@ impl State {
             members,
             ever_joined: HashSet::from([owner_id]),
             invite_codes: Vec::new(),
+            search_index_started_ms: None,
         };
         tracing::info!(guild_id = %guild_id, name = %guild.name, "guild created");
         self.channels.insert(
