@@ -218,6 +218,29 @@ pub struct GuildMember<'a> {
     pub avatar_decoration_data: Null,
 }
 
+impl<'a> GuildMember<'a> {
+    /// A member as the simulator has them: no nickname, avatar, boost, mute or timeout, not
+    /// pending; `guild_id` unset.
+    pub fn new(user: User<'a>, roles: &'a [Id<RoleMarker>], joined_at_ms: i64, flags: u64) -> Self {
+        Self {
+            guild_id: None,
+            user,
+            nick: None,
+            avatar: None,
+            banner: None,
+            roles,
+            joined_at: crate::snowflake::format_ts(joined_at_ms),
+            premium_since: None,
+            deaf: false,
+            mute: false,
+            flags,
+            pending: false,
+            communication_disabled_until: None,
+            avatar_decoration_data: None,
+        }
+    }
+}
+
 /// `GUILD_MEMBER_REMOVE`.
 #[derive(Debug, Serialize)]
 pub struct MemberRemove<'a> {

@@ -40,22 +40,12 @@ impl State {
 
     /// The GUILD_CREATE of a guild (also sent after READY, one per guild of the shard).
     pub(super) fn guild_create_payload<'a>(&'a self, guild: &'a Guild) -> wire::GuildCreate<'a> {
-        let bot_member = wire::GuildMember {
-            guild_id: None,
-            user: self.bot.user(),
-            nick: None,
-            avatar: None,
-            banner: None,
-            roles: std::slice::from_ref(&guild.bot_role_id),
-            joined_at: snowflake::format_ts(guild.bot_joined_at_ms),
-            premium_since: None,
-            deaf: false,
-            mute: false,
-            flags: 0,
-            pending: false,
-            communication_disabled_until: None,
-            avatar_decoration_data: None,
-        };
+        let bot_member = wire::GuildMember::new(
+            self.bot.user(),
+            std::slice::from_ref(&guild.bot_role_id),
+            guild.bot_joined_at_ms,
+            0,
+        );
         let member_count = guild.member_count();
         wire::GuildCreate {
             id: guild.id,

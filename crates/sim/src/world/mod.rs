@@ -556,3 +556,8 @@ impl World {
         faults.sample(&mut rand::rng())
     }
 }
+
+/// A REST answer's JSON body.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, WorldError> {
+    serde_json::to_string(value).map_err(|e| WorldError::Invalid(e.to_string()))
+}

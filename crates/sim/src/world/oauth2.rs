@@ -7,6 +7,7 @@
 //! `/oauth2/@me`). Everything is timed by the simulated clock.
 
 use super::model::State;
+use super::to_json;
 use crate::{error::WorldError, snowflake, wire, wire::permissions};
 use rand::Rng;
 use serde::{Serialize, Serializer};
@@ -881,8 +882,4 @@ fn partial_guilds(guilds: &[UserGuild], page: GuildsPage) -> Result<String, Worl
         })
         .collect();
     to_json(&list)
-}
-
-fn to_json<T: Serialize>(v: &T) -> Result<String, WorldError> {
-    serde_json::to_string(v).map_err(|e| WorldError::Invalid(e.to_string()))
 }

@@ -371,19 +371,7 @@ impl State {
         self.with_sessions(|state, sessions| {
             let event = wire::GuildMember {
                 guild_id: Some(guild_id),
-                user: state.user(user_id),
-                nick: None,
-                avatar: None,
-                banner: None,
-                roles: &[],
-                joined_at: snowflake::format_ts(now),
-                premium_since: None,
-                deaf: false,
-                mute: false,
-                flags,
-                pending: false,
-                communication_disabled_until: None,
-                avatar_decoration_data: None,
+                ..wire::GuildMember::new(state.user(user_id), &[], now, flags)
             };
             sessions.broadcast_after(
                 guild_id,

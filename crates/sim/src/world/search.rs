@@ -9,8 +9,9 @@ use twilight_model::id::{Id, marker::GuildMarker};
 
 use super::model::State;
 use super::specs::JoinPath;
+use super::to_json;
 use crate::search_form::{MembersSearch, SearchedMember};
-use crate::{WorldError, snowflake, wire};
+use crate::{WorldError, wire};
 
 /// How the member search behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -151,26 +152,12 @@ impl State {
             .get(&guild_id)
             .and_then(|guild| guild.members.get(&user_id));
         let (joined_at_ms, flags) = member.map_or((0, 0), |m| (m.joined_at_ms, m.flags));
-        serde_json::to_value(wire::GuildMember {
-            guild_id: None,
-            user: self.user(user_id),
-            nick: None,
-            avatar: None,
-            banner: None,
-            roles: &[],
-            joined_at: snowflake::format_ts(joined_at_ms),
-            premium_since: None,
-            deaf: false,
-            mute: false,
+        serde_json::to_value(wire::GuildMember::new(
+            self.user(user_id),
+            &[],
+            joined_at_ms,
             flags,
-            pending: false,
-            communication_disabled_until: None,
-            avatar_decoration_data: None,
-        })
+        ))
         .unwrap_or_default()
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, WorldError> {
-    serde_json::to_string(value).map_err(|e| WorldError::Invalid(e.to_string()))
 }

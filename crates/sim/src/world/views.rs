@@ -7,9 +7,9 @@
 use super::{
     model::{Invite, State},
     specs::{InviteInfo, InviteSpec, JoinTruth, MemberInfo},
+    to_json,
 };
 use crate::{error::WorldError, snowflake, wire, wire::permissions};
-use serde::Serialize;
 use twilight_model::id::{
     Id,
     marker::{ChannelMarker, GuildMarker},
@@ -244,8 +244,4 @@ impl State {
             created_at: metadata.then(|| snowflake::format_ts(invite.created_at_ms)),
         })
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, WorldError> {
-    serde_json::to_string(value).map_err(|e| WorldError::Invalid(e.to_string()))
 }
