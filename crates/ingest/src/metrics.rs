@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use invitrack_bus::proto::guild_event::Kind;
 use invitrack_discord::{DiscordGate, GateMetrics};
+use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The kinds of event ingest publishes, as metric labels.
@@ -77,35 +78,35 @@ impl std::fmt::Debug for IngestMetrics {
     }
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("a valid metric");
+/// `metric`, registered in `registry` (names are constants: a failure is a bug).
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: Result<M, prometheus::Error>,
+) -> M {
+    let metric = metric.expect("a valid metric");
     registry
         .register(Box::new(metric.clone()))
         .expect("registered once");
     metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    registered(registry, IntCounter::new(name, help))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("a valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(registry, IntGauge::new(name, help))
 }
 
 fn float_gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
-    let metric = Gauge::new(name, help).expect("a valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(registry, Gauge::new(name, help))
 }
 
 fn by_kind(registry: &Registry, name: &str, help: &str) -> [IntCounter; KINDS.len()] {
-    let family = IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("a valid metric");
-    registry
-        .register(Box::new(family.clone()))
-        .expect("registered once");
+    let family = registered(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), &["kind"]),
+    );
     KINDS.map(|kind| family.with_label_values(&[kind]))
 }
 
