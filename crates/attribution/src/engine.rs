@@ -152,6 +152,37 @@ impl GuildAttribution {
         self.missing_permissions
     }
 
+    /// Whether the counters watched `target` over a join at `joined_at`: it was known before
+    /// the join, after the guild's first read, and is still read now. A use of it by that join
+    /// would then have been evidence the engine saw.
+    pub(crate) fn counters_cover(
+        &self,
+        config: &EngineConfig,
+        target: &Target,
+        joined_at: Millis,
+    ) -> bool {
+        let watched_from = match target {
+            Target::Invite { code, .. } => self.invites.get(code).map(|t| t.info.created_at),
+            Target::Vanity { code } => self
+                .vanity
+                .as_ref()
+                .filter(|v| v.code.as_ref() == Some(code))
+                .and(self.baseline_at),
+        };
+        let untainted = self.tainted_until.is_none_or(|t| t < joined_at);
+        match (watched_from, self.baseline_at) {
+            (Some(from), Some(baseline)) => {
+                untainted && from.max(baseline) + config.clock_skew_ms < joined_at
+            }
+            _ => false,
+        }
+    }
+
+    /// The inviter of a code the guild still has, as the engine credits it.
+    pub(crate) fn inviter_of(&self, code: &InviteCode) -> Option<UserId> {
+        self.invites.get(code).and_then(|t| t.info.inviter_id)
+    }
+
     /// Applies one observation and returns the joins it allowed to decide.
     pub fn observe(
         &mut self,

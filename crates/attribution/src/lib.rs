@@ -3,7 +3,11 @@
 mod engine;
 mod matching;
 mod model;
+mod reported;
 
 pub use engine::{EngineConfig, GuildAttribution};
-pub use invitrack_model::{InviteCode, JoinSource, Millis, UnknownReason, UserId};
+pub use invitrack_model::{
+    DiscordJoinSource, InviteCode, JoinSource, Millis, UnknownReason, UserId,
+};
 pub use model::{Decision, InviteInfo, Observation, SnapshotFailure, Target, VanityInfo, Verdict};
+pub use reported::{Judgement, ReportedSource};

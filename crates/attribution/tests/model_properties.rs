@@ -3,8 +3,10 @@
 
 mod model;
 
-use invitrack_attribution::EngineConfig;
-use model::{ModelSpec, run_engine, simulate};
+use invitrack_attribution::{
+    DiscordJoinSource, EngineConfig, InviteCode, Judgement, ReportedSource, Verdict,
+};
+use model::{ModelSpec, TruthPath, run_engine, run_engine_to_end, simulate};
 use proptest::prelude::*;
 
 fn config() -> EngineConfig {
@@ -48,6 +50,73 @@ proptest! {
         users.dedup();
         prop_assert_eq!(users.len(), decisions.len());
         prop_assert_eq!(decisions.len(), history.truth.len());
+    }
+}
+
+/// What Discord's member search would say about a join of the model.
+fn truthful_report(path: &TruthPath) -> ReportedSource {
+    match path {
+        TruthPath::Invite { code, inviter } => ReportedSource {
+            source: DiscordJoinSource::Invite,
+            code: Some(code.clone()),
+            inviter_id: Some(*inviter),
+        },
+        TruthPath::Vanity => ReportedSource {
+            source: DiscordJoinSource::Vanity,
+            code: Some(InviteCode::parse(model::VANITY).expect("valid code")),
+            inviter_id: None,
+        },
+        TruthPath::Untracked => ReportedSource {
+            source: DiscordJoinSource::Discovery,
+            code: None,
+            inviter_id: None,
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A report that tells the truth is never judged a disagreement, and whatever it makes
+    /// the engine credit is right: the reported source only ever adds correct credit.
+    #[test]
+    fn truthful_reports_are_never_contradicted_and_credit_only_the_truth(
+        seed in any::<u64>(),
+        rate in prop::sample::select(vec![0.1, 0.5, 1.0, 5.0, 20.0]),
+        invites in 1_usize..25,
+        inviters in 1_usize..8,
+        limited in 0_usize..4,
+        raid in any::<bool>(),
+    ) {
+        let spec = ModelSpec {
+            seed,
+            joins: 120,
+            joins_per_second: rate,
+            invites,
+            inviters,
+            limited_invites: limited.min(invites),
+            raid: raid.then_some((40, 60, 3, 5_000)),
+            ..ModelSpec::default()
+        };
+        let history = simulate(&spec);
+        let config = config();
+        let (engine, decisions) = run_engine_to_end(&history, &config);
+        for decision in &decisions {
+            let truth = history.truth.iter().find(|t| t.user_id == decision.user_id).expect("a join of the model");
+            let report = truthful_report(&truth.path);
+            let judgement = engine.judge_report(&config, decision.joined_at, &decision.verdict, &report);
+            prop_assert_ne!(&judgement, &Judgement::Contradicts, "{:?} for {:?}", decision, truth.path);
+            if let Judgement::Credits(verdict) = &judgement {
+                let right = match (verdict, &truth.path) {
+                    (Verdict::Invite { code, inviter_id }, TruthPath::Invite { code: real, inviter }) => {
+                        code == real && inviter_id.is_none_or(|i| i == *inviter)
+                    }
+                    (Verdict::Vanity { .. }, TruthPath::Vanity) => true,
+                    _ => false,
+                };
+                prop_assert!(right, "credited {:?} for {:?}", verdict, truth.path);
+            }
+        }
     }
 }
 

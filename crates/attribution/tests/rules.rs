@@ -1,8 +1,8 @@
 //! One test per attribution rule of `docs/attribution.md#rules`, driven through the public API with explicit times.
 
 use invitrack_attribution::{
-    Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure,
-    UnknownReason, UserId, VanityInfo, Verdict,
+    Decision, DiscordJoinSource, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Judgement,
+    Observation, ReportedSource, SnapshotFailure, UnknownReason, UserId, VanityInfo, Verdict,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -392,4 +392,157 @@ fn a_state_whose_time_ran_ahead_heals_when_clamped() {
 
 fn c(code: &str) -> InviteCode {
     InviteCode::parse(code).expect("a valid code")
+}
+
+// Discord's reported source (docs/attribution.md#discords-reported-source).
+
+fn reported(source: DiscordJoinSource, code: Option<&str>) -> ReportedSource {
+    ReportedSource {
+        source,
+        code: code.map(c),
+        inviter_id: None,
+    }
+}
+
+impl Guild {
+    fn judge(&self, user: u64, joined_at: i64, report: &ReportedSource) -> Judgement {
+        self.engine
+            .judge_report(&self.config, joined_at, self.verdict(user), report)
+    }
+}
+
+/// Two joins at once, each through another invite: one read counts both. A third invite
+/// stays unused.
+fn two_joins_in_one_read() -> Guild {
+    let unused = invite("c", UserId::new(3), 7, 0);
+    let mut g = Guild::new(
+        vec![
+            invite("a", ALICE, 0, 0),
+            invite("b", BOB, 0, 0),
+            unused.clone(),
+        ],
+        None,
+    );
+    g.join(10, T0);
+    g.join(11, T0 + 20);
+    g.snapshot(
+        T0 + 200,
+        vec![invite("a", ALICE, 1, 0), invite("b", BOB, 1, 0), unused],
+        None,
+    );
+    g.settle(T0 + 5_000);
+    g
+}
+
+#[test]
+fn a_reported_code_among_the_candidates_decides_an_ambiguous_join() {
+    let g = two_joins_in_one_read();
+    assert!(matches!(g.verdict(10), Verdict::Ambiguous { .. }));
+    // Discord's inviter is not taken over the guild's own record of the invite.
+    let report = ReportedSource {
+        inviter_id: Some(UserId::new(99)),
+        ..reported(DiscordJoinSource::Invite, Some("b"))
+    };
+    assert_eq!(g.judge(10, T0, &report), Judgement::Credits(code("b", BOB)));
+}
+
+#[test]
+fn a_reported_code_the_counters_exclude_is_a_disagreement() {
+    let g = two_joins_in_one_read();
+    // "c" was read before and after the join and did not move.
+    let watched = reported(DiscordJoinSource::Invite, Some("c"));
+    assert_eq!(g.judge(10, T0, &watched), Judgement::Contradicts);
+    // A code the counters never saw cannot be checked: neither taken nor held against them.
+    let unseen = reported(DiscordJoinSource::Invite, Some("zzz"));
+    assert_eq!(g.judge(10, T0, &unseen), Judgement::Uninformative);
+}
+
+#[test]
+fn a_forced_code_is_confirmed_or_contradicted_never_replaced() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0), invite("b", BOB, 5, 0)], None);
+    g.join(10, T0);
+    g.snapshot(
+        T0 + 200,
+        vec![invite("a", ALICE, 3, 0), invite("b", BOB, 6, 0)],
+        None,
+    );
+    g.settle(T0 + 5_000);
+    let b = reported(DiscordJoinSource::Invite, Some("b"));
+    assert_eq!(g.judge(10, T0, &b), Judgement::Confirms);
+    let a = reported(DiscordJoinSource::Invite, Some("a"));
+    assert_eq!(g.judge(10, T0, &a), Judgement::Contradicts);
+    let discovery = reported(DiscordJoinSource::Discovery, None);
+    assert_eq!(g.judge(10, T0, &discovery), Judgement::Contradicts);
+    let unsaid = reported(DiscordJoinSource::Unknown, None);
+    assert_eq!(g.judge(10, T0, &unsaid), Judgement::Uninformative);
+}
+
+#[test]
+fn an_untracked_join_is_credited_only_with_a_code_the_counters_did_not_watch() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0)], None);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 3, 0)], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.verdict(10), &UNTRACKED);
+    // "a" was read before and after the join without moving.
+    let watched = reported(DiscordJoinSource::Invite, Some("a"));
+    assert_eq!(g.judge(10, T0, &watched), Judgement::Contradicts);
+    // A one-use invite created and used up between the two reads was never seen.
+    let unseen = ReportedSource {
+        inviter_id: Some(BOB),
+        ..reported(DiscordJoinSource::Invite, Some("once"))
+    };
+    assert_eq!(
+        g.judge(10, T0, &unseen),
+        Judgement::Credits(code("once", BOB))
+    );
+    let discovery = reported(DiscordJoinSource::Discovery, None);
+    assert_eq!(g.judge(10, T0, &discovery), Judgement::Confirms);
+}
+
+#[test]
+fn a_join_before_the_first_read_takes_the_reported_code() {
+    let mut g = Guild {
+        engine: GuildAttribution::new(),
+        config: EngineConfig::default(),
+        decisions: Vec::new(),
+    };
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 4, 0)], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::NoSnapshot
+        }
+    );
+    let a = reported(DiscordJoinSource::Invite, Some("a"));
+    assert_eq!(g.judge(10, T0, &a), Judgement::Credits(code("a", ALICE)));
+}
+
+#[test]
+fn an_ambiguous_join_of_one_inviter_cannot_be_a_discovery_join() {
+    let mut g = Guild::new(
+        vec![invite("a", ALICE, 0, 0), invite("b", ALICE, 0, 0)],
+        None,
+    );
+    g.join(10, T0);
+    g.join(11, T0 + 20);
+    g.snapshot(
+        T0 + 200,
+        vec![invite("a", ALICE, 1, 0), invite("b", ALICE, 1, 0)],
+        None,
+    );
+    g.settle(T0 + 5_000);
+    assert!(matches!(
+        g.verdict(10),
+        Verdict::Ambiguous {
+            inviter_id: Some(_),
+            ..
+        }
+    ));
+    let discovery = reported(DiscordJoinSource::Discovery, None);
+    assert_eq!(g.judge(10, T0, &discovery), Judgement::Contradicts);
+    let b = reported(DiscordJoinSource::Invite, Some("b"));
+    assert_eq!(g.judge(10, T0, &b), Judgement::Credits(code("b", ALICE)));
 }

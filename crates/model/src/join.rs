@@ -109,6 +109,84 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How Discord itself says a member joined: `join_source_type` of the member search
+    /// (`docs/discord-members-search.md#join_source_type`). Only `Invite` and `Vanity` name a
+    /// code; the others say the join came through nothing a counter shows.
+    #[serde(rename_all = "snake_case")]
+    "Discord join source" enum DiscordJoinSource {
+        /// 0, or a value we do not know: Discord does not say.
+        Unknown = "unknown",
+        /// 1: a bot or OAuth2 `guilds.join`.
+        Bot = "bot",
+        /// 2: an integration (Twitch, YouTube).
+        Integration = "integration",
+        /// 3: Server Discovery.
+        Discovery = "discovery",
+        /// 4: a Student Hub.
+        Hub = "hub",
+        /// 5: an invite, named by `source_invite_code`.
+        Invite = "invite",
+        /// 6: the vanity URL.
+        Vanity = "vanity",
+        /// 7: a moderator's manual verification.
+        Manual = "manual",
+        /// 8: a linked lobby.
+        LinkedLobby = "linked_lobby",
+    }
+}
+
+impl DiscordJoinSource {
+    /// The `join_source_type` Discord sends; values it may add later read as `Unknown`.
+    #[must_use]
+    pub const fn from_type(value: u32) -> Self {
+        match value {
+            1 => Self::Bot,
+            2 => Self::Integration,
+            3 => Self::Discovery,
+            4 => Self::Hub,
+            5 => Self::Invite,
+            6 => Self::Vanity,
+            7 => Self::Manual,
+            8 => Self::LinkedLobby,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The `join_source_type` this stands for (0 for `Unknown`).
+    #[must_use]
+    pub const fn as_type(self) -> u32 {
+        match self {
+            Self::Unknown => 0,
+            Self::Bot => 1,
+            Self::Integration => 2,
+            Self::Discovery => 3,
+            Self::Hub => 4,
+            Self::Invite => 5,
+            Self::Vanity => 6,
+            Self::Manual => 7,
+            Self::LinkedLobby => 8,
+        }
+    }
+
+    /// Whether the join came through a code whose counter moved (an invite or the vanity URL).
+    #[must_use]
+    pub const fn through_a_code(self) -> bool {
+        matches!(self, Self::Invite | Self::Vanity)
+    }
+}
+
+named_enum! {
+    /// Which evidence decided a join row (`docs/attribution.md#discords-reported-source`).
+    #[serde(rename_all = "snake_case")]
+    "deciding evidence" enum DecidedBy {
+        /// The invite counters, as the engine read them.
+        Counters = "counters",
+        /// Discord's reported join source, where the counters allowed it but did not force it.
+        Discord = "discord",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +201,14 @@ mod tests {
         }
         for &r in VanishedReason::ALL {
             assert_eq!(r.to_string().parse(), Ok(r));
+        }
+        for &s in DiscordJoinSource::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+            assert_eq!(DiscordJoinSource::from_type(s.as_type()), s);
+        }
+        assert_eq!(DiscordJoinSource::from_type(99), DiscordJoinSource::Unknown);
+        for &d in DecidedBy::ALL {
+            assert_eq!(d.as_str().parse(), Ok(d));
         }
         assert!("guess".parse::<JoinSource>().is_err());
     }

@@ -17,6 +17,8 @@ pub use id::{
     UserMarker,
 };
 pub use invite_code::{InviteCode, InviteCodeError, MAX_INVITE_CODE_LEN};
-pub use join::{JoinSource, UnknownName, UnknownReason, VanishedReason};
+pub use join::{
+    DecidedBy, DiscordJoinSource, JoinSource, UnknownName, UnknownReason, VanishedReason,
+};
 pub use keys::{GuildKey, MemberKey};
 pub use time::Millis;

@@ -8,7 +8,10 @@ use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{BigInt, Integer, Text};
 
-use crate::{FakeReasons, Id, InviteCode, JoinSource, UnknownReason, VanishedReason};
+use crate::{
+    DecidedBy, DiscordJoinSource, FakeReasons, Id, InviteCode, JoinSource, UnknownReason,
+    VanishedReason,
+};
 
 impl<M> ToSql<BigInt, Pg> for Id<M> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
@@ -57,6 +60,8 @@ macro_rules! text_enum {
 text_enum!(JoinSource);
 text_enum!(UnknownReason);
 text_enum!(VanishedReason);
+text_enum!(DiscordJoinSource);
+text_enum!(DecidedBy);
 
 impl ToSql<Integer, Pg> for FakeReasons {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {

@@ -105,7 +105,7 @@ pub struct History {
 }
 
 const START: i64 = 1_800_000_000_000;
-const VANITY: &str = "vanity";
+pub const VANITY: &str = "vanity";
 
 /// Runs the model.
 pub fn simulate(spec: &ModelSpec) -> History {
@@ -391,6 +391,16 @@ pub struct Score {
 /// Feeds the history to the engine, ticking every 100 ms of quiet as the worker does, and
 /// scores every decision.
 pub fn run_engine(history: &History, config: &EngineConfig) -> (Vec<Decision>, Score) {
+    let (_, decisions) = run_engine_to_end(history, config);
+    let score = score(history, &decisions);
+    (decisions, score)
+}
+
+/// [`run_engine`], returning the guild's state at the end instead of a score.
+pub fn run_engine_to_end(
+    history: &History,
+    config: &EngineConfig,
+) -> (GuildAttribution, Vec<Decision>) {
     let mut engine = GuildAttribution::new();
     let mut decisions = Vec::new();
     let mut last: Option<i64> = None;
@@ -406,8 +416,7 @@ pub fn run_engine(history: &History, config: &EngineConfig) -> (Vec<Decision>, S
     }
     let end = last.unwrap_or(START) + config.max_pending_ms + 10_000;
     decisions.extend(engine.tick(config, end));
-    let score = score(history, &decisions);
-    (decisions, score)
+    (engine, decisions)
 }
 
 pub fn score(history: &History, decisions: &[Decision]) -> Score {
