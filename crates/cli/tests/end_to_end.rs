@@ -32,8 +32,20 @@ struct Stack {
     http: reqwest::Client,
 }
 
+/// What a test changes from the services' defaults.
+#[derive(Default)]
+struct Tuning {
+    members_search: invitrack_ingest::MembersSearchConfig,
+    sim_members_search: Option<invitrack_sim::MembersSearchOptions>,
+    settle_ms: Option<i64>,
+}
+
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(Tuning::default()).await
+    }
+
+    async fn start_with(tuning: Tuning) -> Self {
         let database = TestDatabase::new("invitrack_e2e");
         let database_url = database.url();
         let bus = BusConfig {
@@ -45,6 +57,7 @@ impl Stack {
         };
         let sim = Simulator::start(SimConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            members_search: tuning.sim_members_search.unwrap_or_default(),
             ..SimConfig::default()
         })
         .await
@@ -75,6 +88,10 @@ impl Stack {
                 discord_api_proxy: Some(sim.api_proxy()),
                 buffer: 10_000,
                 metrics_bind: Some(ingest_ops),
+                settle_ms: tuning
+                    .settle_ms
+                    .unwrap_or(invitrack_ingest::DEFAULT_SETTLE_MS),
+                members_search: tuning.members_search,
                 ..IngestConfig::new(SimConfig::default().bot_token, bus.clone())
             },
             shutdown.clone(),

@@ -62,6 +62,44 @@ pub struct IngestConfig {
     pub metrics_bind: Option<SocketAddr>,
     #[command(flatten)]
     pub bus: BusConfig,
+    #[command(flatten)]
+    pub members_search: MembersSearchConfig,
+}
+
+/// Asking Discord's member search how members joined
+/// (`docs/attribution.md#discords-reported-source`). Off by default: the route is undocumented.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct MembersSearchConfig {
+    /// Ask Discord's member search how the members whose joins the counters left ambiguous or
+    /// unknown joined (and a sample of the others), and give its answers to the engine.
+    #[arg(long = "discord-join-source", env = "ATTRIBUTION_DISCORD_JOIN_SOURCE", default_value_t = false)]
+    pub enabled: bool,
+    /// How long after a join to ask first, ms: Discord's search finds a member only some
+    /// seconds after the join (about 20 s reported).
+    #[arg(long = "members-search-delay-ms", env = "INGEST_MEMBERS_SEARCH_DELAY_MS", default_value_t = 30_000)]
+    pub delay_ms: u64,
+    /// Member searches per second at most, out of the request budget.
+    #[arg(long = "members-search-per-second", env = "INGEST_MEMBERS_SEARCH_PER_SECOND", default_value_t = 2.0)]
+    pub per_second: f64,
+    /// Times a member not found yet is asked for before giving up.
+    #[arg(long = "members-search-attempts", env = "INGEST_MEMBERS_SEARCH_ATTEMPTS", default_value_t = 5)]
+    pub attempts: u8,
+    /// Share (0 to 1) of the joins the counters decided that are asked about too, to measure
+    /// how often Discord and the counters disagree.
+    #[arg(long = "members-search-sample", env = "INGEST_MEMBERS_SEARCH_SAMPLE", default_value_t = 0.05)]
+    pub sample: f64,
+}
+
+impl Default for MembersSearchConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            delay_ms: 30_000,
+            per_second: 2.0,
+            attempts: 5,
+            sample: 0.05,
+        }
+    }
 }
 
 impl IngestConfig {
@@ -82,6 +120,7 @@ impl IngestConfig {
             buffer: DEFAULT_BUFFER,
             metrics_bind: None,
             bus,
+            members_search: MembersSearchConfig::default(),
         }
     }
 }

@@ -4,6 +4,8 @@ mod clock;
 mod config;
 mod convert;
 mod interactions;
+mod join_sources;
+mod members_search;
 mod metrics;
 mod publisher;
 mod snapshots;
@@ -32,7 +34,9 @@ use twilight_model::gateway::event::Event;
 use twilight_model::gateway::payload::incoming::GuildCreate;
 use twilight_model::guild::GuildFeature;
 
-pub use config::{DEFAULT_SETTLE_MS, IngestConfig, ShardRange, ShardRangeError};
+pub use config::{
+    DEFAULT_SETTLE_MS, IngestConfig, MembersSearchConfig, ShardRange, ShardRangeError,
+};
 pub use invitrack_bus::BusConfig;
 pub use metrics::IngestMetrics;
 pub use publisher::Publisher;
@@ -279,8 +283,8 @@ impl Ingest {
         let interactions =
             interactions::InteractionForwarder::new(&bus, bot_id, Arc::clone(&metrics));
         let (publisher, publisher_task) = Publisher::start(
-            bus.jetstream,
-            bus.layout,
+            bus.jetstream.clone(),
+            bus.layout.clone(),
             config.buffer,
             Arc::clone(&metrics),
             publisher_stop.clone(),
@@ -290,6 +294,19 @@ impl Ingest {
             clock_source,
             stopped.clone(),
         ));
+        if config.members_search.enabled {
+            let asker = join_sources::JoinSourceAsker::new(
+                Arc::clone(&http),
+                publisher.clone(),
+                Arc::clone(&metrics),
+                bot_id,
+                shard_total,
+                shard_numbers.clone(),
+                config.members_search.clone(),
+                Duration::from_secs(config.forbidden_retry_secs),
+            );
+            tokio::spawn(asker.run(bus.clone(), stopped.clone()));
+        }
         let scheduler = SnapshotScheduler::new(
             http,
             publisher.clone(),

@@ -11,7 +11,7 @@ use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The kinds of event ingest publishes, as metric labels.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "member_add",
     "member_remove",
     "invite_create",
@@ -19,7 +19,10 @@ const KINDS: [&str; 7] = [
     "invite_snapshot",
     "snapshot_failed",
     "shard_clock",
+    "join_source_report",
 ];
+/// How a member search was answered, as metric labels.
+const SEARCH_ANSWERS: [&str; 5] = ["found", "indexing", "refused", "route_refused", "failed"];
 const SNAPSHOT: usize = 4;
 
 pub(crate) fn kind_index(kind: &Kind) -> usize {
@@ -31,6 +34,7 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
         Kind::InviteSnapshot(_) => SNAPSHOT,
         Kind::SnapshotFailed(_) => 5,
         Kind::ShardClock(_) => 6,
+        Kind::JoinSourceReport(_) => 7,
     }
 }
 
@@ -66,6 +70,13 @@ pub struct IngestMetrics {
     clock_ahead_ms: AtomicU64,
     clock_ahead: Gauge,
     pub(crate) interactions_forwarded: IntCounter,
+    members_searches: IntCounterVec,
+    /// Members Discord's member search reported on.
+    pub(crate) members_search_reported: IntCounter,
+    /// Members given up on (never found, or the search kept failing).
+    pub(crate) members_search_given_up: IntCounter,
+    /// Members waiting to be asked about.
+    pub(crate) members_search_waiting: IntGauge,
 }
 
 impl std::fmt::Debug for IngestMetrics {
@@ -205,8 +216,43 @@ impl IngestMetrics {
                 "invitrack_ingest_interactions_forwarded_total",
                 "Interactions (commands, buttons, modals) published for the bot.",
             ),
+            members_searches: {
+                let family = registered(
+                    r,
+                    IntCounterVec::new(
+                        Opts::new(
+                            "invitrack_ingest_members_searches_total",
+                            "Discord member searches (ATTRIBUTION_DISCORD_JOIN_SOURCE), by answer: found, indexing (202), refused (403/404 in a guild), route_refused (400: off for the process), failed.",
+                        ),
+                        &["answer"],
+                    ),
+                );
+                for answer in SEARCH_ANSWERS {
+                    family.with_label_values(&[answer]);
+                }
+                family
+            },
+            members_search_reported: counter(
+                r,
+                "invitrack_ingest_members_search_reported_total",
+                "Members whose join source Discord's member search reported.",
+            ),
+            members_search_given_up: counter(
+                r,
+                "invitrack_ingest_members_search_given_up_total",
+                "Members the member search never found (or kept failing for) within INGEST_MEMBERS_SEARCH_ATTEMPTS.",
+            ),
+            members_search_waiting: gauge(
+                r,
+                "invitrack_ingest_members_search_waiting",
+                "Members waiting to be asked about in a member search.",
+            ),
             registry,
         }
+    }
+
+    pub(crate) fn count_members_search(&self, answer: &str) {
+        self.members_searches.with_label_values(&[answer]).inc();
     }
 
     /// The registry `/metrics` serves.

@@ -69,10 +69,28 @@ pub struct InviterTotals {
 
 /// Counter changes of one inviter, summed over a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct CountDelta {
+pub(crate) struct CountDelta {
     joins: i64,
     fake: i64,
     leaves: i64,
+}
+
+impl CountDelta {
+    /// What one join row adds to its inviter's counters (`docs/counting.md#inviter-counts`),
+    /// times `sign`.
+    pub(crate) fn of_row(fake: FakeReasons, has_left: bool, sign: i64) -> Self {
+        Self {
+            joins: sign,
+            fake: sign * i64::from(fake.is_fake()),
+            leaves: sign * i64::from(!fake.is_fake() && has_left),
+        }
+    }
+
+    pub(crate) fn add(&mut self, other: Self) {
+        self.joins += other.joins;
+        self.fake += other.fake;
+        self.leaves += other.leaves;
+    }
 }
 
 /// Counters are kept per inviter of a guild.
@@ -125,12 +143,10 @@ pub async fn write_joins(
                 .inserted
                 .insert((guild.member(row.member_id), row.created_at));
             if let Some(inviter) = row.inviter_id {
-                let delta = deltas
+                deltas
                     .entry((GuildKey::new(row.bot_id, row.guild_id), inviter))
-                    .or_default();
-                delta.joins += 1;
-                delta.fake += i64::from(row.fake.is_fake());
-                delta.leaves += i64::from(!row.fake.is_fake() && row.has_left);
+                    .or_default()
+                    .add(CountDelta::of_row(row.fake, row.has_left, 1));
             }
         }
     }
@@ -258,7 +274,7 @@ async fn insert_joins(
 /// Adds summed deltas to inviter counters, one statement per chunk, and returns the counters
 /// as they are after it. The keys are sorted (a `BTreeMap`), so concurrent transactions lock
 /// counter rows in the same order.
-async fn bump_counts(
+pub(crate) async fn bump_counts(
     conn: &mut AsyncPgConnection,
     deltas: &BTreeMap<InviterKey, CountDelta>,
 ) -> Result<HashMap<InviterKey, InviterTotals>, StorageError> {

@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod export;
 pub mod import;
 pub mod invites;
+pub mod join_reports;
 pub mod joins;
 mod keyed;
 pub mod keys;

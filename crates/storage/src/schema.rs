@@ -140,6 +140,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    join_evidence (join_id) {
+        join_id -> Int8,
+        decided_by -> Text,
+        discord_source -> Text,
+        discord_code -> Nullable<Text>,
+        discord_inviter_id -> Nullable<Int8>,
+        disagrees -> Bool,
+        reported_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     join_imports (id) {
         id -> Int8,
         import_id -> Int8,
@@ -155,6 +167,21 @@ diesel::table! {
         fake -> Int4,
         left_at -> Nullable<Timestamptz>,
         cleared -> Bool,
+    }
+}
+
+diesel::table! {
+    join_source_health (bot_id, guild_id) {
+        bot_id -> Int8,
+        guild_id -> Int8,
+        reports -> Int8,
+        credited -> Int8,
+        confirmed -> Int8,
+        disagreements -> Int8,
+        refused_status -> Nullable<Int4>,
+        refused_detail -> Nullable<Text>,
+        refused_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -278,6 +305,7 @@ diesel::table! {
 }
 
 diesel::joinable!(bonus_invites -> resets (cleared_by));
+diesel::joinable!(join_evidence -> joins (join_id));
 diesel::joinable!(reset_joins -> joins (join_id));
 diesel::joinable!(reset_joins -> resets (reset_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
@@ -293,7 +321,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     guild_states,
     inviter_counts,
     invites,
+    join_evidence,
     join_imports,
+    join_source_health,
     joins,
     member_invites,
     members,

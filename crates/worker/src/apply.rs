@@ -24,6 +24,7 @@ use crate::decode::{
     Action, DeadLetter, DeadLetterReason, Decoded, InviteEvent, Step, StreamMessage, decode,
 };
 use crate::effects::BatchEffects;
+use crate::reports::ReportEffects;
 use crate::guild_cache::GuildCache;
 use crate::lag::LagHistogram;
 
@@ -35,6 +36,8 @@ pub struct Outcome {
     pub decisions: usize,
     /// The decisions by join source, in the order of `JoinSource::ALL`.
     pub by_source: [usize; JoinSource::ALL.len()],
+    /// Discord's reported join sources, by judgement (`crate::reports::JUDGEMENTS`).
+    pub reports_judged: [usize; crate::reports::JUDGEMENTS.len()],
     /// Decisions recorded for the relay (joins stored, members who left).
     pub recorded: usize,
     pub dead_letters: Vec<DeadLetter>,
@@ -50,6 +53,9 @@ impl Outcome {
         self.skipped += later.skipped;
         self.decisions += later.decisions;
         for (mine, theirs) in self.by_source.iter_mut().zip(later.by_source) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.reports_judged.iter_mut().zip(later.reports_judged) {
             *mine += theirs;
         }
         self.recorded += later.recorded;
@@ -413,7 +419,19 @@ impl Partition {
             .collect();
         members.sort_unstable();
         members.dedup();
-        Ok(BatchEffects::read(c, &members, &guilds).await?)
+        let reported: Vec<_> = steps
+            .iter()
+            .flat_map(|s| match &s.action {
+                Action::JoinSources { reports, .. } => reports
+                    .iter()
+                    .map(|r| (s.guild.member(r.user_id), r.joined_at))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut effects = BatchEffects::read(c, &members, &guilds).await?;
+        effects.reports = ReportEffects::read(c, &reported).await?;
+        Ok(effects)
     }
 
     /// Writes the effects and the decisions for the relay, and commits the touched guilds'
@@ -493,6 +511,18 @@ impl Partition {
                 observation
             }
             Action::Observe(observation) => observation,
+            Action::JoinSources { reports, refused } => {
+                if let Some((status, detail)) = refused {
+                    effects.reports.refused(key, status, detail);
+                } else {
+                    let engine = self.guilds.use_guild(key)?;
+                    let judged = effects.reports.judge(key, engine, &self.engine, reports);
+                    for (total, n) in outcome.reports_judged.iter_mut().zip(judged) {
+                        *total += n;
+                    }
+                }
+                return Ok(());
+            }
         };
         let decisions =
             self.guilds

@@ -1,7 +1,9 @@
 //! Bus messages to what the engine and storage take: codes parsed, times checked.
 
 use chrono::{DateTime, Utc};
-use invitrack_attribution::{InviteInfo, Observation, SnapshotFailure, VanityInfo};
+use invitrack_attribution::{
+    DiscordJoinSource, InviteInfo, Observation, ReportedSource, SnapshotFailure, VanityInfo,
+};
 use invitrack_bus::EventKind;
 use invitrack_bus::proto::{self, snapshot_failed::Reason};
 use invitrack_model::time::discord_time;
@@ -9,6 +11,7 @@ use invitrack_model::{ChannelId, InviteCode, Millis, UserId};
 use invitrack_storage::invites::SeenInvite;
 
 use crate::decode::DecodeError;
+use crate::reports::ReportedJoin;
 
 fn code(raw: &str) -> Result<InviteCode, DecodeError> {
     Ok(InviteCode::parse(raw)?)
@@ -59,7 +62,9 @@ pub fn observation(kind: &EventKind) -> Result<Option<Observation>, DecodeError>
             user_id: UserId::new(add.user_id),
             joined_at: add.joined_at_ms,
         },
-        EventKind::MemberRemove(_) | EventKind::ShardClock(_) => return Ok(None),
+        EventKind::MemberRemove(_) | EventKind::ShardClock(_) | EventKind::JoinSourceReport(_) => {
+            return Ok(None);
+        }
         EventKind::InviteCreate(create) => Observation::InviteCreated {
             invite: invite_info(create.invite.as_ref().ok_or(DecodeError::NoInvite)?)?,
         },
@@ -94,4 +99,30 @@ pub fn observation(kind: &EventKind) -> Result<Option<Observation>, DecodeError>
             },
         },
     }))
+}
+
+/// The members of a member search answer (`docs/attribution.md#discords-reported-source`).
+///
+/// # Errors
+/// When a member's code is not an invite code or its join time is out of range.
+pub(crate) fn reported_joins(
+    report: &proto::JoinSourceReport,
+) -> Result<Vec<ReportedJoin>, DecodeError> {
+    report
+        .members
+        .iter()
+        .map(|member| {
+            Ok(ReportedJoin {
+                user_id: UserId::new_checked(member.user_id).ok_or(DecodeError::NoMember)?,
+                joined_at: discord_time(member.joined_at_ms)?,
+                report: ReportedSource {
+                    source: DiscordJoinSource::from_type(member.join_source_type),
+                    code: (!member.source_invite_code.is_empty())
+                        .then(|| code(&member.source_invite_code))
+                        .transpose()?,
+                    inviter_id: UserId::new_checked(member.inviter_id),
+                },
+            })
+        })
+        .collect()
 }

@@ -12,6 +12,7 @@ use invitrack_storage::invites::SeenInvite;
 
 use crate::clock::ClockReading;
 use crate::convert;
+use crate::reports::ReportedJoin;
 
 /// One message of the partition as the stream delivered it.
 #[derive(Debug, Clone)]
@@ -67,6 +68,8 @@ pub enum DecodeError {
     NoKind,
     #[error("INVITE_CREATE without its invite")]
     NoInvite,
+    #[error("a reported join source without its member")]
+    NoMember,
     #[error("clock for partition {named} in partition {partition}")]
     ClockPartition { named: u32, partition: u32 },
     #[error("clock for shards {first}..={last} of {total}")]
@@ -115,6 +118,11 @@ pub(crate) enum Action {
         observation: Observation,
     },
     Observe(Observation),
+    /// Discord's member search answered about members of the guild, or refused.
+    JoinSources {
+        reports: Vec<ReportedJoin>,
+        refused: Option<(u16, String)>,
+    },
 }
 
 pub(crate) enum InviteEvent {
@@ -134,7 +142,7 @@ impl Step {
             Action::MemberAdd { user_id, .. } | Action::MemberRemove { user_id, .. } => {
                 Some(*user_id)
             }
-            Action::Invites { .. } | Action::Observe(_) => None,
+            Action::Invites { .. } | Action::Observe(_) | Action::JoinSources { .. } => None,
         }
     }
 }
@@ -263,6 +271,15 @@ fn check(
             },
             at: discord_time(event.observed_at_ms)?,
             observation,
+        },
+        (EventKind::JoinSourceReport(report), _) => Action::JoinSources {
+            reports: convert::reported_joins(report)?,
+            refused: (report.refused_status != 0).then(|| {
+                (
+                    u16::try_from(report.refused_status).unwrap_or(u16::MAX),
+                    report.refused_detail.chars().take(200).collect(),
+                )
+            }),
         },
         (_, Some(observation)) => Action::Observe(observation),
         // Every other kind carries an observation (convert::observation).

@@ -21,6 +21,7 @@ use invitrack_storage::invites::{InviteChanges, SeenInvite};
 use invitrack_storage::joins::{self, Leave, NewJoin, WrittenJoins};
 
 use crate::outbox::DecisionLog;
+use crate::reports::ReportEffects;
 use invitrack_storage::members;
 use invitrack_storage::progress;
 use invitrack_storage::{AsyncPgConnection, StorageError};
@@ -52,6 +53,8 @@ pub struct BatchEffects {
     invites: InviteChanges,
     /// The decisions to publish, in the order they were made.
     decisions: DecisionLog,
+    /// Discord's reported join sources and what they change.
+    pub(crate) reports: ReportEffects,
 }
 
 impl BatchEffects {
@@ -236,6 +239,9 @@ impl BatchEffects {
         if !self.invites.is_empty() {
             self.invites.write(conn).await?;
         }
+        let mut written = written;
+        // After the joins: a credit moves counters on top of what this batch counted.
+        written.counts.extend(self.reports.write(conn).await?);
         Ok(written)
     }
 

@@ -15,6 +15,7 @@ mod outbox;
 mod owners;
 mod partition;
 mod relay;
+mod reports;
 
 use std::sync::Arc;
 

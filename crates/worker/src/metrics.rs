@@ -9,6 +9,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+use crate::reports::JUDGEMENTS;
 use crate::WorkerStats;
 
 /// The lag histogram's bounds, ms (edges of the fine buckets of `LagHistogram`).
@@ -22,6 +23,7 @@ pub struct WorkerMetrics {
     stats: Arc<WorkerStats>,
     applied: IntCounter,
     decisions: IntCounterVec,
+    join_source_reports: IntCounterVec,
     published: IntCounter,
     dead_letters: IntCounter,
     clamped: IntCounter,
@@ -54,6 +56,13 @@ impl WorkerMetrics {
                     "Joins decided, by source: invite, vanity, ambiguous, unknown.",
                 ),
                 &["source"],
+            )?,
+            join_source_reports: IntCounterVec::new(
+                Opts::new(
+                    "invitrack_worker_join_source_reports_total",
+                    "Discord's reported join sources, by judgement against the invite counters: confirmed, credited, disagreed, uninformative, join_not_stored.",
+                ),
+                &["judgement"],
             )?,
             published: IntCounter::new(
                 "invitrack_worker_decisions_published_total",
@@ -91,6 +100,9 @@ impl WorkerMetrics {
         for source in JoinSource::ALL {
             metrics.decisions.with_label_values(&[source.as_str()]);
         }
+        for judgement in JUDGEMENTS {
+            metrics.join_source_reports.with_label_values(&[judgement]);
+        }
         registry.register(Box::new(metrics.clone()))?;
         Ok(metrics)
     }
@@ -114,6 +126,12 @@ impl WorkerMetrics {
         for (source, total) in JoinSource::ALL.iter().zip(&stats.decisions_by_source) {
             catch_up(
                 &self.decisions.with_label_values(&[source.as_str()]),
+                total.load(Ordering::Relaxed),
+            );
+        }
+        for (judgement, total) in JUDGEMENTS.iter().zip(&stats.join_source_reports) {
+            catch_up(
+                &self.join_source_reports.with_label_values(&[judgement]),
                 total.load(Ordering::Relaxed),
             );
         }
@@ -153,10 +171,11 @@ impl WorkerMetrics {
         family
     }
 
-    fn parts(&self) -> [&dyn Collector; 9] {
+    fn parts(&self) -> [&dyn Collector; 10] {
         [
             &self.applied,
             &self.decisions,
+            &self.join_source_reports,
             &self.published,
             &self.dead_letters,
             &self.clamped,

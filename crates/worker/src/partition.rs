@@ -63,6 +63,8 @@ pub struct WorkerStats {
     pub lag: Arc<crate::LagHistogram>,
     /// Decisions by join source, in the order of `JoinSource::ALL`.
     pub decisions_by_source: [AtomicU64; JoinSource::ALL.len()],
+    /// Discord's reported join sources by judgement, in the order of `JUDGEMENTS`.
+    pub join_source_reports: [AtomicU64; crate::reports::JUDGEMENTS.len()],
     /// Undecided joins held by each owned partition, as of its last tick.
     pub pending_joins: Mutex<BTreeMap<u32, u64>>,
 }
@@ -73,6 +75,9 @@ impl WorkerStats {
         self.decisions
             .fetch_add(outcome.decisions as u64, Ordering::Relaxed);
         for (total, n) in self.decisions_by_source.iter().zip(outcome.by_source) {
+            total.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        for (total, n) in self.join_source_reports.iter().zip(outcome.reports_judged) {
             total.fetch_add(n as u64, Ordering::Relaxed);
         }
     }

@@ -1,0 +1,2 @@
+DROP TABLE join_source_health;
+DROP TABLE join_evidence;
