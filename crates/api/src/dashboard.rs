@@ -417,6 +417,41 @@ pub struct Health {
     /// messages (`missing_permissions`: the bot may not post in the channel;
     /// `unknown_channel`; `refused`), or `null`.
     pub messages_refused: Option<MessageRefusal>,
+    /// How Discord's member search answered about this guild's joins
+    /// (`ATTRIBUTION_DISCORD_JOIN_SOURCE`), or `null` when it was never asked.
+    pub discord_join_source: Option<JoinSourceHealth>,
+}
+
+/// Discord's reported join sources in a guild, judged against the invite counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JoinSourceHealth {
+    /// Members Discord reported on.
+    pub reports: i64,
+    /// Joins the counters left open that Discord's report decided.
+    pub credited: i64,
+    /// Joins the counters decided the way Discord reports.
+    pub confirmed: i64,
+    /// Reports the counters contradict (the counters' decision stands).
+    pub disagreements: i64,
+    /// The HTTP status of the last refusal (403: the bot lacks Manage Server; 404), until a
+    /// later search succeeds: the search is off for the guild meanwhile.
+    pub refused_status: Option<i32>,
+    pub refused_detail: Option<String>,
+    pub refused_at: Option<String>,
+}
+
+impl From<queries::JoinSourceHealth> for JoinSourceHealth {
+    fn from(h: queries::JoinSourceHealth) -> Self {
+        Self {
+            reports: h.reports,
+            credited: h.credited,
+            confirmed: h.confirmed,
+            disagreements: h.disagreements,
+            refused_status: h.refused_status,
+            refused_detail: h.refused_detail,
+            refused_at: h.refused_at.map(timestamp),
+        }
+    }
 }
 
 /// A join or leave message Discord refused.
@@ -502,6 +537,7 @@ pub async fn summary(
                 detail: r.detail,
                 at: timestamp(r.at),
             }),
+            discord_join_source: s.health.discord_join_source.map(Into::into),
         },
     }))
 }

@@ -623,3 +623,203 @@ async fn every_service_serves_the_documented_metrics_and_its_health() {
     assert!(said.contains("is not healthy"), "{said}");
     stack.clean_up().await;
 }
+
+/// `(member, source, code, decided_by, disagrees)` of a guild's joins that Discord reported on.
+type ReportedRow = (UserId, invitrack_model::JoinSource, Option<String>, String, bool);
+
+async fn reported_joins(stack: &Stack, guild: GuildKey) -> Vec<ReportedRow> {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::RunQueryDsl as _;
+    use invitrack_storage::schema::{join_evidence, joins};
+    let mut conn = invitrack_storage::connect(&stack.database_url)
+        .await
+        .expect("db");
+    joins::table
+        .inner_join(join_evidence::table)
+        .filter(joins::bot_id.eq(guild.bot_id))
+        .filter(joins::guild_id.eq(guild.guild_id))
+        .select((
+            joins::member_id,
+            joins::source,
+            joins::invite_code,
+            join_evidence::decided_by,
+            join_evidence::disagrees,
+        ))
+        .order(joins::created_at.asc())
+        .load(&mut conn)
+        .await
+        .expect("reported joins")
+}
+
+/// Joins the counters cannot tell apart are credited as Discord's member search reports them,
+/// a join the counters settled is confirmed, and a guild that refuses the search says so in
+/// its health (ATTRIBUTION_DISCORD_JOIN_SOURCE, `docs/attribution.md#discords-reported-source`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discords_reported_source_settles_what_the_counters_cannot() {
+    invitrack_telemetry::init();
+    let stack = Stack::start_with(Tuning {
+        members_search: invitrack_ingest::MembersSearchConfig {
+            enabled: true,
+            delay_ms: 1_500,
+            per_second: 20.0,
+            attempts: 6,
+            // Every join the counters settled is checked too.
+            sample: 1.0,
+        },
+        // Searchable 1 s after joining; the first search in a guild meets the index being built.
+        sim_members_search: Some(invitrack_sim::MembersSearchOptions {
+            index_ms: 500,
+            lag_ms: 1_000,
+            retry_after_secs: 1.0,
+        }),
+        // One read counts the joins made within this long of each other.
+        settle_ms: Some(1_000),
+    })
+    .await;
+    let bot = BotId::new(stack.bot_id);
+    let guild_id = stack
+        .control("/guilds", json!({"name": "search", "manage_guild": true}))
+        .await["guild_id"]
+        .as_str()
+        .expect("guild id")
+        .to_owned();
+    let refusing_id = stack
+        .control("/guilds", json!({"name": "no manage", "manage_guild": false}))
+        .await["guild_id"]
+        .as_str()
+        .expect("guild id")
+        .to_owned();
+    let alice = "1100000000000000001";
+    let bob = "1100000000000000002";
+    let alice_code = stack
+        .create_invite(&guild_id, json!({"inviter_id": alice}))
+        .await;
+    let bob_code = stack
+        .create_invite(&guild_id, json!({"inviter_id": bob}))
+        .await;
+    let refusing_code = stack
+        .create_invite(&refusing_id, json!({"inviter_id": alice}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Five joins at once through two inviters' codes: one read counts them all.
+    let bulk = |code: String, count: u32| {
+        let path = format!("/guilds/{guild_id}/joins/bulk");
+        let stack = &stack;
+        async move {
+            stack
+                .control(&path, json!({"code": code, "count": count}))
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(bulk(alice_code.clone(), 3), bulk(bob_code.clone(), 2));
+    let mut truth: Vec<(String, String)> = Vec::new();
+    for (joins, code) in [(a, &alice_code), (b, &bob_code)] {
+        for join in joins.as_array().expect("joins") {
+            truth.push((join["user_id"].as_str().expect("id").to_owned(), code.clone()));
+        }
+    }
+    // A join alone in its read: the counters settle it, the search confirms it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lone = stack
+        .control(&format!("/guilds/{guild_id}/joins"), json!({"code": alice_code}))
+        .await;
+    truth.push((lone["user_id"].as_str().expect("id").to_owned(), alice_code.clone()));
+    stack
+        .control(&format!("/guilds/{refusing_id}/joins"), json!({"code": refusing_code}))
+        .await;
+
+    let guild = GuildKey::new(bot, GuildId::parse(&guild_id).expect("id"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows = reported_joins(&stack, guild).await;
+        if rows.len() == truth.len() {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Discord's reports never reached every join: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    for (member, code) in &truth {
+        let row = rows
+            .iter()
+            .find(|r| r.0.to_string() == *member)
+            .expect("a reported join per member");
+        assert_eq!(
+            (row.1, row.2.as_deref(), row.4),
+            (invitrack_model::JoinSource::Invite, Some(code.as_str()), false),
+            "member {member}"
+        );
+    }
+    let decided_by: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+    assert_eq!(decided_by.iter().filter(|d| **d == "discord").count(), 5, "{decided_by:?}");
+    assert_eq!(decided_by.last(), Some(&"counters"), "the lone join was the counters'");
+
+    // The credits moved the inviters' counters as a recount from the rows says.
+    let key = stack.create_key(None);
+    for (inviter, total) in [(alice, 4), (bob, 2)] {
+        let (_, counts) = stack
+            .get(
+                &format!("/v1/invites/user?bot_id={bot}&guild_id={guild_id}&inviter_id={inviter}"),
+                Some(&key),
+            )
+            .await;
+        assert_eq!(counts["total"], json!(total), "{inviter}: {counts}");
+    }
+
+    // The guild without Manage Server refused; its health says so.
+    let (status, summary) = stack
+        .get(
+            &format!("/v1/bots/{bot}/guilds/{refusing_id}/summary"),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, summary) = stack
+            .get(
+                &format!("/v1/bots/{bot}/guilds/{refusing_id}/summary"),
+                Some(&key),
+            )
+            .await;
+        if summary["health"]["discord_join_source"]["refused_status"] == json!(403) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal in the health: {summary}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (_, summary) = stack
+        .get(&format!("/v1/bots/{bot}/guilds/{guild_id}/summary"), Some(&key))
+        .await;
+    assert_eq!(
+        summary["health"]["discord_join_source"],
+        json!({"reports": 6, "credited": 5, "confirmed": 1, "disagreements": 0,
+               "refused_status": null, "refused_detail": null, "refused_at": null}),
+        "{summary}"
+    );
+
+    let metrics = stack
+        .http
+        .get(format!("http://{}/metrics", stack.ingest_ops))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "invitrack_ingest_members_searches_total{answer=\"indexing\"}",
+        "invitrack_ingest_members_searches_total{answer=\"refused\"}",
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(value >= 1.0, "{line} is {value}");
+    }
+    stack.clean_up().await;
+}

@@ -10,7 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::StorageError;
 use crate::counts::InviterCounts;
-use crate::schema::{guild_states, inviter_counts, joins, members};
+use crate::schema::{guild_states, inviter_counts, join_source_health, joins, members};
 use invitrack_model::{
     BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, UnknownReason, UserId,
 };
@@ -319,6 +319,22 @@ pub struct TrackingHealth {
     /// Joins still waiting for evidence.
     pub pending_joins: i32,
     pub updated_at: Option<DateTime<Utc>>,
+    /// How Discord's member search answered, when it was asked
+    /// (`ATTRIBUTION_DISCORD_JOIN_SOURCE`).
+    pub discord_join_source: Option<JoinSourceHealth>,
+}
+
+/// A guild's `join_source_health` row: Discord's reported join sources, judged.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = join_source_health)]
+pub struct JoinSourceHealth {
+    pub reports: i64,
+    pub credited: i64,
+    pub confirmed: i64,
+    pub disagreements: i64,
+    pub refused_status: Option<i32>,
+    pub refused_detail: Option<String>,
+    pub refused_at: Option<DateTime<Utc>>,
 }
 
 /// A guild's activity for charts.
@@ -441,15 +457,23 @@ pub async fn guild_summary(
         .first(conn)
         .await
         .optional()?;
-    let health = health.map_or_else(TrackingHealth::default, |(pending, missing, last, at)| {
+    let discord_join_source = join_source_health::table
+        .find((guild.bot_id, guild.guild_id))
+        .select(JoinSourceHealth::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let mut health = health.map_or_else(TrackingHealth::default, |(pending, missing, last, at)| {
         TrackingHealth {
             tracked: true,
             missing_permissions: missing,
             last_snapshot_at: last,
             pending_joins: pending,
             updated_at: Some(at),
+            discord_join_source: None,
         }
     });
+    health.discord_join_source = discord_join_source;
     Ok(GuildSummary {
         days: days.into_values().collect(),
         totals: InviterCounts {

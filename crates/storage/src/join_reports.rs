@@ -254,21 +254,23 @@ pub async fn record_health(
             .refused
             .as_ref()
             .map_or((None, None), |(s, d)| (Some(i32::from(*s)), Some(d.clone())));
+        let refused_at = status.map(|_| at);
+        // An answer clears a refusal; a refusal replaces it; otherwise it stays.
+        let set_refusal = tally.answered || tally.refused.is_some();
         crate::prepared::prepared(
             "INSERT INTO join_source_health AS h (bot_id, guild_id, reports, credited, confirmed, \
                disagreements, refused_status, refused_detail, refused_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $7 IS NULL THEN NULL ELSE $9 END, $9) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (bot_id, guild_id) DO UPDATE SET \
                reports = h.reports + excluded.reports, credited = h.credited + excluded.credited, \
                confirmed = h.confirmed + excluded.confirmed, \
                disagreements = h.disagreements + excluded.disagreements, \
-               refused_status = CASE WHEN $7 IS NOT NULL THEN $7 WHEN $10 THEN NULL \
-                 ELSE h.refused_status END, \
-               refused_detail = CASE WHEN $7 IS NOT NULL THEN $8 WHEN $10 THEN NULL \
-                 ELSE h.refused_detail END, \
-               refused_at = CASE WHEN $7 IS NOT NULL THEN $9 WHEN $10 THEN NULL \
-                 ELSE h.refused_at END, \
-               updated_at = $9",
+               (refused_status, refused_detail, refused_at) = ( \
+                 SELECT CASE WHEN s THEN excluded.refused_status ELSE h.refused_status END, \
+                   CASE WHEN s THEN excluded.refused_detail ELSE h.refused_detail END, \
+                   CASE WHEN s THEN excluded.refused_at ELSE h.refused_at END \
+                 FROM (SELECT $11::bool AS s) AS choice), \
+               updated_at = excluded.updated_at",
         )
         .bind::<BigInt, _>(guild.bot_id)
         .bind::<BigInt, _>(guild.guild_id)
@@ -278,8 +280,9 @@ pub async fn record_health(
         .bind::<BigInt, _>(tally.disagreements)
         .bind::<Nullable<Integer>, _>(status)
         .bind::<Nullable<Text>, _>(detail)
+        .bind::<Nullable<Timestamptz>, _>(refused_at)
         .bind::<Timestamptz, _>(at)
-        .bind::<Bool, _>(tally.answered)
+        .bind::<Bool, _>(set_refusal)
         .execute(conn)
         .await?;
     }
