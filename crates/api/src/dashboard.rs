@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
-use invitrack_model::{FakeReasons, InviteCode};
+use invitrack_model::{DecidedBy, FakeReasons, InviteCode};
 use invitrack_storage::counts::InviterCounts;
 use invitrack_storage::dashboard::{self as queries, LeaderboardOrder};
 use serde::Serialize;
@@ -216,6 +216,24 @@ pub struct MemberJoin {
     pub left: bool,
     pub left_at: Option<String>,
     pub cleared: bool,
+    /// Which evidence decided the join: `counters` (the invite counters) or `discord`
+    /// (Discord's reported join source, where the counters allowed it without forcing it).
+    pub decided_by: String,
+    /// What Discord's member search reported about the join, when it was asked
+    /// (`ATTRIBUTION_DISCORD_JOIN_SOURCE`).
+    pub discord_report: Option<DiscordReport>,
+}
+
+/// Discord's reported join source for a join.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscordReport {
+    /// `invite`, `vanity`, `bot`, `integration`, `discovery`, `hub`, `manual`, `linked_lobby`
+    /// or `unknown`.
+    pub source: String,
+    pub invite_code: Option<String>,
+    pub inviter_id: Option<String>,
+    /// The invite counters contradict it; the counters' decision stands.
+    pub disagrees: bool,
 }
 
 impl From<queries::MemberJoinRow> for MemberJoin {
@@ -237,6 +255,17 @@ impl From<queries::MemberJoinRow> for MemberJoin {
             left: j.has_left,
             left_at: j.left_at.map(timestamp),
             cleared: j.cleared,
+            decided_by: j
+                .evidence
+                .as_ref()
+                .map_or(DecidedBy::Counters, |e| e.decided_by)
+                .to_string(),
+            discord_report: j.evidence.map(|e| DiscordReport {
+                source: e.discord_source.to_string(),
+                invite_code: e.discord_code.map(InviteCode::into_string),
+                inviter_id: e.discord_inviter_id.map(|i| i.to_string()),
+                disagrees: e.disagrees,
+            }),
         }
     }
 }

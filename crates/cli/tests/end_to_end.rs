@@ -769,6 +769,23 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
         assert_eq!(counts["total"], json!(total), "{inviter}: {counts}");
     }
 
+    // The dashboard's feed says which evidence decided each join, and what Discord said.
+    let (_, page) = stack
+        .get(&format!("/v1/bots/{bot}/guilds/{guild_id}/joins"), Some(&key))
+        .await;
+    let entries = page["joins"].as_array().expect("joins");
+    assert_eq!(entries.len(), 6, "{page}");
+    for entry in entries {
+        assert_eq!(entry["discord_report"]["invite_code"], entry["invite_code"], "{entry}");
+        assert_eq!(entry["discord_report"]["source"], json!("invite"), "{entry}");
+        assert_eq!(entry["discord_report"]["disagrees"], json!(false), "{entry}");
+    }
+    let by_discord = entries
+        .iter()
+        .filter(|e| e["decided_by"] == json!("discord"))
+        .count();
+    assert_eq!(by_discord, 5, "{page}");
+
     // The guild without Manage Server refused; its health says so.
     let (status, summary) = stack
         .get(

@@ -10,9 +10,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::StorageError;
 use crate::counts::InviterCounts;
-use crate::schema::{guild_states, inviter_counts, join_source_health, joins, members};
+use crate::schema::{
+    guild_states, inviter_counts, join_evidence, join_source_health, joins, members,
+};
 use invitrack_model::{
-    BotId, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource, UnknownReason, UserId,
+    BotId, DecidedBy, DiscordJoinSource, FakeReasons, GuildId, GuildKey, InviteCode, JoinSource,
+    UnknownReason, UserId,
 };
 
 use crate::invites::StoredInvite;
@@ -158,6 +161,21 @@ pub struct MemberJoinRow {
     pub has_left: bool,
     pub left_at: Option<DateTime<Utc>>,
     pub cleared: bool,
+    /// What Discord's member search reported, when it was asked (read with a left join of
+    /// `join_evidence`).
+    #[diesel(embed)]
+    pub evidence: Option<JoinEvidenceRow>,
+}
+
+/// Discord's reported join source for one join, and which evidence decided the join.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = join_evidence)]
+pub struct JoinEvidenceRow {
+    pub decided_by: DecidedBy,
+    pub discord_source: DiscordJoinSource,
+    pub discord_code: Option<InviteCode>,
+    pub discord_inviter_id: Option<UserId>,
+    pub disagrees: bool,
 }
 
 /// Whether the member is in the guild now, as the gateway last showed it.
@@ -179,6 +197,7 @@ pub async fn member_history(
     member_id: UserId,
 ) -> Result<MemberHistory, StorageError> {
     let joins = joins::table
+        .left_join(join_evidence::table)
         .filter(joins::bot_id.eq(guild.bot_id))
         .filter(joins::guild_id.eq(guild.guild_id))
         .filter(joins::member_id.eq(member_id))

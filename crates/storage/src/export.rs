@@ -10,7 +10,7 @@ use invitrack_model::{BotId, GuildId, GuildKey, UserId};
 use crate::StorageError;
 use crate::counts::InviterCounts;
 use crate::dashboard::MemberJoinRow;
-use crate::schema::{guild_states, inviter_counts, joins};
+use crate::schema::{guild_states, inviter_counts, join_evidence, joins};
 
 /// A decided join with its id (the feed's and the export's cursor), member and decision time.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -44,6 +44,7 @@ pub async fn joins_page(
     limit: i64,
 ) -> Result<Vec<JoinRow>, StorageError> {
     let mut query = joins::table
+        .left_join(join_evidence::table)
         .filter(joins::bot_id.eq(guild.bot_id))
         .filter(joins::guild_id.eq(guild.guild_id))
         .select(JoinRow::as_select())
