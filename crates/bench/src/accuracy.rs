@@ -11,6 +11,9 @@
 //! cargo run --release -p invitrack-bench --bin accuracy [-- --write crates/bench/ACCURACY.md] [--only "1 join"]
 //! ```
 //! `BENCH_SCALE` (default 1) multiplies every duration; `BENCH_SEED` changes the workload.
+//! `--join-source` runs each scenario a second time with Discord's reported join source on
+//! (`ATTRIBUTION_DISCORD_JOIN_SOURCE`; the simulator's member search indexes a guild in 3 s and
+//! finds a member 3 s after joining) and adds its columns.
 //! `--diagnose` replays each run's bus trace offline to show where recall is lost
 //! (`diagnose.rs`); `--dump DIR` saves the traces and truths, `--replay DIR` diagnoses saved ones
 //! without running anything.
@@ -68,6 +71,8 @@ struct Score {
     inviter_right: usize,
     unknown: usize,
     ambiguous: usize,
+    /// Joins made through a code (an invite or the vanity URL), which a code can be right for.
+    through_code: usize,
 }
 
 impl Score {
@@ -90,6 +95,9 @@ struct Report {
     delay_p50_ms: i64,
     delay_p99_ms: i64,
     undecided: usize,
+    /// The same scenario with Discord's reported join source on, when run: its score and the
+    /// 429s it met.
+    with_source: Option<(Score, u64)>,
 }
 
 #[tokio::main]
@@ -107,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
     // `--only "1 join"` runs the scenarios whose name starts with it, to look at one rate.
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     let diagnosis = std::env::args().any(|a| a == "--diagnose");
+    let join_source = std::env::args().any(|a| a == "--join-source");
     let dump = std::env::args().skip_while(|a| a != "--dump").nth(1);
     if let Some(dir) = std::env::args().skip_while(|a| a != "--replay").nth(1) {
         return replay_saved(&dir, only.as_deref());
@@ -164,9 +173,15 @@ async fn main() -> anyhow::Result<()> {
         .filter(|s| only.as_ref().is_none_or(|o| s.name.starts_with(o.as_str())))
     {
         let started = Instant::now();
-        let (report, trace, truth) = run(scenario, scale, seed)
+        let (mut report, trace, truth) = run(scenario, scale, seed, false)
             .await
             .with_context(|| scenario.name)?;
+        if join_source {
+            let (on, _, _) = run(scenario, scale, seed, true)
+                .await
+                .with_context(|| format!("{} with Discord's join source", scenario.name))?;
+            report.with_source = Some((on.ours, on.rate_limited));
+        }
         if let Some(dir) = &dump {
             save(dir, scenario.name, &trace, &truth)?;
         }
@@ -220,6 +235,7 @@ fn print_row(r: &Report) {
 }
 
 fn table(reports: &[Report], scale: f64, seed: u64) -> String {
+    let with_source = reports.iter().any(|r| r.with_source.is_some());
     let mut out = String::new();
     let _ = writeln!(out, "# Attribution accuracy\n");
     let _ = writeln!(
@@ -230,13 +246,31 @@ fn table(reports: &[Report], scale: f64, seed: u64) -> String {
          *wrong* = joins credited to a code other than the one really used, as a share of all joins. \
          *fetches/join* counts invite-list requests after each guild's baseline read at start-up. \
          Baselines replay the same event traces (each join uses the first snapshot after it; the cache is \
-         updated after each join).\n"
+         updated after each join).{}\n",
+        if with_source {
+            " *code-join recall* is the share of the joins made through a code (an invite or the vanity \
+             URL; the untracked joins made through neither can have no right code) credited with \
+             the right one. The last four columns rerun each scenario with Discord's reported join \
+             source on (`--join-source`: `ATTRIBUTION_DISCORD_JOIN_SOURCE`, the simulator's member search \
+             finding a member 3 s after the join and indexing each guild in 3 s)."
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
-        "| scenario | joins | code precision | code recall | inviter precision | inviter recall | ambiguous | unknown | fetches/join | 429s | delay p50 / p99 | naive wrong | naive recall | exactly-one wrong | exactly-one recall |"
+        "| scenario | joins | code precision | code recall | inviter precision | inviter recall | ambiguous | unknown | fetches/join | 429s | delay p50 / p99 | naive wrong | naive recall | exactly-one wrong | exactly-one recall |{}",
+        if with_source {
+            " code-join recall | with Discord's source: code-join recall | code recall | wrong | 429s |"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(out, "|{}", " --- |".repeat(15));
+    let _ = writeln!(
+        out,
+        "|{}",
+        " --- |".repeat(if with_source { 20 } else { 15 })
+    );
     for r in reports {
         let _ = writeln!(
             out,
@@ -261,6 +295,17 @@ fn table(reports: &[Report], scale: f64, seed: u64) -> String {
             ),
             Score::pct(r.exactly_one.code_right, r.exactly_one.joins),
         );
+        if let Some((on, rate_limited)) = &r.with_source {
+            out.pop();
+            let _ = writeln!(
+                out,
+                " {} | {} | {} | {} | {rate_limited} |",
+                Score::pct(r.ours.code_right, r.ours.through_code),
+                Score::pct(on.code_right, on.through_code),
+                Score::pct(on.code_right, on.joins),
+                Score::pct(on.code_credited - on.code_right, on.joins),
+            );
+        }
     }
     out
 }
@@ -325,6 +370,7 @@ async fn run(
     scenario: &Scenario,
     scale: f64,
     seed: u64,
+    join_source: bool,
 ) -> anyhow::Result<(Report, Vec<proto::GuildEvent>, Vec<diagnose::Truth>)> {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let database_url = format!("{PG}/invitrack_bench_{run_id}");
@@ -350,6 +396,11 @@ async fn run(
             min_ms: 50,
             max_ms: 150,
         },
+        members_search: invitrack_sim::MembersSearchOptions {
+            index_ms: 3_000,
+            lag_ms: 3_000,
+            retry_after_secs: 2.0,
+        },
         ..SimConfig::default()
     })
     .await?;
@@ -364,14 +415,22 @@ async fn run(
         },
         shutdown.clone(),
     ));
-    tokio::spawn(invitrack_ingest::run(
-        IngestConfig {
-            discord_gateway_url: Some(sim.gateway_url()),
-            discord_api_proxy: Some(sim.api_proxy()),
-            ..IngestConfig::new(SimConfig::default().bot_token, bus_config.clone())
+    let ingest = invitrack_ingest::Ingest::build(IngestConfig {
+        discord_gateway_url: Some(sim.gateway_url()),
+        discord_api_proxy: Some(sim.api_proxy()),
+        members_search: invitrack_ingest::MembersSearchConfig {
+            enabled: join_source,
+            // A little after the simulator's lag; 10 searches of 10 members a second cover
+            // the busiest scenario (60 joins/s) out of the 40 requests/s budget.
+            delay_ms: 3_500,
+            per_second: 10.0,
+            ..invitrack_ingest::MembersSearchConfig::default()
         },
-        shutdown.clone(),
-    ));
+        ..IngestConfig::new(SimConfig::default().bot_token, bus_config.clone())
+    })
+    .await?;
+    let ingest_metrics = ingest.metrics();
+    tokio::spawn(ingest.run(shutdown.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);
     while world.connected_sessions() == 0 {
         anyhow::ensure!(Instant::now() < deadline, "ingest never connected");
@@ -418,6 +477,21 @@ async fn run(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    if join_source {
+        // Until no member waits to be asked about for a few seconds in a row, and the
+        // worker has applied the last answers.
+        let wait_until = Instant::now() + Duration::from_secs(300);
+        let mut quiet = 0;
+        while quiet < 6 && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            quiet = if ingest_metrics.members_search_waiting() == 0 {
+                quiet + 1
+            } else {
+                0
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let rows: Vec<JoinRow> = joins::table
         .select((
             joins::guild_id,
@@ -458,6 +532,10 @@ async fn run(
         .collect();
     let mut ours = Score {
         joins: truth.len(),
+        through_code: truth
+            .iter()
+            .filter(|t| matches!(t.path, JoinPath::Invite | JoinPath::Vanity))
+            .count(),
         ..Score::default()
     };
     let mut delays = Vec::new();
@@ -524,6 +602,7 @@ async fn run(
         delay_p50_ms: percentile(0.5),
         delay_p99_ms: percentile(0.99),
         undecided: truth.len().saturating_sub(decided),
+        with_source: None,
     };
     Ok((report, trace, truth_records))
 }

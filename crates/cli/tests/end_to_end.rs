@@ -625,7 +625,13 @@ async fn every_service_serves_the_documented_metrics_and_its_health() {
 }
 
 /// `(member, source, code, decided_by, disagrees)` of a guild's joins that Discord reported on.
-type ReportedRow = (UserId, invitrack_model::JoinSource, Option<String>, String, bool);
+type ReportedRow = (
+    UserId,
+    invitrack_model::JoinSource,
+    Option<String>,
+    String,
+    bool,
+);
 
 async fn reported_joins(stack: &Stack, guild: GuildKey) -> Vec<ReportedRow> {
     use diesel::{ExpressionMethods as _, QueryDsl as _};
@@ -684,7 +690,10 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
         .expect("guild id")
         .to_owned();
     let refusing_id = stack
-        .control("/guilds", json!({"name": "no manage", "manage_guild": false}))
+        .control(
+            "/guilds",
+            json!({"name": "no manage", "manage_guild": false}),
+        )
         .await["guild_id"]
         .as_str()
         .expect("guild id")
@@ -716,17 +725,29 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
     let mut truth: Vec<(String, String)> = Vec::new();
     for (joins, code) in [(a, &alice_code), (b, &bob_code)] {
         for join in joins.as_array().expect("joins") {
-            truth.push((join["user_id"].as_str().expect("id").to_owned(), code.clone()));
+            truth.push((
+                join["user_id"].as_str().expect("id").to_owned(),
+                code.clone(),
+            ));
         }
     }
     // A join alone in its read: the counters settle it, the search confirms it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let lone = stack
-        .control(&format!("/guilds/{guild_id}/joins"), json!({"code": alice_code}))
+        .control(
+            &format!("/guilds/{guild_id}/joins"),
+            json!({"code": alice_code}),
+        )
         .await;
-    truth.push((lone["user_id"].as_str().expect("id").to_owned(), alice_code.clone()));
+    truth.push((
+        lone["user_id"].as_str().expect("id").to_owned(),
+        alice_code.clone(),
+    ));
     stack
-        .control(&format!("/guilds/{refusing_id}/joins"), json!({"code": refusing_code}))
+        .control(
+            &format!("/guilds/{refusing_id}/joins"),
+            json!({"code": refusing_code}),
+        )
         .await;
 
     let guild = GuildKey::new(bot, GuildId::parse(&guild_id).expect("id"));
@@ -749,13 +770,25 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
             .expect("a reported join per member");
         assert_eq!(
             (row.1, row.2.as_deref(), row.4),
-            (invitrack_model::JoinSource::Invite, Some(code.as_str()), false),
+            (
+                invitrack_model::JoinSource::Invite,
+                Some(code.as_str()),
+                false
+            ),
             "member {member}"
         );
     }
     let decided_by: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
-    assert_eq!(decided_by.iter().filter(|d| **d == "discord").count(), 5, "{decided_by:?}");
-    assert_eq!(decided_by.last(), Some(&"counters"), "the lone join was the counters'");
+    assert_eq!(
+        decided_by.iter().filter(|d| **d == "discord").count(),
+        5,
+        "{decided_by:?}"
+    );
+    assert_eq!(
+        decided_by.last(),
+        Some(&"counters"),
+        "the lone join was the counters'"
+    );
 
     // The credits moved the inviters' counters as a recount from the rows says.
     let key = stack.create_key(None);
@@ -771,14 +804,28 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
 
     // The dashboard's feed says which evidence decided each join, and what Discord said.
     let (_, page) = stack
-        .get(&format!("/v1/bots/{bot}/guilds/{guild_id}/joins"), Some(&key))
+        .get(
+            &format!("/v1/bots/{bot}/guilds/{guild_id}/joins"),
+            Some(&key),
+        )
         .await;
     let entries = page["joins"].as_array().expect("joins");
     assert_eq!(entries.len(), 6, "{page}");
     for entry in entries {
-        assert_eq!(entry["discord_report"]["invite_code"], entry["invite_code"], "{entry}");
-        assert_eq!(entry["discord_report"]["source"], json!("invite"), "{entry}");
-        assert_eq!(entry["discord_report"]["disagrees"], json!(false), "{entry}");
+        assert_eq!(
+            entry["discord_report"]["invite_code"], entry["invite_code"],
+            "{entry}"
+        );
+        assert_eq!(
+            entry["discord_report"]["source"],
+            json!("invite"),
+            "{entry}"
+        );
+        assert_eq!(
+            entry["discord_report"]["disagrees"],
+            json!(false),
+            "{entry}"
+        );
     }
     let by_discord = entries
         .iter()
@@ -805,11 +852,17 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
         if summary["health"]["discord_join_source"]["refused_status"] == json!(403) {
             break;
         }
-        assert!(Instant::now() < deadline, "no refusal in the health: {summary}");
+        assert!(
+            Instant::now() < deadline,
+            "no refusal in the health: {summary}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let (_, summary) = stack
-        .get(&format!("/v1/bots/{bot}/guilds/{guild_id}/summary"), Some(&key))
+        .get(
+            &format!("/v1/bots/{bot}/guilds/{guild_id}/summary"),
+            Some(&key),
+        )
         .await;
     assert_eq!(
         summary["health"]["discord_join_source"],

@@ -72,21 +72,41 @@ pub struct IngestConfig {
 pub struct MembersSearchConfig {
     /// Ask Discord's member search how the members whose joins the counters left ambiguous or
     /// unknown joined (and a sample of the others), and give its answers to the engine.
-    #[arg(long = "discord-join-source", env = "ATTRIBUTION_DISCORD_JOIN_SOURCE", default_value_t = false)]
+    #[arg(
+        long = "discord-join-source",
+        env = "ATTRIBUTION_DISCORD_JOIN_SOURCE",
+        default_value_t = false
+    )]
     pub enabled: bool,
     /// How long after a join to ask first, ms: Discord's search finds a member only some
     /// seconds after the join (about 20 s reported).
-    #[arg(long = "members-search-delay-ms", env = "INGEST_MEMBERS_SEARCH_DELAY_MS", default_value_t = 30_000)]
+    #[arg(
+        long = "members-search-delay-ms",
+        env = "INGEST_MEMBERS_SEARCH_DELAY_MS",
+        default_value_t = 30_000
+    )]
     pub delay_ms: u64,
     /// Member searches per second at most, out of the request budget.
-    #[arg(long = "members-search-per-second", env = "INGEST_MEMBERS_SEARCH_PER_SECOND", default_value_t = 2.0)]
+    #[arg(
+        long = "members-search-per-second",
+        env = "INGEST_MEMBERS_SEARCH_PER_SECOND",
+        default_value_t = 2.0
+    )]
     pub per_second: f64,
     /// Times a member not found yet is asked for before giving up.
-    #[arg(long = "members-search-attempts", env = "INGEST_MEMBERS_SEARCH_ATTEMPTS", default_value_t = 5)]
+    #[arg(
+        long = "members-search-attempts",
+        env = "INGEST_MEMBERS_SEARCH_ATTEMPTS",
+        default_value_t = 5
+    )]
     pub attempts: u8,
     /// Share (0 to 1) of the joins the counters decided that are asked about too, to measure
     /// how often Discord and the counters disagree.
-    #[arg(long = "members-search-sample", env = "INGEST_MEMBERS_SEARCH_SAMPLE", default_value_t = 0.05)]
+    #[arg(
+        long = "members-search-sample",
+        env = "INGEST_MEMBERS_SEARCH_SAMPLE",
+        default_value_t = 0.05
+    )]
     pub sample: f64,
 }
 

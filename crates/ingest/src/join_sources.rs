@@ -465,7 +465,8 @@ impl JoinSourceAsker {
 /// Whether a join the counters decided is one of the sampled `share` (the same answer for the
 /// same member and guild every time, so a redelivered decision is treated alike).
 fn sampled(guild_id: GuildId, user_id: UserId, share: f64) -> bool {
-    let mixed = (guild_id.get() ^ user_id.get().rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mixed =
+        (guild_id.get() ^ user_id.get().rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((mixed >> 11) as f64) < share.clamp(0.0, 1.0) * (1_u64 << 53) as f64
 }
 

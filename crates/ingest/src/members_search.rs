@@ -128,7 +128,9 @@ pub(crate) async fn search(
             .and_then(|n| n.retry_after)
             .filter(|s| s.is_finite() && *s > 0.0)
             .map_or(DEFAULT_INDEX_WAIT, Duration::from_secs_f64);
-        return Ok(SearchAnswer::Indexing(wait.clamp(MIN_INDEX_WAIT, MAX_INDEX_WAIT)));
+        return Ok(SearchAnswer::Indexing(
+            wait.clamp(MIN_INDEX_WAIT, MAX_INDEX_WAIT),
+        ));
     }
     let found: Found = serde_json::from_slice(&body).map_err(|e| {
         SearchError::Transient(format!("an answer not in the documented shape: {e}"))
@@ -166,10 +168,7 @@ fn reported_join(found: FoundMember) -> Option<proto::ReportedJoin> {
         joined_at_ms: joined_at.timestamp_millis(),
         join_source_type: found.join_source_type.unwrap_or(0),
         source_invite_code: found.source_invite_code.unwrap_or_default(),
-        inviter_id: found
-            .inviter_id
-            .and_then(|id| id.parse().ok())
-            .unwrap_or(0),
+        inviter_id: found.inviter_id.and_then(|id| id.parse().ok()).unwrap_or(0),
     })
 }
 

@@ -251,6 +251,12 @@ impl IngestMetrics {
         }
     }
 
+    /// Members waiting to be asked about in a member search.
+    #[must_use]
+    pub fn members_search_waiting(&self) -> i64 {
+        self.members_search_waiting.get()
+    }
+
     pub(crate) fn count_members_search(&self, answer: &str) {
         self.members_searches.with_label_values(&[answer]).inc();
     }

@@ -81,7 +81,10 @@ pub async fn stored_joins(
         .bind::<Array<Timestamptz>, _>(joined)
         .load(conn)
         .await?;
-        found.extend(rows.into_iter().map(|row| ((row.member(), row.created_at), row)));
+        found.extend(
+            rows.into_iter()
+                .map(|row| ((row.member(), row.created_at), row)),
+        );
     }
     Ok(found)
 }
@@ -250,10 +253,9 @@ pub async fn record_health(
     at: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     for (guild, tally) in tallies {
-        let (status, detail) = tally
-            .refused
-            .as_ref()
-            .map_or((None, None), |(s, d)| (Some(i32::from(*s)), Some(d.clone())));
+        let (status, detail) = tally.refused.as_ref().map_or((None, None), |(s, d)| {
+            (Some(i32::from(*s)), Some(d.clone()))
+        });
         let refused_at = status.map(|_| at);
         // An answer clears a refusal; a refusal replaces it; otherwise it stays.
         let set_refusal = tally.answered || tally.refused.is_some();

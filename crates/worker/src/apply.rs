@@ -24,9 +24,9 @@ use crate::decode::{
     Action, DeadLetter, DeadLetterReason, Decoded, InviteEvent, Step, StreamMessage, decode,
 };
 use crate::effects::BatchEffects;
-use crate::reports::ReportEffects;
 use crate::guild_cache::GuildCache;
 use crate::lag::LagHistogram;
+use crate::reports::ReportEffects;
 
 /// What a step did.
 #[derive(Debug, Default)]

@@ -295,7 +295,8 @@ fn check(
 #[cfg(test)]
 mod tests {
     use invitrack_bus::proto::{
-        InviteSnapshot, MemberAdd, MemberRemove, ShardClock, guild_event::Kind,
+        InviteSnapshot, JoinSourceReport, MemberAdd, MemberRemove,
+        ReportedJoin as ReportedJoinProto, ShardClock, guild_event::Kind,
     };
     use prost::Message as _;
 
@@ -353,6 +354,57 @@ mod tests {
         // A time beyond the worker's clock is pulled back, not refused.
         let far = decode(&layout, 0, &message(&layout, 0, &join(i64::MAX)), LATEST).expect("valid");
         assert!(far.times_clamped);
+    }
+
+    #[test]
+    fn reported_join_sources_are_checked_member_by_member() {
+        let layout = BusLayout::new("decode-test", 1).expect("layout");
+        let report = |code: &str, user_id: u64| GuildEvent {
+            bot_id: 7,
+            guild_id: 81_384_788_765_712_384,
+            observed_at_ms: 1_800_000_000_000,
+            shard_id: 0,
+            kind: Some(Kind::JoinSourceReport(JoinSourceReport {
+                requested_at_ms: 1_800_000_000_000,
+                members: vec![ReportedJoinProto {
+                    user_id,
+                    joined_at_ms: 1_799_999_990_000,
+                    join_source_type: 5,
+                    source_invite_code: code.into(),
+                    inviter_id: 9,
+                }],
+                refused_status: 0,
+                refused_detail: String::new(),
+            })),
+        };
+        let decoded =
+            decode(&layout, 0, &message(&layout, 0, &report("abc", 42)), LATEST).map(|c| c.decoded);
+        let Ok(Decoded::Step(Step {
+            action: Action::JoinSources { reports, refused },
+            ..
+        })) = decoded
+        else {
+            panic!("a report step");
+        };
+        assert_eq!(refused, None);
+        assert_eq!(reports.len(), 1);
+        assert_eq!(
+            reports[0].report.code.as_ref().map(InviteCode::as_str),
+            Some("abc")
+        );
+        assert_eq!(
+            reports[0].report.source,
+            invitrack_model::DiscordJoinSource::Invite
+        );
+        // A code outside Discord's alphabet, or a member id of 0, is a dead letter.
+        assert!(matches!(
+            decode(&layout, 0, &message(&layout, 0, &report("a b", 42)), LATEST),
+            Err(DecodeError::InviteCode(_))
+        ));
+        assert!(matches!(
+            decode(&layout, 0, &message(&layout, 0, &report("abc", 0)), LATEST),
+            Err(DecodeError::NoMember)
+        ));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use crate::reports::JUDGEMENTS;
 use crate::WorkerStats;
+use crate::reports::JUDGEMENTS;
 
 /// The lag histogram's bounds, ms (edges of the fine buckets of `LagHistogram`).
 const LAG_BOUNDS_MS: [u64; 14] = [

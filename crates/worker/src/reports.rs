@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use invitrack_attribution::{
-    EngineConfig, GuildAttribution, Judgement, ReportedSource, Verdict,
-};
+use invitrack_attribution::{EngineConfig, GuildAttribution, Judgement, ReportedSource, Verdict};
 use invitrack_model::time::time_to_millis;
 use invitrack_model::{GuildKey, JoinSource, MemberKey, UnknownReason, UserId};
 use invitrack_storage::join_reports::{
