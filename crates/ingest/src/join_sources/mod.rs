@@ -9,7 +9,6 @@
 //! back-off, and the refusal is published so the guild's health shows it; an answer that says
 //! the route changed (400) stops the asking for the process.
 
-use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,9 +28,13 @@ use tokio_util::sync::CancellationToken;
 use twilight_http::Client;
 
 use crate::config::MembersSearchConfig;
-use crate::members_search::{self, MAX_MEMBERS_PER_SEARCH, SearchAnswer, SearchError};
+use crate::members_search::{self, SearchAnswer, SearchError};
 use crate::metrics::IngestMetrics;
 use crate::publisher::Publisher;
+
+mod queue;
+
+use queue::{Answered, AskPolicy, AskQueue, Wanted};
 
 /// A decision stays unacknowledged while its member waits to be asked about: longer than the
 /// asking can take (the delay, then up to the attempts' growing waits), so a crash of this
@@ -39,12 +42,6 @@ use crate::publisher::Publisher;
 const ACK_WAIT: Duration = Duration::from_secs(20 * 60);
 /// Members waiting at most; the decision stream holds the rest until some are done.
 const MAX_WAITING: i64 = 20_000;
-/// Longest wait between two attempts for a member not found yet.
-const MAX_RETRY_WAIT_MS: i64 = 5 * 60_000;
-/// Longest a refusing guild is left alone.
-const MAX_REFUSED_WAIT_MS: i64 = 24 * 3_600_000;
-/// Wait after a failure that may pass (429, 5xx, timeout).
-const TRANSIENT_WAIT_MS: i64 = 5_000;
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
@@ -58,32 +55,8 @@ pub(crate) struct JoinSourceAsker {
     shard_total: u32,
     shards: RangeInclusive<u32>,
     config: MembersSearchConfig,
-    forbidden_retry_ms: i64,
-    queues: Mutex<Queues>,
-}
-
-#[derive(Default)]
-struct Queues {
-    guilds: HashMap<GuildId, GuildQueue>,
-    /// Discord answered that the route no longer takes our request: nothing more is asked.
-    route_refused: bool,
-}
-
-#[derive(Default)]
-struct GuildQueue {
-    waiting: Vec<Wanted>,
-    /// Nothing is asked of the guild before this (a 202's `retry_after`, a refusal's back-off).
-    not_before_ms: i64,
-    refusals: u32,
-    in_flight: bool,
-}
-
-struct Wanted {
-    user_id: UserId,
-    due_ms: i64,
-    attempts: u8,
-    /// The decision that asked for it, acknowledged once the member is done with.
-    decision: jetstream::Message,
+    /// Each waiting member's decision, acknowledged once the member is done with.
+    queue: Mutex<AskQueue<jetstream::Message>>,
 }
 
 impl JoinSourceAsker {
@@ -106,9 +79,12 @@ impl JoinSourceAsker {
             bot_id,
             shard_total,
             shards,
+            queue: Mutex::new(AskQueue::new(AskPolicy {
+                delay_ms: i64::try_from(config.delay_ms).unwrap_or(i64::MAX),
+                attempts: config.attempts.max(1),
+                refused_wait_ms: i64::try_from(forbidden_retry.as_millis()).unwrap_or(i64::MAX),
+            })),
             config,
-            forbidden_retry_ms: i64::try_from(forbidden_retry.as_millis()).unwrap_or(i64::MAX),
-            queues: Mutex::new(Queues::default()),
         })
     }
 
@@ -134,8 +110,8 @@ impl JoinSourceAsker {
         dispatcher.abort();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
-        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, AskQueue<jetstream::Message>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn owns(&self, guild_id: GuildId) -> bool {
@@ -205,27 +181,15 @@ impl JoinSourceAsker {
         if decision.bot_id != self.bot_id.get() || !self.owns(guild_id) {
             return Some(message);
         }
-        let mut queues = self.lock();
-        if queues.route_refused {
-            return Some(message);
-        }
         let join = match &decision.kind {
             Some(proto::decision::Kind::Join(join)) => join,
             Some(proto::decision::Kind::Leave(_)) => {
                 // A member who left is not found any more: stop asking about them.
-                let mut done = Vec::new();
-                if let Some(queue) = queues.guilds.get_mut(&guild_id) {
-                    let (gone, kept) = std::mem::take(&mut queue.waiting)
-                        .into_iter()
-                        .partition(|w| w.user_id == user_id);
-                    queue.waiting = kept;
-                    done = gone;
-                }
-                drop(queues);
+                let done = self.lock().remove_member(guild_id, user_id);
                 self.set_waiting();
                 tokio::spawn(async move {
-                    for wanted in done {
-                        acknowledge(wanted.decision).await;
+                    for decision in done {
+                        acknowledge(decision).await;
                     }
                 });
                 return Some(message);
@@ -236,25 +200,16 @@ impl JoinSourceAsker {
         if settled && !sampled(guild_id, user_id, self.config.sample) {
             return Some(message);
         }
-        let queue = queues.guilds.entry(guild_id).or_default();
-        if queue.not_before_ms > now_millis() && queue.refusals > 0 {
-            return Some(message);
-        }
-        queue.waiting.push(Wanted {
-            user_id,
-            due_ms: join
-                .joined_at_ms
-                .saturating_add(i64::try_from(self.config.delay_ms).unwrap_or(i64::MAX)),
-            attempts: 0,
-            decision: message,
-        });
-        drop(queues);
+        let joined_at = join.joined_at_ms;
+        let refused = self
+            .lock()
+            .push(guild_id, user_id, joined_at, now_millis(), message);
         self.set_waiting();
-        None
+        refused
     }
 
     fn set_waiting(&self) {
-        let waiting: usize = self.lock().guilds.values().map(|q| q.waiting.len()).sum();
+        let waiting = self.lock().waiting();
         self.metrics
             .members_search_waiting
             .set(i64::try_from(waiting).unwrap_or(i64::MAX));
@@ -270,37 +225,14 @@ impl JoinSourceAsker {
                 _ = ticks.tick() => {}
                 () = stop.cancelled() => return,
             }
-            if let Some((guild_id, batch)) = self.next_batch(now_millis()) {
+            let next = self.lock().next_batch(now_millis());
+            if let Some((guild_id, batch)) = next {
                 tokio::spawn(Arc::clone(&self).ask(guild_id, batch));
             }
         }
     }
 
-    /// The members due in the guild whose oldest due member waited longest, up to ten.
-    fn next_batch(&self, now: i64) -> Option<(GuildId, Vec<Wanted>)> {
-        let mut queues = self.lock();
-        let guild_id = queues
-            .guilds
-            .iter()
-            .filter(|(_, q)| !q.in_flight && q.not_before_ms <= now)
-            .filter_map(|(g, q)| q.waiting.iter().map(|w| w.due_ms).min().map(|d| (d, *g)))
-            .filter(|(due, _)| *due <= now)
-            .min()?
-            .1;
-        let queue = queues.guilds.get_mut(&guild_id)?;
-        queue.waiting.sort_by_key(|w| w.due_ms);
-        let due = queue
-            .waiting
-            .iter()
-            .take(MAX_MEMBERS_PER_SEARCH)
-            .take_while(|w| w.due_ms <= now)
-            .count();
-        let batch: Vec<Wanted> = queue.waiting.drain(..due).collect();
-        queue.in_flight = true;
-        Some((guild_id, batch))
-    }
-
-    async fn ask(self: Arc<Self>, guild_id: GuildId, batch: Vec<Wanted>) {
+    async fn ask(self: Arc<Self>, guild_id: GuildId, batch: Vec<Wanted<jetstream::Message>>) {
         let requested_at = now_millis();
         let users: Vec<UserId> = batch.iter().map(|w| w.user_id).collect();
         let answer = match self.gate.admit(1).await {
@@ -308,56 +240,32 @@ impl JoinSourceAsker {
             Err(refused) => Err(SearchError::Transient(refused.to_string())),
         };
         let now = now_millis();
-        let mut done = Vec::new();
         let mut report = None;
-        match answer {
+        let answered = match answer {
             Ok(SearchAnswer::Found(found)) => {
                 self.metrics.count_members_search("found");
                 self.metrics
                     .members_search_reported
                     .inc_by(found.len() as u64);
-                let mut queues = self.lock();
-                let queue = queues.guilds.entry(guild_id).or_default();
-                queue.refusals = 0;
-                for mut wanted in batch {
-                    if found.iter().any(|f| f.user_id == wanted.user_id.get()) {
-                        done.push(wanted);
-                        continue;
-                    }
-                    // Not searchable yet: ask again later, or give up.
-                    wanted.attempts += 1;
-                    if wanted.attempts >= self.config.attempts {
-                        self.metrics.members_search_given_up.inc();
-                        done.push(wanted);
-                    } else {
-                        wanted.due_ms = now + self.retry_wait_ms(wanted.attempts);
-                        queue.waiting.push(wanted);
-                    }
-                }
+                let found_users: Vec<UserId> = found
+                    .iter()
+                    .filter_map(|f| UserId::new_checked(f.user_id))
+                    .collect();
                 if !found.is_empty() {
                     report = Some((found, None));
                 }
+                self.lock().found(guild_id, batch, &found_users, now)
             }
             Ok(SearchAnswer::Indexing(wait)) => {
                 self.metrics.count_members_search("indexing");
-                let mut queues = self.lock();
-                let queue = queues.guilds.entry(guild_id).or_default();
                 let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-                queue.not_before_ms = now.saturating_add(wait_ms);
-                queue.waiting.extend(batch);
+                self.lock()
+                    .indexing(guild_id, batch, now.saturating_add(wait_ms));
+                Answered::default()
             }
             Err(SearchError::GuildRefused { status, detail }) => {
                 self.metrics.count_members_search("refused");
-                let mut queues = self.lock();
-                let queue = queues.guilds.entry(guild_id).or_default();
-                let wait_ms = self
-                    .forbidden_retry_ms
-                    .saturating_mul(1 << queue.refusals.min(10))
-                    .min(MAX_REFUSED_WAIT_MS.max(self.forbidden_retry_ms));
-                queue.refusals += 1;
-                queue.not_before_ms = now.saturating_add(wait_ms);
-                done.extend(batch);
-                done.append(&mut queue.waiting);
+                let (answered, wait_ms) = self.lock().refused(guild_id, batch, now);
                 tracing::warn!(
                     guild_id = %guild_id,
                     status,
@@ -366,11 +274,12 @@ impl JoinSourceAsker {
                     "Discord refused the member search in this guild: not asked again until the back-off passes"
                 );
                 report = Some((Vec::new(), Some((status, detail))));
+                answered
             }
             Err(SearchError::RouteRefused { status, detail }) => {
                 self.metrics.count_members_search("route_refused");
-                let mut queues = self.lock();
-                if !queues.route_refused {
+                let (done, first) = self.lock().route_refused(batch);
+                if first {
                     tracing::error!(
                         status,
                         %detail,
@@ -378,56 +287,32 @@ impl JoinSourceAsker {
                          ATTRIBUTION_DISCORD_JOIN_SOURCE is off for this process until it restarts"
                     );
                 }
-                queues.route_refused = true;
-                done.extend(batch);
-                for queue in queues.guilds.values_mut() {
-                    done.append(&mut queue.waiting);
-                }
+                Answered { done, given_up: 0 }
             }
             Err(SearchError::InvalidToken) => {
                 self.metrics.count_members_search("failed");
-                done.extend(batch);
+                Answered {
+                    done: batch.into_iter().map(|w| w.token).collect(),
+                    given_up: 0,
+                }
             }
             Err(SearchError::Transient(reason)) => {
                 self.metrics.count_members_search("failed");
                 tracing::debug!(guild_id = %guild_id, %reason, "member search failed; asked again later");
-                let mut queues = self.lock();
-                let queue = queues.guilds.entry(guild_id).or_default();
-                for mut wanted in batch {
-                    wanted.attempts += 1;
-                    if wanted.attempts >= self.config.attempts {
-                        self.metrics.members_search_given_up.inc();
-                        done.push(wanted);
-                    } else {
-                        wanted.due_ms = now + TRANSIENT_WAIT_MS;
-                        queue.waiting.push(wanted);
-                    }
-                }
+                self.lock().failed(guild_id, batch, now)
             }
-        }
+        };
+        self.metrics
+            .members_search_given_up
+            .inc_by(answered.given_up);
+        self.lock().forget_idle(now);
+        self.set_waiting();
         if let Some((members, refused)) = report {
             self.publish(guild_id, requested_at, members, refused).await;
         }
-        if let Some(queue) = self.lock().guilds.get_mut(&guild_id) {
-            queue.in_flight = false;
+        for decision in answered.done {
+            acknowledge(decision).await;
         }
-        self.lock()
-            .guilds
-            .retain(|_, q| !q.waiting.is_empty() || q.in_flight || q.refusals > 0);
-        self.set_waiting();
-        for wanted in done {
-            acknowledge(wanted.decision).await;
-        }
-    }
-
-    /// The wait before attempt `attempts + 1` for a member not found yet: the first delay
-    /// again, doubled at each attempt.
-    fn retry_wait_ms(&self, attempts: u8) -> i64 {
-        i64::try_from(self.config.delay_ms)
-            .unwrap_or(i64::MAX)
-            .max(1_000)
-            .saturating_mul(1 << (attempts.saturating_sub(1)).min(10))
-            .min(MAX_RETRY_WAIT_MS)
     }
 
     async fn publish(
