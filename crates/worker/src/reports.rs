@@ -22,7 +22,8 @@ pub(crate) struct ReportedJoin {
     pub(crate) report: ReportedSource,
 }
 
-/// How the reports of a batch were judged, for the worker's metrics.
+/// How the reports of a batch were judged, for the worker's metrics: the labels, indexed by
+/// [`Judged`].
 pub const JUDGEMENTS: [&str; 5] = [
     "confirmed",
     "credited",
@@ -30,6 +31,16 @@ pub const JUDGEMENTS: [&str; 5] = [
     "uninformative",
     "join_not_stored",
 ];
+
+/// What became of a report, as an index into [`JUDGEMENTS`].
+#[derive(Clone, Copy)]
+enum Judged {
+    Confirmed = 0,
+    Credited = 1,
+    Disagreed = 2,
+    Uninformative = 3,
+    JoinNotStored = 4,
+}
 
 /// The reports of one batch: the joins they are about, read up front, and what they change.
 #[derive(Default)]
@@ -78,7 +89,7 @@ impl ReportEffects {
             let member = guild.member(reported.user_id);
             let Some(stored) = self.stored.get(&(member, reported.joined_at)) else {
                 // Not decided yet, or a join this worker never saw: nothing to revise.
-                judged[4] += 1;
+                judged[Judged::JoinNotStored as usize] += 1;
                 tracing::debug!(
                     guild_id = %guild.guild_id,
                     member_id = %reported.user_id,
@@ -96,17 +107,17 @@ impl ReportEffects {
             let (disagrees, credit) = match &judgement {
                 Judgement::Confirms => {
                     tally.confirmed += 1;
-                    judged[0] += 1;
+                    judged[Judged::Confirmed as usize] += 1;
                     (false, None)
                 }
                 Judgement::Credits(verdict) => {
                     tally.credited += 1;
-                    judged[1] += 1;
+                    judged[Judged::Credited as usize] += 1;
                     (false, credit_of(verdict))
                 }
                 Judgement::Contradicts => {
                     tally.disagreements += 1;
-                    judged[2] += 1;
+                    judged[Judged::Disagreed as usize] += 1;
                     tracing::warn!(
                         guild_id = %guild.guild_id,
                         member_id = %reported.user_id,
@@ -119,7 +130,7 @@ impl ReportEffects {
                     (true, None)
                 }
                 Judgement::Uninformative => {
-                    judged[3] += 1;
+                    judged[Judged::Uninformative as usize] += 1;
                     (false, None)
                 }
             };
