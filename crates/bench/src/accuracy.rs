@@ -194,6 +194,15 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         print_row(&report);
+        if let Some((on, rate_limited)) = &report.with_source {
+            eprintln!(
+                "  with Discord's join source: code-join recall {} (without: {}), code recall {}, wrong {}, 429s {rate_limited}",
+                Score::pct(on.code_right, on.through_code),
+                Score::pct(report.ours.code_right, report.ours.through_code),
+                Score::pct(on.code_right, on.joins),
+                Score::pct(on.code_credited - on.code_right, on.joins),
+            );
+        }
         reports.push(report);
     }
     let table = table(&reports, scale, seed);
