@@ -4,6 +4,6 @@ mod engine;
 mod matching;
 mod model;
 
-pub use engine::{EngineConfig, GuildAttribution};
+pub use engine::{DeliveryClock, EngineConfig, GuildAttribution};
 pub use invitrack_model::{InviteCode, JoinSource, Millis, UnknownReason, UserId};
 pub use model::{Decision, InviteInfo, Observation, SnapshotFailure, Target, VanityInfo, Verdict};
