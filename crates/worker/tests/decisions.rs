@@ -66,6 +66,7 @@ async fn each_join_and_leave_is_published_once_in_order_with_the_counts_after_it
                     shard_total: 1,
                     first_shard: 0,
                     last_shard: 0,
+                    delivery_lag_ms: None,
                 }),
             )
         },
