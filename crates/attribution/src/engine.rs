@@ -21,10 +21,19 @@ pub struct EngineConfig {
     /// requested more than this after it, so ingest waits at least this long after `joined_at`
     /// before reading the invites (`INGEST_SETTLE_MS`).
     pub clock_skew_ms: Millis,
-    /// Longest time between a join and ingest observing its GUILD_MEMBER_ADD.
+    /// Longest time between a join and ingest observing its GUILD_MEMBER_ADD, assumed while
+    /// ingest has not measured it (see [`DeliveryClock::delivery_lag`]).
     pub gateway_lag_ms: Millis,
+    /// The least gateway-lag allowance, however short the measured lag: a join delayed by a
+    /// spike the measurement has not seen yet is still waited for up to this long.
+    #[serde(default = "default_min_gateway_lag_ms")]
+    pub min_gateway_lag_ms: Millis,
     /// A join still undecided after this long is given up as unknown.
     pub max_pending_ms: Millis,
+}
+
+fn default_min_gateway_lag_ms() -> Millis {
+    250
 }
 
 impl Default for EngineConfig {
@@ -32,9 +41,34 @@ impl Default for EngineConfig {
         Self {
             clock_skew_ms: 50,
             gateway_lag_ms: 2_000,
+            min_gateway_lag_ms: default_min_gateway_lag_ms(),
             max_pending_ms: 120_000,
         }
     }
+}
+
+impl EngineConfig {
+    /// How long after a moment every GUILD_MEMBER_ADD of a join before it has been observed:
+    /// the measured lag with half again as much headroom (a quantile of the recent past, not a
+    /// bound), never under `min_gateway_lag_ms`; `gateway_lag_ms` while nothing was measured.
+    /// Never beyond `max_pending_ms`, after which a join is given up anyway.
+    #[must_use]
+    pub fn gateway_lag_allowance(&self, delivery_lag: Option<Millis>) -> Millis {
+        let allowance = delivery_lag.map_or(self.gateway_lag_ms, |lag| {
+            lag.saturating_add(lag / 2).max(self.min_gateway_lag_ms)
+        });
+        allowance.clamp(0, self.max_pending_ms.max(0))
+    }
+}
+
+/// How far time has passed for a guild: its shard's clock from ingest. Every GUILD_MEMBER_ADD
+/// of the shard that ingest observed before `now` has been given to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryClock {
+    pub now: Millis,
+    /// The shard's measured delivery lag (ingest's receipt minus `joined_at`, a high quantile of
+    /// its recent joins), when ingest measured it.
+    pub delivery_lag: Option<Millis>,
 }
 
 /// Steps allowed to enumerate the explanations of one group in read order; larger groups (raids)
@@ -71,7 +105,11 @@ pub struct GuildAttribution {
     pending: Vec<PendingJoin>,
     units: Vec<Unit>,
     gone: BTreeMap<InviteCode, Millis>,
+    /// The latest clock's time: how far time has passed for decisions.
     now: Millis,
+    /// The gateway-lag allowance that came with `now`; `None` before the first clock.
+    #[serde(default)]
+    gateway_lag: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,14 +221,16 @@ impl GuildAttribution {
         self.invites.get(code).and_then(|t| t.info.inviter_id)
     }
 
-    /// Applies one observation and returns the joins it allowed to decide.
+    /// Applies one observation, made at `observed_at`, and returns the joins it allowed to
+    /// decide. Time does not pass for decisions with observations (a snapshot answered while the
+    /// shard reconnects, or a join it replays, is no proof that the shard's other joins were
+    /// delivered): only with [`GuildAttribution::tick`].
     pub fn observe(
         &mut self,
         config: &EngineConfig,
         observation: Observation,
-        now: Millis,
+        observed_at: Millis,
     ) -> Vec<Decision> {
-        self.now = self.now.max(now);
         let mut decisions = Vec::new();
         match observation {
             Observation::MemberJoined { user_id, joined_at } => {
@@ -210,7 +250,9 @@ impl GuildAttribution {
                 }
             }
             Observation::InviteCreated { invite } => self.invite_created(invite),
-            Observation::InviteDeleted { code } => self.invite_deleted(config, code),
+            Observation::InviteDeleted { code } => {
+                self.invite_deleted(config, code, observed_at.max(self.now));
+            }
             Observation::Snapshot {
                 requested_at,
                 received_at,
@@ -281,9 +323,13 @@ impl GuildAttribution {
         clamped
     }
 
-    /// Lets time pass: decides joins whose evidence can no longer change.
-    pub fn tick(&mut self, config: &EngineConfig, now: Millis) -> Vec<Decision> {
-        self.now = self.now.max(now);
+    /// Lets time pass up to the guild's shard's clock: decides joins whose evidence can no
+    /// longer change.
+    pub fn tick(&mut self, config: &EngineConfig, clock: DeliveryClock) -> Vec<Decision> {
+        if clock.now >= self.now {
+            self.now = clock.now;
+            self.gateway_lag = Some(config.gateway_lag_allowance(clock.delivery_lag));
+        }
         let mut decisions = Vec::new();
         self.resolve(config, &mut decisions);
         decisions
@@ -305,13 +351,13 @@ impl GuildAttribution {
         );
     }
 
-    fn invite_deleted(&mut self, config: &EngineConfig, code: InviteCode) {
+    fn invite_deleted(&mut self, config: &EngineConfig, code: InviteCode, deleted_by: Millis) {
         let Some(invite) = self.invites.remove(&code) else {
             return;
         };
-        self.gone.insert(code, self.now);
-        if consumed_last_use(&invite, self.now + config.clock_skew_ms) {
-            self.add_unit(invite.target(), invite.evidence_from(), self.now, None);
+        self.gone.insert(code, deleted_by);
+        if consumed_last_use(&invite, deleted_by + config.clock_skew_ms) {
+            self.add_unit(invite.target(), invite.evidence_from(), deleted_by, None);
         }
     }
 
@@ -564,6 +610,7 @@ impl GuildAttribution {
         }
 
         let floor = self.future_evidence_floor();
+        let gateway_lag = self.gateway_lag.unwrap_or(config.gateway_lag_ms);
         let components = self.components(config);
         let mut decided_joins = BTreeSet::new();
         let mut spent_units = BTreeSet::new();
@@ -574,7 +621,7 @@ impl GuildAttribution {
                 .all(|&j| self.pending[j].joined_at + config.clock_skew_ms < floor);
             let units_closed = units
                 .iter()
-                .all(|&u| self.units[u].to + config.clock_skew_ms + config.gateway_lag_ms < now);
+                .all(|&u| self.units[u].to + config.clock_skew_ms + gateway_lag < now);
             if joins_settled && units_closed {
                 decisions.extend(self.decide_component(config, &joins, &units));
                 decided_joins.extend(joins);

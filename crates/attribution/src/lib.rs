@@ -5,7 +5,7 @@ mod matching;
 mod model;
 mod reported;
 
-pub use engine::{EngineConfig, GuildAttribution};
+pub use engine::{DeliveryClock, EngineConfig, GuildAttribution};
 pub use invitrack_model::{
     DiscordJoinSource, InviteCode, JoinSource, Millis, UnknownReason, UserId,
 };

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use invitrack_attribution::{
-    EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, SnapshotFailure, UserId,
-    VanityInfo,
+    DeliveryClock, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation,
+    SnapshotFailure, UserId, VanityInfo,
 };
 use proptest::prelude::*;
 
@@ -73,12 +73,22 @@ fn observation() -> impl Strategy<Value = Observation> {
     ]
 }
 
+/// After an observation, perhaps a clock, with any measured lag: none, plausible, absurd.
+fn clock_lag() -> impl Strategy<Value = Option<Option<i64>>> {
+    prop::option::of(prop_oneof![
+        Just(None),
+        (0_i64..5_000).prop_map(Some),
+        Just(Some(i64::MAX)),
+        Just(Some(i64::MIN)),
+    ])
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn any_observations_are_survived(
-        steps in prop::collection::vec((observation(), -2_000_i64..70_000), 0..60),
+        steps in prop::collection::vec((observation(), -2_000_i64..70_000, clock_lag()), 0..60),
         skew in prop::sample::select(vec![0_i64, 100, 1_000]),
     ) {
         let config = EngineConfig { clock_skew_ms: skew, ..EngineConfig::default() };
@@ -94,19 +104,24 @@ proptest! {
             }
             Ok(())
         };
-        for (observation, at) in steps {
+        for (observation, at, clock_lag) in steps {
             if let Observation::MemberJoined { user_id, .. } = &observation {
                 pending.insert(*user_id);
             }
             let decisions = engine.observe(&config, observation, T0 + at);
             check(decisions, &mut pending)?;
+            if let Some(delivery_lag) = clock_lag {
+                let clock = DeliveryClock { now: T0 + at, delivery_lag };
+                check(engine.tick(&config, clock), &mut pending)?;
+            }
             let stored = serde_json::to_string(&engine).expect("state serializes");
             let restored: GuildAttribution = serde_json::from_str(&stored).expect("and back");
             prop_assert_eq!(&restored, &engine);
         }
         // However strange the history, every join is decided once nothing can change anymore.
         let end = T0 + 70_000 + config.max_pending_ms + config.gateway_lag_ms + 10_000;
-        check(engine.tick(&config, end), &mut pending)?;
+        let clock = DeliveryClock { now: end, delivery_lag: None };
+        check(engine.tick(&config, clock), &mut pending)?;
         prop_assert!(pending.is_empty(), "never decided: {pending:?}");
         prop_assert_eq!(engine.pending_joins(), 0);
     }

@@ -1,8 +1,9 @@
 //! One test per attribution rule of `docs/attribution.md#rules`, driven through the public API with explicit times.
 
 use invitrack_attribution::{
-    Decision, DiscordJoinSource, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Judgement,
-    Observation, ReportedSource, SnapshotFailure, UnknownReason, UserId, VanityInfo, Verdict,
+    Decision, DeliveryClock, DiscordJoinSource, EngineConfig, GuildAttribution, InviteCode,
+    InviteInfo, Judgement, Observation, ReportedSource, SnapshotFailure, UnknownReason, UserId,
+    VanityInfo, Verdict,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -72,8 +73,15 @@ impl Guild {
         );
     }
 
+    /// Time passes up to `now`, with no measured delivery lag (the fixed allowance).
     fn settle(&mut self, now: i64) -> &[Decision] {
-        let new = self.engine.tick(&self.config, now);
+        self.settle_measured(now, None)
+    }
+
+    /// Time passes up to `now` by a clock that measured `delivery_lag`.
+    fn settle_measured(&mut self, now: i64, delivery_lag: Option<i64>) -> &[Decision] {
+        let clock = DeliveryClock { now, delivery_lag };
+        let new = self.engine.tick(&self.config, clock);
         self.decisions.extend(new);
         &self.decisions
     }
@@ -119,6 +127,55 @@ fn nothing_is_decided_before_late_joins_could_have_arrived() {
     );
     g.settle(T0 + 5_000);
     assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+#[test]
+fn the_allowance_follows_the_measured_lag_with_headroom_and_a_floor() {
+    let config = EngineConfig::default();
+    assert_eq!(config.gateway_lag_allowance(None), config.gateway_lag_ms);
+    assert_eq!(
+        config.gateway_lag_allowance(Some(100)),
+        config.min_gateway_lag_ms
+    );
+    assert_eq!(config.gateway_lag_allowance(Some(400)), 600);
+    // A forged or absurd measurement waits no longer than a join may stay undecided.
+    assert_eq!(
+        config.gateway_lag_allowance(Some(i64::MAX)),
+        config.max_pending_ms
+    );
+
+    // A use read at T0 + 350 is decided once the floor (250 ms) and the skew (50 ms) passed.
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 1, 0)], None);
+    assert!(g.settle_measured(T0 + 650, Some(120)).is_empty());
+    g.settle_measured(T0 + 651, Some(120));
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+
+    // A measured lag of 1 s waits 1.5 s.
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 1, 0)], None);
+    assert!(g.settle_measured(T0 + 1_900, Some(1_000)).is_empty());
+    g.settle_measured(T0 + 1_901, Some(1_000));
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+#[test]
+fn observations_do_not_let_time_pass() {
+    // A snapshot answered while the guild's shard reconnects (its clock stopped) proves nothing
+    // about joins the shard has yet to replay: only the shard's clock lets time pass.
+    let mut g = Guild::new(vec![invite("a", ALICE, 0, 0)], None);
+    g.settle_measured(T0 + 100, Some(100));
+    g.join(10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 1, 0)], None);
+    g.snapshot(T0 + 9_000, vec![invite("a", ALICE, 2, 0)], None);
+    assert!(g.decisions.is_empty());
+    // The replayed join of the second use arrives, then the shard's clock moves again.
+    g.join(11, T0 + 8_000);
+    g.settle_measured(T0 + 10_000, Some(100));
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+    assert_eq!(g.verdict(11), &code("a", ALICE));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use invitrack_attribution::{EngineConfig, GuildAttribution, Observation, Verdict};
+use invitrack_attribution::{DeliveryClock, EngineConfig, GuildAttribution, Observation, Verdict};
 use invitrack_bus::proto::{self, guild_event::Kind};
 use serde::{Deserialize, Serialize};
 
@@ -86,18 +86,25 @@ fn replay(
         let mut engine = GuildAttribution::new();
         let mut decisions = Vec::new();
         let mut now = i64::MIN;
+        // Offline, with the whole trace: the events' own times serve as the clock, with the
+        // fixed allowance (the allowance decides when, not what, once every join is there).
+        let clock = |now| DeliveryClock {
+            now,
+            delivery_lag: None,
+        };
         for (at, o) in observations {
             if now != i64::MIN {
                 let mut tick = now + 100;
                 while tick < at {
-                    decisions.extend(engine.tick(config, tick));
+                    decisions.extend(engine.tick(config, clock(tick)));
                     tick += 100;
                 }
             }
             now = now.max(at);
             decisions.extend(engine.observe(config, o, now));
+            decisions.extend(engine.tick(config, clock(now)));
         }
-        decisions.extend(engine.tick(config, now + config.max_pending_ms + 10_000));
+        decisions.extend(engine.tick(config, clock(now + config.max_pending_ms + 10_000)));
         for d in decisions {
             let Some(t) = truth.get(&(guild, d.user_id.get())) else {
                 continue;

@@ -24,6 +24,7 @@ use invitrack_bus::{Bus, BusError};
 use invitrack_discord::{DiscordGate, GateError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use twilight_gateway::error::ReceiveMessageErrorType;
 use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{
     CloseFrame, Config, ConfigBuilder, EventTypeFlags, Intents, Shard, ShardId, ShardState,
@@ -278,8 +279,8 @@ impl Ingest {
         let clock_source = clock::ClockSource {
             bot_id,
             shard_total,
-            shards: shard_numbers.clone(),
         };
+        let watch = clock::ShardWatch::new(&shard_numbers);
         let interactions =
             interactions::InteractionForwarder::new(&bus, bot_id, Arc::clone(&metrics));
         let (publisher, publisher_task) = Publisher::start(
@@ -292,6 +293,7 @@ impl Ingest {
         tokio::spawn(clock::publish_clocks(
             publisher.clone(),
             clock_source,
+            watch.clone(),
             stopped.clone(),
         ));
         if config.members_search.enabled {
@@ -328,6 +330,7 @@ impl Ingest {
                 publisher: publisher.clone(),
                 scheduler: scheduler.clone(),
                 metrics: Arc::clone(&metrics),
+                watch: watch.clone(),
             };
             shards.spawn(reader.run(shard, shutdown.clone()));
         }
@@ -460,18 +463,21 @@ struct ShardReader {
     publisher: Publisher,
     scheduler: SnapshotScheduler,
     metrics: Arc<IngestMetrics>,
+    watch: clock::ShardWatch,
 }
 
 impl ShardReader {
     async fn run(self, mut shard: Shard, shutdown: CancellationToken) -> Result<(), IngestError> {
         let mut connected = false;
         let outcome = self.read(&mut shard, &mut connected, shutdown).await;
-        self.set_connected(&mut connected, false);
+        self.set_connected(shard.id().number(), &mut connected, false);
         outcome
     }
 
-    /// Counts the shard in `invitrack_ingest_shards_connected` while its session is live.
-    fn set_connected(&self, connected: &mut bool, now: bool) {
+    /// Counts the shard in `invitrack_ingest_shards_connected` while its session is live, and
+    /// lets its clock advance only then.
+    fn set_connected(&self, shard_id: u32, connected: &mut bool, now: bool) {
+        self.watch.set_live(shard_id, now);
         if *connected != now {
             *connected = now;
             if now {
@@ -509,16 +515,27 @@ impl ShardReader {
                 }
                 return Ok(());
             };
+            // The clock of the shard stays before this event until it is queued.
+            let observed_at = self.watch.reading(shard_id);
             let event = match item {
                 Ok(event) => event,
                 Err(error) => {
+                    if matches!(error.kind(), ReceiveMessageErrorType::Reconnect) {
+                        self.set_connected(shard_id, connected, false);
+                    }
+                    self.watch.queued(shard_id);
                     tracing::warn!(shard = shard_id, %error, "gateway message not understood");
                     continue;
                 }
             };
             match &event {
-                Event::Ready(_) | Event::Resumed => self.set_connected(connected, true),
-                Event::GatewayClose(_) => self.set_connected(connected, false),
+                Event::Ready(_) | Event::Resumed => self.set_connected(shard_id, connected, true),
+                Event::GatewayClose(_) => self.set_connected(shard_id, connected, false),
+                // Resuming: the events it replays are late by the outage, and no clock may
+                // pass them before they are all queued.
+                _ if shard.state() != ShardState::Active => {
+                    self.set_connected(shard_id, connected, false);
+                }
                 _ => {}
             }
             if let Event::GatewayClose(frame) = &event {
@@ -530,18 +547,25 @@ impl ShardReader {
                 if shard.state() == ShardState::FatallyClosed {
                     return Err(fatal_close(shard_id, code, reason));
                 }
+                self.watch.queued(shard_id);
                 tracing::warn!(shard = shard_id, code, %reason, "gateway closed; reconnecting");
                 continue;
             }
             let message_id = shard
                 .session()
                 .map(|s| format!("gw:{}:{shard_id}:{}:{}", self.bot_id, s.id(), s.sequence()));
-            self.handle(shard_id, event, message_id).await;
+            self.handle(shard_id, event, message_id, observed_at).await;
+            self.watch.queued(shard_id);
         }
     }
 
-    async fn handle(&self, shard_id: u32, event: Event, message_id: Option<String>) {
-        let observed_at = invitrack_model::time::now_millis();
+    async fn handle(
+        &self,
+        shard_id: u32,
+        event: Event,
+        message_id: Option<String>,
+        observed_at: invitrack_model::Millis,
+    ) {
         let (guild_id, kind) = match event {
             Event::Ready(ready) => {
                 tracing::info!(shard = shard_id, guilds = ready.guilds.len(), "shard ready");
@@ -617,6 +641,9 @@ impl ShardReader {
             Kind::MemberAdd(add) => Some(add.joined_at_ms),
             _ => None,
         };
+        if let Some(joined_at) = joined_at {
+            self.watch.join_delivered(shard_id, observed_at - joined_at);
+        }
         let event = proto::GuildEvent {
             bot_id: self.bot_id.get(),
             guild_id: guild_id.get(),

@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 
-use invitrack_attribution::{EngineConfig, GuildAttribution, InviteInfo, Observation};
+use invitrack_attribution::{
+    DeliveryClock, EngineConfig, GuildAttribution, InviteInfo, Observation,
+};
 use invitrack_model::{InviteCode, UserId};
 
 const GUILDS: u64 = 10_000;
@@ -90,7 +92,12 @@ fn measure(count: u64) {
                     },
                     at,
                 );
-                state.observe(&engine, snapshot(j + 1, at + 500), at + 3_000);
+                state.observe(&engine, snapshot(j + 1, at + 500), at + 650);
+                let clock = DeliveryClock {
+                    now: at + 3_000,
+                    delivery_lag: None,
+                };
+                state.tick(&engine, clock);
             }
             json_bytes += serde_json::to_vec(&state).map_or(0, |v| v.len());
             cache.insert((1, guild), state);

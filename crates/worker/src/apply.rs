@@ -368,13 +368,13 @@ impl Partition {
             let mut touched = BTreeSet::new();
             let mut effects = BatchEffects::default();
             for key in self.guilds.pending() {
-                let Some(now) = self.clocks.now_of(key) else {
+                let Some(clock) = self.clocks.clock_of(key) else {
                     continue;
                 };
                 let Some(guild) = self.guilds.get_mut(key) else {
                     continue;
                 };
-                let decisions = guild.tick(&self.engine, now);
+                let decisions = guild.tick(&self.engine, clock);
                 if !decisions.is_empty() {
                     touched.insert(key);
                     record_decisions(&mut effects, key, decisions, &mut outcome)?;

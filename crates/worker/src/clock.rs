@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
+use invitrack_attribution::DeliveryClock;
 use invitrack_bus::proto::ShardClock;
 use invitrack_model::{BotId, GuildKey, Millis};
 
@@ -18,13 +19,15 @@ pub(crate) const MAX_CLOCK_AHEAD_MS: Millis = 10_000;
 /// Most shards a bot may have: bounds what a clock message can make a worker allocate.
 const MAX_SHARDS: u32 = 1 << 20;
 
-/// One checked `ShardClock`: every event of these shards observed before `at` is applied.
+/// One checked `ShardClock`: every event of these shards observed before `at` is applied, and
+/// their joins' delivery lag as ingest measured it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClockReading {
     bot_id: BotId,
     shard_total: u32,
     shards: RangeInclusive<u32>,
     at: Millis,
+    delivery_lag: Option<Millis>,
 }
 
 impl ClockReading {
@@ -56,13 +59,14 @@ impl ClockReading {
             shard_total: clock.shard_total,
             shards: clock.first_shard..=clock.last_shard,
             at,
+            delivery_lag: clock.delivery_lag_ms,
         })
     }
 }
 
 /// Ingest's latest clock per bot and shard (a guild's shard is Discord's
 /// `(guild_id >> 22) % shard_total`). Kept in memory only: after a restart the next clock,
-/// half a second away, sets it again.
+/// a tenth of a second away, sets it again.
 #[derive(Debug, Default)]
 pub(crate) struct ShardClocks {
     bots: HashMap<BotId, BotClocks>,
@@ -71,7 +75,7 @@ pub(crate) struct ShardClocks {
 #[derive(Debug)]
 struct BotClocks {
     shard_total: u32,
-    at: Vec<Option<Millis>>,
+    at: Vec<Option<DeliveryClock>>,
 }
 
 impl ShardClocks {
@@ -85,14 +89,22 @@ impl ShardClocks {
             // Resharded: times of the old layout say nothing about the new shards.
             *bot = fresh();
         }
+        let reading = DeliveryClock {
+            now: clock.at,
+            delivery_lag: clock.delivery_lag,
+        };
         for shard in clock.shards.clone() {
             let at = &mut bot.at[shard as usize];
-            *at = Some(at.map_or(clock.at, |at| at.max(clock.at)));
+            // An older clock (from another publisher of the shard) says nothing new.
+            if at.is_none_or(|at| at.now <= reading.now) {
+                *at = Some(reading);
+            }
         }
     }
 
-    /// How far time may pass for this guild, if its shard's clock is known.
-    pub(crate) fn now_of(&self, guild: GuildKey) -> Option<Millis> {
+    /// How far time may pass for this guild, and the lag measured for its shard, if its
+    /// shard's clock is known.
+    pub(crate) fn clock_of(&self, guild: GuildKey) -> Option<DeliveryClock> {
         let bot = self.bots.get(&guild.bot_id)?;
         let shard = (guild.guild_id.get() >> 22) % u64::from(bot.shard_total);
         bot.at[usize::try_from(shard).ok()?]
@@ -112,6 +124,7 @@ mod tests {
             shard_total: total,
             first_shard: first,
             last_shard: last,
+            delivery_lag_ms: None,
         }
     }
 
@@ -144,16 +157,46 @@ mod tests {
         let reading = |first, last, at| {
             ClockReading::check(BOT, &clock(first, last, 2), at, 3).expect("valid")
         };
-        assert_eq!(clocks.now_of(on_shard(0)), None);
+        let now_of = |clocks: &ShardClocks, guild| clocks.clock_of(guild).map(|c| c.now);
+        assert_eq!(now_of(&clocks, on_shard(0)), None);
         clocks.advance(&reading(0, 0, 100));
-        assert_eq!(clocks.now_of(on_shard(0)), Some(100));
-        assert_eq!(clocks.now_of(on_shard(1)), None);
+        assert_eq!(now_of(&clocks, on_shard(0)), Some(100));
+        assert_eq!(now_of(&clocks, on_shard(1)), None);
         clocks.advance(&reading(0, 1, 90));
-        assert_eq!(clocks.now_of(on_shard(0)), Some(100));
-        assert_eq!(clocks.now_of(on_shard(1)), Some(90));
+        assert_eq!(now_of(&clocks, on_shard(0)), Some(100));
+        assert_eq!(now_of(&clocks, on_shard(1)), Some(90));
         // Resharding forgets the old layout.
         let resharded = ClockReading::check(BOT, &clock(0, 0, 4), 200, 3).expect("valid");
         clocks.advance(&resharded);
-        assert_eq!(clocks.now_of(on_shard(1)), None);
+        assert_eq!(now_of(&clocks, on_shard(1)), None);
+    }
+
+    #[test]
+    fn the_measured_lag_comes_with_the_latest_clock_of_the_shard() {
+        let mut clocks = ShardClocks::default();
+        let guild = GuildKey::new(BOT, GuildId::new(0));
+        let reading = |at, lag| {
+            let measured = ShardClock {
+                delivery_lag_ms: lag,
+                ..clock(0, 0, 1)
+            };
+            ClockReading::check(BOT, &measured, at, 3).expect("valid")
+        };
+        clocks.advance(&reading(100, Some(180)));
+        let expected = DeliveryClock {
+            now: 100,
+            delivery_lag: Some(180),
+        };
+        assert_eq!(clocks.clock_of(guild), Some(expected));
+        // An older clock changes neither the time nor the lag.
+        clocks.advance(&reading(90, Some(20)));
+        assert_eq!(clocks.clock_of(guild), Some(expected));
+        // An ingest that does not measure: the engine's fallback applies.
+        clocks.advance(&reading(110, None));
+        let unmeasured = DeliveryClock {
+            now: 110,
+            delivery_lag: None,
+        };
+        assert_eq!(clocks.clock_of(guild), Some(unmeasured));
     }
 }

@@ -9,7 +9,8 @@ use invitrack_bus::BusConfig;
 const DEFAULT_DB_CONNECTIONS: usize = 4;
 const DEFAULT_MAX_CACHED_GUILDS: usize = 2_000;
 const DEFAULT_BATCH: usize = 500;
-const DEFAULT_TICK_MS: u64 = 500;
+/// As often as ingest's clock comes: a join's decision waits for the tick after the clock.
+const DEFAULT_TICK_MS: u64 = 100;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
@@ -43,9 +44,14 @@ pub struct WorkerConfig {
     /// Allowed difference between Discord's `joined_at` and the invite counter moving, in ms.
     #[arg(long, env = "ATTRIBUTION_CLOCK_SKEW_MS", default_value_t = EngineConfig::default().clock_skew_ms)]
     pub clock_skew_ms: i64,
-    /// Longest delay between a join and ingest seeing its GUILD_MEMBER_ADD, in ms.
+    /// Longest delay between a join and ingest seeing its GUILD_MEMBER_ADD, in ms, assumed
+    /// while ingest has not measured its shard's delivery lag.
     #[arg(long, env = "ATTRIBUTION_GATEWAY_LAG_MS", default_value_t = EngineConfig::default().gateway_lag_ms)]
     pub gateway_lag_ms: i64,
+    /// The least gateway-lag allowance, in ms, however short the lag ingest measured: set it to
+    /// `ATTRIBUTION_GATEWAY_LAG_MS` for a fixed allowance.
+    #[arg(long, env = "ATTRIBUTION_MIN_GATEWAY_LAG_MS", default_value_t = EngineConfig::default().min_gateway_lag_ms)]
+    pub min_gateway_lag_ms: i64,
     /// A join still undecided after this long is recorded as unknown, in ms.
     #[arg(long, env = "ATTRIBUTION_MAX_PENDING_MS", default_value_t = EngineConfig::default().max_pending_ms)]
     pub max_pending_ms: i64,
@@ -71,6 +77,7 @@ impl WorkerConfig {
             synchronous_commit: false,
             clock_skew_ms: engine.clock_skew_ms,
             gateway_lag_ms: engine.gateway_lag_ms,
+            min_gateway_lag_ms: engine.min_gateway_lag_ms,
             max_pending_ms: engine.max_pending_ms,
             metrics_bind: None,
         }
@@ -81,6 +88,7 @@ impl WorkerConfig {
         EngineConfig {
             clock_skew_ms: self.clock_skew_ms,
             gateway_lag_ms: self.gateway_lag_ms,
+            min_gateway_lag_ms: self.min_gateway_lag_ms,
             max_pending_ms: self.max_pending_ms,
         }
     }

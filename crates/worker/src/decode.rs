@@ -451,6 +451,7 @@ mod tests {
                 shard_total: 2,
                 first_shard: 0,
                 last_shard: 1,
+                delivery_lag_ms: None,
             })),
         };
         let checked = decode(&layout, 0, &message(&layout, 0, &clock), LATEST).expect("valid");
@@ -464,7 +465,7 @@ mod tests {
             invitrack_model::BotId::new(7),
             invitrack_model::GuildId::new(1 << 22),
         );
-        assert_eq!(clocks.now_of(guild), Some(LATEST));
+        assert_eq!(clocks.clock_of(guild).map(|c| c.now), Some(LATEST));
 
         // A snapshot and a join from the future: every time is pulled back.
         let snapshot = GuildEvent {

@@ -61,11 +61,17 @@ fn join(user_id: u64, joined_at_ms: i64) -> Kind {
 }
 
 fn clock(partition: u32) -> Kind {
+    measured_clock(partition, None)
+}
+
+/// Ingest's clock with the delivery lag it measured for the shard.
+fn measured_clock(partition: u32, delivery_lag_ms: Option<i64>) -> Kind {
     Kind::ShardClock(proto::ShardClock {
         partition,
         shard_total: 1,
         first_shard: 0,
         last_shard: 0,
+        delivery_lag_ms,
     })
 }
 
@@ -173,6 +179,123 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
         "both joins decided once ingest's clock passed them: {rows:?}"
     );
     for (member, source, code, inviter) in &rows {
+        assert!(
+            source != "invite" && code.is_none() && inviter.is_none(),
+            "member {member} credited: {source} {code:?} {inviter:?}"
+        );
+    }
+}
+
+/// Decided joins once `until` holds of them, or after 30 s.
+async fn decided_when(
+    conn: &mut diesel_async::AsyncPgConnection,
+    until: impl Fn(&[Decided]) -> bool,
+) -> Vec<Decided> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = decided(conn).await;
+        if until(&rows) || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
+    let database = TestDatabase::new("invitrack_clock_measured");
+    let database_url = database.url();
+    let bus = BusConfig {
+        nats_url: invitrack_testkit::nats_url(),
+        bus_prefix: invitrack_testkit::unique("clock-measured"),
+        bus_partitions: 1,
+        bus_max_age_hours: 1,
+        ..BusConfig::default()
+    };
+    let connected = bus.connect().await.expect("NATS with JetStream is up");
+    let publish = async |events: &[GuildEvent]| {
+        for (n, e) in events.iter().enumerate() {
+            let id = format!("{}-{n}-{}", e.observed_at_ms, e.guild_id);
+            publish_event(&connected.jetstream, &connected.layout, e, &id)
+                .await
+                .expect("published")
+                .await
+                .expect("stored");
+        }
+    };
+    let ingest_clock = |at: i64, lag: Option<i64>| GuildEvent {
+        guild_id: 0,
+        ..event(at, measured_clock(0, lag))
+    };
+
+    let shutdown = CancellationToken::new();
+    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
+    config.tick_ms = 50;
+    let worker = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
+    let mut conn = loop {
+        if let Ok(conn) = invitrack_storage::connect(&database_url).await {
+            break conn;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A join read 400 ms after it, and a shard whose joins arrive within 100 ms: the
+    // allowance is the 250 ms floor, so the join is decided 300 ms after the read was answered
+    // (the fixed 2 s allowance would wait until 2,050 ms after).
+    let t0 = now_millis() - 60_000;
+    publish(&[
+        event(t0, snapshot(t0 - 200, t0, 0)),
+        event(t0 + 1_100, join(INVITED_MEMBER, t0 + 1_000)),
+        event(t0 + 1_400, snapshot(t0 + 1_200, t0 + 1_400, 1)),
+        ingest_clock(t0 + 1_650, Some(100)),
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(decided(&mut conn).await, vec![], "within the allowance");
+    publish(&[ingest_clock(t0 + 1_800, Some(100))]).await;
+    let rows = decided_when(&mut conn, |rows| !rows.is_empty()).await;
+    assert_eq!(
+        rows,
+        vec![(
+            INVITED_MEMBER as i64,
+            "invite".to_owned(),
+            Some("code".to_owned()),
+            Some(INVITER as i64)
+        )]
+    );
+
+    // The shard drops between a join and its GUILD_MEMBER_ADD: ingest sends it no clock until
+    // its session resumed and replayed that join. A read answered meanwhile, seconds later,
+    // does not let time pass: the untracked join beside it is not credited with the use.
+    publish(&[
+        event(t0 + 5_100, join(UNTRACKED_MEMBER, t0 + 5_000)),
+        event(t0 + 5_400, snapshot(t0 + 5_200, t0 + 5_400, 2)),
+        event(t0 + 9_400, snapshot(t0 + 9_200, t0 + 9_400, 2)),
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(decided(&mut conn).await.len(), 1, "time stood still");
+    let replayed_member = INVITED_MEMBER + 10;
+    publish(&[
+        event(t0 + 10_000, join(replayed_member, t0 + 5_050)),
+        ingest_clock(t0 + 10_100, Some(100)),
+    ])
+    .await;
+    let rows = decided_when(&mut conn, |rows| rows.len() == 3).await;
+    shutdown.cancel();
+    let _ = worker.await;
+    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
+    drop(conn);
+    let after_resume: Vec<&Decided> = rows
+        .iter()
+        .filter(|r| r.0 != INVITED_MEMBER as i64)
+        .collect();
+    assert_eq!(
+        after_resume.len(),
+        2,
+        "both decided after the resume: {rows:?}"
+    );
+    for (member, source, code, inviter) in after_resume {
         assert!(
             source != "invite" && code.is_none() && inviter.is_none(),
             "member {member} credited: {source} {code:?} {inviter:?}"

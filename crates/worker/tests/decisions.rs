@@ -47,54 +47,79 @@ async fn each_join_and_leave_is_published_once_in_order_with_the_counts_after_it
             invitrack_model::BotId::new(BOT),
             invitrack_model::GuildId::new(GUILD),
         ));
-    let events = [
-        event(t0, snapshot(t0 - 200, 0)),
-        event(t0 + 1_100, join(ALICE, t0 + 1_000)),
-        event(t0 + 1_400, snapshot(t0 + 1_200, 1)),
-        event(t0 + 5_100, join(BOB, t0 + 5_000)),
-        event(t0 + 5_400, snapshot(t0 + 5_200, 2)),
-        event(
-            t0 + 9_000,
-            Kind::MemberRemove(proto::MemberRemove { user_id: ALICE }),
-        ),
-        GuildEvent {
-            guild_id: 0,
-            ..event(
-                now_millis(),
-                Kind::ShardClock(proto::ShardClock {
-                    partition,
-                    shard_total: 1,
-                    first_shard: 0,
-                    last_shard: 0,
-                }),
-            )
-        },
-    ];
-    for (n, e) in events.iter().enumerate() {
-        publish_event(&connected.jetstream, &connected.layout, e, &format!("e{n}"))
-            .await
-            .expect("published")
-            .await
-            .expect("stored");
-    }
+    let clock = |at| GuildEvent {
+        guild_id: 0,
+        ..event(
+            at,
+            Kind::ShardClock(proto::ShardClock {
+                partition,
+                shard_total: 1,
+                first_shard: 0,
+                last_shard: 0,
+                delivery_lag_ms: None,
+            }),
+        )
+    };
+    let publish = async |events: &[GuildEvent], first: usize| {
+        for (n, e) in events.iter().enumerate() {
+            let id = format!("e{}", first + n);
+            publish_event(&connected.jetstream, &connected.layout, e, &id)
+                .await
+                .expect("published")
+                .await
+                .expect("stored");
+        }
+    };
+    let published = |count| {
+        let stats = Arc::clone(&stats);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while stats
+                .decisions_published
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < count
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "decisions not published"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // Only ingest's clock lets time pass: Alice's join is decided at the first clock, which
+    // Bob's join and Alice's leave come after.
+    publish(
+        &[
+            event(t0, snapshot(t0 - 200, 0)),
+            event(t0 + 1_100, join(ALICE, t0 + 1_000)),
+            event(t0 + 1_400, snapshot(t0 + 1_200, 1)),
+            clock(t0 + 4_000),
+        ],
+        0,
+    )
+    .await;
+    published(1).await;
+    publish(
+        &[
+            event(t0 + 5_100, join(BOB, t0 + 5_000)),
+            event(t0 + 5_400, snapshot(t0 + 5_200, 2)),
+            event(
+                t0 + 9_000,
+                Kind::MemberRemove(proto::MemberRemove { user_id: ALICE }),
+            ),
+            clock(now_millis()),
+        ],
+        4,
+    )
+    .await;
 
     let stream = connected
         .jetstream
         .get_stream(connected.layout.decision_stream())
         .await
         .expect("the decision stream exists");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while stats
-        .decisions_published
-        .load(std::sync::atomic::Ordering::Relaxed)
-        < 3
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "decisions not published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    published(3).await;
     // Nothing more comes: the leave and the two joins, no copies.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let info = stream.get_info().await.expect("stream info");

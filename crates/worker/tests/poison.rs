@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use invitrack_attribution::{EngineConfig, GuildAttribution, InviteInfo, Observation};
+use invitrack_attribution::{
+    DeliveryClock, EngineConfig, GuildAttribution, InviteInfo, Observation,
+};
 use invitrack_bus::proto::{self, guild_event::Kind};
 use invitrack_bus::{Bus, BusConfig, GuildEvent, publish_event};
 use invitrack_model::time::now_millis;
@@ -75,6 +77,7 @@ fn clock(at_ms: i64) -> GuildEvent {
             shard_total: 1,
             first_shard: 0,
             last_shard: 0,
+            delivery_lag_ms: None,
         }),
     )
 }
@@ -342,7 +345,13 @@ async fn neither_a_clock_from_the_future_nor_a_state_saved_ahead_leaves_joins_un
         },
         t0,
     );
-    poisoned.tick(&config, now_millis() + hour);
+    poisoned.tick(
+        &config,
+        DeliveryClock {
+            now: now_millis() + hour,
+            delivery_lag: None,
+        },
+    );
     let guild_a = GuildKey::new(BotId::new(BOT), GuildId::new(GUILD_A));
     let mut conn = stack.conn().await;
     progress::save_guild_states(

@@ -36,6 +36,7 @@ fn round(t: i64, member: u64, uses_before: u64, partition: u32) -> Vec<GuildEven
                     shard_total: 1,
                     first_shard: 0,
                     last_shard: 0,
+                    delivery_lag_ms: None,
                 }),
             )
         },

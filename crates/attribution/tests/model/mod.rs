@@ -2,16 +2,19 @@
 //! it (`docs/attribution.md#the-model`): joins through invites, the vanity URL or no trackable path;
 //! limited invites that vanish at their last use and come back later with a new code; gateway
 //! events that arrive late; invite fetches that read the counters somewhere inside their
-//! request window, coalesced and spaced as ingest does. It yields the observations in the
-//! order the bot sees them, and the truth to score decisions against.
+//! request window, coalesced and spaced as ingest does; ingest's clock, which stops while the
+//! shard reconnects and carries the delivery lag ingest measured. Adversarial delivery on
+//! demand: lag spikes beyond the measured quantile, reconnects whose resume replays the joins
+//! missed meanwhile, a shard dropped right after a join. It yields the observations and clocks
+//! in the order the bot sees them, and the truth to score decisions against.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
 use invitrack_attribution::{
-    Decision, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation, UserId,
-    VanityInfo, Verdict,
+    Decision, DeliveryClock, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation,
+    UserId, VanityInfo, Verdict,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -42,7 +45,30 @@ pub struct ModelSpec {
     /// latency; the snapshot is received when both answers are. Off: one read of both, as in
     /// the model of `docs/attribution.md#the-model`.
     pub separate_vanity_read: bool,
+    /// Adversarial delivery; `None`: every event arrives after `gateway_delay` alone.
+    pub adversity: Option<Adversity>,
 }
+
+/// What can go wrong between Discord and ingest.
+#[derive(Debug, Clone)]
+pub struct Adversity {
+    /// This share of gateway events is delayed by up to `spike_ms` more.
+    pub spike_share: f64,
+    pub spike_ms: i64,
+    /// The shard's connection drops this many times, each for up to `outage_ms`: gateway events
+    /// due meanwhile are replayed when the session resumes, and the clock stops until then.
+    pub reconnects: usize,
+    pub outage_ms: i64,
+    /// Each drop comes right after a join, before its GUILD_MEMBER_ADD was delivered.
+    pub drop_mid_join: bool,
+}
+
+/// Ingest's clock: how often it is sent, and how it measures the delivery lag (the last
+/// `LAG_WINDOW` joins received while connected; nothing before `LAG_MIN_SAMPLES` of them).
+pub const CLOCK_INTERVAL_MS: i64 = 100;
+pub const LAG_WINDOW: usize = 512;
+pub const LAG_MIN_SAMPLES: usize = 20;
+pub const LAG_QUANTILE: f64 = 0.99;
 
 impl Default for ModelSpec {
     fn default() -> Self {
@@ -62,6 +88,7 @@ impl Default for ModelSpec {
             route_limit: (5, 5_000),
             raid: None,
             separate_vanity_read: false,
+            adversity: None,
         }
     }
 }
@@ -100,6 +127,8 @@ enum CounterChange {
 /// What the bot sees, in order, with the time it sees it.
 pub struct History {
     pub observations: Vec<(i64, Observation)>,
+    /// Ingest's clocks of the guild's shard, in order.
+    pub clocks: Vec<DeliveryClock>,
     pub truth: Vec<TruthJoin>,
     pub fetches: usize,
 }
@@ -273,6 +302,11 @@ pub fn simulate(spec: &ModelSpec) -> History {
         });
     }
     changes.sort_by_key(|(at, _)| *at);
+    let outages = spec
+        .adversity
+        .as_ref()
+        .map(|a| adversity(spec.seed, a, &mut observations))
+        .unwrap_or_default();
 
     // Ingest's fetches: one in flight, the next covering every join seen meanwhile, spaced by
     // the route limit, and not before the joins it covers have settled.
@@ -331,11 +365,106 @@ pub fn simulate(spec: &ModelSpec) -> History {
         used += 1;
     }
     observations.sort_by_key(|(at, _)| *at);
+    let clocks = clocks(&observations, &outages);
     History {
         observations,
+        clocks,
         truth,
         fetches,
     }
+}
+
+/// Applies `adversity` to the gateway events' delivery times; returns the outages, each from
+/// the drop to the moment the resumed session has replayed what it missed.
+fn adversity(
+    seed: u64,
+    adversity: &Adversity,
+    observations: &mut [(i64, Observation)],
+) -> Vec<(i64, i64)> {
+    // A stream of its own, so the model's other draws stay those of the plain model.
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0005_eed0_f1a6);
+    let from_gateway = |o: &Observation| !matches!(o, Observation::Snapshot { .. });
+    for (at, observation) in observations.iter_mut() {
+        if from_gateway(observation) && rng.random_bool(adversity.spike_share) {
+            *at += rng.random_range(0..=adversity.spike_ms);
+        }
+    }
+    let joins: Vec<(i64, i64)> = observations
+        .iter()
+        .filter_map(|(at, o)| match o {
+            Observation::MemberJoined { joined_at, .. } => Some((*joined_at, *at)),
+            _ => None,
+        })
+        .collect();
+    let (Some(first), Some(last)) = (
+        joins.iter().map(|j| j.0).min(),
+        joins.iter().map(|j| j.1).max(),
+    ) else {
+        return Vec::new();
+    };
+    let mut outages = Vec::new();
+    for _ in 0..adversity.reconnects {
+        let start = if adversity.drop_mid_join {
+            // Between a join and the delivery of its GUILD_MEMBER_ADD.
+            let (joined_at, delivered) = joins[rng.random_range(0..joins.len())];
+            rng.random_range(joined_at..=delivered)
+        } else {
+            rng.random_range(first..=last)
+        };
+        let resumed = start + rng.random_range(1..=adversity.outage_ms.max(1));
+        // The resumed session replays what it missed, in order, one event a millisecond.
+        let mut missed: Vec<&mut (i64, Observation)> = observations
+            .iter_mut()
+            .filter(|(at, o)| from_gateway(o) && (start..resumed).contains(at))
+            .collect();
+        missed.sort_by_key(|(at, _)| *at);
+        let replayed = missed.len() as i64;
+        for (n, (at, _)) in missed.into_iter().enumerate() {
+            *at = resumed + n as i64;
+        }
+        outages.push((start, resumed + replayed));
+    }
+    outages
+}
+
+/// Ingest's clock: every `CLOCK_INTERVAL_MS` while the shard is connected, with the quantile of
+/// the delivery lags of the joins received while connected.
+fn clocks(observations: &[(i64, Observation)], outages: &[(i64, i64)]) -> Vec<DeliveryClock> {
+    let disconnected = |at: i64| outages.iter().any(|(from, to)| (*from..=*to).contains(&at));
+    let lags: Vec<(i64, i64)> = observations
+        .iter()
+        .filter(|(at, _)| !disconnected(*at))
+        .filter_map(|(at, o)| match o {
+            Observation::MemberJoined { joined_at, .. } => Some((*at, at - joined_at)),
+            _ => None,
+        })
+        .collect();
+    let Some(end) = observations.last().map(|(at, _)| *at) else {
+        return Vec::new();
+    };
+    let mut clocks = Vec::new();
+    let mut now = START;
+    while now <= end + CLOCK_INTERVAL_MS {
+        if !disconnected(now) {
+            let received = lags.partition_point(|(at, _)| *at < now);
+            let window = &lags[received.saturating_sub(LAG_WINDOW)..received];
+            clocks.push(DeliveryClock {
+                now,
+                delivery_lag: lag_quantile(window.iter().map(|(_, lag)| *lag).collect()),
+            });
+        }
+        now += CLOCK_INTERVAL_MS;
+    }
+    clocks
+}
+
+fn lag_quantile(mut lags: Vec<i64>) -> Option<i64> {
+    if lags.len() < LAG_MIN_SAMPLES {
+        return None;
+    }
+    lags.sort_unstable();
+    let rank = (lags.len() as f64 * LAG_QUANTILE).ceil() as usize;
+    Some(lags[rank.clamp(1, lags.len()) - 1])
 }
 
 /// The invite list and the vanity uses as a fetch reading at `at` sees them.
@@ -388,8 +517,8 @@ pub struct Score {
     pub fetches: usize,
 }
 
-/// Feeds the history to the engine, ticking every 100 ms of quiet as the worker does, and
-/// scores every decision.
+/// Feeds the history to the engine, each clock as soon as it comes (before the events observed
+/// at the same instant: the clock vouches only for those before it), and scores every decision.
 pub fn run_engine(history: &History, config: &EngineConfig) -> (Vec<Decision>, Score) {
     let (_, decisions) = run_engine_to_end(history, config);
     let score = score(history, &decisions);
@@ -403,18 +532,21 @@ pub fn run_engine_to_end(
 ) -> (GuildAttribution, Vec<Decision>) {
     let mut engine = GuildAttribution::new();
     let mut decisions = Vec::new();
-    let mut last: Option<i64> = None;
+    let mut clocks = history.clocks.iter().peekable();
     for (at, observation) in &history.observations {
-        if let Some(mut tick) = last.map(|l| l + 100) {
-            while tick < *at {
-                decisions.extend(engine.tick(config, tick));
-                tick += 100;
-            }
+        while let Some(clock) = clocks.next_if(|c| c.now <= *at) {
+            decisions.extend(engine.tick(config, *clock));
         }
         decisions.extend(engine.observe(config, observation.clone(), *at));
-        last = Some(*at);
     }
-    let end = last.unwrap_or(START) + config.max_pending_ms + 10_000;
+    for clock in clocks {
+        decisions.extend(engine.tick(config, *clock));
+    }
+    let last = history.observations.last().map_or(START, |(at, _)| *at);
+    let end = DeliveryClock {
+        now: last + config.max_pending_ms + 10_000,
+        delivery_lag: None,
+    };
     decisions.extend(engine.tick(config, end));
     (engine, decisions)
 }
