@@ -662,7 +662,6 @@ async fn reported_joins(stack: &Stack, guild: GuildKey) -> Vec<ReportedRow> {
 /// its health (ATTRIBUTION_DISCORD_JOIN_SOURCE, `docs/attribution.md#discords-reported-source`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discords_reported_source_settles_what_the_counters_cannot() {
-    invitrack_telemetry::init();
     let stack = Stack::start_with(Tuning {
         members_search: invitrack_ingest::MembersSearchConfig {
             enabled: true,
