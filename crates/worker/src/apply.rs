@@ -18,7 +18,7 @@ use invitrack_storage::progress::{self, PartitionClaim};
 use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 
 use crate::WorkerError;
-use crate::clock::{MAX_CLOCK_AHEAD_MS, ShardClocks};
+use crate::clock::{ClockReading, MAX_CLOCK_AHEAD_MS, ShardClocks};
 use crate::commit::Progress;
 use crate::decode::{
     Action, DeadLetter, DeadLetterReason, Decoded, InviteEvent, Step, StreamMessage, decode,
@@ -77,6 +77,9 @@ pub struct Partition {
     relaxed_commit: bool,
     /// How far ingest's clock has come, per bot and shard: time for undecided joins.
     clocks: ShardClocks,
+    /// Guilds a clock inside the batch being applied let time pass for: like the batch's own
+    /// guilds, their states are ahead of the database if its transaction fails.
+    ticked_in_batch: BTreeSet<GuildKey>,
     /// Woken when a commit recorded decisions for the relay.
     relay: Option<Arc<Notify>>,
 }
@@ -103,6 +106,7 @@ impl Partition {
             lag: None,
             relaxed_commit: false,
             clocks: ShardClocks::default(),
+            ticked_in_batch: BTreeSet::new(),
             relay: None,
         }
     }
@@ -224,10 +228,13 @@ impl Partition {
     /// have left ahead of the database: they are loaded again when next used. Returns those
     /// that had undecided joins.
     fn forget_guilds_of(&mut self, messages: &[StreamMessage]) -> BTreeSet<GuildKey> {
+        let ticked = std::mem::take(&mut self.ticked_in_batch);
         messages
             .iter()
             .filter_map(|m| self.layout.parse_guild_subject(&m.subject).ok())
-            .filter_map(|(_, guild)| self.guilds.forget(guild).then_some(guild))
+            .map(|(_, guild)| guild)
+            .chain(ticked)
+            .filter(|guild| self.guilds.forget(*guild))
             .collect()
     }
 
@@ -282,7 +289,8 @@ impl Partition {
             ..Outcome::default()
         };
         let mut steps = Vec::with_capacity(fresh.len());
-        let mut clocks = Vec::new();
+        // Each clock with the number of steps before it in the stream.
+        let mut clocks: Vec<(usize, ClockReading)> = Vec::new();
         let latest = invitrack_model::time::now_millis() + MAX_CLOCK_AHEAD_MS;
         for message in fresh {
             let checked = match decode(&self.layout, self.number(), message, latest) {
@@ -308,7 +316,7 @@ impl Partition {
             }
             match checked.decoded {
                 Decoded::Step(step) => steps.push(step),
-                Decoded::Clock(clock) => clocks.push(clock),
+                Decoded::Clock(clock) => clocks.push((steps.len(), clock)),
             }
         }
         outcome.applied = steps.len() + clocks.len();
@@ -327,8 +335,18 @@ impl Partition {
                 }
                 crate::owners::credit(&mut steps, &owners);
                 let mut effects = self.read_for(c, &steps).await?;
-                for step in steps {
+                // Time passes at each clock where it stands in the stream, as it did live: a
+                // worker catching up decides a join before the member's later leave or rejoin
+                // in the same batch, as one keeping up would have.
+                let mut pending_clocks = clocks.iter().peekable();
+                for (index, step) in steps.into_iter().enumerate() {
+                    while let Some((_, clock)) = pending_clocks.next_if(|(at, _)| *at <= index) {
+                        self.tick_within(&mut effects, clock, &mut touched, &mut outcome)?;
+                    }
                     self.apply_step(&mut effects, step, &mut touched, &mut outcome)?;
+                }
+                for (_, clock) in pending_clocks {
+                    self.tick_within(&mut effects, clock, &mut touched, &mut outcome)?;
                 }
                 outcome.recorded = self.finish(c, effects, &touched, last).await?;
                 Ok(outcome)
@@ -336,8 +354,9 @@ impl Partition {
             .await?;
         self.wake_relay(outcome.recorded);
         self.progress.claim.last_sequence = last;
+        self.ticked_in_batch.clear();
         // Only now: the clocks say that the events before them, committed above, are known.
-        for clock in clocks {
+        for (_, clock) in clocks {
             self.clocks.advance(&clock);
         }
         self.guilds.evict_idle();
@@ -348,6 +367,32 @@ impl Partition {
             }
         }
         Ok(outcome)
+    }
+
+    /// Lets time pass up to `clock`, met in the batch being applied, for the guilds with
+    /// undecided joins of its shards.
+    fn tick_within(
+        &mut self,
+        effects: &mut BatchEffects,
+        clock: &ClockReading,
+        touched: &mut BTreeSet<GuildKey>,
+        outcome: &mut Outcome,
+    ) -> Result<(), WorkerError> {
+        for key in self.guilds.pending() {
+            if !clock.covers(key) {
+                continue;
+            }
+            let Some(guild) = self.guilds.get_mut(key) else {
+                continue;
+            };
+            let decisions = guild.tick(&self.engine, clock.delivery_clock());
+            self.ticked_in_batch.insert(key);
+            if !decisions.is_empty() {
+                touched.insert(key);
+                record_decisions(effects, key, decisions, outcome)?;
+            }
+        }
+        Ok(())
     }
 
     /// Lets time pass for guilds with undecided joins, each up to its shard's latest clock

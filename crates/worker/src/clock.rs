@@ -64,6 +64,26 @@ impl ClockReading {
     }
 }
 
+impl ClockReading {
+    /// Whether it is the clock of this guild's shard.
+    pub(crate) fn covers(&self, guild: GuildKey) -> bool {
+        guild.bot_id == self.bot_id && self.shards.contains(&shard_of(guild, self.shard_total))
+    }
+
+    /// The time and lag it gives the engine.
+    pub(crate) fn delivery_clock(&self) -> DeliveryClock {
+        DeliveryClock {
+            now: self.at,
+            delivery_lag: self.delivery_lag,
+        }
+    }
+}
+
+/// Discord's shard of a guild: `(guild_id >> 22) % shard_total`.
+fn shard_of(guild: GuildKey, shard_total: u32) -> u32 {
+    u32::try_from((guild.guild_id.get() >> 22) % u64::from(shard_total.max(1))).unwrap_or(u32::MAX)
+}
+
 /// Ingest's latest clock per bot and shard (a guild's shard is Discord's
 /// `(guild_id >> 22) % shard_total`). Kept in memory only: after a restart the next clock,
 /// a tenth of a second away, sets it again.
@@ -89,10 +109,7 @@ impl ShardClocks {
             // Resharded: times of the old layout say nothing about the new shards.
             *bot = fresh();
         }
-        let reading = DeliveryClock {
-            now: clock.at,
-            delivery_lag: clock.delivery_lag,
-        };
+        let reading = clock.delivery_clock();
         for shard in clock.shards.clone() {
             let at = &mut bot.at[shard as usize];
             // An older clock (from another publisher of the shard) says nothing new.
@@ -106,8 +123,8 @@ impl ShardClocks {
     /// shard's clock is known.
     pub(crate) fn clock_of(&self, guild: GuildKey) -> Option<DeliveryClock> {
         let bot = self.bots.get(&guild.bot_id)?;
-        let shard = (guild.guild_id.get() >> 22) % u64::from(bot.shard_total);
-        bot.at[usize::try_from(shard).ok()?]
+        *bot.at
+            .get(usize::try_from(shard_of(guild, bot.shard_total)).ok()?)?
     }
 }
 

@@ -209,6 +209,8 @@ mod synthetic {
     pub const STEPS: u64 = 1 + 5 * CYCLES + 1;
     pub const INVITER: u64 = 42;
     pub const CODE: &str = "chaos";
+    /// After every this many events, ingest's clock goes to every partition.
+    pub const CLOCK_EVERY: u64 = 100;
 
     pub fn guild_id(g: u64) -> u64 {
         1_000_000 + g
@@ -246,6 +248,23 @@ mod synthetic {
             observed_at_ms: t + 50,
             shard_id: 0,
             kind: Some(kind),
+        }
+    }
+
+    /// Ingest's clock after event `index`, to `partition`: every event so far is in the stream.
+    pub fn clock(index: u64, base: i64, partition: u32) -> GuildEvent {
+        GuildEvent {
+            bot_id: BOT,
+            guild_id: 0,
+            observed_at_ms: event(index, base).observed_at_ms + 1,
+            shard_id: 0,
+            kind: Some(Kind::ShardClock(proto::ShardClock {
+                partition,
+                shard_total: 1,
+                first_shard: 0,
+                last_shard: 0,
+                delivery_lag_ms: None,
+            })),
         }
     }
 
@@ -332,6 +351,20 @@ async fn publish_chunk(
         .await
         .map_err(|e| e.to_string())?;
         pending.push((partition, ack));
+        if index % synthetic::CLOCK_EVERY == synthetic::CLOCK_EVERY - 1 {
+            for partition in 0..bus.layout.partitions() {
+                let clock = synthetic::clock(index, base, partition);
+                let ack = invitrack_bus::publish_event(
+                    &bus.jetstream,
+                    &bus.layout,
+                    &clock,
+                    &format!("chaos-clock-{index}-{partition}"),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                pending.push((partition, ack));
+            }
+        }
     }
     let mut acks = Vec::with_capacity(pending.len());
     for (partition, ack) in pending {
@@ -483,8 +516,8 @@ async fn synthetic_stream_survives_crashes() {
         cluster.spawn_worker();
     }
     // Event times end a minute ago (a worker clamps times ahead of its own clock). Time passes
-    // for a guild only by its own later events (the stream has no ShardClock), so the outcome
-    // is the same however long the crashes last.
+    // for a guild only by the ShardClocks interleaved with the events, as ingest sends them, so
+    // the outcome is the same however long the crashes last.
     let total = synthetic::GUILDS * synthetic::STEPS;
     let base =
         invitrack_model::time::now_millis() - i64::try_from(total).unwrap_or(0) * 10 - 60_000;

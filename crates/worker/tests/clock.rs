@@ -228,6 +228,10 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
         ..event(at, measured_clock(0, lag))
     };
 
+    // Migrated before the worker starts, so the joins can be read at once.
+    invitrack_storage::prepare_database(&database_url)
+        .await
+        .expect("database");
     let shutdown = CancellationToken::new();
     let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
     config.tick_ms = 50;
@@ -301,4 +305,84 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
             "member {member} credited: {source} {code:?} {inviter:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_worker_catching_up_lets_time_pass_at_each_clock_in_the_stream() {
+    let database = TestDatabase::new("invitrack_clock_catch_up");
+    let database_url = database.url();
+    let bus = BusConfig {
+        nats_url: invitrack_testkit::nats_url(),
+        bus_prefix: invitrack_testkit::unique("clock-catch-up"),
+        bus_partitions: 1,
+        bus_max_age_hours: 1,
+        ..BusConfig::default()
+    };
+    let connected = bus.connect().await.expect("NATS with JetStream is up");
+    let ingest_clock = |at: i64| GuildEvent {
+        guild_id: 0,
+        ..event(at, measured_clock(0, Some(100)))
+    };
+    // A minute of history, read by a worker started afterwards, in one batch: a join, its read
+    // and a clock past it; the member leaves and joins again. Live, the first join was decided
+    // at that clock, before the rejoin; so it must be when catching up, or the rejoin would
+    // look like a replay of a join still pending.
+    let t0 = now_millis() - 60_000;
+    let events = [
+        event(t0, snapshot(t0 - 200, t0, 0)),
+        event(t0 + 1_100, join(INVITED_MEMBER, t0 + 1_000)),
+        event(t0 + 1_400, snapshot(t0 + 1_200, t0 + 1_400, 1)),
+        ingest_clock(t0 + 2_000),
+        event(
+            t0 + 5_000,
+            Kind::MemberRemove(proto::MemberRemove {
+                user_id: INVITED_MEMBER,
+            }),
+        ),
+        event(t0 + 8_100, join(INVITED_MEMBER, t0 + 8_000)),
+        event(t0 + 8_400, snapshot(t0 + 8_200, t0 + 8_400, 1)),
+        ingest_clock(now_millis()),
+    ];
+    for (n, e) in events.iter().enumerate() {
+        publish_event(&connected.jetstream, &connected.layout, e, &format!("c{n}"))
+            .await
+            .expect("published")
+            .await
+            .expect("stored");
+    }
+
+    // Migrated before the worker starts, so the joins can be read at once.
+    invitrack_storage::prepare_database(&database_url)
+        .await
+        .expect("database");
+    let shutdown = CancellationToken::new();
+    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
+    config.tick_ms = 50;
+    let worker = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
+    let mut conn = loop {
+        if let Ok(conn) = invitrack_storage::connect(&database_url).await {
+            break conn;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut rows = decided_when(&mut conn, |rows| rows.len() == 2).await;
+    // Both rows are the one member's: in the order of their sources.
+    rows.sort();
+    shutdown.cancel();
+    let _ = worker.await;
+    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
+    drop(conn);
+    assert_eq!(
+        rows,
+        vec![
+            (
+                INVITED_MEMBER as i64,
+                "invite".to_owned(),
+                Some("code".to_owned()),
+                Some(INVITER as i64)
+            ),
+            (INVITED_MEMBER as i64, "unknown".to_owned(), None, None),
+        ],
+        "the join credited, the rejoin (no use) unknown"
+    );
 }
