@@ -92,35 +92,55 @@ async fn decided(conn: &mut diesel_async::AsyncPgConnection) -> Vec<Decided> {
         .expect("joins are readable")
 }
 
-#[tokio::test]
-async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
-    let database = TestDatabase::new("invitrack_clock");
-    let database_url = database.url();
+/// A database and a one-partition bus of this test's own.
+struct Setup {
+    database: TestDatabase,
+    bus: BusConfig,
+    connected: invitrack_bus::Bus,
+}
+
+async fn setup(name: &str) -> Setup {
+    let database = TestDatabase::new(&format!("invitrack_{name}"));
     let bus = BusConfig {
         nats_url: invitrack_testkit::nats_url(),
-        bus_prefix: invitrack_testkit::unique("clock"),
+        bus_prefix: invitrack_testkit::unique(&name.replace('_', "-")),
         bus_partitions: 1,
         bus_max_age_hours: 1,
         ..BusConfig::default()
     };
     let connected = bus.connect().await.expect("NATS with JetStream is up");
-    let publish = async |events: &[GuildEvent]| {
+    Setup {
+        database,
+        bus,
+        connected,
+    }
+}
+
+impl Setup {
+    /// Publishes `events` in order, each stored before the next leaves.
+    async fn publish(&self, events: &[GuildEvent]) {
         for (n, e) in events.iter().enumerate() {
             let id = format!("{}-{n}-{}", e.observed_at_ms, e.guild_id);
-            publish_event(&connected.jetstream, &connected.layout, e, &id)
+            publish_event(&self.connected.jetstream, &self.connected.layout, e, &id)
                 .await
                 .expect("published")
                 .await
                 .expect("stored");
         }
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
+    let test = setup("clock").await;
+    let (database_url, bus, connected) = (test.database.url(), &test.bus, &test.connected);
 
     // A minute ago: a baseline, an untracked join, then a read showing one use of `code`. The
     // member who used `code` joined just after the untracked one, but their GUILD_MEMBER_ADD
     // is still on its way (within the gateway's lag), so the read looks explained by the
     // untracked member alone.
     let t0 = now_millis() - 60_000;
-    publish(&[
+    test.publish(&[
         event(t0, snapshot(t0 - 200, t0, 0)),
         event(t0 + 1_100, join(UNTRACKED_MEMBER, t0 + 1_000)),
         event(t0 + 1_400, snapshot(t0 + 1_200, t0 + 1_400, 1)),
@@ -148,7 +168,7 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
     );
 
     // The invited member's join arrives, a later read settles it, and ingest's clock follows.
-    publish(&[
+    test.publish(&[
         event(t0 + 2_500, join(INVITED_MEMBER, t0 + 1_050)),
         event(t0 + 2_800, snapshot(t0 + 2_600, t0 + 2_800, 1)),
         GuildEvent {
@@ -203,26 +223,8 @@ async fn decided_when(
 
 #[tokio::test]
 async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
-    let database = TestDatabase::new("invitrack_clock_measured");
-    let database_url = database.url();
-    let bus = BusConfig {
-        nats_url: invitrack_testkit::nats_url(),
-        bus_prefix: invitrack_testkit::unique("clock-measured"),
-        bus_partitions: 1,
-        bus_max_age_hours: 1,
-        ..BusConfig::default()
-    };
-    let connected = bus.connect().await.expect("NATS with JetStream is up");
-    let publish = async |events: &[GuildEvent]| {
-        for (n, e) in events.iter().enumerate() {
-            let id = format!("{}-{n}-{}", e.observed_at_ms, e.guild_id);
-            publish_event(&connected.jetstream, &connected.layout, e, &id)
-                .await
-                .expect("published")
-                .await
-                .expect("stored");
-        }
-    };
+    let test = setup("clock_measured").await;
+    let (database_url, bus, connected) = (test.database.url(), &test.bus, &test.connected);
     let ingest_clock = |at: i64, lag: Option<i64>| GuildEvent {
         guild_id: 0,
         ..event(at, measured_clock(0, lag))
@@ -247,7 +249,7 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     // allowance is the 250 ms floor, so the join is decided 300 ms after the read was answered
     // (the fixed 2 s allowance would wait until 2,050 ms after).
     let t0 = now_millis() - 60_000;
-    publish(&[
+    test.publish(&[
         event(t0, snapshot(t0 - 200, t0, 0)),
         event(t0 + 1_100, join(INVITED_MEMBER, t0 + 1_000)),
         event(t0 + 1_400, snapshot(t0 + 1_200, t0 + 1_400, 1)),
@@ -256,7 +258,7 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(decided(&mut conn).await, vec![], "within the allowance");
-    publish(&[ingest_clock(t0 + 1_800, Some(100))]).await;
+    test.publish(&[ingest_clock(t0 + 1_800, Some(100))]).await;
     let rows = decided_when(&mut conn, |rows| !rows.is_empty()).await;
     assert_eq!(
         rows,
@@ -271,7 +273,7 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     // The shard drops between a join and its GUILD_MEMBER_ADD: ingest sends it no clock until
     // its session resumed and replayed that join. A read answered meanwhile, seconds later,
     // does not let time pass: the untracked join beside it is not credited with the use.
-    publish(&[
+    test.publish(&[
         event(t0 + 5_100, join(UNTRACKED_MEMBER, t0 + 5_000)),
         event(t0 + 5_400, snapshot(t0 + 5_200, t0 + 5_400, 2)),
         event(t0 + 9_400, snapshot(t0 + 9_200, t0 + 9_400, 2)),
@@ -280,7 +282,7 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(decided(&mut conn).await.len(), 1, "time stood still");
     let replayed_member = INVITED_MEMBER + 10;
-    publish(&[
+    test.publish(&[
         event(t0 + 10_000, join(replayed_member, t0 + 5_050)),
         ingest_clock(t0 + 10_100, Some(100)),
     ])
@@ -309,16 +311,8 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
 
 #[tokio::test]
 async fn a_worker_catching_up_lets_time_pass_at_each_clock_in_the_stream() {
-    let database = TestDatabase::new("invitrack_clock_catch_up");
-    let database_url = database.url();
-    let bus = BusConfig {
-        nats_url: invitrack_testkit::nats_url(),
-        bus_prefix: invitrack_testkit::unique("clock-catch-up"),
-        bus_partitions: 1,
-        bus_max_age_hours: 1,
-        ..BusConfig::default()
-    };
-    let connected = bus.connect().await.expect("NATS with JetStream is up");
+    let test = setup("clock_catch_up").await;
+    let (database_url, bus, connected) = (test.database.url(), &test.bus, &test.connected);
     let ingest_clock = |at: i64| GuildEvent {
         guild_id: 0,
         ..event(at, measured_clock(0, Some(100)))
@@ -343,13 +337,7 @@ async fn a_worker_catching_up_lets_time_pass_at_each_clock_in_the_stream() {
         event(t0 + 8_400, snapshot(t0 + 8_200, t0 + 8_400, 1)),
         ingest_clock(now_millis()),
     ];
-    for (n, e) in events.iter().enumerate() {
-        publish_event(&connected.jetstream, &connected.layout, e, &format!("c{n}"))
-            .await
-            .expect("published")
-            .await
-            .expect("stored");
-    }
+    test.publish(&events).await;
 
     // Migrated before the worker starts, so the joins can be read at once.
     invitrack_storage::prepare_database(&database_url)
