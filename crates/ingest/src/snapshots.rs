@@ -11,7 +11,9 @@
 //! a pause after a 429, a stop after a 401 or too many rejections). A 5xx, unreadable or 429
 //! answer is retried with backoff until it succeeds. A guild that answers 403 is not asked
 //! again until its permissions may have changed or `forbidden_retry` has passed, doubled at
-//! each 403 in a row (up to a day).
+//! each 403 in a row (up to a day). Reads for joins go before the start-up reads still
+//! waiting: at start-up every guild's invites are read once, which takes minutes for thousands of
+//! guilds, and a guild where someone joins meanwhile is read at once instead of in its turn.
 
 use invitrack_model::{BotId, GuildId};
 use std::collections::{HashMap, VecDeque};
@@ -75,6 +77,24 @@ struct GuildSlot {
     forbidden_strikes: u8,
     /// Its invites were read (or found unreadable) since this process started.
     read_once: bool,
+    /// Its scheduled fetch waits in the start-up queue (behind every read for joins).
+    in_startup_queue: bool,
+}
+
+/// Which ready queue a due guild joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// A read for joins, or a retry: before the start-up reads.
+    Soon,
+    /// A guild's read at start-up (or after its permissions may have changed).
+    Startup,
+}
+
+/// Guilds whose snapshot is due, in the order they became due, reads for joins first.
+#[derive(Debug, Default)]
+struct ReadyQueues {
+    soon: VecDeque<GuildId>,
+    startup: VecDeque<GuildId>,
 }
 
 struct Inner {
@@ -84,8 +104,7 @@ struct Inner {
     gate: Arc<DiscordGate>,
     forbidden_retry_ms: i64,
     guilds: Mutex<HashMap<GuildId, GuildSlot>>,
-    /// Guilds whose snapshot is due, in the order they became due.
-    ready: Mutex<VecDeque<GuildId>>,
+    ready: Mutex<ReadyQueues>,
     ready_signal: Notify,
     in_flight: Arc<Semaphore>,
     metrics: Arc<IngestMetrics>,
@@ -125,7 +144,7 @@ impl SnapshotScheduler {
             gate,
             forbidden_retry_ms: i64::try_from(forbidden_retry.as_millis()).unwrap_or(i64::MAX),
             guilds: Mutex::new(HashMap::new()),
-            ready: Mutex::new(VecDeque::new()),
+            ready: Mutex::new(ReadyQueues::default()),
             ready_signal: Notify::new(),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             metrics,
@@ -147,7 +166,7 @@ impl SnapshotScheduler {
                 .guilds
                 .set(i64::try_from(guilds.len()).unwrap_or(i64::MAX));
         }
-        self.request(guild_id, 0);
+        self.request_in_turn(guild_id, 0, Turn::Startup);
     }
 
     /// The guild's roles or settings changed: a 403 may be over.
@@ -163,7 +182,7 @@ impl SnapshotScheduler {
             std::mem::take(&mut slot.forbidden_until_ms) != 0
         };
         if was_forbidden {
-            self.request(guild_id, 0);
+            self.request_in_turn(guild_id, 0, Turn::Startup);
         }
     }
 
@@ -181,6 +200,10 @@ impl SnapshotScheduler {
     /// Something happened that the guild's counters may show (a join): read them once
     /// `not_before_ms` (Unix ms) has passed.
     pub fn request(&self, guild_id: GuildId, not_before_ms: i64) {
+        self.request_in_turn(guild_id, not_before_ms, Turn::Soon);
+    }
+
+    fn request_in_turn(&self, guild_id: GuildId, not_before_ms: i64, turn: Turn) {
         let not_before_ms = {
             let mut guilds = self.inner.lock_guilds();
             let Some(slot) = guilds.get_mut(&guild_id) else {
@@ -193,6 +216,12 @@ impl SnapshotScheduler {
             match slot.fetch {
                 Fetch::Idle => {}
                 // The dispatcher reads `not_before_ms` again before sending it.
+                Fetch::Scheduled if turn == Turn::Soon && slot.in_startup_queue => {
+                    // A join in a guild still waiting for its start-up read: it goes ahead
+                    // (the dispatcher skips the entry left in the start-up queue).
+                    self.inner.metrics.snapshots_coalesced.inc();
+                    slot.in_startup_queue = false;
+                }
                 Fetch::Scheduled => {
                     self.inner.metrics.snapshots_coalesced.inc();
                     return;
@@ -206,9 +235,10 @@ impl SnapshotScheduler {
                 }
             }
             slot.fetch = Fetch::Scheduled;
+            slot.in_startup_queue = turn == Turn::Startup;
             slot.not_before_ms
         };
-        Arc::clone(&self.inner).schedule(guild_id, not_before_ms);
+        Arc::clone(&self.inner).schedule_in_turn(guild_id, not_before_ms, turn);
     }
 }
 
@@ -217,35 +247,40 @@ impl Inner {
         self.guilds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts the guild in the ready queue at `at_ms` (Unix ms).
+    /// Puts the guild in the ready queue of reads for joins at `at_ms` (Unix ms).
     fn schedule(self: Arc<Self>, guild_id: GuildId, at_ms: i64) {
+        self.schedule_in_turn(guild_id, at_ms, Turn::Soon);
+    }
+
+    fn schedule_in_turn(self: Arc<Self>, guild_id: GuildId, at_ms: i64, turn: Turn) {
         let wait_ms = at_ms - now_millis();
         if wait_ms <= 0 {
-            self.push_ready(guild_id);
+            self.push_ready(guild_id, turn);
             return;
         }
         // A timer only; the fetch itself runs later in a task of its own.
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(wait_ms.cast_unsigned())).await;
-            self.push_ready(guild_id);
+            self.push_ready(guild_id, turn);
         });
     }
 
-    fn push_ready(&self, guild_id: GuildId) {
-        self.ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(guild_id);
+    fn push_ready(&self, guild_id: GuildId, turn: Turn) {
+        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        match turn {
+            Turn::Soon => ready.soon.push_back(guild_id),
+            Turn::Startup => ready.startup.push_back(guild_id),
+        }
+        drop(ready);
         self.ready_signal.notify_one();
     }
 
     async fn next_ready(&self, stop: &CancellationToken) -> Option<GuildId> {
         loop {
-            let popped = self
-                .ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop_front();
+            let popped = {
+                let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+                ready.soon.pop_front().or_else(|| ready.startup.pop_front())
+            };
             if let Some(guild_id) = popped {
                 return Some(guild_id);
             }
@@ -263,6 +298,10 @@ impl Inner {
             let Some(slot) = slot else {
                 continue; // the guild left meanwhile
             };
+            if slot.fetch != Fetch::Scheduled {
+                // Left in the start-up queue by a read for joins that went ahead.
+                continue;
+            }
             let due_ms = slot.not_before_ms.max(slot.route_free_at_ms);
             if due_ms > now_millis() {
                 // A join arrived since it was scheduled (its settle time decides), or the
@@ -291,6 +330,7 @@ impl Inner {
                     continue;
                 };
                 slot.fetch = Fetch::InFlight;
+                slot.in_startup_queue = false;
                 // A join received during the budget's wait that has not settled yet needs the
                 // next read.
                 if slot.not_before_ms > now_millis() {
