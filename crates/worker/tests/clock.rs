@@ -116,7 +116,42 @@ async fn setup(name: &str) -> Setup {
     }
 }
 
+/// A worker on a test's database and bus, and a connection to read what it decides.
+struct RunningWorker {
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), invitrack_worker::WorkerError>>,
+    conn: diesel_async::AsyncPgConnection,
+}
+
 impl Setup {
+    /// Migrates the database (so the joins can be read at once) and starts a worker ticking
+    /// every 50 ms.
+    async fn start_worker(&self) -> RunningWorker {
+        let database_url = self.database.url();
+        invitrack_storage::prepare_database(&database_url)
+            .await
+            .expect("database");
+        let shutdown = CancellationToken::new();
+        let mut config = WorkerConfig::new(database_url.clone(), self.bus.clone());
+        config.tick_ms = 50;
+        let handle = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
+        let conn = invitrack_storage::connect(&database_url)
+            .await
+            .expect("database reachable");
+        RunningWorker {
+            shutdown,
+            handle,
+            conn,
+        }
+    }
+
+    /// Stops the worker and deletes the test's streams.
+    async fn stop(&self, worker: RunningWorker) {
+        worker.shutdown.cancel();
+        let _ = worker.handle.await;
+        invitrack_bus::delete_streams(&self.connected.jetstream, &self.connected.layout).await;
+    }
+
     /// Publishes `events` in order, each stored before the next leaves.
     async fn publish(&self, events: &[GuildEvent]) {
         for (n, e) in events.iter().enumerate() {
@@ -133,7 +168,6 @@ impl Setup {
 #[tokio::test]
 async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
     let test = setup("clock").await;
-    let (database_url, bus, connected) = (test.database.url(), &test.bus, &test.connected);
 
     // A minute ago: a baseline, an untracked join, then a read showing one use of `code`. The
     // member who used `code` joined just after the untracked one, but their GUILD_MEMBER_ADD
@@ -147,22 +181,13 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
     ])
     .await;
 
-    let shutdown = CancellationToken::new();
-    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
-    config.tick_ms = 50;
-    let worker = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
-    let mut conn = loop {
-        // The worker creates the database.
-        if let Ok(conn) = invitrack_storage::connect(&database_url).await {
-            break conn;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut worker = test.start_worker().await;
+    let conn = &mut worker.conn;
     // The worker's own clock is a minute past the read: with it, the untracked join would be
     // credited to `code` on the first tick. Many ticks go by.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        decided(&mut conn).await,
+        decided(conn).await,
         vec![],
         "nothing may be decided before ingest's clock says the stream is complete"
     );
@@ -177,18 +202,8 @@ async fn a_join_still_on_its_way_is_not_overtaken_by_the_workers_clock() {
         },
     ])
     .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let rows = loop {
-        let rows = decided(&mut conn).await;
-        if rows.len() == 2 || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    shutdown.cancel();
-    let _ = worker.await;
-    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
-    drop(conn);
+    let rows = decided_when(conn, |rows| rows.len() == 2).await;
+    test.stop(worker).await;
 
     // One use, two joins that could have made it: neither may be credited with the code, nor
     // with its inviter (one of them came through no invite).
@@ -224,26 +239,13 @@ async fn decided_when(
 #[tokio::test]
 async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     let test = setup("clock_measured").await;
-    let (database_url, bus, connected) = (test.database.url(), &test.bus, &test.connected);
     let ingest_clock = |at: i64, lag: Option<i64>| GuildEvent {
         guild_id: 0,
         ..event(at, measured_clock(0, lag))
     };
 
-    // Migrated before the worker starts, so the joins can be read at once.
-    invitrack_storage::prepare_database(&database_url)
-        .await
-        .expect("database");
-    let shutdown = CancellationToken::new();
-    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
-    config.tick_ms = 50;
-    let worker = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
-    let mut conn = loop {
-        if let Ok(conn) = invitrack_storage::connect(&database_url).await {
-            break conn;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut worker = test.start_worker().await;
+    let conn = &mut worker.conn;
 
     // A join read 400 ms after it, and a shard whose joins arrive within 100 ms: the
     // allowance is the 250 ms floor, so the join is decided 300 ms after the read was answered
@@ -257,9 +259,9 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     ])
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(decided(&mut conn).await, vec![], "within the allowance");
+    assert_eq!(decided(conn).await, vec![], "within the allowance");
     test.publish(&[ingest_clock(t0 + 1_800, Some(100))]).await;
-    let rows = decided_when(&mut conn, |rows| !rows.is_empty()).await;
+    let rows = decided_when(conn, |rows| !rows.is_empty()).await;
     assert_eq!(
         rows,
         vec![(
@@ -280,18 +282,15 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
     ])
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(decided(&mut conn).await.len(), 1, "time stood still");
+    assert_eq!(decided(conn).await.len(), 1, "time stood still");
     let replayed_member = INVITED_MEMBER + 10;
     test.publish(&[
         event(t0 + 10_000, join(replayed_member, t0 + 5_050)),
         ingest_clock(t0 + 10_100, Some(100)),
     ])
     .await;
-    let rows = decided_when(&mut conn, |rows| rows.len() == 3).await;
-    shutdown.cancel();
-    let _ = worker.await;
-    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
-    drop(conn);
+    let rows = decided_when(conn, |rows| rows.len() == 3).await;
+    test.stop(worker).await;
     let after_resume: Vec<&Decided> = rows
         .iter()
         .filter(|r| r.0 != INVITED_MEMBER as i64)
@@ -312,7 +311,6 @@ async fn the_measured_lag_decides_sooner_and_a_shard_away_stops_time() {
 #[tokio::test]
 async fn a_worker_catching_up_lets_time_pass_at_each_clock_in_the_stream() {
     let test = setup("clock_catch_up").await;
-    let (database_url, bus, connected) = (test.database.url(), &test.bus, &test.connected);
     let ingest_clock = |at: i64| GuildEvent {
         guild_id: 0,
         ..event(at, measured_clock(0, Some(100)))
@@ -339,27 +337,12 @@ async fn a_worker_catching_up_lets_time_pass_at_each_clock_in_the_stream() {
     ];
     test.publish(&events).await;
 
-    // Migrated before the worker starts, so the joins can be read at once.
-    invitrack_storage::prepare_database(&database_url)
-        .await
-        .expect("database");
-    let shutdown = CancellationToken::new();
-    let mut config = WorkerConfig::new(database_url.clone(), bus.clone());
-    config.tick_ms = 50;
-    let worker = tokio::spawn(invitrack_worker::run(config, shutdown.clone()));
-    let mut conn = loop {
-        if let Ok(conn) = invitrack_storage::connect(&database_url).await {
-            break conn;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let mut rows = decided_when(&mut conn, |rows| rows.len() == 2).await;
+    let mut worker = test.start_worker().await;
+    let conn = &mut worker.conn;
+    let mut rows = decided_when(conn, |rows| rows.len() == 2).await;
     // Both rows are the one member's: in the order of their sources.
     rows.sort();
-    shutdown.cancel();
-    let _ = worker.await;
-    invitrack_bus::delete_streams(&connected.jetstream, &connected.layout).await;
-    drop(conn);
+    test.stop(worker).await;
     assert_eq!(
         rows,
         vec![
