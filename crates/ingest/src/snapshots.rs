@@ -43,6 +43,15 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// Longest time a guild answering 403 again and again is left alone.
 const MAX_FORBIDDEN_WAIT_MS: i64 = 86_400_000;
 
+/// How long a guild that refused `strikes` times in a row before this refusal is left alone:
+/// `first_ms` doubled at each, up to a day (each 403 counts towards Discord's invalid-request
+/// ban). The invite route and the member search back off alike.
+pub(crate) fn forbidden_wait_ms(first_ms: i64, strikes: u32) -> i64 {
+    first_ms
+        .saturating_mul(1 << strikes.min(10))
+        .min(MAX_FORBIDDEN_WAIT_MS.max(first_ms))
+}
+
 /// Where a guild's fetch is.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Fetch {
@@ -463,10 +472,8 @@ impl Inner {
     /// to a day (each 403 counts towards Discord's invalid-request ban).
     fn forbid(&self, guild_id: GuildId) {
         if let Some(slot) = self.lock_guilds().get_mut(&guild_id) {
-            let wait_ms = self
-                .forbidden_retry_ms
-                .saturating_mul(1 << slot.forbidden_strikes.min(10))
-                .min(MAX_FORBIDDEN_WAIT_MS.max(self.forbidden_retry_ms));
+            let wait_ms =
+                forbidden_wait_ms(self.forbidden_retry_ms, u32::from(slot.forbidden_strikes));
             slot.forbidden_strikes = slot.forbidden_strikes.saturating_add(1);
             slot.forbidden_until_ms = now_millis().saturating_add(wait_ms);
         }

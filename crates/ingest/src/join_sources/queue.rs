@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use invitrack_model::{GuildId, UserId};
 
 use crate::members_search::MAX_MEMBERS_PER_SEARCH;
+use crate::snapshots::forbidden_wait_ms;
 
 /// Longest wait between two attempts for a member not found yet.
 const MAX_RETRY_WAIT_MS: i64 = 5 * 60_000;
-/// Longest a refusing guild is left alone.
-const MAX_REFUSED_WAIT_MS: i64 = 24 * 3_600_000;
 /// Wait after a failure that may pass (429, 5xx, timeout).
 const TRANSIENT_WAIT_MS: i64 = 5_000;
 
@@ -184,9 +183,7 @@ impl<T> AskQueue<T> {
     ) -> (Answered<T>, i64) {
         let first_wait = self.policy.refused_wait_ms;
         let queue = self.answered(guild_id);
-        let wait_ms = first_wait
-            .saturating_mul(1 << queue.refusals.min(10))
-            .min(MAX_REFUSED_WAIT_MS.max(first_wait));
+        let wait_ms = forbidden_wait_ms(first_wait, queue.refusals);
         queue.refusals += 1;
         queue.not_before_ms = now.saturating_add(wait_ms);
         let done = batch
