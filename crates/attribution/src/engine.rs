@@ -28,7 +28,8 @@ pub struct EngineConfig {
     /// spike the measurement has not seen yet is still waited for up to this long.
     #[serde(default = "default_min_gateway_lag_ms")]
     pub min_gateway_lag_ms: Millis,
-    /// A join still undecided after this long is given up as unknown.
+    /// A join still undecided after this long is given up as unknown. Uses no join explains
+    /// (joins the gateway never delivered) are kept this long for those joins to be found.
     pub max_pending_ms: Millis,
 }
 
@@ -83,6 +84,19 @@ const MAX_UNITS_PER_READ: u64 = 5_000;
 /// How long a vanished code is remembered so a late INVITE_CREATE cannot bring it back.
 const GONE_MEMORY_MS: Millis = 3_600_000;
 
+/// How long after asking for the members who joined in a window the engine asks again while
+/// their uses stay unexplained: Discord answers one request for all of a guild's members per
+/// 30 seconds (docs/attribution.md#joins-made-while-away).
+pub const MISSED_JOINS_RETRY_MS: Millis = 30_000;
+
+/// The joins to look for in the member list: every member whose `joined_at` lies in
+/// `from..=to` and whose join the engine has not seen may explain a use nobody explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissedJoins {
+    pub from: Millis,
+    pub to: Millis,
+}
+
 /// The attribution state of one guild. Serializable so a worker can persist it beside the
 /// decisions it produced and pick it up again after a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +124,13 @@ pub struct GuildAttribution {
     /// The gateway-lag allowance that came with `now`; `None` before the first clock.
     #[serde(default)]
     gateway_lag: Option<Millis>,
+    /// The window of the uses held because more counters moved than joins were seen (joins the
+    /// gateway never delivered), as of the last resolve.
+    #[serde(default)]
+    unexplained: Option<MissedJoins>,
+    /// When the members who joined in `unexplained` were last asked for.
+    #[serde(default)]
+    missed_joins_asked_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +166,9 @@ struct TrackedVanity {
 struct PendingJoin {
     user_id: UserId,
     joined_at: Millis,
+    /// Found in the member list after the bot was away, not delivered by the gateway.
+    #[serde(default)]
+    found_late: bool,
 }
 
 /// One certain use of a counter, made by some join between `from` and `to`.
@@ -233,8 +257,14 @@ impl GuildAttribution {
     ) -> Vec<Decision> {
         let mut decisions = Vec::new();
         match observation {
-            Observation::MemberJoined { user_id, joined_at } => {
-                let join = PendingJoin { user_id, joined_at };
+            Observation::MemberJoined { user_id, joined_at }
+            | Observation::JoinFoundLate { user_id, joined_at } => {
+                let found_late = matches!(observation, Observation::JoinFoundLate { .. });
+                let join = PendingJoin {
+                    user_id,
+                    joined_at,
+                    found_late,
+                };
                 if self.pending.iter().any(|p| p.user_id == user_id) {
                     // A repeated GUILD_MEMBER_ADD (gateway replay) of a join still pending.
                 } else if self.missing_permissions {
@@ -556,7 +586,9 @@ impl GuildAttribution {
             decisions.push(Decision {
                 user_id: join.user_id,
                 joined_at: join.joined_at,
-                verdict: Verdict::Unknown { reason },
+                verdict: Verdict::Unknown {
+                    reason: join.unknown_reason(reason),
+                },
             });
         }
     }
@@ -588,6 +620,8 @@ impl GuildAttribution {
 
     fn resolve(&mut self, config: &EngineConfig, decisions: &mut Vec<Decision>) {
         if self.pending.is_empty() && self.units.is_empty() {
+            self.unexplained = None;
+            self.missed_joins_asked_at = None;
             return;
         }
         let now = self.now;
@@ -615,6 +649,7 @@ impl GuildAttribution {
         let mut decided_joins = BTreeSet::new();
         let mut spent_units = BTreeSet::new();
         let mut expired = Vec::new();
+        let mut unexplained: Option<MissedJoins> = None;
         for (joins, units) in components {
             let joins_settled = joins
                 .iter()
@@ -623,6 +658,26 @@ impl GuildAttribution {
                 .iter()
                 .all(|&u| self.units[u].to + config.clock_skew_ms + gateway_lag < now);
             if joins_settled && units_closed {
+                // More uses than joins: joins the gateway never delivered (the bot was away).
+                // The uses are kept, and the component's joins wait with them, until those
+                // joins are found in the member list or `max_pending_ms` has passed.
+                let last_use = units.iter().map(|&u| self.units[u].to).max();
+                if units.len() > joins.len()
+                    && last_use.is_some_and(|to| to + config.max_pending_ms > now)
+                {
+                    for &u in &units {
+                        let unit = &self.units[u];
+                        let window = MissedJoins {
+                            from: unit.from - config.clock_skew_ms,
+                            to: unit.to + config.clock_skew_ms,
+                        };
+                        unexplained = Some(unexplained.map_or(window, |w| MissedJoins {
+                            from: w.from.min(window.from),
+                            to: w.to.max(window.to),
+                        }));
+                    }
+                    continue;
+                }
                 decisions.extend(self.decide_component(config, &joins, &units));
                 decided_joins.extend(joins);
                 spent_units.extend(units);
@@ -649,6 +704,25 @@ impl GuildAttribution {
         });
         self.give_up(config, expired_joins, UnknownReason::NoSnapshot, decisions);
         decisions.sort_by_key(|d| (d.joined_at, d.user_id));
+        if unexplained.is_none() {
+            self.missed_joins_asked_at = None;
+        }
+        self.unexplained = unexplained;
+    }
+
+    /// The joins to look for in the member list, when uses no join explains are held and they
+    /// were not asked for in the last [`MISSED_JOINS_RETRY_MS`]; the caller asks for them now.
+    /// Members found are given back as [`Observation::JoinFoundLate`].
+    pub fn missed_joins_wanted(&mut self) -> Option<MissedJoins> {
+        let window = self.unexplained?;
+        if self
+            .missed_joins_asked_at
+            .is_some_and(|asked| asked + MISSED_JOINS_RETRY_MS > self.now)
+        {
+            return None;
+        }
+        self.missed_joins_asked_at = Some(self.now);
+        Some(window)
     }
 
     /// Groups joins and units that could explain each other, directly or through others.
@@ -760,6 +834,12 @@ impl GuildAttribution {
                         }
                     }
                 };
+                let verdict = match verdict {
+                    Verdict::Unknown { reason } => Verdict::Unknown {
+                        reason: join.unknown_reason(reason),
+                    },
+                    other => other,
+                };
                 Decision {
                     user_id: join.user_id,
                     joined_at: join.joined_at,
@@ -767,6 +847,19 @@ impl GuildAttribution {
                 }
             })
             .collect()
+    }
+}
+
+impl PendingJoin {
+    /// Why the join is unknown: a join found late that no counter explains is one the bot
+    /// cannot say more about than that it happened while it was away.
+    fn unknown_reason(&self, reason: UnknownReason) -> UnknownReason {
+        match reason {
+            UnknownReason::Untracked | UnknownReason::NoSnapshot if self.found_late => {
+                UnknownReason::JoinedWhileOffline
+            }
+            other => other,
+        }
     }
 }
 

@@ -5,7 +5,9 @@ mod matching;
 mod model;
 mod reported;
 
-pub use engine::{DeliveryClock, EngineConfig, GuildAttribution};
+pub use engine::{
+    DeliveryClock, EngineConfig, GuildAttribution, MISSED_JOINS_RETRY_MS, MissedJoins,
+};
 pub use invitrack_model::{
     DiscordJoinSource, InviteCode, JoinSource, Millis, UnknownReason, UserId,
 };

@@ -37,6 +37,12 @@ pub enum Observation {
         user_id: UserId,
         joined_at: Millis,
     },
+    /// A member found in the member list after the bot was away, whose join the gateway never
+    /// delivered (see [`crate::GuildAttribution::missed_joins_wanted`]).
+    JoinFoundLate {
+        user_id: UserId,
+        joined_at: Millis,
+    },
     InviteCreated {
         invite: InviteInfo,
     },

@@ -603,3 +603,139 @@ fn an_ambiguous_join_of_one_inviter_cannot_be_a_discovery_join() {
     let b = reported(DiscordJoinSource::Invite, Some("b"));
     assert_eq!(g.judge(10, T0, &b), Judgement::Credits(code("b", ALICE)));
 }
+
+impl Guild {
+    /// A member found in the member list at `now`, who joined at `joined_at`.
+    fn found_late(&mut self, now: i64, user: u64, joined_at: i64) {
+        self.at(
+            now,
+            Observation::JoinFoundLate {
+                user_id: UserId::new(user),
+                joined_at,
+            },
+        );
+    }
+}
+
+/// The bot was away from `T0` to `T0 + 60 s`: its first read after the gap, requested at
+/// `T0 + 61 s`, shows `a` used twice and `b` once more; nobody's join was delivered.
+fn away_for_a_minute() -> Guild {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0), invite("b", BOB, 5, 0)], None);
+    g.snapshot(
+        T0 + 61_000,
+        vec![invite("a", ALICE, 5, 0), invite("b", BOB, 6, 0)],
+        None,
+    );
+    g
+}
+
+#[test]
+fn uses_no_join_explains_are_kept_and_their_joins_asked_for() {
+    let mut g = away_for_a_minute();
+    g.settle(T0 + 70_000);
+    let wanted = g.engine.missed_joins_wanted().expect("the missed joins are asked for");
+    assert!(wanted.from <= T0 - 1_000 && wanted.to >= T0 + 61_150, "{wanted:?}");
+    assert!(g.engine.has_pending(), "the uses are kept");
+    // Asked once per retry interval, not at every tick.
+    g.settle(T0 + 80_000);
+    assert_eq!(g.engine.missed_joins_wanted(), None);
+    g.settle(T0 + 70_000 + invitrack_attribution::MISSED_JOINS_RETRY_MS);
+    assert_eq!(g.engine.missed_joins_wanted(), Some(wanted));
+    // After `max_pending_ms` they are dropped and nothing is asked for any more.
+    g.settle(T0 + 61_150 + g.config.max_pending_ms + 10_000);
+    assert!(!g.engine.has_pending());
+    assert_eq!(g.engine.missed_joins_wanted(), None);
+}
+
+#[test]
+fn joins_found_late_are_credited_only_where_the_counters_force_it() {
+    let mut g = away_for_a_minute();
+    g.settle(T0 + 70_000);
+    // Three members joined while away: two through `a` and one through `b`, but only the
+    // counters say which; with `a` moved twice and `b` once, nobody is forced...
+    g.found_late(T0 + 71_000, 10, T0 + 10_000);
+    g.found_late(T0 + 71_000, 11, T0 + 20_000);
+    g.found_late(T0 + 71_000, 12, T0 + 30_000);
+    g.settle(T0 + 75_000);
+    for user in [10, 11, 12] {
+        assert_eq!(
+            g.verdict(user),
+            &Verdict::Ambiguous {
+                candidates: vec![c("a"), c("b")],
+                inviter_id: None,
+            }
+        );
+    }
+    assert!(!g.engine.has_pending(), "the uses were spent on them");
+}
+
+#[test]
+fn one_code_moved_by_exactly_the_joins_found_credits_it() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0), invite("b", BOB, 5, 0)], None);
+    g.snapshot(
+        T0 + 61_000,
+        vec![invite("a", ALICE, 5, 0), invite("b", BOB, 5, 0)],
+        None,
+    );
+    g.settle(T0 + 70_000);
+    g.found_late(T0 + 71_000, 10, T0 + 10_000);
+    assert!(
+        g.decisions.is_empty(),
+        "one join found for two uses: the other may still be found"
+    );
+    g.found_late(T0 + 71_000, 11, T0 + 20_000);
+    g.settle(T0 + 72_000);
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+    assert_eq!(g.verdict(11), &code("a", ALICE));
+}
+
+#[test]
+fn a_join_found_late_that_no_counter_explains_joined_while_offline() {
+    let mut g = away_for_a_minute();
+    g.settle(T0 + 70_000);
+    // Joined before the gap's read window: no use can be theirs.
+    g.found_late(T0 + 71_000, 10, T0 - 50_000);
+    g.settle(T0 + 72_000);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Unknown {
+            reason: UnknownReason::JoinedWhileOffline,
+        }
+    );
+}
+
+#[test]
+fn a_join_found_late_that_was_delivered_is_not_counted_twice() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0)], None);
+    g.join(10, T0);
+    g.found_late(T0 + 100, 10, T0);
+    g.snapshot(T0 + 200, vec![invite("a", ALICE, 4, 0)], None);
+    g.settle(T0 + 5_000);
+    assert_eq!(g.decisions.len(), 1, "{:?}", g.decisions);
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+#[test]
+fn a_live_join_beside_unexplained_uses_waits_for_the_missed_ones_then_is_not_guessed() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0), invite("b", BOB, 5, 0)], None);
+    // One member joined while away through `a`, one just after the bot came back through `b`:
+    // the first read after the gap counts both.
+    g.join(10, T0 + 60_500);
+    g.snapshot(
+        T0 + 61_000,
+        vec![invite("a", ALICE, 4, 0), invite("b", BOB, 6, 0)],
+        None,
+    );
+    g.settle(T0 + 70_000);
+    assert!(g.decisions.is_empty(), "two uses, one join: held");
+    assert!(g.engine.missed_joins_wanted().is_some());
+    // Never found (they left, or the member list could not be read): decided without a guess.
+    g.settle(T0 + 61_150 + g.config.max_pending_ms + 1);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Ambiguous {
+            candidates: vec![c("a"), c("b")],
+            inviter_id: None,
+        }
+    );
+}

@@ -92,6 +92,9 @@ named_enum! {
         MissingPermissions = "missing_permissions",
         /// The join happened before the first snapshot of the guild, or snapshots kept failing.
         NoSnapshot = "no_snapshot",
+        /// The member joined while the bot was not connected, was found afterwards in the
+        /// member list, and the counters that moved meanwhile do not say which was theirs.
+        JoinedWhileOffline = "joined_while_offline",
     }
 }
 

@@ -47,6 +47,7 @@ inviter-left = They have left since.
 reason-untracked = no invite's use count went up for it (Server Discovery, an app adding the member, or a one-use invite created and used up between two reads)
 reason-missing-permissions = the bot lacks the Manage Server permission it needs to read the invites
 reason-no-snapshot = there was no reading of the invites to compare with (the member joined before the first one, or reading them kept failing)
+reason-joined-while-offline = the member joined while the bot was offline; found afterwards, but the invites that moved meanwhile do not say which was theirs
 reason-none = no reason was recorded
 
 ## /invitecodes

@@ -144,6 +144,7 @@ fn reason_words(speaker: &Speaker, reason: Option<UnknownReason>) -> String {
         Some(UnknownReason::Untracked) => "reason-untracked",
         Some(UnknownReason::MissingPermissions) => "reason-missing-permissions",
         Some(UnknownReason::NoSnapshot) => "reason-no-snapshot",
+        Some(UnknownReason::JoinedWhileOffline) => "reason-joined-while-offline",
         None => "reason-none",
     })
 }
