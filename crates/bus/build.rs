@@ -2,7 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto");
-    let files = ["events", "decisions", "interactions"]
+    let files = ["events", "decisions", "interactions", "missed_joins"]
         .map(|name| format!("{proto_root}/invitrack/bus/v1/{name}.proto"));
     println!("cargo:rerun-if-changed={proto_root}");
     let descriptors = protox::compile(files, [proto_root])?;

@@ -13,7 +13,7 @@ pub mod proto {
 }
 
 pub use proto::{
-    Decision, GuildEvent, InteractionReceived, decision::Kind as DecisionKind,
+    Decision, GuildEvent, InteractionReceived, MissedJoinsRequest, decision::Kind as DecisionKind,
     guild_event::Kind as EventKind,
 };
 
@@ -178,6 +178,13 @@ impl BusLayout {
     #[must_use]
     pub fn interaction_subject(&self, bot: BotId) -> String {
         format!("{}.interaction.{bot}", self.prefix)
+    }
+
+    /// Where workers ask ingest for the members who joined a guild of `bot` in a window, with
+    /// core NATS (`proto/invitrack/bus/v1/missed_joins.proto`).
+    #[must_use]
+    pub fn missed_joins_subject(&self, bot: BotId) -> String {
+        format!("{}.missed-joins.{bot}", self.prefix)
     }
 
     /// The queue group `bot`'s replicas share its interactions in.

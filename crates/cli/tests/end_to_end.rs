@@ -29,6 +29,9 @@ struct Stack {
     bus: BusConfig,
     layout: invitrack_bus::BusLayout,
     shutdown: CancellationToken,
+    /// Stops ingest alone (a child of `shutdown`); replaced when ingest starts again.
+    ingest: std::sync::Mutex<(CancellationToken, Option<tokio::task::JoinHandle<()>>)>,
+    ingest_config: IngestConfig,
     http: reqwest::Client,
 }
 
@@ -82,20 +85,17 @@ impl Stack {
             },
             shutdown.clone(),
         ));
-        tokio::spawn(invitrack_ingest::run(
-            IngestConfig {
-                discord_gateway_url: Some(sim.gateway_url()),
-                discord_api_proxy: Some(sim.api_proxy()),
-                buffer: 10_000,
-                metrics_bind: Some(ingest_ops),
-                settle_ms: tuning
-                    .settle_ms
-                    .unwrap_or(invitrack_ingest::DEFAULT_SETTLE_MS),
-                members_search: tuning.members_search,
-                ..IngestConfig::new(SimConfig::default().bot_token, bus.clone())
-            },
-            shutdown.clone(),
-        ));
+        let ingest_config = IngestConfig {
+            discord_gateway_url: Some(sim.gateway_url()),
+            discord_api_proxy: Some(sim.api_proxy()),
+            buffer: 10_000,
+            metrics_bind: Some(ingest_ops),
+            settle_ms: tuning
+                .settle_ms
+                .unwrap_or(invitrack_ingest::DEFAULT_SETTLE_MS),
+            members_search: tuning.members_search,
+            ..IngestConfig::new(SimConfig::default().bot_token, bus.clone())
+        };
         let api = Application::build(&ApiConfig {
             database_url: database_url.clone(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -107,7 +107,7 @@ impl Stack {
         .expect("API starts");
         let api_url = format!("http://{}", api.addr());
         tokio::spawn(api.run_until_stopped(shutdown.clone()));
-        Self {
+        let stack = Self {
             sim,
             api: api_url,
             ingest_ops,
@@ -117,8 +117,50 @@ impl Stack {
             database_url,
             bot_id: SimConfig::default().bot_user_id,
             layout,
+            ingest: std::sync::Mutex::new((shutdown.child_token(), None)),
             shutdown,
+            ingest_config,
             http: reqwest::Client::new(),
+        };
+        stack.start_ingest(stack.ingest_config.clone());
+        stack
+    }
+
+    /// Starts ingest again after [`Stack::stop_ingest`] (without its metrics endpoint, whose
+    /// port the first run may still hold).
+    fn restart_ingest(&self) {
+        self.start_ingest(IngestConfig {
+            metrics_bind: None,
+            ..self.ingest_config.clone()
+        });
+    }
+
+    fn start_ingest(&self, config: IngestConfig) {
+        let mut ingest = self.ingest.lock().expect("ingest handle");
+        let stop = self.shutdown.child_token();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                if let Err(error) = invitrack_ingest::run(config, stop).await {
+                    eprintln!("ingest stopped: {error}");
+                }
+            }
+        });
+        *ingest = (stop, Some(task));
+    }
+
+    /// Stops ingest as an operator would (its shards close their sessions), and waits for it.
+    async fn stop_ingest(&self) {
+        let task = {
+            let mut ingest = self.ingest.lock().expect("ingest handle");
+            ingest.0.cancel();
+            ingest.1.take()
+        };
+        if let Some(task) = task {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("ingest stops")
+                .expect("ingest task");
         }
     }
 
@@ -890,5 +932,215 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
             .unwrap_or(0.0);
         assert!(value >= 1.0, "{line} is {value}");
     }
+    stack.clean_up().await;
+}
+
+/// A stored join as the test reads it back: member, source, code, inviter, candidates,
+/// why it is unknown.
+type StoredJoin = (
+    i64,
+    invitrack_model::JoinSource,
+    Option<String>,
+    Option<i64>,
+    Vec<String>,
+    Option<String>,
+);
+
+async fn stored_joins(stack: &Stack, guild_id: &str) -> Vec<StoredJoin> {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::RunQueryDsl as _;
+    use invitrack_storage::schema::joins;
+    let guild_id: i64 = guild_id.parse().expect("guild id");
+    let mut conn = invitrack_storage::connect(&stack.database_url)
+        .await
+        .expect("db");
+    joins::table
+        .filter(joins::guild_id.eq(guild_id))
+        .select((
+            joins::member_id,
+            joins::source,
+            joins::invite_code,
+            joins::inviter_id,
+            joins::candidates,
+            joins::unknown_reason,
+        ))
+        .order(joins::created_at.asc())
+        .load(&mut conn)
+        .await
+        .expect("stored joins")
+}
+
+/// Waits until `guild_id` has `count` stored joins.
+async fn wait_for_joins(stack: &Stack, guild_id: &str, count: usize) -> Vec<StoredJoin> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rows = stored_joins(stack, guild_id).await;
+        if rows.len() >= count {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "guild {guild_id}: {} of {count} joins stored: {rows:?}",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Members who join while ingest is stopped are found in the gateway's member list once it is
+/// back (the first read after the gap shows uses no join explains), recorded, and credited
+/// only where the counters force it (`docs/attribution.md#joins-made-while-away`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joins_made_while_ingest_was_away_are_found_and_credited_only_where_forced() {
+    let stack = Stack::start().await;
+    let bot = BotId::new(stack.bot_id);
+    let (alice, bob, carol) = (
+        "1100000000000000001",
+        "1100000000000000002",
+        "1100000000000000003",
+    );
+    let guild = |name: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .control("/guilds", json!({"name": name, "manage_guild": true}))
+                .await["guild_id"]
+                .as_str()
+                .expect("guild id")
+                .to_owned()
+        }
+    };
+    let one_code = guild("one code moved").await;
+    let one_owner = guild("codes of one owner").await;
+    let two_owners = guild("codes of two owners").await;
+    let invite = |guild: &str, inviter: &str| {
+        let stack = &stack;
+        let (guild, inviter) = (guild.to_owned(), inviter.to_owned());
+        async move {
+            stack
+                .create_invite(&guild, json!({"inviter_id": inviter}))
+                .await
+        }
+    };
+    let a = invite(&one_code, alice).await;
+    let (b1, b2) = (invite(&one_owner, bob).await, invite(&one_owner, bob).await);
+    let (c, d) = (
+        invite(&two_owners, alice).await,
+        invite(&two_owners, carol).await,
+    );
+    let join = |guild: &str, code: &str| {
+        let stack = &stack;
+        let (path, code) = (format!("/guilds/{guild}/joins"), code.to_owned());
+        async move {
+            stack.control(&path, json!({"code": code})).await["user_id"]
+                .as_str()
+                .expect("user id")
+                .parse::<i64>()
+                .expect("numeric id")
+        }
+    };
+    // Every guild read and tracked: a live join in each is decided.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    join(&one_code, &a).await;
+    join(&one_owner, &b1).await;
+    join(&two_owners, &c).await;
+    for guild in [&one_code, &one_owner, &two_owners] {
+        wait_for_joins(&stack, guild, 1).await;
+    }
+
+    stack.stop_ingest().await;
+    let away = [
+        join(&one_code, &a).await,
+        join(&one_code, &a).await,
+        join(&one_owner, &b1).await,
+        join(&one_owner, &b2).await,
+        join(&two_owners, &c).await,
+        join(&two_owners, &d).await,
+    ];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.restart_ingest();
+
+    let late = |rows: Vec<StoredJoin>| -> Vec<StoredJoin> {
+        rows.into_iter().filter(|r| away.contains(&r.0)).collect()
+    };
+    // `a` moved by exactly the two joins found: both are its.
+    let rows = late(wait_for_joins(&stack, &one_code, 3).await);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(
+            (row.1, row.2.as_deref(), row.3),
+            (
+                invitrack_model::JoinSource::Invite,
+                Some(a.as_str()),
+                Some(alice.parse().expect("id"))
+            ),
+            "{row:?}"
+        );
+    }
+    // Two codes of one owner moved once each: which is whose is unknown, the inviter is not.
+    let rows = late(wait_for_joins(&stack, &one_owner, 3).await);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let mut both = vec![b1.clone(), b2.clone()];
+    both.sort();
+    for row in &rows {
+        assert_eq!(
+            (row.1, row.2.as_deref(), row.3, &row.4),
+            (
+                invitrack_model::JoinSource::Ambiguous,
+                None,
+                Some(bob.parse().expect("id")),
+                &both
+            ),
+            "{row:?}"
+        );
+    }
+    // Two owners' codes moved once each: nobody is credited.
+    let rows = late(wait_for_joins(&stack, &two_owners, 3).await);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(
+            (row.1, row.2.as_deref(), row.3),
+            (invitrack_model::JoinSource::Ambiguous, None, None),
+            "{row:?}"
+        );
+    }
+
+    // The inviters' totals count what was credited.
+    let key = stack.create_key(None);
+    for (guild, inviter, total) in [
+        (&one_code, alice, 3),
+        (&one_owner, bob, 3),
+        (&two_owners, alice, 1),
+        (&two_owners, carol, 0),
+    ] {
+        let (_, counts) = stack
+            .get(
+                &format!("/v1/invites/user?bot_id={bot}&guild_id={guild}&inviter_id={inviter}"),
+                Some(&key),
+            )
+            .await;
+        assert_eq!(counts["total"], json!(total), "{guild} {inviter}: {counts}");
+    }
+
+    // Tracking goes on live after the gap.
+    let after = join(&one_code, &a).await;
+    let rows = wait_for_joins(&stack, &one_code, 4).await;
+    let row = rows.iter().find(|r| r.0 == after).expect("the live join");
+    assert_eq!(row.2.as_deref(), Some(a.as_str()), "{row:?}");
+
+    let metrics = stack
+        .http
+        .get(format!("http://{}/metrics", stack.worker_ops))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let found = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("invitrack_worker_joins_found_late_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(found, Some(6.0), "{metrics}");
     stack.clean_up().await;
 }

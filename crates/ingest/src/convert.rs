@@ -5,6 +5,7 @@ use invitrack_bus::proto;
 use twilight_model::gateway::payload::incoming::{
     InviteCreate, InviteDelete, MemberAdd, MemberRemove,
 };
+use twilight_model::guild::Member;
 use twilight_model::guild::invite::Invite;
 use twilight_model::util::Timestamp;
 
@@ -32,14 +33,20 @@ pub(crate) fn millis(ts: Timestamp) -> i64 {
 }
 
 pub(crate) fn member_add(add: &MemberAdd, observed_at: i64) -> proto::MemberAdd {
-    let user = &add.member.user;
+    // Discord always sends joined_at on GUILD_MEMBER_ADD; fall back to when we saw it.
+    member(&add.member, observed_at)
+}
+
+/// A member as its join: from GUILD_MEMBER_ADD, or from the member list
+/// (GUILD_MEMBERS_CHUNK), where a member without `joined_at` gets `default_joined_at`.
+pub(crate) fn member(member: &Member, default_joined_at: i64) -> proto::MemberAdd {
+    let user = &member.user;
     proto::MemberAdd {
         user_id: user.id.get(),
-        // Discord always sends joined_at on GUILD_MEMBER_ADD; fall back to when we saw it.
-        joined_at_ms: add.member.joined_at.map_or(observed_at, millis),
-        has_avatar: user.avatar.is_some() || add.member.avatar.is_some(),
+        joined_at_ms: member.joined_at.map_or(default_joined_at, millis),
+        has_avatar: user.avatar.is_some() || member.avatar.is_some(),
         bot: user.bot,
-        flags: u32::try_from(add.member.flags.bits()).unwrap_or(u32::MAX),
+        flags: u32::try_from(member.flags.bits()).unwrap_or(u32::MAX),
     }
 }
 

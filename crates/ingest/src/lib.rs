@@ -7,6 +7,7 @@ mod interactions;
 mod join_sources;
 mod members_search;
 mod metrics;
+mod missed_joins;
 mod publisher;
 mod snapshots;
 mod startup;
@@ -56,6 +57,7 @@ const WANTED_EVENTS: EventTypeFlags = EventTypeFlags::READY
     .union(EventTypeFlags::GUILD_DELETE)
     .union(EventTypeFlags::MEMBER_ADD)
     .union(EventTypeFlags::MEMBER_REMOVE)
+    .union(EventTypeFlags::MEMBER_CHUNK)
     .union(EventTypeFlags::INVITE_CREATE)
     .union(EventTypeFlags::INVITE_DELETE)
     .union(EventTypeFlags::ROLE_CREATE)
@@ -309,6 +311,13 @@ impl Ingest {
             );
             tokio::spawn(asker.run(bus.clone(), stopped.clone()));
         }
+        let missed_joins = missed_joins::MissedJoinsFinder::new(
+            bot_id,
+            shard_total,
+            shard_numbers.clone(),
+            publisher.clone(),
+        );
+        tokio::spawn(missed_joins.clone().run(bus.clone(), stopped.clone()));
         let scheduler = SnapshotScheduler::new(
             http,
             publisher.clone(),
@@ -331,7 +340,9 @@ impl Ingest {
                 scheduler: scheduler.clone(),
                 metrics: Arc::clone(&metrics),
                 watch: watch.clone(),
+                missed_joins: missed_joins.clone(),
             };
+            missed_joins.shard_started(number, shard.sender());
             shards.spawn(reader.run(shard, shutdown.clone()));
         }
         drop(publisher);
@@ -464,6 +475,7 @@ struct ShardReader {
     scheduler: SnapshotScheduler,
     metrics: Arc<IngestMetrics>,
     watch: clock::ShardWatch,
+    missed_joins: missed_joins::MissedJoinsFinder,
 }
 
 impl ShardReader {
@@ -586,6 +598,12 @@ impl ShardReader {
                     self.scheduler
                         .guild_available(guild.id.to_model(), shard_id, vanity);
                 }
+                return;
+            }
+            Event::MemberChunk(chunk) => {
+                self.missed_joins
+                    .chunk(shard_id, &chunk, observed_at)
+                    .await;
                 return;
             }
             Event::InteractionCreate(interaction) => {

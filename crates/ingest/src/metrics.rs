@@ -11,7 +11,7 @@ use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The kinds of event ingest publishes, as metric labels.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "member_add",
     "member_remove",
     "invite_create",
@@ -20,6 +20,7 @@ const KINDS: [&str; 8] = [
     "snapshot_failed",
     "shard_clock",
     "join_source_report",
+    "members_found",
 ];
 /// How a member search was answered, as metric labels.
 const SEARCH_ANSWERS: [&str; 5] = ["found", "indexing", "refused", "route_refused", "failed"];
@@ -35,6 +36,7 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
         Kind::SnapshotFailed(_) => 5,
         Kind::ShardClock(_) => 6,
         Kind::JoinSourceReport(_) => 7,
+        Kind::MembersFound(_) => 8,
     }
 }
 

@@ -41,6 +41,10 @@ pub const fn unknown_reason_words(reason: UnknownReason) -> &'static str {
             "there was no reading of the invites to compare with (the member joined before \
              the first one, or reading them kept failing)"
         }
+        UnknownReason::JoinedWhileOffline => {
+            "the member joined while the bot was offline; found afterwards, but the invites \
+             that moved meanwhile do not say which was theirs"
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use invitrack_attribution::{Decision, EngineConfig};
+use invitrack_attribution::{Decision, EngineConfig, MissedJoins, Observation};
 use invitrack_bus::BusLayout;
 use invitrack_model::membership::JoinKind;
 use invitrack_model::{GuildKey, JoinSource, MemberKey, Millis};
@@ -20,6 +20,7 @@ use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 use crate::WorkerError;
 use crate::clock::{ClockReading, MAX_CLOCK_AHEAD_MS, ShardClocks};
 use crate::commit::Progress;
+use crate::convert::FoundMember;
 use crate::decode::{
     Action, DeadLetter, DeadLetterReason, Decoded, InviteEvent, Step, StreamMessage, decode,
 };
@@ -44,6 +45,11 @@ pub struct Outcome {
     /// Messages dated ahead of this worker's clock by more than the allowance, whose times
     /// were clamped to it.
     pub times_clamped: usize,
+    /// Joins found in the member list that the gateway never delivered.
+    pub joins_found_late: usize,
+    /// Guilds whose counters moved more often than joins were seen: the members who joined
+    /// in the window are to be asked of ingest (`docs/attribution.md#joins-made-while-away`).
+    pub missed_joins: Vec<(GuildKey, MissedJoins)>,
 }
 
 impl Outcome {
@@ -61,6 +67,8 @@ impl Outcome {
         self.recorded += later.recorded;
         self.dead_letters.extend(later.dead_letters);
         self.times_clamped += later.times_clamped;
+        self.joins_found_late += later.joins_found_late;
+        self.missed_joins.extend(later.missed_joins);
     }
 }
 
@@ -386,6 +394,9 @@ impl Partition {
                 continue;
             };
             let decisions = guild.tick(&self.engine, clock.delivery_clock());
+            if let Some(window) = guild.missed_joins_wanted() {
+                outcome.missed_joins.push((key, window));
+            }
             self.ticked_in_batch.insert(key);
             if !decisions.is_empty() {
                 touched.insert(key);
@@ -420,6 +431,9 @@ impl Partition {
                     continue;
                 };
                 let decisions = guild.tick(&self.engine, clock);
+                if let Some(window) = guild.missed_joins_wanted() {
+                    outcome.missed_joins.push((key, window));
+                }
                 if !decisions.is_empty() {
                     touched.insert(key);
                     record_decisions(&mut effects, key, decisions, &mut outcome)?;
@@ -460,7 +474,7 @@ impl Partition {
         self.guilds.load_missing(c, &guilds).await?;
         let mut members: Vec<MemberKey> = steps
             .iter()
-            .filter_map(|s| s.member().map(|user| s.guild.member(user)))
+            .flat_map(|s| s.members().into_iter().map(|user| s.guild.member(user)))
             .collect();
         members.sort_unstable();
         members.dedup();
@@ -556,6 +570,9 @@ impl Partition {
                 observation
             }
             Action::Observe(observation) => observation,
+            Action::MembersFound(members) => {
+                return self.members_found(effects, key, members, step.observed_at, touched, outcome);
+            }
             Action::JoinSources { reports, refused } => {
                 if let Some((status, detail)) = refused {
                     effects.reports.refused(key, status, detail);
@@ -575,6 +592,50 @@ impl Partition {
                 .observe(&self.engine, observation, step.observed_at);
         touched.insert(key);
         record_decisions(effects, key, decisions, outcome)
+    }
+}
+
+impl Partition {
+    /// Gives the engine the members found whose join it never saw: the ones not present with
+    /// that `joined_at` already (`docs/attribution.md#joins-made-while-away`).
+    fn members_found(
+        &mut self,
+        effects: &mut BatchEffects,
+        key: GuildKey,
+        members: Vec<FoundMember>,
+        observed_at: Millis,
+        touched: &mut BTreeSet<GuildKey>,
+        outcome: &mut Outcome,
+    ) -> Result<(), WorkerError> {
+        for member in members {
+            let joined = effects.member_joined(
+                key.member(member.user_id),
+                member.joined_at,
+                member.has_avatar,
+                member.flagged_rejoin,
+            );
+            if joined == JoinKind::Repeated {
+                continue;
+            }
+            tracing::info!(
+                guild_id = %key.guild_id,
+                member_id = %member.user_id,
+                joined_at = member.joined_at_ms,
+                "join found in the member list after ingest was away"
+            );
+            outcome.joins_found_late += 1;
+            let observation = Observation::JoinFoundLate {
+                user_id: member.user_id,
+                joined_at: member.joined_at_ms,
+            };
+            let decisions = self
+                .guilds
+                .use_guild(key)?
+                .observe(&self.engine, observation, observed_at);
+            touched.insert(key);
+            record_decisions(effects, key, decisions, outcome)?;
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use invitrack_attribution::{
 };
 use invitrack_bus::EventKind;
 use invitrack_bus::proto::{self, snapshot_failed::Reason};
+use invitrack_model::membership::DID_REJOIN;
 use invitrack_model::time::discord_time;
 use invitrack_model::{ChannelId, InviteCode, Millis, UserId};
 use invitrack_storage::invites::SeenInvite;
@@ -62,7 +63,10 @@ pub fn observation(kind: &EventKind) -> Result<Option<Observation>, DecodeError>
             user_id: UserId::new(add.user_id),
             joined_at: add.joined_at_ms,
         },
-        EventKind::MemberRemove(_) | EventKind::ShardClock(_) | EventKind::JoinSourceReport(_) => {
+        EventKind::MemberRemove(_)
+        | EventKind::ShardClock(_)
+        | EventKind::JoinSourceReport(_)
+        | EventKind::MembersFound(_) => {
             return Ok(None);
         }
         EventKind::InviteCreate(create) => Observation::InviteCreated {
@@ -122,6 +126,36 @@ pub(crate) fn reported_joins(
                         .transpose()?,
                     inviter_id: UserId::new_checked(member.inviter_id),
                 },
+            })
+        })
+        .collect()
+}
+
+/// A member the member list showed after ingest was away
+/// (`docs/attribution.md#joins-made-while-away`).
+pub(crate) struct FoundMember {
+    pub(crate) user_id: UserId,
+    pub(crate) joined_at_ms: Millis,
+    pub(crate) joined_at: DateTime<Utc>,
+    pub(crate) has_avatar: bool,
+    pub(crate) flagged_rejoin: bool,
+}
+
+/// The members of a [`proto::MembersFound`].
+///
+/// # Errors
+/// When a member has no id or its join time is out of range.
+pub(crate) fn found_members(found: &proto::MembersFound) -> Result<Vec<FoundMember>, DecodeError> {
+    found
+        .members
+        .iter()
+        .map(|member| {
+            Ok(FoundMember {
+                user_id: UserId::new_checked(member.user_id).ok_or(DecodeError::NoMember)?,
+                joined_at_ms: member.joined_at_ms,
+                joined_at: discord_time(member.joined_at_ms)?,
+                has_avatar: member.has_avatar,
+                flagged_rejoin: member.flags & DID_REJOIN != 0,
             })
         })
         .collect()

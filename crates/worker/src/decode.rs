@@ -11,7 +11,7 @@ use invitrack_model::{GuildKey, InviteCode, InviteCodeError, Millis, UserId};
 use invitrack_storage::invites::SeenInvite;
 
 use crate::clock::ClockReading;
-use crate::convert;
+use crate::convert::{self, FoundMember};
 use crate::reports::ReportedJoin;
 
 /// One message of the partition as the stream delivered it.
@@ -68,7 +68,7 @@ pub enum DecodeError {
     NoKind,
     #[error("INVITE_CREATE without its invite")]
     NoInvite,
-    #[error("a reported join source without its member")]
+    #[error("a reported join source or a found member without its member id")]
     NoMember,
     #[error("clock for partition {named} in partition {partition}")]
     ClockPartition { named: u32, partition: u32 },
@@ -118,6 +118,9 @@ pub(crate) enum Action {
         observation: Observation,
     },
     Observe(Observation),
+    /// Members the member list showed after ingest was away: the ones not already present
+    /// are joins the gateway never delivered.
+    MembersFound(Vec<FoundMember>),
     /// Discord's member search answered about members of the guild, or refused.
     JoinSources {
         reports: Vec<ReportedJoin>,
@@ -136,13 +139,14 @@ pub(crate) enum InviteEvent {
 }
 
 impl Step {
-    /// The member this step reads or changes, if any.
-    pub(crate) fn member(&self) -> Option<UserId> {
+    /// The members this step reads or changes.
+    pub(crate) fn members(&self) -> Vec<UserId> {
         match &self.action {
             Action::MemberAdd { user_id, .. } | Action::MemberRemove { user_id, .. } => {
-                Some(*user_id)
+                vec![*user_id]
             }
-            Action::Invites { .. } | Action::Observe(_) | Action::JoinSources { .. } => None,
+            Action::MembersFound(members) => members.iter().map(|m| m.user_id).collect(),
+            Action::Invites { .. } | Action::Observe(_) | Action::JoinSources { .. } => Vec::new(),
         }
     }
 }
@@ -182,6 +186,11 @@ fn clamp_times(event: &mut GuildEvent, latest: Millis) -> bool {
     clamp(&mut event.observed_at_ms);
     match &mut event.kind {
         Some(EventKind::MemberAdd(add)) => clamp(&mut add.joined_at_ms),
+        Some(EventKind::MembersFound(found)) => {
+            for member in &mut found.members {
+                clamp(&mut member.joined_at_ms);
+            }
+        }
         Some(EventKind::InviteCreate(create)) => {
             if let Some(invite) = &mut create.invite {
                 clamp(&mut invite.created_at_ms);
@@ -272,6 +281,7 @@ fn check(
             at: discord_time(event.observed_at_ms)?,
             observation,
         },
+        (EventKind::MembersFound(found), _) => Action::MembersFound(convert::found_members(found)?),
         (EventKind::JoinSourceReport(report), _) => Action::JoinSources {
             reports: convert::reported_joins(report)?,
             refused: (report.refused_status != 0).then(|| {

@@ -27,6 +27,8 @@ pub struct WorkerMetrics {
     published: IntCounter,
     dead_letters: IntCounter,
     clamped: IntCounter,
+    missed_joins_asked: IntCounter,
+    joins_found_late: IntCounter,
     transactions: IntCounter,
     transaction_seconds: prometheus::Counter,
     partitions: IntGauge,
@@ -76,6 +78,14 @@ impl WorkerMetrics {
                 "invitrack_worker_times_clamped_total",
                 "Messages dated ahead of this worker's clock beyond the allowance (their times clamped).",
             )?,
+            missed_joins_asked: IntCounter::new(
+                "invitrack_worker_missed_joins_requests_total",
+                "Requests to ingest for the members who joined a guild in a window where its counters moved more often than joins were seen.",
+            )?,
+            joins_found_late: IntCounter::new(
+                "invitrack_worker_joins_found_late_total",
+                "Joins found in the member list after ingest was away, whose GUILD_MEMBER_ADD never arrived.",
+            )?,
             transactions: IntCounter::new(
                 "invitrack_worker_transactions_total",
                 "Transactions that applied messages.",
@@ -122,6 +132,14 @@ impl WorkerMetrics {
             stats.dead_letters.load(Ordering::Relaxed),
         );
         catch_up(&self.clamped, stats.times_clamped.load(Ordering::Relaxed));
+        catch_up(
+            &self.missed_joins_asked,
+            stats.missed_joins_asked.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.joins_found_late,
+            stats.joins_found_late.load(Ordering::Relaxed),
+        );
         catch_up(&self.transactions, stats.batches.load(Ordering::Relaxed));
         for (source, total) in JoinSource::ALL.iter().zip(&stats.decisions_by_source) {
             catch_up(
@@ -171,7 +189,7 @@ impl WorkerMetrics {
         family
     }
 
-    fn parts(&self) -> [&dyn Collector; 10] {
+    fn parts(&self) -> [&dyn Collector; 12] {
         [
             &self.applied,
             &self.decisions,
@@ -179,6 +197,8 @@ impl WorkerMetrics {
             &self.published,
             &self.dead_letters,
             &self.clamped,
+            &self.missed_joins_asked,
+            &self.joins_found_late,
             &self.transactions,
             &self.transaction_seconds,
             &self.partitions,

@@ -20,8 +20,10 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull::{self, MessagesError};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use futures_util::{FutureExt as _, StreamExt as _};
-use invitrack_bus::Bus;
-use invitrack_model::JoinSource;
+use invitrack_attribution::MissedJoins;
+use invitrack_bus::{Bus, MissedJoinsRequest};
+use invitrack_model::{GuildKey, JoinSource};
+use prost::Message as _;
 use invitrack_storage::Pool;
 use invitrack_storage::progress::{self, PartitionClaim};
 use tokio::sync::Notify;
@@ -54,6 +56,9 @@ pub struct WorkerStats {
     pub dead_letters: AtomicU64,
     /// Messages dated ahead of this worker's clock beyond the allowance (their times clamped).
     pub times_clamped: AtomicU64,
+    /// Requests to ingest for members who joined while it was away, and the joins they found.
+    pub missed_joins_asked: AtomicU64,
+    pub joins_found_late: AtomicU64,
     pub owned_partitions: AtomicU64,
     /// Transactions that applied messages, and the time spent in them (µs, summed over
     /// partitions): `applied / batches` is the mean batch size.
@@ -418,6 +423,7 @@ async fn read_and_apply(
             let mut conn = ctx.pool.get().await.map_err(pool_error)?;
             let outcome = partition.tick(&mut conn).await?;
             ctx.stats.count_decisions(&outcome);
+            ask_for_missed_joins(ctx, &outcome.missed_joins).await;
             ctx.stats
                 .set_pending(number, Some(partition.pending_joins()));
         }
@@ -463,6 +469,10 @@ async fn read_and_apply(
         ctx.stats
             .times_clamped
             .fetch_add(outcome.times_clamped as u64, Ordering::Relaxed);
+        ctx.stats
+            .joins_found_late
+            .fetch_add(outcome.joins_found_late as u64, Ordering::Relaxed);
+        ask_for_missed_joins(ctx, &outcome.missed_joins).await;
         for dead in outcome.dead_letters {
             ctx.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(partition = number, sequence = dead.sequence, subject = %dead.subject, reason = %dead.reason, "dead letter");
@@ -493,6 +503,38 @@ async fn read_and_apply(
                 }
                 Err(error) => tracing::error!(%error, "dead letter not published"),
             }
+        }
+    }
+}
+
+/// Asks ingest for the members who joined these guilds in these windows, after the transaction
+/// that found them committed. Core NATS, best effort: the engine asks again while the uses stay
+/// unexplained (`proto/invitrack/bus/v1/missed_joins.proto`).
+async fn ask_for_missed_joins(ctx: &Context, wanted: &[(GuildKey, MissedJoins)]) {
+    for (guild, window) in wanted {
+        let request = MissedJoinsRequest {
+            bot_id: guild.bot_id.get(),
+            guild_id: guild.guild_id.get(),
+            joined_from_ms: window.from,
+            joined_to_ms: window.to,
+        };
+        let subject = ctx.bus.layout.missed_joins_subject(guild.bot_id);
+        tracing::info!(
+            guild_id = %guild.guild_id,
+            from = window.from,
+            to = window.to,
+            "counters moved more often than joins were seen: asking for the members who joined"
+        );
+        match ctx
+            .bus
+            .client
+            .publish(subject, request.encode_to_vec().into())
+            .await
+        {
+            Ok(()) => {
+                ctx.stats.missed_joins_asked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => tracing::warn!(%error, guild_id = %guild.guild_id, "missed joins not asked"),
         }
     }
 }
