@@ -124,11 +124,16 @@ pub struct GuildAttribution {
     /// The gateway-lag allowance that came with `now`; `None` before the first clock.
     #[serde(default)]
     gateway_lag: Option<Millis>,
-    /// The window of the uses held because more counters moved than joins were seen (joins the
-    /// gateway never delivered), as of the last resolve.
+    /// The guild became available again at this time (GUILD_CREATE) after the bot could not
+    /// see it: joins before it, since the reads before, may never have been delivered. Cleared
+    /// by the member list's answer, or by a read after it that shows no use.
     #[serde(default)]
-    unexplained: Option<MissedJoins>,
-    /// When the members who joined in `unexplained` were last asked for.
+    unwatched_until: Option<Millis>,
+    /// The window of the uses held for joins the gateway may not have delivered, as of the last
+    /// resolve.
+    #[serde(default)]
+    held: Option<MissedJoins>,
+    /// When the members who joined in `held` were last asked for.
     #[serde(default)]
     missed_joins_asked_at: Option<Millis>,
 }
@@ -257,26 +262,25 @@ impl GuildAttribution {
     ) -> Vec<Decision> {
         let mut decisions = Vec::new();
         match observation {
-            Observation::MemberJoined { user_id, joined_at }
-            | Observation::JoinFoundLate { user_id, joined_at } => {
-                let found_late = matches!(observation, Observation::JoinFoundLate { .. });
-                let join = PendingJoin {
-                    user_id,
-                    joined_at,
-                    found_late,
-                };
-                if self.pending.iter().any(|p| p.user_id == user_id) {
-                    // A repeated GUILD_MEMBER_ADD (gateway replay) of a join still pending.
-                } else if self.missing_permissions {
-                    // No snapshot will be taken until permissions change.
-                    self.give_up(
-                        config,
-                        vec![join],
-                        UnknownReason::MissingPermissions,
-                        &mut decisions,
-                    );
-                } else {
-                    self.pending.push(join);
+            Observation::MemberJoined { user_id, joined_at } => {
+                self.member_joined(config, user_id, joined_at, false, &mut decisions);
+            }
+            // All at once: a group whose uses outnumber its joins is decided as soon as they
+            // no longer do, so the members of one answer must all be in before that.
+            Observation::JoinsFoundLate { window, joins } => {
+                for (user_id, joined_at) in joins {
+                    self.member_joined(config, user_id, joined_at, true, &mut decisions);
+                }
+                if self
+                    .unwatched_until
+                    .is_some_and(|until| until <= window.to + config.clock_skew_ms)
+                {
+                    self.unwatched_until = None;
+                }
+            }
+            Observation::GuildAvailable { at } => {
+                if self.baseline_at.is_some() {
+                    self.unwatched_until = Some(self.unwatched_until.map_or(at, |u| u.max(at)));
                 }
             }
             Observation::InviteCreated { invite } => self.invite_created(invite),
@@ -305,6 +309,34 @@ impl GuildAttribution {
         decisions
     }
 
+    fn member_joined(
+        &mut self,
+        config: &EngineConfig,
+        user_id: UserId,
+        joined_at: Millis,
+        found_late: bool,
+        decisions: &mut Vec<Decision>,
+    ) {
+        let join = PendingJoin {
+            user_id,
+            joined_at,
+            found_late,
+        };
+        if self.pending.iter().any(|p| p.user_id == user_id) {
+            // A repeated GUILD_MEMBER_ADD (gateway replay) of a join still pending.
+        } else if self.missing_permissions {
+            // No snapshot will be taken until permissions change.
+            self.give_up(
+                config,
+                vec![join],
+                UnknownReason::MissingPermissions,
+                decisions,
+            );
+        } else {
+            self.pending.push(join);
+        }
+    }
+
     /// Pulls every time the state holds back to `latest` at most; whether any was later.
     ///
     /// A time ahead of the truth (a forged clock, a host whose clock stepped forward, saved by
@@ -325,6 +357,7 @@ impl GuildAttribution {
             &mut self.last_requested_at,
             &mut self.last_received_at,
             &mut self.tainted_until,
+            &mut self.unwatched_until,
         ]
         .into_iter()
         .flatten()
@@ -618,9 +651,23 @@ impl GuildAttribution {
         floor
     }
 
+    /// A unit whose window reaches back to when the guild was not watched: a join the gateway
+    /// never delivered may be the one that made it.
+    fn maybe_unwatched(&self, unit: &Unit) -> bool {
+        self.unwatched_until.is_some_and(|until| unit.from < until)
+    }
+
     fn resolve(&mut self, config: &EngineConfig, decisions: &mut Vec<Decision>) {
+        // Read since the guild came back, and no use reaches back to the unwatched time: no
+        // join can be missing.
+        if let Some(until) = self.unwatched_until
+            && self.last_requested_at.is_some_and(|read| read >= until)
+            && !self.units.iter().any(|u| self.maybe_unwatched(u))
+        {
+            self.unwatched_until = None;
+        }
         if self.pending.is_empty() && self.units.is_empty() {
-            self.unexplained = None;
+            self.held = None;
             self.missed_joins_asked_at = None;
             return;
         }
@@ -649,7 +696,7 @@ impl GuildAttribution {
         let mut decided_joins = BTreeSet::new();
         let mut spent_units = BTreeSet::new();
         let mut expired = Vec::new();
-        let mut unexplained: Option<MissedJoins> = None;
+        let mut held: Option<MissedJoins> = None;
         for (joins, units) in components {
             let joins_settled = joins
                 .iter()
@@ -658,27 +705,30 @@ impl GuildAttribution {
                 .iter()
                 .all(|&u| self.units[u].to + config.clock_skew_ms + gateway_lag < now);
             if joins_settled && units_closed {
-                // More uses than joins: joins the gateway never delivered (the bot was away).
-                // The uses are kept, and the component's joins wait with them, until those
-                // joins are found in the member list or `max_pending_ms` has passed.
+                // Joins the gateway may never have delivered: more uses than joins, or uses
+                // reaching back to when the guild was not watched. The uses are kept, and the
+                // component's joins wait with them, until those joins are looked for in the
+                // member list; after `max_pending_ms` nobody is credited from them.
+                let missing = units.len() > joins.len()
+                    || units.iter().any(|&u| self.maybe_unwatched(&self.units[u]));
                 let last_use = units.iter().map(|&u| self.units[u].to).max();
-                if units.len() > joins.len()
-                    && last_use.is_some_and(|to| to + config.max_pending_ms > now)
-                {
+                let waiting = last_use.is_some_and(|to| to + config.max_pending_ms > now);
+                if missing && waiting {
                     for &u in &units {
                         let unit = &self.units[u];
                         let window = MissedJoins {
                             from: unit.from - config.clock_skew_ms,
                             to: unit.to + config.clock_skew_ms,
                         };
-                        unexplained = Some(unexplained.map_or(window, |w| MissedJoins {
+                        held = Some(held.map_or(window, |w| MissedJoins {
                             from: w.from.min(window.from),
                             to: w.to.max(window.to),
                         }));
                     }
                     continue;
                 }
-                decisions.extend(self.decide_component(config, &joins, &units));
+                let credit = !missing;
+                decisions.extend(self.decide_component(config, &joins, &units, credit));
                 decided_joins.extend(joins);
                 spent_units.extend(units);
             } else {
@@ -704,17 +754,17 @@ impl GuildAttribution {
         });
         self.give_up(config, expired_joins, UnknownReason::NoSnapshot, decisions);
         decisions.sort_by_key(|d| (d.joined_at, d.user_id));
-        if unexplained.is_none() {
+        if held.is_none() {
             self.missed_joins_asked_at = None;
         }
-        self.unexplained = unexplained;
+        self.held = held;
     }
 
     /// The joins to look for in the member list, when uses no join explains are held and they
     /// were not asked for in the last [`MISSED_JOINS_RETRY_MS`]; the caller asks for them now.
-    /// Members found are given back as [`Observation::JoinFoundLate`].
+    /// The members found are given back together as [`Observation::JoinsFoundLate`].
     pub fn missed_joins_wanted(&mut self) -> Option<MissedJoins> {
-        let window = self.unexplained?;
+        let window = self.held?;
         if self
             .missed_joins_asked_at
             .is_some_and(|asked| asked + MISSED_JOINS_RETRY_MS > self.now)
@@ -757,11 +807,14 @@ impl GuildAttribution {
         groups.into_values().collect()
     }
 
+    /// Decides a component's joins; with `credit` false (joins may be missing from it) they
+    /// are credited nobody, their candidates listed.
     fn decide_component(
         &self,
         config: &EngineConfig,
         joins: &[usize],
         units: &[usize],
+        credit: bool,
     ) -> Vec<Decision> {
         let mut targets: Vec<Target> = Vec::new();
         let mut unit_targets = Vec::with_capacity(units.len());
@@ -800,7 +853,9 @@ impl GuildAttribution {
         // answers, the matching's answer is not needed; it is the fallback for groups too
         // large to enumerate (and says `None` itself when nothing is consistent).
         let reads: BTreeSet<u64> = order.unit_reads.iter().flatten().copied().collect();
-        let evidence = if reads.len() < 2 {
+        let evidence = if !credit {
+            None
+        } else if reads.len() < 2 {
             matching::analyse(&group)
         } else {
             matching::analyse_ordered(&group, &order, ORDERED_SEARCH_BUDGET)
@@ -813,7 +868,8 @@ impl GuildAttribution {
                 let join = &self.pending[j];
                 let verdict = match &evidence {
                     Some(evidence) => verdict_from(&evidence[local], &targets),
-                    // No explanation fits every unit: some join was never seen. Credit nobody.
+                    // No explanation fits every unit, or joins may be missing: some join was
+                    // never seen. Credit nobody.
                     None => {
                         let candidates: BTreeSet<InviteCode> = group
                             .unit_joins

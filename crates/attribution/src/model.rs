@@ -37,11 +37,18 @@ pub enum Observation {
         user_id: UserId,
         joined_at: Millis,
     },
-    /// A member found in the member list after the bot was away, whose join the gateway never
-    /// delivered (see [`crate::GuildAttribution::missed_joins_wanted`]).
-    JoinFoundLate {
-        user_id: UserId,
-        joined_at: Millis,
+    /// The guild became available (GUILD_CREATE): the bot may not have seen it before, on a
+    /// session that ended without being resumed or while the guild was unavailable.
+    GuildAvailable {
+        at: Millis,
+    },
+    /// The member list's answer for `window` (see
+    /// [`crate::GuildAttribution::missed_joins_wanted`]): the members who joined in it whose
+    /// joins the gateway never delivered, `(member, joined_at)`, all of them at once (none is
+    /// an answer too).
+    JoinsFoundLate {
+        window: crate::MissedJoins,
+        joins: Vec<(UserId, Millis)>,
     },
     InviteCreated {
         invite: InviteInfo,

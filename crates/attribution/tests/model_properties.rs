@@ -160,6 +160,87 @@ proptest! {
         prop_assert_eq!(score.inviter_wrong, 0, "wrong inviter credit: {:?}", score);
         prop_assert_eq!(decisions.len(), history.truth.len());
     }
+
+    /// The bot goes away for a while (its session lost, not resumed) and finds the joins it
+    /// missed in the member list when it is back: they are all recorded, none wrongly, whatever
+    /// route they came by (`docs/attribution.md#joins-made-while-away`).
+    #[test]
+    fn joins_found_after_a_gap_are_never_credited_wrongly(
+        seed in any::<u64>(),
+        rate in prop::sample::select(vec![0.05, 0.2, 1.0, 5.0]),
+        invites in 1_usize..10,
+        inviters in 1_usize..4,
+        away_at in 0_usize..80,
+        away_ms in prop::sample::select(vec![1_000_i64, 10_000, 60_000, 300_000]),
+        untracked_share in prop::sample::select(vec![0.02, 0.3]),
+    ) {
+        let spec = ModelSpec {
+            seed,
+            joins: 100,
+            joins_per_second: rate,
+            invites,
+            inviters,
+            untracked_share,
+            away: Some((away_at, away_ms)),
+            ..ModelSpec::default()
+        };
+        let history = simulate(&spec);
+        let (decisions, score) = run_engine(&history, &config());
+        prop_assert_eq!(score.code_wrong, 0, "wrong code credit: {:?}", score);
+        prop_assert_eq!(score.inviter_wrong, 0, "wrong inviter credit: {:?}", score);
+        let mut users: Vec<_> = decisions.iter().map(|d| d.user_id).collect();
+        users.sort();
+        users.dedup();
+        prop_assert_eq!(users.len(), decisions.len());
+        prop_assert_eq!(decisions.len(), history.truth.len());
+    }
+}
+
+/// Joins made while the bot was away through one code, alone in their gap, are credited with
+/// it once found; before they are found nothing is decided about their uses.
+#[test]
+fn joins_found_after_a_gap_are_credited_where_one_code_moved() {
+    let mut credited = 0;
+    let mut found = 0;
+    for seed in 0..20 {
+        let spec = ModelSpec {
+            seed,
+            joins: 60,
+            joins_per_second: 0.2,
+            invites: 1,
+            limited_invites: 0,
+            vanity_share: 0.0,
+            untracked_share: 0.0,
+            away: Some((20, 20_000)),
+            ..ModelSpec::default()
+        };
+        let history = simulate(&spec);
+        let late: Vec<_> = history
+            .observations
+            .iter()
+            .flat_map(|(_, o)| match o {
+                invitrack_attribution::Observation::JoinsFoundLate { joins, .. } => {
+                    joins.iter().map(|(user, _)| *user).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        let (decisions, score) = run_engine(&history, &config());
+        assert_eq!(score.code_wrong, 0);
+        found += late.len();
+        credited += decisions
+            .iter()
+            .filter(|d| late.contains(&d.user_id) && matches!(d.verdict, Verdict::Invite { .. }))
+            .count();
+    }
+    assert!(
+        found >= 20,
+        "the gaps missed too few joins to prove anything: {found}"
+    );
+    assert_eq!(
+        credited, found,
+        "every join found late through the only code is credited"
+    );
 }
 
 /// Recall at the model's rates with the default timing assumptions, against regressions. The

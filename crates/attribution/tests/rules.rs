@@ -2,8 +2,8 @@
 
 use invitrack_attribution::{
     Decision, DeliveryClock, DiscordJoinSource, EngineConfig, GuildAttribution, InviteCode,
-    InviteInfo, Judgement, Observation, ReportedSource, SnapshotFailure, UnknownReason, UserId,
-    VanityInfo, Verdict,
+    InviteInfo, Judgement, MissedJoins, Observation, ReportedSource, SnapshotFailure,
+    UnknownReason, UserId, VanityInfo, Verdict,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -605,13 +605,20 @@ fn an_ambiguous_join_of_one_inviter_cannot_be_a_discovery_join() {
 }
 
 impl Guild {
-    /// A member found in the member list at `now`, who joined at `joined_at`.
-    fn found_late(&mut self, now: i64, user: u64, joined_at: i64) {
+    /// The member list's answer at `now`, for the whole of the test's time: `(member,
+    /// joined_at)` of the members found.
+    fn found_late(&mut self, now: i64, joins: &[(u64, i64)]) {
         self.at(
             now,
-            Observation::JoinFoundLate {
-                user_id: UserId::new(user),
-                joined_at,
+            Observation::JoinsFoundLate {
+                window: MissedJoins {
+                    from: T0 - 100_000,
+                    to: now,
+                },
+                joins: joins
+                    .iter()
+                    .map(|(user, joined_at)| (UserId::new(*user), *joined_at))
+                    .collect(),
             },
         );
     }
@@ -633,8 +640,14 @@ fn away_for_a_minute() -> Guild {
 fn uses_no_join_explains_are_kept_and_their_joins_asked_for() {
     let mut g = away_for_a_minute();
     g.settle(T0 + 70_000);
-    let wanted = g.engine.missed_joins_wanted().expect("the missed joins are asked for");
-    assert!(wanted.from <= T0 - 1_000 && wanted.to >= T0 + 61_150, "{wanted:?}");
+    let wanted = g
+        .engine
+        .missed_joins_wanted()
+        .expect("the missed joins are asked for");
+    assert!(
+        wanted.from <= T0 - 1_000 && wanted.to >= T0 + 61_150,
+        "{wanted:?}"
+    );
     assert!(g.engine.has_pending(), "the uses are kept");
     // Asked once per retry interval, not at every tick.
     g.settle(T0 + 80_000);
@@ -653,9 +666,10 @@ fn joins_found_late_are_credited_only_where_the_counters_force_it() {
     g.settle(T0 + 70_000);
     // Three members joined while away: two through `a` and one through `b`, but only the
     // counters say which; with `a` moved twice and `b` once, nobody is forced...
-    g.found_late(T0 + 71_000, 10, T0 + 10_000);
-    g.found_late(T0 + 71_000, 11, T0 + 20_000);
-    g.found_late(T0 + 71_000, 12, T0 + 30_000);
+    g.found_late(
+        T0 + 71_000,
+        &[(10, T0 + 10_000), (11, T0 + 20_000), (12, T0 + 30_000)],
+    );
     g.settle(T0 + 75_000);
     for user in [10, 11, 12] {
         assert_eq!(
@@ -678,12 +692,12 @@ fn one_code_moved_by_exactly_the_joins_found_credits_it() {
         None,
     );
     g.settle(T0 + 70_000);
-    g.found_late(T0 + 71_000, 10, T0 + 10_000);
+    g.found_late(T0 + 71_000, &[(10, T0 + 10_000)]);
     assert!(
         g.decisions.is_empty(),
         "one join found for two uses: the other may still be found"
     );
-    g.found_late(T0 + 71_000, 11, T0 + 20_000);
+    g.found_late(T0 + 72_000, &[(10, T0 + 10_000), (11, T0 + 20_000)]);
     g.settle(T0 + 72_000);
     assert_eq!(g.verdict(10), &code("a", ALICE));
     assert_eq!(g.verdict(11), &code("a", ALICE));
@@ -694,7 +708,7 @@ fn a_join_found_late_that_no_counter_explains_joined_while_offline() {
     let mut g = away_for_a_minute();
     g.settle(T0 + 70_000);
     // Joined before the gap's read window: no use can be theirs.
-    g.found_late(T0 + 71_000, 10, T0 - 50_000);
+    g.found_late(T0 + 71_000, &[(10, T0 - 50_000)]);
     g.settle(T0 + 72_000);
     assert_eq!(
         g.verdict(10),
@@ -708,7 +722,7 @@ fn a_join_found_late_that_no_counter_explains_joined_while_offline() {
 fn a_join_found_late_that_was_delivered_is_not_counted_twice() {
     let mut g = Guild::new(vec![invite("a", ALICE, 3, 0)], None);
     g.join(10, T0);
-    g.found_late(T0 + 100, 10, T0);
+    g.found_late(T0 + 100, &[(10, T0)]);
     g.snapshot(T0 + 200, vec![invite("a", ALICE, 4, 0)], None);
     g.settle(T0 + 5_000);
     assert_eq!(g.decisions.len(), 1, "{:?}", g.decisions);
@@ -735,6 +749,70 @@ fn a_live_join_beside_unexplained_uses_waits_for_the_missed_ones_then_is_not_gue
         g.verdict(10),
         &Verdict::Ambiguous {
             candidates: vec![c("a"), c("b")],
+            inviter_id: None,
+        }
+    );
+}
+
+#[test]
+fn after_a_gap_no_use_is_spent_before_the_member_list_is_read() {
+    // Alice's join is delivered after the bot is back; Bob's, made while it was away through
+    // `b`, never is. The first read counts both: one use each, so the counts balance, yet
+    // Alice could be given `b` if Bob were not looked for.
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0), invite("b", BOB, 5, 0)], None);
+    g.at(T0 + 60_000, Observation::GuildAvailable { at: T0 + 60_000 });
+    g.join(10, T0 + 60_500);
+    g.snapshot(
+        T0 + 61_000,
+        vec![invite("a", ALICE, 4, 0), invite("b", BOB, 6, 0)],
+        None,
+    );
+    g.join(11, T0 + 60_700);
+    g.settle(T0 + 70_000);
+    assert!(g.decisions.is_empty(), "held until the member list is read");
+    let wanted = g.engine.missed_joins_wanted().expect("asked for");
+    assert!(
+        wanted.from <= T0 + 30_000 && wanted.to >= T0 + 61_000,
+        "{wanted:?}"
+    );
+    // The answer: Bob (who joined while away); Alice and 11 were delivered.
+    g.found_late(T0 + 71_000, &[(12, T0 + 30_000)]);
+    g.settle(T0 + 72_000);
+    assert_eq!(g.decisions.len(), 3, "{:?}", g.decisions);
+    for user in [10, 11, 12] {
+        assert!(
+            matches!(g.verdict(user), Verdict::Ambiguous { .. }),
+            "{user}: {:?}",
+            g.verdict(user)
+        );
+    }
+}
+
+#[test]
+fn after_a_gap_a_read_without_uses_lets_decisions_go_on() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0)], None);
+    g.at(T0 + 60_000, Observation::GuildAvailable { at: T0 + 60_000 });
+    g.snapshot(T0 + 60_100, vec![invite("a", ALICE, 3, 0)], None);
+    g.join(10, T0 + 61_000);
+    g.snapshot(T0 + 61_200, vec![invite("a", ALICE, 4, 0)], None);
+    g.settle(T0 + 66_000);
+    assert_eq!(g.engine.missed_joins_wanted(), None);
+    assert_eq!(g.verdict(10), &code("a", ALICE));
+}
+
+#[test]
+fn after_a_gap_nobody_is_credited_when_the_member_list_never_answers() {
+    let mut g = Guild::new(vec![invite("a", ALICE, 3, 0)], None);
+    g.at(T0 + 60_000, Observation::GuildAvailable { at: T0 + 60_000 });
+    g.join(10, T0 + 60_500);
+    g.snapshot(T0 + 61_000, vec![invite("a", ALICE, 4, 0)], None);
+    g.settle(T0 + 70_000);
+    assert!(g.decisions.is_empty());
+    g.settle(T0 + 61_150 + g.config.max_pending_ms + 1);
+    assert_eq!(
+        g.verdict(10),
+        &Verdict::Ambiguous {
+            candidates: vec![c("a")],
             inviter_id: None,
         }
     );

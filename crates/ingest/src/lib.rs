@@ -578,6 +578,7 @@ impl ShardReader {
         message_id: Option<String>,
         observed_at: invitrack_model::Millis,
     ) {
+        let mut available_with_vanity = None;
         let (guild_id, kind) = match event {
             Event::Ready(ready) => {
                 tracing::info!(shard = shard_id, guilds = ready.guilds.len(), "shard ready");
@@ -588,22 +589,26 @@ impl ShardReader {
                 return;
             }
             Event::GuildCreate(create) => {
-                if let GuildCreate::Available(guild) = *create {
-                    let vanity = guild.features.contains(&GuildFeature::VanityUrl);
-                    tracing::debug!(
-                        guild_id = %guild.id,
-                        shard = shard_id,
-                        "guild available"
-                    );
-                    self.scheduler
-                        .guild_available(guild.id.to_model(), shard_id, vanity);
-                }
-                return;
+                let GuildCreate::Available(guild) = *create else {
+                    return;
+                };
+                let vanity = guild.features.contains(&GuildFeature::VanityUrl);
+                tracing::debug!(
+                    guild_id = %guild.id,
+                    shard = shard_id,
+                    "guild available"
+                );
+                // Joins made before it may not have been delivered: the worker looks for them
+                // once the guild's next read shows their uses. The read is scheduled once this
+                // is queued, so its snapshot comes after it.
+                available_with_vanity = Some(vanity);
+                (
+                    guild.id.to_model(),
+                    Kind::GuildAvailable(proto::GuildAvailable {}),
+                )
             }
             Event::MemberChunk(chunk) => {
-                self.missed_joins
-                    .chunk(shard_id, &chunk, observed_at)
-                    .await;
+                self.missed_joins.chunk(shard_id, &chunk, observed_at).await;
                 return;
             }
             Event::InteractionCreate(interaction) => {
@@ -676,6 +681,9 @@ impl ShardReader {
             )
         });
         self.publisher.send(event, message_id).await;
+        if let Some(vanity) = available_with_vanity {
+            self.scheduler.guild_available(guild_id, shard_id, vanity);
+        }
         if let Some(joined_at) = joined_at {
             // After the join is queued, so the snapshot is published behind it; and late
             // enough that the join's use shows in it.

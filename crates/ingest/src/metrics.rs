@@ -11,7 +11,7 @@ use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The kinds of event ingest publishes, as metric labels.
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "member_add",
     "member_remove",
     "invite_create",
@@ -21,6 +21,7 @@ const KINDS: [&str; 9] = [
     "shard_clock",
     "join_source_report",
     "members_found",
+    "guild_available",
 ];
 /// How a member search was answered, as metric labels.
 const SEARCH_ANSWERS: [&str; 5] = ["found", "indexing", "refused", "route_refused", "failed"];
@@ -37,6 +38,7 @@ pub(crate) fn kind_index(kind: &Kind) -> usize {
         Kind::ShardClock(_) => 6,
         Kind::JoinSourceReport(_) => 7,
         Kind::MembersFound(_) => 8,
+        Kind::GuildAvailable(_) => 9,
     }
 }
 

@@ -2,8 +2,9 @@
 //! whose counters moved more often than joins arrived asks, on
 //! `{prefix}.missed-joins.{bot}`, for the members who joined a guild in a window; the process
 //! holding the guild's shard asks the gateway for the guild's member list (Request Guild
-//! Members, opcode 8) and publishes the members of each GUILD_MEMBERS_CHUNK whose `joined_at`
-//! lies in the window as a `MembersFound` event on the guild's stream.
+//! Members, opcode 8) and, once every GUILD_MEMBERS_CHUNK of the answer is in, publishes the
+//! members whose `joined_at` lies in the window as one `MembersFound` event on the guild's
+//! stream (none is an answer too: the engine then knows no join is missing).
 //!
 //! Discord answers one request for all of a guild's members per guild every 30 seconds and
 //! answers the others with RATE_LIMITED, which twilight 0.18 cannot read (its metadata type
@@ -38,6 +39,9 @@ struct Asked {
     guild_id: GuildId,
     window: RangeInclusive<Millis>,
     at: Instant,
+    /// The members in the window from the chunks so far.
+    found: Vec<proto::MemberAdd>,
+    chunks_seen: u32,
 }
 
 #[derive(Default)]
@@ -156,62 +160,71 @@ impl MissedJoinsFinder {
                 guild_id,
                 window,
                 at: now,
+                found: Vec::new(),
+                chunks_seen: 0,
             },
         );
     }
 
-    /// Publishes the members of `chunk` who joined in its request's window; chunks of requests
-    /// this process did not make (or forgot) are ignored.
+    /// Keeps the members of `chunk` who joined in its request's window, and publishes them
+    /// with the last chunk; chunks of requests this process did not make (or forgot) are
+    /// ignored.
     pub(crate) async fn chunk(&self, shard_id: u32, chunk: &MemberChunk, observed_at: Millis) {
         let Some(nonce) = chunk.nonce.as_deref() else {
             return;
         };
-        let (guild_id, window) = {
+        let answered = {
             let mut state = self.state();
-            let Some(asked) = state.asked.get(nonce) else {
+            let Some(asked) = state.asked.get_mut(nonce) else {
                 return;
             };
-            let found = (asked.guild_id, asked.window.clone());
-            if chunk.chunk_index + 1 >= chunk.chunk_count {
-                state.asked.remove(nonce);
+            if asked.guild_id.get() != chunk.guild_id.get() {
+                return;
             }
-            found
+            asked.chunks_seen += 1;
+            let window = asked.window.clone();
+            asked.found.extend(
+                chunk
+                    .members
+                    .iter()
+                    .map(|member| convert::member(member, observed_at))
+                    .filter(|member| window.contains(&member.joined_at_ms)),
+            );
+            tracing::debug!(
+                guild_id = %asked.guild_id,
+                chunk = chunk.chunk_index,
+                chunks = chunk.chunk_count,
+                "member list chunk"
+            );
+            // Chunks come in order on one connection; a lost one shows as a count short.
+            if asked.chunks_seen >= chunk.chunk_count {
+                state.asked.remove(nonce)
+            } else {
+                None
+            }
         };
-        if guild_id.get() != chunk.guild_id.get() {
+        let Some(asked) = answered else {
             return;
-        }
-        let members: Vec<proto::MemberAdd> = chunk
-            .members
-            .iter()
-            .map(|member| convert::member(member, observed_at))
-            .filter(|member| window.contains(&member.joined_at_ms))
-            .collect();
+        };
         tracing::info!(
-            %guild_id,
-            chunk = chunk.chunk_index,
-            chunks = chunk.chunk_count,
-            listed = chunk.members.len(),
-            in_window = members.len(),
-            "member list chunk"
+            guild_id = %asked.guild_id,
+            found = asked.found.len(),
+            from = asked.window.start(),
+            to = asked.window.end(),
+            "member list read: members who joined in the window"
         );
-        if members.is_empty() {
-            return;
-        }
         let event = proto::GuildEvent {
             bot_id: self.bot_id.get(),
-            guild_id: guild_id.get(),
+            guild_id: asked.guild_id.get(),
             observed_at_ms: observed_at,
             shard_id,
             kind: Some(Kind::MembersFound(proto::MembersFound {
-                joined_from_ms: *window.start(),
-                joined_to_ms: *window.end(),
-                members,
+                joined_from_ms: *asked.window.start(),
+                joined_to_ms: *asked.window.end(),
+                members: asked.found,
             })),
         };
-        let message_id = format!(
-            "found:{}:{guild_id}:{nonce}:{}",
-            self.bot_id, chunk.chunk_index
-        );
+        let message_id = format!("found:{}:{}:{nonce}", self.bot_id, asked.guild_id);
         self.publisher.send(event, message_id).await;
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use invitrack_attribution::{Decision, EngineConfig, MissedJoins, Observation};
 use invitrack_bus::BusLayout;
 use invitrack_model::membership::JoinKind;
-use invitrack_model::{GuildKey, JoinSource, MemberKey, Millis};
+use invitrack_model::{GuildKey, JoinSource, MemberKey, Millis, UserId};
 use invitrack_storage::progress::{self, PartitionClaim};
 use invitrack_storage::{AsyncConnection, AsyncPgConnection};
 
@@ -570,8 +570,10 @@ impl Partition {
                 observation
             }
             Action::Observe(observation) => observation,
-            Action::MembersFound(members) => {
-                return self.members_found(effects, key, members, step.observed_at, touched, outcome);
+            Action::MembersFound { window, members } => {
+                let joins = joins_found_late(effects, key, members);
+                outcome.joins_found_late += joins.len();
+                Observation::JoinsFoundLate { window, joins }
             }
             Action::JoinSources { reports, refused } => {
                 if let Some((status, detail)) = refused {
@@ -595,48 +597,33 @@ impl Partition {
     }
 }
 
-impl Partition {
-    /// Gives the engine the members found whose join it never saw: the ones not present with
-    /// that `joined_at` already (`docs/attribution.md#joins-made-while-away`).
-    fn members_found(
-        &mut self,
-        effects: &mut BatchEffects,
-        key: GuildKey,
-        members: Vec<FoundMember>,
-        observed_at: Millis,
-        touched: &mut BTreeSet<GuildKey>,
-        outcome: &mut Outcome,
-    ) -> Result<(), WorkerError> {
-        for member in members {
-            let joined = effects.member_joined(
-                key.member(member.user_id),
-                member.joined_at,
-                member.has_avatar,
-                member.flagged_rejoin,
-            );
-            if joined == JoinKind::Repeated {
-                continue;
-            }
-            tracing::info!(
-                guild_id = %key.guild_id,
-                member_id = %member.user_id,
-                joined_at = member.joined_at_ms,
-                "join found in the member list after ingest was away"
-            );
-            outcome.joins_found_late += 1;
-            let observation = Observation::JoinFoundLate {
-                user_id: member.user_id,
-                joined_at: member.joined_at_ms,
-            };
-            let decisions = self
-                .guilds
-                .use_guild(key)?
-                .observe(&self.engine, observation, observed_at);
-            touched.insert(key);
-            record_decisions(effects, key, decisions, outcome)?;
+/// The members found whose join was never delivered: the ones not present with that
+/// `joined_at` already (`docs/attribution.md#joins-made-while-away`), recorded as joined.
+fn joins_found_late(
+    effects: &mut BatchEffects,
+    key: GuildKey,
+    members: Vec<FoundMember>,
+) -> Vec<(UserId, Millis)> {
+    let mut joins = Vec::new();
+    for member in members {
+        let joined = effects.member_joined(
+            key.member(member.user_id),
+            member.joined_at,
+            member.has_avatar,
+            member.flagged_rejoin,
+        );
+        if joined == JoinKind::Repeated {
+            continue;
         }
-        Ok(())
+        tracing::info!(
+            guild_id = %key.guild_id,
+            member_id = %member.user_id,
+            joined_at = member.joined_at_ms,
+            "join found in the member list after ingest was away"
+        );
+        joins.push((member.user_id, member.joined_at_ms));
     }
+    joins
 }
 
 fn record_decisions(

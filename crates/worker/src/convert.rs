@@ -66,7 +66,8 @@ pub fn observation(kind: &EventKind) -> Result<Option<Observation>, DecodeError>
         EventKind::MemberRemove(_)
         | EventKind::ShardClock(_)
         | EventKind::JoinSourceReport(_)
-        | EventKind::MembersFound(_) => {
+        | EventKind::MembersFound(_)
+        | EventKind::GuildAvailable(_) => {
             return Ok(None);
         }
         EventKind::InviteCreate(create) => Observation::InviteCreated {

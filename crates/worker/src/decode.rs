@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use invitrack_attribution::Observation;
+use invitrack_attribution::{MissedJoins, Observation};
 use invitrack_bus::{BusError, BusLayout, EventKind, GuildEvent, decode_event};
 use invitrack_model::membership::DID_REJOIN;
 use invitrack_model::time::{TimeOutOfRange, discord_time};
@@ -118,9 +118,12 @@ pub(crate) enum Action {
         observation: Observation,
     },
     Observe(Observation),
-    /// Members the member list showed after ingest was away: the ones not already present
-    /// are joins the gateway never delivered.
-    MembersFound(Vec<FoundMember>),
+    /// The member list's answer for a window after ingest was away: the members not already
+    /// present are joins the gateway never delivered.
+    MembersFound {
+        window: MissedJoins,
+        members: Vec<FoundMember>,
+    },
     /// Discord's member search answered about members of the guild, or refused.
     JoinSources {
         reports: Vec<ReportedJoin>,
@@ -145,7 +148,7 @@ impl Step {
             Action::MemberAdd { user_id, .. } | Action::MemberRemove { user_id, .. } => {
                 vec![*user_id]
             }
-            Action::MembersFound(members) => members.iter().map(|m| m.user_id).collect(),
+            Action::MembersFound { members, .. } => members.iter().map(|m| m.user_id).collect(),
             Action::Invites { .. } | Action::Observe(_) | Action::JoinSources { .. } => Vec::new(),
         }
     }
@@ -281,7 +284,16 @@ fn check(
             at: discord_time(event.observed_at_ms)?,
             observation,
         },
-        (EventKind::MembersFound(found), _) => Action::MembersFound(convert::found_members(found)?),
+        (EventKind::MembersFound(found), _) => Action::MembersFound {
+            window: MissedJoins {
+                from: found.joined_from_ms,
+                to: found.joined_to_ms,
+            },
+            members: convert::found_members(found)?,
+        },
+        (EventKind::GuildAvailable(_), _) => Action::Observe(Observation::GuildAvailable {
+            at: event.observed_at_ms,
+        }),
         (EventKind::JoinSourceReport(report), _) => Action::JoinSources {
             reports: convert::reported_joins(report)?,
             refused: (report.refused_status != 0).then(|| {

@@ -23,9 +23,9 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use invitrack_attribution::MissedJoins;
 use invitrack_bus::{Bus, MissedJoinsRequest};
 use invitrack_model::{GuildKey, JoinSource};
-use prost::Message as _;
 use invitrack_storage::Pool;
 use invitrack_storage::progress::{self, PartitionClaim};
+use prost::Message as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -534,7 +534,9 @@ async fn ask_for_missed_joins(ctx: &Context, wanted: &[(GuildKey, MissedJoins)])
             Ok(()) => {
                 ctx.stats.missed_joins_asked.fetch_add(1, Ordering::Relaxed);
             }
-            Err(error) => tracing::warn!(%error, guild_id = %guild.guild_id, "missed joins not asked"),
+            Err(error) => {
+                tracing::warn!(%error, guild_id = %guild.guild_id, "missed joins not asked")
+            }
         }
     }
 }

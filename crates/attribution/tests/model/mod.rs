@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use invitrack_attribution::{
-    Decision, DeliveryClock, EngineConfig, GuildAttribution, InviteCode, InviteInfo, Observation,
-    UserId, VanityInfo, Verdict,
+    Decision, DeliveryClock, EngineConfig, GuildAttribution, InviteCode, InviteInfo, MissedJoins,
+    Observation, UserId, VanityInfo, Verdict,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -47,7 +47,14 @@ pub struct ModelSpec {
     pub separate_vanity_read: bool,
     /// Adversarial delivery; `None`: every event arrives after `gateway_delay` alone.
     pub adversity: Option<Adversity>,
+    /// The bot goes away (its session lost, not resumed) when join `.0` is made, for `.1` ms:
+    /// gateway events due meanwhile are never delivered; on its return ingest reads the
+    /// invites at once and, `FOUND_AFTER_MS` later, the member list gives the joins it missed.
+    pub away: Option<(usize, i64)>,
 }
+
+/// How long after the bot's return the joins it missed are found in the member list.
+pub const FOUND_AFTER_MS: i64 = 3_000;
 
 /// What can go wrong between Discord and ingest.
 #[derive(Debug, Clone)]
@@ -89,6 +96,7 @@ impl Default for ModelSpec {
             raid: None,
             separate_vanity_read: false,
             adversity: None,
+            away: None,
         }
     }
 }
@@ -302,11 +310,23 @@ pub fn simulate(spec: &ModelSpec) -> History {
         });
     }
     changes.sort_by_key(|(at, _)| *at);
-    let outages = spec
+    let mut outages = spec
         .adversity
         .as_ref()
         .map(|a| adversity(spec.seed, a, &mut observations))
         .unwrap_or_default();
+    let back = spec
+        .away
+        .and_then(|(join, duration)| {
+            truth
+                .get(join)
+                .map(|t| (t.joined_at, t.joined_at + duration))
+        })
+        .map(|(left, back)| {
+            go_away(&mut observations, left, back);
+            outages.push((left, back));
+            back
+        });
 
     // Ingest's fetches: one in flight, the next covering every join seen meanwhile, spaced by
     // the route limit, and not before the joins it covers have settled.
@@ -317,6 +337,10 @@ pub fn simulate(spec: &ModelSpec) -> History {
             _ => None,
         })
         .collect();
+    if let Some(back) = back {
+        // The read of every guild when ingest starts again.
+        seen_joins.push((back, back - spec.settle_ms));
+    }
     seen_joins.sort_unstable();
     let mut fetches = 0;
     let mut free_at = START;
@@ -372,6 +396,31 @@ pub fn simulate(spec: &ModelSpec) -> History {
         truth,
         fetches,
     }
+}
+
+/// Drops the gateway events due while the bot was away, `left..back`, and gives the joins among
+/// them back as found in the member list `FOUND_AFTER_MS` after its return.
+fn go_away(observations: &mut Vec<(i64, Observation)>, left: i64, back: i64) {
+    let from_gateway = |o: &Observation| !matches!(o, Observation::Snapshot { .. });
+    let mut found = Vec::new();
+    observations.retain(|(at, o)| {
+        let lost = from_gateway(o) && (left..back).contains(at);
+        if let (true, Observation::MemberJoined { user_id, joined_at }) = (lost, o) {
+            found.push((*user_id, *joined_at));
+        }
+        !lost
+    });
+    observations.push((back, Observation::GuildAvailable { at: back }));
+    observations.push((
+        back + FOUND_AFTER_MS,
+        Observation::JoinsFoundLate {
+            window: MissedJoins {
+                from: START,
+                to: back,
+            },
+            joins: found,
+        },
+    ));
 }
 
 /// Applies `adversity` to the gateway events' delivery times; returns the outages, each from
