@@ -317,7 +317,7 @@ fn check(
 #[cfg(test)]
 mod tests {
     use invitrack_bus::proto::{
-        InviteSnapshot, JoinSourceReport, MemberAdd, MemberRemove,
+        GuildAvailable, InviteSnapshot, JoinSourceReport, MemberAdd, MemberRemove, MembersFound,
         ReportedJoin as ReportedJoinProto, ShardClock, guild_event::Kind,
     };
     use prost::Message as _;
@@ -426,6 +426,78 @@ mod tests {
         assert!(matches!(
             decode(&layout, 0, &message(&layout, 0, &report("abc", 0)), LATEST),
             Err(DecodeError::NoMember)
+        ));
+    }
+
+    #[test]
+    fn members_found_are_checked_member_by_member_and_keep_their_window() {
+        let layout = BusLayout::new("decode-test", 1).expect("layout");
+        let found = |user_id: u64, joined_at_ms: i64| GuildEvent {
+            bot_id: 7,
+            guild_id: 81_384_788_765_712_384,
+            observed_at_ms: 1_800_000_000_000,
+            shard_id: 0,
+            kind: Some(Kind::MembersFound(MembersFound {
+                joined_from_ms: 1_799_999_000_000,
+                joined_to_ms: 1_799_999_990_000,
+                members: vec![MemberAdd {
+                    user_id,
+                    joined_at_ms,
+                    has_avatar: false,
+                    bot: false,
+                    flags: DID_REJOIN,
+                }],
+            })),
+        };
+        let decoded = decode(
+            &layout,
+            0,
+            &message(&layout, 0, &found(42, 1_799_999_500_000)),
+            LATEST,
+        )
+        .map(|c| c.decoded);
+        let Ok(Decoded::Step(step)) = decoded else {
+            panic!("a step");
+        };
+        assert_eq!(step.members(), vec![UserId::new(42)]);
+        let Action::MembersFound { window, members } = step.action else {
+            panic!("members found");
+        };
+        assert_eq!(
+            (window.from, window.to),
+            (1_799_999_000_000, 1_799_999_990_000)
+        );
+        assert!(members[0].flagged_rejoin);
+        assert_eq!(members[0].joined_at_ms, 1_799_999_500_000);
+        // A member id of 0, or a join time PostgreSQL refuses, is a dead letter.
+        assert!(matches!(
+            decode(
+                &layout,
+                0,
+                &message(&layout, 0, &found(0, 1_799_999_500_000)),
+                LATEST
+            ),
+            Err(DecodeError::NoMember)
+        ));
+        assert!(matches!(
+            decode(&layout, 0, &message(&layout, 0, &found(42, 0)), LATEST),
+            Err(DecodeError::Time(_))
+        ));
+        // GUILD_CREATE is an observation dated when ingest saw it.
+        let available = GuildEvent {
+            kind: Some(Kind::GuildAvailable(GuildAvailable {})),
+            ..found(42, 1)
+        };
+        let decoded =
+            decode(&layout, 0, &message(&layout, 0, &available), LATEST).map(|c| c.decoded);
+        assert!(matches!(
+            decoded,
+            Ok(Decoded::Step(Step {
+                action: Action::Observe(Observation::GuildAvailable {
+                    at: 1_800_000_000_000
+                }),
+                ..
+            }))
         ));
     }
 
