@@ -1,8 +1,9 @@
 //! The gateway: Discord Gateway v10 over a websocket on `/?v=10&encoding=json`.
 //!
 //! Per connection: HELLO, then IDENTIFY (READY + GUILD_CREATEs) or RESUME (replay + RESUMED),
-//! heartbeats answered with HEARTBEAT_ACK, dispatches pushed from the world through the
-//! session's channel. Frames are compact JSON in `t, s, op, d` order (twilight finds those
+//! heartbeats answered with HEARTBEAT_ACK, op 8 (Request Guild Members) decoded here and
+//! answered by the world (`world/member_requests.rs`), dispatches pushed from the world through
+//! the session's channel. Frames are compact JSON in `t, s, op, d` order (twilight finds those
 //! keys by string search). Close codes follow Discord: 4001 unknown opcode, 4002 decode
 //! error, 4003 not authenticated, 4004 authentication failed, 4005 already authenticated,
 //! 4009 session timed out, 4010 invalid shard, 4012 invalid API version, 4013 invalid intents,
@@ -10,7 +11,7 @@
 
 use crate::{
     sessions::{Link, Outbound},
-    world::{IdentifyRequest, World},
+    world::{IdentifyRequest, MemberRequest, MemberSelection, World},
 };
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use actix_ws::{CloseCode, CloseReason, Message};
@@ -21,7 +22,13 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 use tokio_util::sync::CancellationToken;
-use twilight_model::gateway::{event::GatewayEvent, payload::incoming::Hello};
+use twilight_model::{
+    gateway::{event::GatewayEvent, payload::incoming::Hello},
+    id::{
+        Id,
+        marker::{GuildMarker, UserMarker},
+    },
+};
 
 /// Heartbeat interval announced in HELLO, in milliseconds.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 41_250;
@@ -94,6 +101,52 @@ struct Resume {
     token: String,
     session_id: String,
     seq: Option<u64>,
+}
+
+/// op 8's `d`, as "Request Guild Members Structure" documents it.
+#[derive(Debug, Deserialize)]
+struct RequestMembers {
+    guild_id: Id<GuildMarker>,
+    query: Option<String>,
+    limit: Option<u64>,
+    /// Presences are not simulated: checked to be a boolean, then ignored (no chunk carries
+    /// `presences`).
+    #[serde(default, rename = "presences")]
+    _presences: Option<bool>,
+    user_ids: Option<UserIds>,
+    /// Any JSON: an invalid nonce is ignored, not a decode error (the world keeps only a
+    /// string of at most 32 bytes).
+    nonce: Option<serde_json::Value>,
+}
+
+/// `user_ids`: "snowflake or array of snowflakes".
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum UserIds {
+    One(Id<UserMarker>),
+    Many(Vec<Id<UserMarker>>),
+}
+
+impl RequestMembers {
+    /// The request, if it has exactly one of `query` and `user_ids` and a `limit` with its
+    /// `query` (the documented "one of query or user_ids" and "true when specifying query");
+    /// `limit` alongside `user_ids` is ignored.
+    fn into_request(self) -> Option<MemberRequest> {
+        let selection = match (self.query, self.user_ids) {
+            (Some(query), None) => MemberSelection::Query {
+                query,
+                limit: self.limit?,
+            },
+            (None, Some(UserIds::One(id))) => MemberSelection::UserIds(vec![id]),
+            (None, Some(UserIds::Many(ids))) => MemberSelection::UserIds(ids),
+            _ => return None,
+        };
+        Some(MemberRequest {
+            guild_id: self.guild_id,
+            selection,
+            nonce: self.nonce,
+        })
+    }
 }
 
 /// Why the server ends a connection.
@@ -242,10 +295,37 @@ impl Connection {
             2 => self.on_identify(incoming.d),
             6 => self.on_resume(incoming.d).await,
             3 | 4 | 8 if self.session_id.is_none() => Err((4003, "Not authenticated.")),
-            // Presence update, voice state update, request guild members: accepted, ignored.
-            3 | 4 | 8 => Ok(()),
+            8 => self.on_request_members(incoming.d),
+            // Presence update, voice state update: accepted, ignored.
+            3 | 4 => Ok(()),
             _ => Err((4001, "Unknown opcode.")),
         }
+    }
+
+    /// op 8: a `d` that does not decode, or lacks what Discord documents as required, closes
+    /// 4002 as any payload that does not decode; the world answers the rest (chunks,
+    /// RATE_LIMITED or nothing) on this session.
+    fn on_request_members(&self, d: serde_json::Value) -> Result<(), CloseWith> {
+        let decode_error = (4002, "Error while decoding payload.");
+        let request = serde_json::from_value::<RequestMembers>(d)
+            .ok()
+            .and_then(RequestMembers::into_request)
+            .ok_or(decode_error)?;
+        let session_id = self
+            .session_id
+            .as_deref()
+            .ok_or((4003, "Not authenticated."))?;
+        let outcome = self
+            .world
+            .lock()
+            .request_guild_members(session_id, &request);
+        tracing::debug!(
+            conn_id = self.conn_id,
+            guild_id = %request.guild_id,
+            ?outcome,
+            "request guild members"
+        );
+        Ok(())
     }
 
     fn on_identify(&mut self, d: serde_json::Value) -> Result<(), CloseWith> {

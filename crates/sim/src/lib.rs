@@ -7,7 +7,8 @@
 //!   emits the dispatches Discord would send. `world/mod.rs` maps its files (the shared
 //!   handle, the data, the operations, the REST views, the gateway sessions).
 //! - `sessions.rs`: gateway sessions (shard routing, intents, sequence numbers, RESUME).
-//! - `gateway.rs`: the websocket protocol (HELLO, IDENTIFY, RESUME, heartbeats, close codes).
+//! - `gateway.rs`: the websocket protocol (HELLO, IDENTIFY, RESUME, heartbeats, close codes,
+//!   decoding op 8).
 //! - `rest.rs`: Discord REST `/api/v10`; `ratelimit.rs`: its buckets and headers.
 //! - `oauth2.rs`: Discord's OAuth2 endpoints (authorize, token, revoke, the Bearer routes);
 //!   `oauth2_form.rs`: their parameters, client credentials and scopes.
@@ -49,12 +50,13 @@ pub use sessions::{EventDelay, intents};
 pub use wire::{Nonce, permissions};
 pub use world::{
     ACCESS_TOKEN_LIFETIME_SECS, AUTHORIZATION_CODE_LIFETIME_MS, BotInfo, ChannelSpec, Consent,
-    CreatedGuild, DEFAULT_CLIENT_SECRET, DEFAULT_GATEWAY_QUEUE, DEFAULT_MESSAGE_CAPACITY,
-    DID_REJOIN, FollowUp, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS,
-    InteractionInfo, InteractionKind, InteractionReply, InteractionSpec, InviteInfo, InviteSpec,
-    JoinPath, JoinSpec, JoinTruth, JoinVia, MAX_USER_GUILDS, MemberInfo, MembersSearchOptions,
-    NONCE_WINDOW, OAuth2Client, OAuth2Options, PostedMessage, RegisteredCommand, UserGuild,
-    UserGuildSpec, World, WorldOptions,
+    CreatedGuild, DEFAULT_ALL_MEMBERS_WINDOW_MS, DEFAULT_CLIENT_SECRET, DEFAULT_GATEWAY_QUEUE,
+    DEFAULT_MESSAGE_CAPACITY, DID_REJOIN, FollowUp, GuildSpec, INTERACTION_RESPONSE_WINDOW_MS,
+    INTERACTION_TOKEN_LIFETIME_MS, InteractionInfo, InteractionKind, InteractionReply,
+    InteractionSpec, InviteInfo, InviteSpec, JoinPath, JoinSpec, JoinTruth, JoinVia,
+    MAX_USER_GUILDS, MemberInfo, MemberRequestOptions, MembersSearchOptions, NONCE_WINDOW,
+    OAuth2Client, OAuth2Options, PostedMessage, RegisteredCommand, UserGuild, UserGuildSpec, World,
+    WorldOptions,
 };
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
@@ -98,6 +100,10 @@ pub struct SimConfig {
     /// How `POST /guilds/{id}/members-search` behaves: indexing time and the lag before a new
     /// member is found (`docs/discord-members-search.md`).
     pub members_search: MembersSearchOptions,
+    /// How the gateway's op 8 (Request Guild Members) behaves: the window of its rate limit on
+    /// requests for all of a guild's members (default [`DEFAULT_ALL_MEMBERS_WINDOW_MS`],
+    /// Discord's 30 s).
+    pub member_requests: MemberRequestOptions,
 }
 
 impl Default for SimConfig {
@@ -116,6 +122,7 @@ impl Default for SimConfig {
             oauth2: OAuth2Options::default(),
             privileged_intents: sessions::intents::PRIVILEGED,
             members_search: MembersSearchOptions::default(),
+            member_requests: MemberRequestOptions::default(),
         }
     }
 }
@@ -207,6 +214,7 @@ impl Simulator {
             },
         );
         world.set_members_search(config.members_search);
+        world.set_member_requests(config.member_requests);
         let deliverer =
             std::sync::Arc::new(delivery::Deliverer::new(world.clone(), application_key));
         world.attach_deliveries(deliverer.start());

@@ -54,6 +54,10 @@ struct Args {
     /// How long after joining a member is found by the member search, ms.
     #[arg(long, env = "SIM_MEMBERS_SEARCH_LAG_MS", default_value_t = invitrack_sim::MembersSearchOptions::default().lag_ms)]
     members_search_lag_ms: u64,
+    /// How long after an answered gateway request for all of a guild's members (op 8,
+    /// `query` "" and `limit` 0) another one for that guild gets RATE_LIMITED, ms (0 = never).
+    #[arg(long, env = "SIM_ALL_MEMBERS_WINDOW_MS", default_value_t = invitrack_sim::DEFAULT_ALL_MEMBERS_WINDOW_MS)]
+    all_members_window_ms: u64,
     /// Write the ground truth (JSON lines) here on exit and after a scenario or workload.
     #[arg(long, env = "SIM_TRUTH_FILE")]
     truth_file: Option<std::path::PathBuf>,
@@ -147,6 +151,9 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
             index_ms: args.members_search_index_ms,
             lag_ms: args.members_search_lag_ms,
             ..invitrack_sim::MembersSearchOptions::default()
+        },
+        member_requests: invitrack_sim::MemberRequestOptions {
+            all_members_window_ms: args.all_members_window_ms,
         },
         truth_file: args.truth_file.clone(),
         oauth2: invitrack_sim::OAuth2Options {

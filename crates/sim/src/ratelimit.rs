@@ -279,22 +279,46 @@ pub enum Verdict {
     },
 }
 
+/// A fixed window of uses: it starts at its first use and lasts `len`; the next use after it
+/// starts a new one. Shared by the REST buckets and the gateway's Request Guild Members limit
+/// (`world/member_requests.rs`).
 #[derive(Debug, Clone, Copy)]
-struct Window {
+pub(crate) struct Window {
     started: Instant,
     used: u32,
 }
 
 impl Window {
+    /// A window starting at `now`, unused.
+    pub(crate) fn starting(now: Instant) -> Self {
+        Self {
+            started: now,
+            used: 0,
+        }
+    }
+
     /// Restarts the window if it is over; the time it resets.
     fn roll(&mut self, now: Instant, len: Duration) -> Instant {
         if now.duration_since(self.started) >= len {
-            *self = Window {
-                started: now,
-                used: 0,
-            };
+            *self = Window::starting(now);
         }
         self.started + len
+    }
+
+    /// Takes one of `limit` uses per `len` (restarting the window first if it is over):
+    /// `Ok((uses left, reset time))`, or `Err(reset time)` when none is left.
+    pub(crate) fn take(
+        &mut self,
+        now: Instant,
+        len: Duration,
+        limit: u32,
+    ) -> Result<(u32, Instant), Instant> {
+        let reset_at = self.roll(now, len);
+        if self.used >= limit {
+            return Err(reset_at);
+        }
+        self.used += 1;
+        Ok((limit - self.used, reset_at))
     }
 }
 
@@ -420,12 +444,8 @@ impl RateLimiter {
         self.stats.routes.entry(route).or_default().requests += 1;
         if self.global.limit > 0 && route.counts_globally() {
             let len = Duration::from_millis(self.global.window_ms.max(1));
-            let window = self.global_window.get_or_insert(Window {
-                started: now,
-                used: 0,
-            });
-            let reset_at = window.roll(now, len);
-            if window.used >= self.global.limit {
+            let window = self.global_window.get_or_insert(Window::starting(now));
+            if let Err(reset_at) = window.take(now, len, self.global.limit) {
                 self.stats.rate_limited += 1;
                 self.stats.global_rate_limited += 1;
                 self.stats
@@ -437,7 +457,6 @@ impl RateLimiter {
                     retry_after: reset_at.saturating_duration_since(now).as_secs_f64(),
                 };
             }
-            window.used += 1;
         }
         let RouteLimit { limit, window_ms } = self.limit(route);
         let window_len = Duration::from_millis(window_ms.max(1));
@@ -452,33 +471,32 @@ impl RateLimiter {
                 now.duration_since(w.started) < Duration::from_millis(len)
             });
         }
-        let window = self.windows.entry((route, major)).or_insert(Window {
-            started: now,
-            used: 0,
-        });
-        let reset_at = window.roll(now, window_len);
+        let window = self
+            .windows
+            .entry((route, major))
+            .or_insert(Window::starting(now));
         let bucket = route.bucket_hash();
-        if window.used >= u32::from(limit) {
-            self.stats.rate_limited += 1;
-            self.stats.routes.entry(route).or_default().rate_limited += 1;
-            return Verdict::Limited {
-                headers: RateHeaders {
-                    limit,
-                    remaining: 0,
-                    reset_at,
-                    bucket,
-                },
-                retry_after: reset_at.saturating_duration_since(now).as_secs_f64(),
-            };
+        match window.take(now, window_len, u32::from(limit)) {
+            Ok((remaining, reset_at)) => Verdict::Allowed(RateHeaders {
+                limit,
+                remaining: u16::try_from(remaining).unwrap_or(0),
+                reset_at,
+                bucket,
+            }),
+            Err(reset_at) => {
+                self.stats.rate_limited += 1;
+                self.stats.routes.entry(route).or_default().rate_limited += 1;
+                Verdict::Limited {
+                    headers: RateHeaders {
+                        limit,
+                        remaining: 0,
+                        reset_at,
+                        bucket,
+                    },
+                    retry_after: reset_at.saturating_duration_since(now).as_secs_f64(),
+                }
+            }
         }
-        window.used += 1;
-        let remaining = u16::try_from(u32::from(limit) - window.used).unwrap_or(0);
-        Verdict::Allowed(RateHeaders {
-            limit,
-            remaining,
-            reset_at,
-            bucket,
-        })
     }
 }
 

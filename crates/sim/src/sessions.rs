@@ -158,6 +158,17 @@ impl EventKind {
         name: "INTERACTION_CREATE",
         intent: 0,
     };
+    /// The answer to a session's op 8 (Request Guild Members); needs no intent of its own.
+    pub const GUILD_MEMBERS_CHUNK: Self = Self {
+        name: "GUILD_MEMBERS_CHUNK",
+        intent: 0,
+    };
+    /// A gateway command of the session was over its limit (op 8 for all of a guild's
+    /// members); needs no intent.
+    pub const RATE_LIMITED: Self = Self {
+        name: "RATE_LIMITED",
+        intent: 0,
+    };
 }
 
 /// One dispatch as sent to one session.
@@ -281,11 +292,20 @@ pub enum ResumeRefused {
     TooOld,
 }
 
+/// Who a queued dispatch goes to.
+#[derive(Debug)]
+enum Target {
+    /// Every session of the guild's shard (with the intent).
+    Guild(Id<GuildMarker>),
+    /// One session: the answer to its own request.
+    Session(String),
+}
+
 /// A dispatch waiting for its time.
 #[derive(Debug)]
 struct Queued {
     due: Instant,
-    guild_id: Id<GuildMarker>,
+    to: Target,
     t: &'static str,
     intent: u64,
     d: Arc<str>,
@@ -333,7 +353,12 @@ impl Sessions {
                 return Some(front.due);
             }
             if let Some(q) = self.outbox.pop_front() {
-                self.broadcast_now(q.guild_id, q.t, q.intent, &q.d);
+                match &q.to {
+                    Target::Guild(guild_id) => {
+                        self.broadcast_now(*guild_id, q.t, q.intent, &q.d);
+                    }
+                    Target::Session(session_id) => self.push_to(session_id, q.t, q.intent, &q.d),
+                }
             }
         }
         None
@@ -371,12 +396,54 @@ impl Sessions {
 
     /// Sends one dispatch to one session (READY, the initial GUILD_CREATEs, RESUMED).
     pub fn send_to<T: Serialize>(&mut self, session_id: &str, kind: EventKind, payload: &T) {
-        if let Some(entry) = self.entries.get_mut(session_id)
-            && (kind.intent == 0 || entry.intents & kind.intent != 0)
+        if self
+            .entries
+            .get(session_id)
+            .is_some_and(|e| kind.intent == 0 || e.intents & kind.intent != 0)
             && let Some(d) = serialize(payload)
         {
-            entry.push(kind.name, &d);
+            self.push_to(session_id, kind.name, kind.intent, &d);
         }
+    }
+
+    /// Sends one dispatch to one session after every dispatch still waiting for its
+    /// [`EventDelay`], so it overtakes none of them (a shard's stream keeps its order): the
+    /// answers to a session's own requests (GUILD_MEMBERS_CHUNK, RATE_LIMITED). At once when
+    /// nothing waits.
+    pub fn send_in_order<T: Serialize>(&mut self, session_id: &str, kind: EventKind, payload: &T) {
+        let Some(last_due) = self.outbox.back().map(|last| last.due) else {
+            self.send_to(session_id, kind, payload);
+            return;
+        };
+        let Some(d) = serialize(payload) else { return };
+        // The outbox is not empty, so the scheduler is already awake for it.
+        self.outbox.push_back(Queued {
+            due: last_due,
+            to: Target::Session(session_id.to_owned()),
+            t: kind.name,
+            intent: kind.intent,
+            d,
+        });
+    }
+
+    fn push_to(&mut self, session_id: &str, t: &'static str, intent: u64, d: &Arc<str>) {
+        if let Some(entry) = self.entries.get_mut(session_id)
+            && (intent == 0 || entry.intents & intent != 0)
+        {
+            entry.push(t, d);
+        }
+    }
+
+    /// The intents a session identified with (`None`: no such session).
+    pub fn intents_of(&self, session_id: &str) -> Option<u64> {
+        self.entries.get(session_id).map(|e| e.intents)
+    }
+
+    /// Whether `guild_id` is on the shard of the session (`false` for no such session).
+    pub fn session_owns(&self, session_id: &str, guild_id: Id<GuildMarker>) -> bool {
+        self.entries
+            .get(session_id)
+            .is_some_and(|e| e.owns(guild_id))
     }
 
     /// Sends a guild's dispatch to every session of the shard owning the guild that asked
@@ -419,7 +486,7 @@ impl Sessions {
         let was_empty = self.outbox.is_empty();
         self.outbox.push_back(Queued {
             due,
-            guild_id,
+            to: Target::Guild(guild_id),
             t: kind.name,
             intent: kind.intent,
             d,

@@ -248,6 +248,40 @@ pub struct MemberRemove<'a> {
     pub user: User<'a>,
 }
 
+/// `GUILD_MEMBERS_CHUNK`: one of the answers to op 8 (Request Guild Members).
+#[derive(Debug, Serialize)]
+pub struct MembersChunk<'a> {
+    pub guild_id: Id<GuildMarker>,
+    /// Guild member objects without `guild_id`, at most 1000.
+    pub members: &'a [GuildMember<'a>],
+    pub chunk_index: u32,
+    pub chunk_count: u32,
+    /// The requested ids that are not members (requests by `user_ids` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<&'a [Id<UserMarker>]>,
+    /// The request's nonce, when it had a valid one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+}
+
+/// `RATE_LIMITED` (a dispatch): a gateway command over its limit.
+#[derive(Debug, Serialize)]
+pub struct GatewayRateLimited<'a> {
+    /// The opcode of the command (8).
+    pub opcode: u8,
+    /// Seconds to wait before sending it again.
+    pub retry_after: f64,
+    pub meta: RequestMembersMeta<'a>,
+}
+
+/// `meta` of [`GatewayRateLimited`] for op 8: the request's guild and nonce.
+#[derive(Debug, Serialize)]
+pub struct RequestMembersMeta<'a> {
+    pub guild_id: Id<GuildMarker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+}
+
 /// `INVITE_CREATE`.
 #[derive(Debug, Serialize)]
 pub struct InviteCreate<'a> {
@@ -832,6 +866,41 @@ mod tests {
         };
         let _: TMemberRemove =
             serde_json::from_str(&serde_json::to_string(&removed).expect("ser")).expect("de");
+    }
+
+    #[test]
+    fn members_chunk_deserializes_and_rate_limited_is_discords_shape() {
+        let members = [GuildMember::new(user(false), &[], 1_700_000_000_000, 0)];
+        let not_found = [Id::new(77)];
+        let chunk = MembersChunk {
+            guild_id: Id::new(1),
+            members: &members,
+            chunk_index: 0,
+            chunk_count: 1,
+            not_found: Some(&not_found),
+            nonce: Some("n1"),
+        };
+        let json = serde_json::to_string(&chunk).expect("serialize");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert!(value["members"][0].get("guild_id").is_none(), "{json}");
+        assert!(value.get("presences").is_none(), "{json}");
+        let parsed: twilight_model::gateway::payload::incoming::MemberChunk =
+            serde_json::from_str(&json).expect("twilight accepts");
+        assert_eq!(parsed.members.len(), 1);
+        assert_eq!(parsed.not_found, [Id::new(77)]);
+        assert_eq!(parsed.nonce.as_deref(), Some("n1"));
+        let limited = GatewayRateLimited {
+            opcode: 8,
+            retry_after: 12.5,
+            meta: RequestMembersMeta {
+                guild_id: Id::new(1),
+                nonce: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&limited).expect("serialize"),
+            r#"{"opcode":8,"retry_after":12.5,"meta":{"guild_id":"1"}}"#
+        );
     }
 
     #[test]

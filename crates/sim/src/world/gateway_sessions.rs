@@ -40,12 +40,6 @@ impl State {
 
     /// The GUILD_CREATE of a guild (also sent after READY, one per guild of the shard).
     pub(super) fn guild_create_payload<'a>(&'a self, guild: &'a Guild) -> wire::GuildCreate<'a> {
-        let bot_member = wire::GuildMember::new(
-            self.bot.user(),
-            std::slice::from_ref(&guild.bot_role_id),
-            guild.bot_joined_at_ms,
-            0,
-        );
         let member_count = guild.member_count();
         wire::GuildCreate {
             id: guild.id,
@@ -90,7 +84,10 @@ impl State {
             unavailable: false,
             member_count,
             voice_states: [],
-            members: vec![bot_member],
+            members: self
+                .guild_member(guild, self.bot.user_id)
+                .into_iter()
+                .collect(),
             channels: guild
                 .channel_ids
                 .iter()

@@ -21,9 +21,13 @@
 //! - `oauth2.rs`: OAuth2 for a dashboard's login: the application's client, the signed-in
 //!   user, the guilds users are in, codes and tokens, the Bearer views.
 //! - `gateway_sessions.rs`: IDENTIFY, RESUME and the other session calls of the gateway.
+//! - `member_requests.rs`: the gateway's op 8 (Request Guild Members): GUILD_MEMBERS_CHUNKs,
+//!   the all-members rate limit (RATE_LIMITED).
+//! - `search.rs`: the member search (`POST /guilds/{id}/members-search`).
 
 mod gateway_sessions;
 mod interactions;
+mod member_requests;
 mod messages;
 mod modals;
 mod model;
@@ -37,6 +41,8 @@ mod views;
 
 pub(crate) use gateway_sessions::IdentifyRequest;
 pub use interactions::{INTERACTION_RESPONSE_WINDOW_MS, INTERACTION_TOKEN_LIFETIME_MS};
+pub use member_requests::{DEFAULT_ALL_MEMBERS_WINDOW_MS, MemberRequestOptions};
+pub(crate) use member_requests::{MemberRequest, MemberSelection};
 pub use messages::{DEFAULT_MESSAGE_CAPACITY, NONCE_WINDOW};
 pub(crate) use model::State;
 pub use oauth2::{
@@ -338,6 +344,14 @@ impl World {
         /// Sets how the member search (`POST /guilds/{id}/members-search`) behaves.
         pub fn set_members_search(&self, options: MembersSearchOptions)
             => lock.set_members_search;
+
+        /// Sets how the gateway's op 8 (Request Guild Members) behaves: the window of its
+        /// all-members rate limit (the windows already open are forgotten).
+        pub fn set_member_requests(&self, options: MemberRequestOptions)
+            => lock.set_member_requests;
+
+        /// How the gateway's op 8 (Request Guild Members) behaves.
+        pub fn member_requests(&self) -> MemberRequestOptions => lock.member_requests;
 
         /// Grants or revokes MANAGE_GUILD.
         pub fn set_manage_guild(&self, guild_id: Id<GuildMarker>, manage_guild: bool)

@@ -59,6 +59,8 @@ pub(crate) struct State {
     pub(super) deferred_seq: u64,
     pub(super) wake: Arc<Condvar>,
     pub(super) members_search: super::search::MembersSearchOptions,
+    /// Gateway op 8: its options and the all-members rate limit's windows.
+    pub(super) member_requests: super::member_requests::MemberRequests,
 }
 
 /// A `uses` counter that moves later than its join.
@@ -293,6 +295,7 @@ impl State {
             deferred_seq: 0,
             wake,
             members_search: super::search::MembersSearchOptions::default(),
+            member_requests: super::member_requests::MemberRequests::default(),
         }
     }
 
@@ -340,6 +343,33 @@ impl State {
             flags: 0,
             bot: false,
         }
+    }
+
+    /// A member of `guild` as the guild member object shows it, without `guild_id`: the bot
+    /// with its role (GUILD_CREATE), anyone else as GUILD_MEMBER_ADD showed them (no roles).
+    /// `None` when the user is not a current member. Every payload carrying a member
+    /// (GUILD_CREATE, GUILD_MEMBER_ADD, GUILD_MEMBERS_CHUNK, the member search) takes it
+    /// from here.
+    pub(super) fn guild_member<'a>(
+        &'a self,
+        guild: &'a Guild,
+        user_id: Id<UserMarker>,
+    ) -> Option<wire::GuildMember<'a>> {
+        if user_id == self.bot.user_id {
+            return Some(wire::GuildMember::new(
+                self.bot.user(),
+                std::slice::from_ref(&guild.bot_role_id),
+                guild.bot_joined_at_ms,
+                0,
+            ));
+        }
+        let member = guild.members.get(&user_id)?;
+        Some(wire::GuildMember::new(
+            self.user(user_id),
+            &[],
+            member.joined_at_ms,
+            member.flags,
+        ))
     }
 
     /// Whether the world has seen this user (a member, a former member, an inviter, the

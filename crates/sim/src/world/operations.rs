@@ -369,16 +369,22 @@ impl State {
 
         let dispatch_delay = u64::try_from(delay_ms).unwrap_or(0);
         self.with_sessions(|state, sessions| {
-            let event = wire::GuildMember {
-                guild_id: Some(guild_id),
-                ..wire::GuildMember::new(state.user(user_id), &[], now, flags)
-            };
-            sessions.broadcast_after(
-                guild_id,
-                EventKind::GUILD_MEMBER_ADD,
-                &event,
-                dispatch_delay,
-            );
+            let member = state
+                .guilds
+                .get(&guild_id)
+                .and_then(|guild| state.guild_member(guild, user_id));
+            if let Some(member) = member {
+                let event = wire::GuildMember {
+                    guild_id: Some(guild_id),
+                    ..member
+                };
+                sessions.broadcast_after(
+                    guild_id,
+                    EventKind::GUILD_MEMBER_ADD,
+                    &event,
+                    dispatch_delay,
+                );
+            }
         });
 
         if let Some((channel_id, code)) = exhausted {

@@ -10,8 +10,8 @@ use twilight_model::id::{Id, marker::GuildMarker};
 use super::model::State;
 use super::specs::JoinPath;
 use super::to_json;
+use crate::WorldError;
 use crate::search_form::{MembersSearch, SearchedMember};
-use crate::{WorldError, wire};
 
 /// How the member search behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -144,20 +144,13 @@ impl State {
         Ok((StatusCode::OK, Some(to_json(&body)?)))
     }
 
-    /// A member as the guild member object shows it.
+    /// A member as the guild member object shows it (`null` if no longer a member: the
+    /// search only lists current members).
     fn member_json(&self, guild_id: Id<GuildMarker>, user_id: u64) -> serde_json::Value {
-        let user_id = Id::new(user_id);
-        let member = self
-            .guilds
+        self.guilds
             .get(&guild_id)
-            .and_then(|guild| guild.members.get(&user_id));
-        let (joined_at_ms, flags) = member.map_or((0, 0), |m| (m.joined_at_ms, m.flags));
-        serde_json::to_value(wire::GuildMember::new(
-            self.user(user_id),
-            &[],
-            joined_at_ms,
-            flags,
-        ))
-        .unwrap_or_default()
+            .and_then(|guild| self.guild_member(guild, Id::new(user_id)))
+            .and_then(|member| serde_json::to_value(member).ok())
+            .unwrap_or_default()
     }
 }

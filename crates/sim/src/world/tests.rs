@@ -3,7 +3,8 @@
 
 use super::{
     BotInfo, ChannelSpec, GuildSpec, IdentifyRequest, InteractionKind, InteractionSpec, InviteSpec,
-    JoinPath, JoinSpec, JoinVia, NONCE_WINDOW, NewMessage, World, WorldOptions,
+    JoinPath, JoinSpec, JoinVia, MemberRequest, MemberSelection, NONCE_WINDOW, NewMessage, World,
+    WorldOptions,
 };
 use crate::{
     error::WorldError,
@@ -37,10 +38,15 @@ fn drain(rx: &mut tokio::sync::mpsc::Receiver<Outbound>) -> Vec<(&'static str, S
 }
 
 fn connect(w: &World) -> tokio::sync::mpsc::Receiver<Outbound> {
+    connect_session(w).0
+}
+
+/// A session on the only shard with every intent: its frames and its id.
+fn connect_session(w: &World) -> (tokio::sync::mpsc::Receiver<Outbound>, String) {
     let (tx, rx) = channel(10_000);
     let mut s = w.lock();
     let conn = s.next_conn_id();
-    s.identify(
+    let session_id = s.identify(
         IdentifyRequest {
             shard: [0, 1],
             intents: intents::GUILDS | intents::GUILD_MEMBERS | intents::GUILD_INVITES,
@@ -53,7 +59,7 @@ fn connect(w: &World) -> tokio::sync::mpsc::Receiver<Outbound> {
             kill: CancellationToken::new(),
         },
     );
-    rx
+    (rx, session_id)
 }
 
 #[test]
@@ -699,4 +705,148 @@ fn a_users_guilds_merge_the_world_and_the_memberships_given() {
         w.lock().oauth2_authorize(request),
         Authorized::Redirect(url) if url.starts_with("http://d.test/cb?x=1&code=")
     ));
+}
+
+/// Op 8 on a session: the `d` of every dispatch it got in answer (name, JSON).
+fn request_members(
+    w: &World,
+    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    session_id: &str,
+    guild_id: Id<twilight_model::id::marker::GuildMarker>,
+    selection: MemberSelection,
+) -> Vec<(&'static str, serde_json::Value)> {
+    w.lock().request_guild_members(
+        session_id,
+        &MemberRequest {
+            guild_id,
+            selection,
+            nonce: None,
+        },
+    );
+    drain(rx)
+        .into_iter()
+        .map(|(t, d)| (t, serde_json::from_str(&d).expect("JSON")))
+        .collect()
+}
+
+fn query(query: &str, limit: u64) -> MemberSelection {
+    MemberSelection::Query {
+        query: query.into(),
+        limit,
+    }
+}
+
+#[test]
+fn member_requests_select_by_prefix_limit_and_ids() {
+    let w = world();
+    let g = w
+        .create_guild(GuildSpec::default())
+        .expect("guild")
+        .guild_id;
+    let joined: Vec<_> = (0..120)
+        .map(|_| {
+            w.join(g, JoinVia::Untracked, JoinSpec::default())
+                .expect("join")
+                .user_id
+        })
+        .collect();
+    let (mut rx, session) = connect_session(&w);
+    drain(&mut rx);
+    let count = |answer: &[(&str, serde_json::Value)]| {
+        assert_eq!(answer.len(), 1, "one chunk");
+        assert_eq!(answer[0].0, "GUILD_MEMBERS_CHUNK");
+        answer[0].1["members"].as_array().expect("members").len()
+    };
+    // Every member, the owner and the bot ("bot") included; a prefix query at most 100, and
+    // `limit` 0 with a prefix asks for no particular number (so 100).
+    assert_eq!(
+        count(&request_members(&w, &mut rx, &session, g, query("", 0))),
+        122
+    );
+    assert_eq!(
+        count(&request_members(&w, &mut rx, &session, g, query("USER", 7))),
+        7
+    );
+    assert_eq!(
+        count(&request_members(&w, &mut rx, &session, g, query("user", 0))),
+        100
+    );
+    assert_eq!(
+        count(&request_members(
+            &w,
+            &mut rx,
+            &session,
+            g,
+            query("user", 500)
+        )),
+        100
+    );
+    assert_eq!(
+        count(&request_members(&w, &mut rx, &session, g, query("", 3))),
+        3
+    );
+    assert_eq!(
+        count(&request_members(&w, &mut rx, &session, g, query("bo", 10))),
+        1
+    );
+    // A prefix nobody has: one empty chunk.
+    let answer = request_members(&w, &mut rx, &session, g, query("nobody", 10));
+    assert_eq!(count(&answer), 0);
+    assert_eq!(answer[0].1["chunk_count"], 1);
+    assert!(answer[0].1.get("not_found").is_none());
+
+    // user_ids: the first 100 distinct ids; duplicates count once.
+    let mut ids = vec![joined[0], joined[0]];
+    ids.extend(joined.iter().skip(1).copied());
+    let answer = request_members(&w, &mut rx, &session, g, MemberSelection::UserIds(ids));
+    assert_eq!(count(&answer), 100);
+    assert_eq!(answer[0].1["not_found"], serde_json::json!([]));
+    assert_eq!(
+        answer[0].1["members"][0]["user"]["id"],
+        joined[0].to_string()
+    );
+    // Oldest first: the bot and the owner joined when the guild was made.
+    let answer = request_members(&w, &mut rx, &session, g, query("user", 3));
+    assert_eq!(
+        answer[0].1["members"][1]["user"]["id"],
+        joined[0].to_string()
+    );
+}
+
+#[test]
+fn member_chunks_overtake_no_delayed_dispatch() {
+    let w = World::with_options(
+        world().bot().clone(),
+        WorldOptions {
+            event_delay: crate::sessions::EventDelay {
+                min_ms: 100,
+                max_ms: 100,
+            },
+            ..WorldOptions::default()
+        },
+    );
+    let g = w
+        .create_guild(GuildSpec::default())
+        .expect("guild")
+        .guild_id;
+    let (mut rx, session) = connect_session(&w);
+    std::thread::sleep(Duration::from_millis(250));
+    drain(&mut rx);
+    let member = w
+        .join(g, JoinVia::Untracked, JoinSpec::default())
+        .expect("join")
+        .user_id;
+    // The join is in the world at once; its GUILD_MEMBER_ADD waits 100 ms. The chunk has the
+    // member and comes after the GUILD_MEMBER_ADD, with the next sequence number.
+    assert!(request_members(&w, &mut rx, &session, g, query("", 0)).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let frames: Vec<_> = std::iter::from_fn(|| match rx.try_recv() {
+        Ok(Outbound::Frame(f)) => Some((f.t, f.seq, f.d.to_string())),
+        _ => None,
+    })
+    .collect();
+    let names: Vec<_> = frames.iter().map(|(t, _, _)| *t).collect();
+    assert_eq!(names, ["GUILD_MEMBER_ADD", "GUILD_MEMBERS_CHUNK"]);
+    assert_eq!(frames[1].1, frames[0].1 + 1);
+    assert!(frames[1].2.contains(&member.to_string()));
 }

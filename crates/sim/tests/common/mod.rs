@@ -13,13 +13,21 @@ use twilight_gateway::{
 pub const TOKEN: &str = "test-token";
 
 pub async fn start(shards: u32) -> RunningSim {
+    start_with(SimConfig {
+        shards,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// A simulator with this configuration, on port 0 and with [`TOKEN`].
+pub async fn start_with(config: SimConfig) -> RunningSim {
     // twilight's rustls connector is built even for ws://, and needs a process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     Simulator::start(SimConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         bot_token: TOKEN.into(),
-        shards,
-        ..SimConfig::default()
+        ..config
     })
     .await
     .expect("simulator starts")
