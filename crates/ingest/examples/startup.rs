@@ -1,5 +1,7 @@
 //! Start-up at scale: a bot in 10,000 guilds (the simulator) is snapshotted within the request
-//! budget; prints the time it takes, the 429s met, and ingest's memory per guild.
+//! budget; prints the time it takes, the 429s met, ingest's memory per guild, and how soon a
+//! join made once every guild is available, in the guild created last, is read (what makes it
+//! attributable) while the start-up reads are still going on.
 //!
 //! ```text
 //! cargo run --release -p invitrack-ingest --example startup -- [GUILDS] [REQUESTS_PER_SECOND] [SHARDS]
@@ -19,7 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use invitrack_ingest::{BusConfig, Ingest, IngestConfig, IngestMetrics};
-use invitrack_sim::{GuildSpec, SimConfig, Simulator};
+use futures_util::StreamExt as _;
+use invitrack_bus::EventKind;
+use invitrack_model::{GuildId, GuildKey};
+use invitrack_sim::{GuildSpec, InviteSpec, JoinSpec, JoinVia, SimConfig, Simulator};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
@@ -40,8 +45,9 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(measure(guilds, per_second, shards))
 }
 
-/// The simulator, driven over stdin/stdout: `guilds N` creates N guilds, `stats` prints the
-/// REST counters. It stops when stdin closes.
+/// The simulator, driven over stdin/stdout: `guilds N` creates N guilds, `join` makes a member
+/// join the guild created last through a new invite, `stats` prints the REST counters. It
+/// stops when stdin closes.
 async fn sim_child(shards: u32) -> anyhow::Result<()> {
     let sim = Simulator::start(SimConfig {
         bind: "127.0.0.1:0".parse()?,
@@ -53,15 +59,16 @@ async fn sim_child(shards: u32) -> anyhow::Result<()> {
     println!("ready {} {}", sim.gateway_url(), sim.api_proxy());
     let mut lines =
         tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+    let mut last = None;
     while let Some(line) = lines.next_line().await? {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("guilds"), Some(n)) => {
                 for i in 0..n.parse::<u64>()? {
-                    world.create_guild(GuildSpec {
+                    last = Some(world.create_guild(GuildSpec {
                         name: format!("g{i}"),
                         ..GuildSpec::default()
-                    })?;
+                    })?);
                     // Spread the guilds over the shards: a guild's shard is its creation
                     // millisecond modulo the shard count.
                     if i % 50 == 49 {
@@ -70,6 +77,19 @@ async fn sim_child(shards: u32) -> anyhow::Result<()> {
                 }
                 world.reset_rest_stats();
                 println!("ok");
+            }
+            (Some("join"), _) => {
+                let guild = last.ok_or_else(|| anyhow::anyhow!("no guild"))?;
+                let invite = world.create_invite(
+                    guild.guild_id,
+                    InviteSpec::by(twilight_model::id::Id::new(1_100_000_000_000_000_001)),
+                )?;
+                world.join(
+                    guild.guild_id,
+                    JoinVia::Invite(invite.code),
+                    JoinSpec::default(),
+                )?;
+                println!("joined {}", guild.guild_id);
             }
             (Some("stats"), _) => {
                 let stats = world.rest_stats();
@@ -162,7 +182,7 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     };
 
     // 1. Baseline: ingest with every shard connected and no guild.
-    let (metrics, stop, task) = start(config.clone()).await?;
+    let (metrics, stop, task, _) = start(config.clone()).await?;
     wait(&metrics, Duration::from_secs(120), |m| {
         m.shards_connected() == u64::from(shards)
     })
@@ -178,9 +198,33 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
         "simulator refused the guilds"
     );
     let started = Instant::now();
-    let (metrics, stop, task) = start(config).await?;
-    wait(&metrics, Duration::from_secs(120), |m| m.guilds() == guilds).await;
+    let (metrics, stop, task, bot_id) = start(config).await?;
+    wait(&metrics, Duration::from_secs(600), |m| m.guilds() == guilds).await;
     let all_available = started.elapsed();
+    let read_at_available = metrics.snapshots_published();
+
+    // 3. A join now, in the guild created last: how long until its invites are read.
+    let joined = child.ask("join")?;
+    let joined_in = joined
+        .strip_prefix("joined ")
+        .and_then(|id| GuildId::parse(id).ok())
+        .ok_or_else(|| anyhow::anyhow!("the simulator did not join: {joined}"))?;
+    let join_made = Instant::now();
+    let client = bus.client().await?;
+    let subject = bus.layout()?.guild_subject(GuildKey::new(bot_id, joined_in));
+    let mut events = client.subscribe(subject).await?;
+    let join_read = tokio::time::timeout(Duration::from_secs(3600), async {
+        while let Some(message) = events.next().await {
+            let event = invitrack_bus::decode_event(&message.payload)?;
+            if matches!(event.kind, Some(EventKind::InviteSnapshot(_))) {
+                return Ok::<_, anyhow::Error>(join_made.elapsed());
+            }
+        }
+        anyhow::bail!("the subscription ended")
+    })
+    .await??;
+    drop(events);
+    let read_at_join = metrics.snapshots_published();
     wait(&metrics, Duration::from_secs(3600), |m| {
         m.snapshots_published() == guilds
     })
@@ -195,7 +239,6 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     task.await??;
     drop(child.stdin);
     child.process.wait()?;
-    let client = bus.client().await?;
     let js = async_nats::jetstream::new(client);
     let layout = bus.layout()?;
     invitrack_bus::delete_streams(&js, &layout).await;
@@ -216,6 +259,11 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     println!(
         "all GUILD_CREATEs received  {:.1} s",
         all_available.as_secs_f64()
+    );
+    println!(
+        "a join in the last guild    read {:.2} s after it, when {read_at_join} guilds were \
+         read ({read_at_available} when every guild was available)",
+        join_read.as_secs_f64()
     );
     println!(
         "all snapshots published     {:.1} s ({:.1} snapshots/s; budget floor {:.1} s)",
@@ -243,10 +291,12 @@ async fn start(
     Arc<IngestMetrics>,
     CancellationToken,
     tokio::task::JoinHandle<Result<(), invitrack_ingest::IngestError>>,
+    invitrack_model::BotId,
 )> {
     let ingest = Ingest::build(config).await?;
     let metrics = ingest.metrics();
+    let bot_id = ingest.bot_id();
     let stop = CancellationToken::new();
     let task = tokio::spawn(ingest.run(stop.clone()));
-    Ok((metrics, stop, task))
+    Ok((metrics, stop, task, bot_id))
 }
