@@ -20,9 +20,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use invitrack_ingest::{BusConfig, Ingest, IngestConfig, IngestMetrics};
 use futures_util::StreamExt as _;
 use invitrack_bus::EventKind;
+use invitrack_ingest::{BusConfig, Ingest, IngestConfig, IngestMetrics};
 use invitrack_model::{GuildId, GuildKey};
 use invitrack_sim::{GuildSpec, InviteSpec, JoinSpec, JoinVia, SimConfig, Simulator};
 use tokio_util::sync::CancellationToken;
@@ -182,8 +182,10 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     };
 
     // 1. Baseline: ingest with every shard connected and no guild.
+    // Identifies are 5 s apart (the simulator's `max_concurrency` is 1).
+    let identified = Duration::from_secs(60 + 6 * u64::from(shards));
     let (metrics, stop, task, _) = start(config.clone()).await?;
-    wait(&metrics, Duration::from_secs(120), |m| {
+    wait(&metrics, identified, |m| {
         m.shards_connected() == u64::from(shards)
     })
     .await;
@@ -199,7 +201,7 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
     );
     let started = Instant::now();
     let (metrics, stop, task, bot_id) = start(config).await?;
-    wait(&metrics, Duration::from_secs(600), |m| m.guilds() == guilds).await;
+    wait(&metrics, identified, |m| m.guilds() == guilds).await;
     let all_available = started.elapsed();
     let read_at_available = metrics.snapshots_published();
 
@@ -211,7 +213,9 @@ async fn measure(guilds: u64, per_second: u32, shards: u32) -> anyhow::Result<()
         .ok_or_else(|| anyhow::anyhow!("the simulator did not join: {joined}"))?;
     let join_made = Instant::now();
     let client = bus.client().await?;
-    let subject = bus.layout()?.guild_subject(GuildKey::new(bot_id, joined_in));
+    let subject = bus
+        .layout()?
+        .guild_subject(GuildKey::new(bot_id, joined_in));
     let mut events = client.subscribe(subject).await?;
     let join_read = tokio::time::timeout(Duration::from_secs(3600), async {
         while let Some(message) = events.next().await {

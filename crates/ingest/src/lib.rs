@@ -58,6 +58,8 @@ const WANTED_EVENTS: EventTypeFlags = EventTypeFlags::READY
     .union(EventTypeFlags::MEMBER_ADD)
     .union(EventTypeFlags::MEMBER_REMOVE)
     .union(EventTypeFlags::MEMBER_CHUNK)
+    // twilight 0.18 cannot read Discord's RATE_LIMITED: it arrives as an error with the frame.
+    .union(EventTypeFlags::RATE_LIMITED)
     .union(EventTypeFlags::INVITE_CREATE)
     .union(EventTypeFlags::INVITE_DELETE)
     .union(EventTypeFlags::ROLE_CREATE)
@@ -532,6 +534,12 @@ impl ShardReader {
             let event = match item {
                 Ok(event) => event,
                 Err(error) => {
+                    if let ReceiveMessageErrorType::Deserializing { event } = error.kind()
+                        && self.missed_joins.rate_limited(event)
+                    {
+                        self.watch.queued(shard_id);
+                        continue;
+                    }
                     if matches!(error.kind(), ReceiveMessageErrorType::Reconnect) {
                         self.set_connected(shard_id, connected, false);
                     }

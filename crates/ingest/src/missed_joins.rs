@@ -8,8 +8,9 @@
 //!
 //! Discord answers one request for all of a guild's members per guild every 30 seconds and
 //! answers the others with RATE_LIMITED, which twilight 0.18 cannot read (its metadata type
-//! does not match Discord's), so this process never asks one guild twice within that time; a
-//! request that got no chunk is forgotten after [`ANSWER_WAIT`] and the worker asks again.
+//! does not match Discord's), so this process never asks one guild twice within that time nor
+//! while an answer is still coming; a request that got no answer is forgotten after
+//! [`ANSWER_WAIT`] and the worker, which asks again every 30 s while it waits, is heard again.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -31,8 +32,10 @@ use crate::publisher::Publisher;
 
 /// Discord's limit on requests for all of a guild's members, per guild and bot.
 pub(crate) const PER_GUILD_INTERVAL: Duration = Duration::from_secs(30);
-/// How long the chunks of a request are waited for before it is forgotten.
-const ANSWER_WAIT: Duration = Duration::from_secs(60);
+/// How long the chunks of a request are waited for before it is forgotten. Long: a shard sends
+/// at most 120 commands a minute, so after a restart requests may queue in twilight for a
+/// while, and a late answer still records the joins it finds.
+const ANSWER_WAIT: Duration = Duration::from_secs(600);
 
 /// A member-list request in flight.
 struct Asked {
@@ -50,8 +53,9 @@ struct State {
     senders: HashMap<u32, MessageSender>,
     /// Requests in flight, by nonce.
     asked: HashMap<String, Asked>,
-    /// When each guild's member list was last asked for.
-    last_asked: HashMap<GuildId, Instant>,
+    /// Guilds whose member list may not be asked for before the time given: 30 s after the
+    /// last request, or when Discord's RATE_LIMITED says.
+    not_before: HashMap<GuildId, Instant>,
 }
 
 /// Finds the members who joined while ingest was away, for the workers that ask.
@@ -113,7 +117,8 @@ impl MissedJoinsFinder {
     }
 
     /// Sends Request Guild Members for the guild of `request` when it is on this process's
-    /// shards and was not asked for in the last [`PER_GUILD_INTERVAL`].
+    /// shards, was not asked for in the last [`PER_GUILD_INTERVAL`] (or since Discord said to
+    /// wait) and no answer for it is still coming.
     fn ask(&self, request: &MissedJoinsRequest, now: Instant) {
         let Some(guild_id) = GuildId::new_checked(request.guild_id) else {
             return;
@@ -128,11 +133,11 @@ impl MissedJoinsFinder {
         state
             .asked
             .retain(|_, asked| now.duration_since(asked.at) < ANSWER_WAIT);
-        state
-            .last_asked
-            .retain(|_, at| now.duration_since(*at) < PER_GUILD_INTERVAL);
-        if state.last_asked.contains_key(&guild_id) {
-            tracing::debug!(%guild_id, "member list asked for less than 30 s ago: not again yet");
+        state.not_before.retain(|_, until| *until > now);
+        if state.not_before.contains_key(&guild_id)
+            || state.asked.values().any(|asked| asked.guild_id == guild_id)
+        {
+            tracing::debug!(%guild_id, "member list asked for recently or still answering: not again yet");
             return;
         }
         let Some(sender) = state.senders.get(&shard) else {
@@ -153,7 +158,7 @@ impl MissedJoinsFinder {
             return;
         }
         tracing::info!(%guild_id, shard, from = request.joined_from_ms, to = request.joined_to_ms, "asking the gateway for the member list: joins may have been missed");
-        state.last_asked.insert(guild_id, now);
+        state.not_before.insert(guild_id, now + PER_GUILD_INTERVAL);
         state.asked.insert(
             nonce,
             Asked {
@@ -164,6 +169,23 @@ impl MissedJoinsFinder {
                 chunks_seen: 0,
             },
         );
+    }
+
+    /// Reads a gateway message twilight could not: Discord's RATE_LIMITED for Request Guild
+    /// Members ends the request it names, which gets no chunk, and holds its guild back for
+    /// `retry_after`. Whether it was one.
+    pub(crate) fn rate_limited(&self, raw: &str) -> bool {
+        let Some(limited) = member_request_rate_limited(raw) else {
+            return false;
+        };
+        let mut state = self.state();
+        if let Some(asked) = limited.nonce.and_then(|nonce| state.asked.remove(&nonce)) {
+            tracing::warn!(guild_id = %asked.guild_id, retry_after_ms = limited.retry_after.as_millis(), "member list request rate limited");
+            state
+                .not_before
+                .insert(asked.guild_id, Instant::now() + limited.retry_after);
+        }
+        true
     }
 
     /// Keeps the members of `chunk` who joined in its request's window, and publishes them
@@ -226,5 +248,77 @@ impl MissedJoinsFinder {
         };
         let message_id = format!("found:{}:{}:{nonce}", self.bot_id, asked.guild_id);
         self.publisher.send(event, message_id).await;
+    }
+}
+
+/// A RATE_LIMITED dispatch for Request Guild Members.
+#[derive(Debug, PartialEq)]
+struct RateLimited {
+    nonce: Option<String>,
+    retry_after: Duration,
+}
+
+/// Reads Discord's RATE_LIMITED dispatch for opcode 8 from a raw gateway frame: twilight 0.18
+/// cannot (its metadata type expects another shape), so the frame comes as an error.
+fn member_request_rate_limited(raw: &str) -> Option<RateLimited> {
+    #[derive(serde::Deserialize)]
+    struct Frame {
+        t: String,
+        d: Data,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        opcode: u8,
+        retry_after: f64,
+        meta: Meta,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        nonce: Option<String>,
+    }
+    let frame: Frame = serde_json::from_str(raw).ok()?;
+    if frame.t != "RATE_LIMITED" || frame.d.opcode != 8 {
+        return None;
+    }
+    Some(RateLimited {
+        nonce: frame.d.meta.nonce,
+        // At most the longest answer wait: a nonsense figure must not silence a guild for long.
+        retry_after: Duration::try_from_secs_f64(frame.d.retry_after)
+            .unwrap_or(PER_GUILD_INTERVAL)
+            .min(ANSWER_WAIT),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discords_rate_limited_dispatch_is_read_from_the_raw_frame() {
+        // The shape of Discord's change log (2025-08-14), as the simulator sends it.
+        let raw = r#"{"t":"RATE_LIMITED","s":7,"op":0,"d":{"opcode":8,"retry_after":21.5,"meta":{"guild_id":"81384788765712384","nonce":"121c-19a"}}}"#;
+        assert_eq!(
+            member_request_rate_limited(raw),
+            Some(RateLimited {
+                nonce: Some("121c-19a".into()),
+                retry_after: Duration::from_millis(21_500),
+            })
+        );
+        let no_nonce = r#"{"t":"RATE_LIMITED","s":7,"op":0,"d":{"opcode":8,"retry_after":1e9,"meta":{"guild_id":"1"}}}"#;
+        assert_eq!(
+            member_request_rate_limited(no_nonce),
+            Some(RateLimited {
+                nonce: None,
+                retry_after: ANSWER_WAIT,
+            })
+        );
+        // Another opcode's limit, another event, or no JSON: not ours.
+        for other in [
+            r#"{"t":"RATE_LIMITED","s":7,"op":0,"d":{"opcode":3,"retry_after":1.0,"meta":{}}}"#,
+            r#"{"t":"GUILD_CREATE","s":7,"op":0,"d":{}}"#,
+            "not json",
+        ] {
+            assert_eq!(member_request_rate_limited(other), None, "{other}");
+        }
     }
 }
