@@ -13,6 +13,21 @@ fn config() -> EngineConfig {
     EngineConfig::default()
 }
 
+/// The model's history run through the engine: no wrong code or inviter, and every join
+/// decided exactly once.
+fn never_wrong_and_each_join_decided_once(spec: &ModelSpec) -> Result<(), TestCaseError> {
+    let history = simulate(spec);
+    let (decisions, score) = run_engine(&history, &config());
+    prop_assert_eq!(score.code_wrong, 0, "wrong code credit: {:?}", score);
+    prop_assert_eq!(score.inviter_wrong, 0, "wrong inviter credit: {:?}", score);
+    let mut users: Vec<_> = decisions.iter().map(|d| d.user_id).collect();
+    users.sort();
+    users.dedup();
+    prop_assert_eq!(users.len(), decisions.len());
+    prop_assert_eq!(decisions.len(), history.truth.len());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -40,16 +55,7 @@ proptest! {
             raid: raid.then_some((40, 60, 3, 5_000)),
             ..ModelSpec::default()
         };
-        let history = simulate(&spec);
-        let (decisions, score) = run_engine(&history, &config());
-        prop_assert_eq!(score.code_wrong, 0, "wrong code credit: {:?}", score);
-        prop_assert_eq!(score.inviter_wrong, 0, "wrong inviter credit: {:?}", score);
-        // Every join is decided exactly once.
-        let mut users: Vec<_> = decisions.iter().map(|d| d.user_id).collect();
-        users.sort();
-        users.dedup();
-        prop_assert_eq!(users.len(), decisions.len());
-        prop_assert_eq!(decisions.len(), history.truth.len());
+        never_wrong_and_each_join_decided_once(&spec)?;
     }
 }
 
@@ -154,11 +160,7 @@ proptest! {
             }),
             ..ModelSpec::default()
         };
-        let history = simulate(&spec);
-        let (decisions, score) = run_engine(&history, &config());
-        prop_assert_eq!(score.code_wrong, 0, "wrong code credit: {:?}", score);
-        prop_assert_eq!(score.inviter_wrong, 0, "wrong inviter credit: {:?}", score);
-        prop_assert_eq!(decisions.len(), history.truth.len());
+        never_wrong_and_each_join_decided_once(&spec)?;
     }
 
     /// The bot goes away for a while (its session lost, not resumed) and finds the joins it
@@ -184,15 +186,7 @@ proptest! {
             away: Some((away_at, away_ms)),
             ..ModelSpec::default()
         };
-        let history = simulate(&spec);
-        let (decisions, score) = run_engine(&history, &config());
-        prop_assert_eq!(score.code_wrong, 0, "wrong code credit: {:?}", score);
-        prop_assert_eq!(score.inviter_wrong, 0, "wrong inviter credit: {:?}", score);
-        let mut users: Vec<_> = decisions.iter().map(|d| d.user_id).collect();
-        users.sort();
-        users.dedup();
-        prop_assert_eq!(users.len(), decisions.len());
-        prop_assert_eq!(decisions.len(), history.truth.len());
+        never_wrong_and_each_join_decided_once(&spec)?;
     }
 }
 

@@ -467,6 +467,16 @@ async fn fetch(http: &reqwest::Client, url: &str) -> (u16, String) {
 }
 
 /// The metric families (`# TYPE` lines) of a Prometheus text exposition.
+/// The value of one sample (name and labels) on a service's `/metrics`; 0 when absent.
+async fn sample(stack: &Stack, ops: SocketAddr, sample: &str) -> f64 {
+    let (_, exposition) = fetch(&stack.http, &format!("http://{ops}/metrics")).await;
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn families(exposition: &str) -> std::collections::BTreeSet<String> {
     exposition
         .lines()
@@ -912,24 +922,11 @@ async fn discords_reported_source_settles_what_the_counters_cannot() {
         "{summary}"
     );
 
-    let metrics = stack
-        .http
-        .get(format!("http://{}/metrics", stack.ingest_ops))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
     for line in [
         "invitrack_ingest_members_searches_total{answer=\"indexing\"}",
         "invitrack_ingest_members_searches_total{answer=\"refused\"}",
     ] {
-        let value = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(line))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        let value = sample(&stack, stack.ingest_ops, line).await;
         assert!(value >= 1.0, "{line} is {value}");
     }
     stack.clean_up().await;
@@ -1128,19 +1125,12 @@ async fn joins_made_while_ingest_was_away_are_found_and_credited_only_where_forc
     let row = rows.iter().find(|r| r.0 == after).expect("the live join");
     assert_eq!(row.2.as_deref(), Some(a.as_str()), "{row:?}");
 
-    let metrics = stack
-        .http
-        .get(format!("http://{}/metrics", stack.worker_ops))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let found = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("invitrack_worker_joins_found_late_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok());
-    assert_eq!(found, Some(6.0), "{metrics}");
+    let found = sample(
+        &stack,
+        stack.worker_ops,
+        "invitrack_worker_joins_found_late_total",
+    )
+    .await;
+    assert_eq!(found, 6.0);
     stack.clean_up().await;
 }
