@@ -4,6 +4,7 @@
 mod buffer;
 mod errors;
 mod helpers;
+mod missed_joins;
 mod resume;
 mod scale;
 mod startup;
