@@ -47,8 +47,9 @@ pub struct Outcome {
     pub times_clamped: usize,
     /// Joins found in the member list that the gateway never delivered.
     pub joins_found_late: usize,
-    /// Guilds whose counters moved more often than joins were seen: the members who joined
-    /// in the window are to be asked of ingest (`docs/attribution.md#joins-made-while-away`).
+    /// Guilds whose uses wait for joins the gateway may not have delivered: the members who
+    /// joined in the window are to be asked of ingest
+    /// (`docs/attribution.md#joins-made-while-away`).
     pub missed_joins: Vec<(GuildKey, MissedJoins)>,
 }
 

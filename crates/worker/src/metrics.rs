@@ -80,7 +80,7 @@ impl WorkerMetrics {
             )?,
             missed_joins_asked: IntCounter::new(
                 "invitrack_worker_missed_joins_requests_total",
-                "Requests to ingest for the members who joined a guild in a window where its counters moved more often than joins were seen.",
+                "Requests to ingest for the members who joined a guild in a window whose uses wait for joins the gateway may not have delivered.",
             )?,
             joins_found_late: IntCounter::new(
                 "invitrack_worker_joins_found_late_total",

@@ -523,7 +523,7 @@ async fn ask_for_missed_joins(ctx: &Context, wanted: &[(GuildKey, MissedJoins)])
             guild_id = %guild.guild_id,
             from = window.from,
             to = window.to,
-            "counters moved more often than joins were seen: asking for the members who joined"
+            "uses wait for joins the gateway may not have delivered: asking for the members who joined"
         );
         match ctx
             .bus
