@@ -1,5 +1,5 @@
 //! Joins made while ingest was away (`docs/attribution.md#joins-made-while-away`). A worker
-//! whose counters moved more often than joins arrived asks, on
+//! holding uses that joins the gateway may not have delivered could explain asks, on
 //! `{prefix}.missed-joins.{bot}`, for the members who joined a guild in a window; the process
 //! holding the guild's shard asks the gateway for the guild's member list (Request Guild
 //! Members, opcode 8) and, once every GUILD_MEMBERS_CHUNK of the answer is in, publishes the
@@ -31,7 +31,7 @@ use crate::convert;
 use crate::publisher::Publisher;
 
 /// Discord's limit on requests for all of a guild's members, per guild and bot.
-pub(crate) const PER_GUILD_INTERVAL: Duration = Duration::from_secs(30);
+const PER_GUILD_INTERVAL: Duration = Duration::from_secs(30);
 /// How long the chunks of a request are waited for before it is forgotten. Long: a shard sends
 /// at most 120 commands a minute, so after a restart requests may queue in twilight for a
 /// while, and a late answer still records the joins it finds.
@@ -123,8 +123,7 @@ impl MissedJoinsFinder {
         let Some(guild_id) = GuildId::new_checked(request.guild_id) else {
             return;
         };
-        let shard = u32::try_from((guild_id.get() >> 22) % u64::from(self.shard_total.max(1)))
-            .unwrap_or(u32::MAX);
+        let shard = guild_id.shard(self.shard_total);
         if request.bot_id != self.bot_id.get() || !self.shards.contains(&shard) {
             return;
         }

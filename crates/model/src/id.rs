@@ -109,6 +109,15 @@ impl<M> Id<M> {
     }
 }
 
+impl GuildId {
+    /// The gateway shard that carries the guild's events: Discord's
+    /// `(guild_id >> 22) % shard_total` (a total of 0 is taken as 1).
+    #[must_use]
+    pub fn shard(self, shard_total: u32) -> u32 {
+        u32::try_from((self.value >> 22) % u64::from(shard_total.max(1))).unwrap_or(u32::MAX)
+    }
+}
+
 /// A text that is not a snowflake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{raw:?} is not a snowflake (a non-zero decimal number below 2^64)")]
@@ -177,6 +186,18 @@ impl<'de, M> Deserialize<'de> for Id<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guilds_shard_is_discords_rule() {
+        let guild = GuildId::new(197_038_439_483_310_086);
+        assert_eq!(guild.shard(1), 0);
+        assert_eq!(guild.shard(0), 0, "no shard total counts as one");
+        assert_eq!(
+            guild.shard(16),
+            u32::try_from((197_038_439_483_310_086_u64 >> 22) % 16).expect("small")
+        );
+        assert_eq!(GuildId::new(5 << 22).shard(4), 1);
+    }
 
     #[test]
     fn parse_accepts_snowflakes_only() {

@@ -67,7 +67,10 @@ impl ClockReading {
 impl ClockReading {
     /// Whether it is the clock of this guild's shard.
     pub(crate) fn covers(&self, guild: GuildKey) -> bool {
-        guild.bot_id == self.bot_id && self.shards.contains(&shard_of(guild, self.shard_total))
+        guild.bot_id == self.bot_id
+            && self
+                .shards
+                .contains(&guild.guild_id.shard(self.shard_total))
     }
 
     /// The time and lag it gives the engine.
@@ -77,11 +80,6 @@ impl ClockReading {
             delivery_lag: self.delivery_lag,
         }
     }
-}
-
-/// Discord's shard of a guild: `(guild_id >> 22) % shard_total`.
-fn shard_of(guild: GuildKey, shard_total: u32) -> u32 {
-    u32::try_from((guild.guild_id.get() >> 22) % u64::from(shard_total.max(1))).unwrap_or(u32::MAX)
 }
 
 /// Ingest's latest clock per bot and shard (a guild's shard is Discord's
@@ -124,7 +122,7 @@ impl ShardClocks {
     pub(crate) fn clock_of(&self, guild: GuildKey) -> Option<DeliveryClock> {
         let bot = self.bots.get(&guild.bot_id)?;
         *bot.at
-            .get(usize::try_from(shard_of(guild, bot.shard_total)).ok()?)?
+            .get(usize::try_from(guild.guild_id.shard(bot.shard_total)).ok()?)?
     }
 }
 

@@ -115,8 +115,7 @@ impl JoinSourceAsker {
     }
 
     fn owns(&self, guild_id: GuildId) -> bool {
-        let shard = (guild_id.get() >> 22) % u64::from(self.shard_total);
-        u32::try_from(shard).is_ok_and(|s| self.shards.contains(&s))
+        self.shards.contains(&guild_id.shard(self.shard_total))
     }
 
     async fn consume(&self, bus: &Bus, stop: &CancellationToken) -> Result<(), String> {
@@ -323,14 +322,13 @@ impl JoinSourceAsker {
         refused: Option<(u16, String)>,
     ) {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let shard = (guild_id.get() >> 22) % u64::from(self.shard_total);
         let (refused_status, refused_detail) =
             refused.map_or((0, String::new()), |(s, d)| (u32::from(s), d));
         let event = GuildEvent {
             bot_id: self.bot_id.get(),
             guild_id: guild_id.get(),
             observed_at_ms: now_millis(),
-            shard_id: u32::try_from(shard).unwrap_or(0),
+            shard_id: guild_id.shard(self.shard_total),
             kind: Some(Kind::JoinSourceReport(proto::JoinSourceReport {
                 requested_at_ms: requested_at,
                 members,
