@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use invitrack_attribution::{Decision, EngineConfig, MissedJoins, Observation};
+use invitrack_attribution::{
+    Decision, DeliveryClock, EngineConfig, GuildAttribution, MissedJoins, Observation,
+};
 use invitrack_bus::BusLayout;
 use invitrack_model::membership::JoinKind;
 use invitrack_model::{GuildKey, JoinSource, MemberKey, Millis, UserId};
@@ -394,15 +396,9 @@ impl Partition {
             let Some(guild) = self.guilds.get_mut(key) else {
                 continue;
             };
-            let decisions = guild.tick(&self.engine, clock.delivery_clock());
-            if let Some(window) = guild.missed_joins_wanted() {
-                outcome.missed_joins.push((key, window));
-            }
             self.ticked_in_batch.insert(key);
-            if !decisions.is_empty() {
-                touched.insert(key);
-                record_decisions(effects, key, decisions, outcome)?;
-            }
+            let clock = clock.delivery_clock();
+            tick_guild(guild, &self.engine, key, clock, effects, touched, outcome)?;
         }
         Ok(())
     }
@@ -431,14 +427,15 @@ impl Partition {
                 let Some(guild) = self.guilds.get_mut(key) else {
                     continue;
                 };
-                let decisions = guild.tick(&self.engine, clock);
-                if let Some(window) = guild.missed_joins_wanted() {
-                    outcome.missed_joins.push((key, window));
-                }
-                if !decisions.is_empty() {
-                    touched.insert(key);
-                    record_decisions(&mut effects, key, decisions, &mut outcome)?;
-                }
+                tick_guild(
+                    guild,
+                    &self.engine,
+                    key,
+                    clock,
+                    &mut effects,
+                    &mut touched,
+                    &mut outcome,
+                )?;
             }
             outcome.recorded = self.finish(c, effects, &touched, last).await?;
             Ok(outcome)
@@ -475,7 +472,7 @@ impl Partition {
         self.guilds.load_missing(c, &guilds).await?;
         let mut members: Vec<MemberKey> = steps
             .iter()
-            .flat_map(|s| s.members().into_iter().map(|user| s.guild.member(user)))
+            .flat_map(|s| s.members().map(|user| s.guild.member(user)))
             .collect();
         members.sort_unstable();
         members.dedup();
@@ -596,6 +593,28 @@ impl Partition {
         touched.insert(key);
         record_decisions(effects, key, decisions, outcome)
     }
+}
+
+/// Lets time pass for one guild up to `clock`: records what it decides, and notes the members
+/// it wants looked for in the member list.
+fn tick_guild(
+    guild: &mut GuildAttribution,
+    engine: &EngineConfig,
+    key: GuildKey,
+    clock: DeliveryClock,
+    effects: &mut BatchEffects,
+    touched: &mut BTreeSet<GuildKey>,
+    outcome: &mut Outcome,
+) -> Result<(), WorkerError> {
+    let decisions = guild.tick(engine, clock);
+    if let Some(window) = guild.missed_joins_wanted() {
+        outcome.missed_joins.push((key, window));
+    }
+    if !decisions.is_empty() {
+        touched.insert(key);
+        record_decisions(effects, key, decisions, outcome)?;
+    }
+    Ok(())
 }
 
 /// The members found whose join was never delivered: the ones not present with that

@@ -143,14 +143,15 @@ pub(crate) enum InviteEvent {
 
 impl Step {
     /// The members this step reads or changes.
-    pub(crate) fn members(&self) -> Vec<UserId> {
-        match &self.action {
+    pub(crate) fn members(&self) -> impl Iterator<Item = UserId> + '_ {
+        let (one, found): (Option<UserId>, &[FoundMember]) = match &self.action {
             Action::MemberAdd { user_id, .. } | Action::MemberRemove { user_id, .. } => {
-                vec![*user_id]
+                (Some(*user_id), &[])
             }
-            Action::MembersFound { members, .. } => members.iter().map(|m| m.user_id).collect(),
-            Action::Invites { .. } | Action::Observe(_) | Action::JoinSources { .. } => Vec::new(),
-        }
+            Action::MembersFound { members, .. } => (None, members),
+            Action::Invites { .. } | Action::Observe(_) | Action::JoinSources { .. } => (None, &[]),
+        };
+        one.into_iter().chain(found.iter().map(|m| m.user_id))
     }
 }
 
@@ -459,7 +460,7 @@ mod tests {
         let Ok(Decoded::Step(step)) = decoded else {
             panic!("a step");
         };
-        assert_eq!(step.members(), vec![UserId::new(42)]);
+        assert_eq!(step.members().collect::<Vec<_>>(), vec![UserId::new(42)]);
         let Action::MembersFound { window, members } = step.action else {
             panic!("members found");
         };

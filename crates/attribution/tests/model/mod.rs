@@ -398,10 +398,14 @@ pub fn simulate(spec: &ModelSpec) -> History {
     }
 }
 
+/// Whether the bot learns `observation` from the gateway (everything but the invite reads).
+fn from_gateway(observation: &Observation) -> bool {
+    !matches!(observation, Observation::Snapshot { .. })
+}
+
 /// Drops the gateway events due while the bot was away, `left..back`, and gives the joins among
 /// them back as found in the member list `FOUND_AFTER_MS` after its return.
 fn go_away(observations: &mut Vec<(i64, Observation)>, left: i64, back: i64) {
-    let from_gateway = |o: &Observation| !matches!(o, Observation::Snapshot { .. });
     let mut found = Vec::new();
     observations.retain(|(at, o)| {
         let lost = from_gateway(o) && (left..back).contains(at);
@@ -432,7 +436,6 @@ fn adversity(
 ) -> Vec<(i64, i64)> {
     // A stream of its own, so the model's other draws stay those of the plain model.
     let mut rng = StdRng::seed_from_u64(seed ^ 0x0005_eed0_f1a6);
-    let from_gateway = |o: &Observation| !matches!(o, Observation::Snapshot { .. });
     for (at, observation) in observations.iter_mut() {
         if from_gateway(observation) && rng.random_bool(adversity.spike_share) {
             *at += rng.random_range(0..=adversity.spike_ms);
